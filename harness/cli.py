@@ -1,0 +1,278 @@
+"""The ``harness`` command line: a thin layer over one core call per command.
+
+Results go to stdout (``--json`` for machines); progress, tables, errors and hints go to
+stderr. Errors are one ``Error:`` line and one ``Hint:`` line with exit status 2 for usage and
+configuration problems and 1 for a failed run; a traceback only with ``--debug``.
+Only the standard library is imported at start-up, so ``harness --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+from harness.errors import ConfigError, HarnessError, RunError
+
+EPILOG = "Run 'harness COMMAND --help' for a command's options. Docs: docs/cli.md"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the harness's error format: one line, a hint, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        _print_error(ConfigError(message, hint=f"run '{self.prog} --help' for usage"))
+        sys.exit(2)
+
+
+def _print_error(err: HarnessError) -> None:
+    print(f"Error: {err.message}", file=sys.stderr)
+    if err.hint:
+        print(f"Hint: {err.hint}", file=sys.stderr)
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds must be comma-separated integers, got {text!r}") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be non-negative integers, got {text!r}")
+    return seeds
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one name")
+    return names
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _level(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"the confidence level must be in (0, 1), e.g. 0.95; got {value}")
+    return value
+
+
+def _add_report_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--level", type=_level, default=0.95, help="confidence level of every interval (default 0.95)")
+    p.add_argument("--resamples", type=_positive_int, default=2000,
+                   help="bootstrap resamples per estimate (default 2000)")
+    p.add_argument("--json", action="store_true", help="print results.json to stdout instead of file paths")
+    p.add_argument("--quiet", action="store_true", help="no terminal summary on stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="harness", description="Paired, statistically honest benchmarks of normalization "
+                     "layers: training efficiency, in-distribution, OOD, shift and adversarial robustness.",
+                     epilog=EPILOG)
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("list", help="list registered plugins (suites, models, norms, shifts, attacks, ...)",
+                       description="List registered plugins: every kind, or the entries of one kind with "
+                                   "their one-line descriptions.")
+    p.add_argument("kind", nargs="?", help="a plugin kind, e.g. suites, models, attacks (default: all kinds)")
+    p.add_argument("--json", action="store_true", help="print JSON to stdout")
+
+    p = sub.add_parser("show", help="describe a suite: data, variants, seeds, battery",
+                       description="Describe a registered suite: its data, variants, seeds, training recipe "
+                                   "and evaluation battery.")
+    p.add_argument("suite", help="suite name, e.g. quickstart")
+    p.add_argument("--json", action="store_true", help="print the suite specification as JSON")
+
+    p = sub.add_parser("run", help="train and evaluate a suite, then write its report",
+                       description="Train every variant of a suite with every seed, evaluate each model on the "
+                                   "whole battery, store per-example records, and write report.md and "
+                                   "results.json into the run directory. Running again with the same --run-dir "
+                                   "skips finished cells.")
+    p.add_argument("suite", help="suite name, e.g. quickstart")
+    p.add_argument("--run-dir", type=Path, help="where to store records and reports (default runs/SUITE-TIME); "
+                   "an existing run directory is resumed")
+    p.add_argument("--seeds", type=_seeds, help="override the suite's seeds, e.g. 0,1,2,3,4")
+    p.add_argument("--variants", type=_names, help="run only these variants, e.g. cnn-none,cnn-batch")
+    p.add_argument("--epochs", type=_positive_int, help="override the training epochs")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    p.add_argument("--executor", default="serial", help="how cells are scheduled (see 'harness list executors')")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_report_options(p)
+
+    p = sub.add_parser("report", help="rebuild report.md and results.json from a run directory",
+                       description="Rebuild report.md and results.json from the records stored in a run "
+                                   "directory, without touching a model; --level and --resamples change the "
+                                   "statistics.")
+    p.add_argument("run_dir", type=Path, help="a run directory written by 'harness run'")
+    _add_report_options(p)
+    return parser
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from harness.registry import REGISTRIES, registry
+
+    if args.kind is None:
+        data = {k: r.names() for k, r in REGISTRIES.items()}
+        if args.json:
+            print(json.dumps(data, indent=1))
+        else:
+            for kind, reg in REGISTRIES.items():
+                print(f"{kind:<11} {', '.join(data[kind]) or '(none)'}")
+                print(f"{'':<11} {reg.description}")
+        return 0
+    reg = registry(args.kind)
+    rows = {name: reg.summary(name) for name in reg.names()}
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        width = max((len(n) for n in rows), default=0)
+        for name, summary in rows.items():
+            print(f"{name:<{width}}  {summary}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from harness.runner import load_suite
+
+    suite = load_suite(args.suite)
+    if args.json:
+        print(json.dumps(suite.to_dict(), indent=1))
+        return 0
+    ev = suite.evaluation
+    lines = [
+        f"{suite.name} {suite.version}: {suite.description}",
+        f"dataset:    {suite.dataset} (test {suite.test_fraction:g}, validation {suite.val_fraction:g}, "
+        f"split seed {suite.split_seed})",
+        f"variants:   {', '.join(v.name for v in suite.variants)}",
+        f"seeds:      {', '.join(map(str, suite.seeds))}",
+        f"training:   {suite.train.optimizer} lr {suite.train.lr:g}, batch {suite.train.batch_size}, "
+        f"{suite.train.epochs} epochs, target {100 * suite.train.target_accuracy:g}% held-out accuracy",
+        f"shifts:     {', '.join(ev.shifts) or '-'} at severities {', '.join(map(str, ev.severities))}",
+        f"ood:        {', '.join(ev.ood_sets) or '-'} scored by {', '.join(ev.ood_scores)}",
+        "attacks:    " + ("; ".join(f"{a.name} eps {', '.join(f'{e:g}' for e in a.eps)}" for a in ev.attacks)
+                          or "-"),
+        f"cells:      {len(suite.variants) * len(suite.seeds)} training, "
+        f"{len(suite.variants) * len(suite.seeds) * len(suite.conditions())} evaluation",
+    ]
+    lines += [f"claim:      {c}" for c in suite.claims]
+    print("\n".join(lines))
+    return 0
+
+
+def _report(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    from reports.build import build_report
+    from reports.render import print_summary, to_json, write_reports
+
+    report = build_report(run_dir, level=args.level, n_resamples=args.resamples)
+    md, js = write_reports(report, run_dir)
+    if not args.quiet:
+        print_summary(report)
+    if args.json:
+        print(js.read_text(encoding="utf-8"), end="")
+    else:
+        print(f"report:  {md}\nresults: {js}")
+    return to_json(report)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.runner import default_run_dir, load_suite, run
+
+    suite = load_suite(args.suite).with_overrides(seeds=args.seeds, variants=args.variants, epochs=args.epochs)
+    run_dir = args.run_dir or default_run_dir(suite)
+    if not args.quiet:
+        print(f"run dir: {run_dir}", file=sys.stderr)
+    summary = run(suite, run_dir, device=args.device, executor=args.executor,
+                  progress=not args.no_progress and not args.quiet, argv=["harness", *sys.argv[1:]])
+    if not args.quiet:
+        print(f"trained {summary.trained} models ({summary.diverged} diverged), evaluated {summary.evaluated} "
+              f"cells, reused {summary.skipped} finished cells", file=sys.stderr)
+    _report(summary.run_dir, args)
+    if summary.failures:
+        for where, err in summary.failures:
+            print(f"failed: {where}: {err}", file=sys.stderr)
+        raise RunError(f"{len(summary.failures)} cell(s) failed; the others were stored and reported",
+                       hint=f"fix the cause and run the same command with --run-dir {summary.run_dir} to redo "
+                            "only the failed cells")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    _report(args.run_dir, args)
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "show": cmd_show, "run": cmd_run, "report": cmd_report}
+
+
+def cli_reference() -> str:
+    """docs/cli.md, generated from the parsers' --help so the docs never drift from the code."""
+    import os
+
+    old = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal: fix the width for the docs
+    try:
+        parser = build_parser()
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parts = ["# Command-line reference", "",
+                 "Generated from `harness --help` by `python docs/make_cli_md.py`; a test keeps it current.", "",
+                 "```text", parser.format_help().rstrip(), "```", ""]
+        for name, p in sub.choices.items():
+            parts += [f"## harness {name}", "", "```text", p.format_help().rstrip(), "```", ""]
+        return "\n".join(parts)
+    finally:
+        if old is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = old
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from harness import __version__
+
+        print(__version__)
+        return 0
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except HarnessError as err:
+        if args.debug:
+            raise
+        _print_error(err)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("Error: interrupted; finished cells are stored", file=sys.stderr)
+        print("Hint: run the same command with the same --run-dir to resume", file=sys.stderr)
+        return 1
+    except Exception as err:  # an unexpected failure: one line unless --debug
+        if args.debug:
+            raise
+        _print_error(RunError(f"unexpected {type(err).__name__}: {err}",
+                              hint="run again with --debug for the traceback, and report it"))
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

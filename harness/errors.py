@@ -1,0 +1,41 @@
+"""Errors a user can act on.
+
+Every error the harness raises on purpose carries a one-line message (what is wrong) and a
+hint (what to do). The CLI prints them as ``Error:`` and ``Hint:`` lines; library users catch
+:class:`HarnessError`. ``exit_code`` is 2 for usage and configuration problems and 1 for a run
+that failed.
+"""
+
+from __future__ import annotations
+
+
+class HarnessError(Exception):
+    """Base class: a message for the user and a hint on what to do about it."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message} ({self.hint})"
+
+
+class ConfigError(HarnessError):
+    """Bad input: an unknown name, an invalid option, a malformed suite."""
+
+
+class UnknownNameError(ConfigError):
+    """A registry lookup failed; the hint carries 'did you mean' and the available names."""
+
+
+class PluginError(ConfigError):
+    """A plugin could not be imported or does not satisfy its contract."""
+
+
+class RunError(HarnessError):
+    """A run started but could not finish."""
+
+    exit_code = 1

@@ -1,0 +1,236 @@
+"""Frozen specifications: what a suite declares and what a cell is.
+
+Everything that determines a result lives in one of these dataclasses, so a cell's key can be
+a hash of their JSON form (:func:`harness.store.cell_key`). Validation happens here, at the
+edge, and raises :class:`~harness.errors.ConfigError` with a hint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from harness.errors import ConfigError
+
+ConditionKind = Literal["clean", "shift", "ood", "attack"]
+Param = tuple[str, Any]
+
+SEVERITIES = (1, 2, 3, 4, 5)
+
+
+def _check(ok: bool, message: str, hint: str) -> None:
+    if not ok:
+        raise ConfigError(message, hint=hint)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One filling of the normalization slot of one architecture.
+
+    ``name`` is what reports show (``cnn-batch``); ``model`` and ``norm`` are registry names;
+    ``standardize`` puts an input-standardization layer first (a separate factor); ``options``
+    are extra keyword arguments for the model constructor.
+    """
+
+    name: str
+    model: str
+    norm: str
+    standardize: bool = False
+    options: tuple[Param, ...] = ()
+
+    def baseline(self, norm: str = "none") -> Variant:
+        """The same architecture and input handling with ``norm`` in the slot."""
+        return dataclasses.replace(self, name=variant_name(self.model, norm, self.standardize), norm=norm)
+
+
+def variant_name(model: str, norm: str, standardize: bool = False) -> str:
+    return f"{model}-{norm}" + ("-std" if standardize else "")
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """A training recipe, identical for every variant of a suite.
+
+    ``target_accuracy`` is the held-out accuracy whose first crossing is recorded (steps and
+    seconds to target); ``eval_every`` is how often, in steps, the held-out curve is sampled;
+    a run diverges when its loss is non-finite or exceeds ``divergence_factor`` times the loss
+    of its first step.
+    """
+
+    epochs: int = 12
+    batch_size: int = 32
+    lr: float = 1e-3
+    optimizer: Literal["adam", "sgd"] = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    target_accuracy: float = 0.95
+    eval_every: int = 10
+    divergence_factor: float = 100.0
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}", "pass --epochs 1 or more")
+        _check(self.batch_size >= 1, f"batch_size must be positive, got {self.batch_size}", "use e.g. 32")
+        _check(self.lr > 0, f"learning rate must be positive, got {self.lr}", "use e.g. 1e-3")
+        _check(self.optimizer in ("adam", "sgd"), f"unknown optimizer {self.optimizer!r}", "use 'adam' or 'sgd'")
+        _check(0 < self.target_accuracy <= 1, f"target_accuracy {self.target_accuracy} is not in (0, 1]",
+               "give a fraction such as 0.95")
+        _check(self.eval_every >= 1, f"eval_every must be positive, got {self.eval_every}", "use e.g. 10")
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """An attack swept over ``eps`` (L-inf radii in [0, 1] input units) with fixed ``params``."""
+
+    name: str
+    eps: tuple[float, ...]
+    params: tuple[Param, ...] = ()
+
+    def __post_init__(self) -> None:
+        for e in self.eps:
+            _check(0.0 <= e <= 1.0, f"attack {self.name}: eps {e} is outside [0, 1]",
+                   "eps is measured in [0, 1] input units, e.g. 0.1")
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """The evaluation battery run on every trained model.
+
+    ``bn_mode`` says how BatchNorm statistics are used at test time: ``frozen`` (the running
+    statistics, the only mode implemented so far).
+    """
+
+    shifts: tuple[str, ...] = ("gaussian-noise", "gaussian-blur", "contrast")
+    severities: tuple[int, ...] = SEVERITIES
+    ood_sets: tuple[str, ...] = ()
+    ood_scores: tuple[str, ...] = ("msp",)
+    attacks: tuple[AttackSpec, ...] = ()
+    batch_size: int = 512
+    bn_mode: Literal["frozen"] = "frozen"
+
+    def __post_init__(self) -> None:
+        for s in self.severities:
+            _check(s in SEVERITIES, f"severity {s} is outside 1-5", "use severities from 1 to 5")
+        _check(self.bn_mode == "frozen", f"bn_mode {self.bn_mode!r} is not available yet",
+               "use bn_mode='frozen' (running statistics); 'batch' and 'adapt' are planned")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One evaluation setting. ``params`` is a sorted tuple of (name, value) pairs."""
+
+    kind: ConditionKind
+    name: str = ""
+    params: tuple[Param, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """Stable text form, e.g. ``attack:pgd-linf:eps=0.1,steps=10``."""
+        ps = ",".join(f"{k}={v}" for k, v in self.params)
+        return ":".join(p for p in (self.kind, self.name, ps) if p)
+
+    def param(self, name: str) -> Any:
+        return dict(self.params)[name]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "params": dict(self.params)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Condition:
+        return cls(d["kind"], d.get("name", ""), tuple(sorted(d.get("params", {}).items())))
+
+
+def clean() -> Condition:
+    return Condition("clean")
+
+
+def shift(name: str, severity: int) -> Condition:
+    return Condition("shift", name, (("severity", severity),))
+
+
+def ood(ood_set: str, score: str) -> Condition:
+    return Condition("ood", ood_set, (("score", score),))
+
+
+def attack(name: str, eps: float, params: tuple[Param, ...] = ()) -> Condition:
+    return Condition("attack", name, tuple(sorted((("eps", float(eps)), *params))))
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A versioned experiment: data, variants, seeds, training recipe and evaluation battery.
+
+    ``dataset`` names the in-distribution dataset; the split is stratified and fixed
+    (``test_fraction`` and ``val_fraction`` of the whole set, seed ``split_seed``).
+    ``baseline_norm`` is what every normalized variant is compared against.
+    """
+
+    name: str
+    version: str
+    description: str
+    dataset: str
+    variants: tuple[Variant, ...]
+    seeds: tuple[int, ...]
+    train: TrainSpec = field(default_factory=TrainSpec)
+    evaluation: EvalSpec = field(default_factory=EvalSpec)
+    test_fraction: float = 0.25
+    val_fraction: float = 0.1
+    split_seed: int = 0
+    baseline_norm: str = "none"
+    claims: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check(bool(self.variants), f"suite {self.name!r} declares no variants", "add at least one Variant")
+        _check(bool(self.seeds), f"suite {self.name!r} declares no seeds", "pass --seeds 0,1,2")
+        _check(len(set(self.seeds)) == len(self.seeds), f"seeds {list(self.seeds)} repeat a seed",
+               "give each seed once")
+        names = [v.name for v in self.variants]
+        _check(len(set(names)) == len(names), f"suite {self.name!r} repeats a variant name", "rename the variants")
+        _check(0 < self.test_fraction < 1 and 0 <= self.val_fraction < 1
+               and self.test_fraction + self.val_fraction < 1,
+               "test_fraction and val_fraction must leave data to train on", "use e.g. 0.25 and 0.1")
+
+    def variant(self, name: str) -> Variant:
+        for v in self.variants:
+            if v.name == name:
+                return v
+        from harness.registry import unknown_name
+
+        raise unknown_name("variant", name, [v.name for v in self.variants])
+
+    def comparisons(self) -> list[tuple[Variant, Variant]]:
+        """(variant, baseline) pairs: each normalized variant against the same model with
+        ``baseline_norm``, where the suite has that baseline."""
+        by_name = {v.name: v for v in self.variants}
+        pairs = []
+        for v in self.variants:
+            if v.norm == self.baseline_norm:
+                continue
+            base = by_name.get(v.baseline(self.baseline_norm).name)
+            if base is not None and base.options == v.options:
+                pairs.append((v, base))
+        return pairs
+
+    def conditions(self) -> list[Condition]:
+        """Every evaluation condition of the battery, in report order."""
+        ev = self.evaluation
+        out = [clean()]
+        out += [shift(s, sev) for s in ev.shifts for sev in ev.severities]
+        out += [ood(o, sc) for o in ev.ood_sets for sc in ev.ood_scores]
+        out += [attack(a.name, e, a.params) for a in ev.attacks for e in a.eps]
+        return out
+
+    def with_overrides(
+        self,
+        seeds: tuple[int, ...] | None = None,
+        variants: tuple[str, ...] | None = None,
+        epochs: int | None = None,
+    ) -> Suite:
+        """A reduced or altered copy (for quick runs); the version gains no suffix because
+        every override is part of each cell's key anyway."""
+        kept = self.variants if variants is None else tuple(self.variant(n) for n in variants)
+        train = self.train if epochs is None else dataclasses.replace(self.train, epochs=epochs)
+        return dataclasses.replace(self, seeds=seeds or self.seeds, variants=kept, train=train)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,349 @@
+"""Confidence intervals and paired tests for a crossed seeds x examples design.
+
+A variant is trained with S seeds and every seed's model is scored on the same n test examples,
+so a per-seed statistic (accuracy, AUROC, ...) varies with both the seed and the test set.
+
+* :func:`resample_mean` / :func:`resample_two_sample` compute the per-seed statistic on the
+  observed examples, ``point`` (S,), and under B example resamples, ``boot`` (B, S). Resample b
+  is shared by all seeds (they saw the same examples) and, given the same ``seed`` argument, by
+  every variant, which is what pairs two variants in :func:`compare`.
+* :func:`estimate` and :func:`compare` add the seed level: replicate b averages ``boot[b]`` over
+  S seeds drawn with replacement, and the interval is the percentile interval of the replicates.
+* The p-value of a comparison comes from the seeds (sign-flip test on per-seed differences);
+  with one seed it falls back to McNemar (proportions) or the example bootstrap.
+
+Every random draw comes from ``np.random.default_rng((seed, stream))`` with a fixed stream per
+purpose, so results are deterministic in ``seed`` and no global random state is touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from functools import partial
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy.special import bdtr, ndtri, stdtrit
+
+from .metrics import _as_binary, _as_float_array, auroc_weighted, fpr_at_tpr_weighted
+
+# Distinct streams: draws of different shapes from one default_rng(seed) would reuse the same
+# bits, correlating e.g. the seed draw of a replicate with its example draw.
+_EXAMPLES, _OOD_EXAMPLES, _SEEDS, _SIGNS = range(4)
+_N_SIGN_FLIPS = 20000
+# Replicates are drawn and reduced in blocks of this many rows: a multi-MB fresh array costs more in
+# page faults than the counting itself, while a block stays in cache.
+_BLOCK = 128
+_TWO_SAMPLE: dict[str, Callable[..., np.ndarray]] = {
+    "auroc": auroc_weighted,
+    "fpr95": partial(fpr_at_tpr_weighted, tpr=0.95),
+}
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with its confidence interval; ``value`` is the mean over seeds."""
+
+    value: float
+    ci_low: float
+    ci_high: float
+    level: float
+    method: str
+    n_seeds: int
+    n_examples: int
+
+    def to_dict(self) -> dict[str, float | int | str]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Variant a minus variant b: mean per-seed difference, its interval and a paired p-value."""
+
+    diff: float
+    ci_low: float
+    ci_high: float
+    level: float
+    p_value: float
+    ci_method: str
+    p_method: str
+    n_seeds: int
+    n_examples: int
+
+    def to_dict(self) -> dict[str, float | int | str]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, eq=False)  # numpy fields: == would be ambiguous
+class Resampled:
+    """A per-seed statistic at the observed data and under B example-level resamples.
+
+    ``point`` (S,): statistic per seed on the observed examples. ``boot`` (B, S): statistic per
+    seed under example resample b (the same resample for every seed). ``n_examples``: examples
+    per seed (n_in + n_out for two-sample metrics). ``binary`` (S, n): 0/1 outcomes when the
+    statistic is a proportion, else None; it enables Wilson intervals and McNemar tests.
+    """
+
+    point: np.ndarray
+    boot: np.ndarray
+    n_examples: int
+    binary: np.ndarray | None
+
+    def __post_init__(self) -> None:
+        if np.ndim(self.point) != 1 or np.size(self.point) == 0:
+            raise ValueError(f"Resampled.point must be a non-empty (S,) array; got shape {np.shape(self.point)}")
+        n_seeds = np.size(self.point)
+        if np.ndim(self.boot) != 2 or np.shape(self.boot)[1] != n_seeds or np.size(self.boot) == 0:
+            raise ValueError(f"Resampled.boot must have shape (B, {n_seeds}) with B >= 1; got {np.shape(self.boot)}")
+        if self.n_examples < 1:
+            raise ValueError(f"Resampled.n_examples must be >= 1; got {self.n_examples}")
+        if self.binary is not None and np.shape(self.binary) != (n_seeds, self.n_examples):
+            raise ValueError(
+                f"Resampled.binary has shape {np.shape(self.binary)}; expected ({n_seeds}, {self.n_examples})"
+            )
+
+
+def _rng(seed: int, stream: int) -> np.random.Generator:
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    return np.random.default_rng((int(seed), stream))
+
+
+def _check_level(level: float) -> None:
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1); got {level}")
+
+
+def _count_blocks(n: int, n_resamples: int, seed: int, stream: int) -> Iterator[np.ndarray]:
+    """The (B, n) int resampling counts of ``example_weights``, as consecutive (<= _BLOCK, n) row blocks."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1 to resample examples; got {n}")
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be >= 1; got {n_resamples}")
+    rng = _rng(seed, stream)
+    # 16-bit draws are generated about twice as fast as 64-bit ones (rng.multinomial is ~10x slower).
+    dtype = np.int16 if n < 2**15 else np.int64
+    # Offsetting each row lets one bincount count a whole block of replicates.
+    offsets = n * np.arange(_BLOCK)[:, None]
+    for start in range(0, n_resamples, _BLOCK):
+        rows = min(_BLOCK, n_resamples - start)
+        cells = rng.integers(0, n, size=(rows, n), dtype=dtype) + offsets[:rows]
+        yield np.bincount(cells.ravel(), minlength=rows * n).reshape(rows, n)
+
+
+def example_weights(n: int, n_resamples: int, seed: int) -> np.ndarray:
+    """(B, n) int counts: how often each of n examples appears in each of B resamples (deterministic in seed).
+
+    These are the example draws of :func:`resample_mean` and the ID draws of :func:`resample_two_sample`
+    with the same ``seed``, so a statistic computed from them pairs with theirs in :func:`compare`.
+    """
+    return np.concatenate(list(_count_blocks(n, n_resamples, seed, _EXAMPLES)))
+
+
+def resample_mean(values: ArrayLike, n_resamples: int = 2000, seed: int = 0) -> Resampled:
+    """Per-seed mean of (S, n) per-example outcomes (e.g. 0/1 correct, or loss) under B example resamples.
+
+    ``binary`` is set when every value is 0 or 1, i.e. the statistic is a proportion.
+    """
+    x = _as_float_array(values, "values", 2, "resample_mean needs at least one seed and one example")
+    n = x.shape[1]
+    point = x.mean(axis=1)
+    # Resampling deviations from the seed mean keeps a constant row exactly constant in every replicate;
+    # einsum, unlike a threaded BLAS matmul, stays fast when the other core is busy.
+    centred = x - point[:, None]
+    blocks = _count_blocks(n, n_resamples, seed, _EXAMPLES)
+    boot = point + np.concatenate([np.einsum("bi,si->bs", counts, centred) for counts in blocks]) / n
+    binary = x.astype(bool) if ((x == 0) | (x == 1)).all() else None
+    return Resampled(point=point, boot=boot, n_examples=n, binary=binary)
+
+
+def resample_two_sample(
+    score_in: ArrayLike, score_out: ArrayLike, metric: str, n_resamples: int = 2000, seed: int = 0
+) -> Resampled:
+    """Per-seed OOD metric of (S, n) ID and (S, m) OOD scores under B example resamples.
+
+    ``metric`` is "auroc" (higher is better) or "fpr95" (lower is better); scores are higher =
+    more in-distribution. ID and OOD examples are resampled separately (stratified), with the
+    draws shared across seeds.
+    """
+    if metric not in _TWO_SAMPLE:
+        raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(_TWO_SAMPLE)}")
+    s_in = _as_float_array(score_in, "score_in", 2, "an OOD metric needs at least one in-distribution score")
+    s_out = _as_float_array(score_out, "score_out", 2, "an OOD metric needs at least one OOD score")
+    if s_in.shape[0] != s_out.shape[0]:
+        raise ValueError(f"score_in has {s_in.shape[0]} seeds but score_out has {s_out.shape[0]}")
+    n, m = s_in.shape[1], s_out.shape[1]
+
+    def per_seed(w_in: np.ndarray, w_out: np.ndarray) -> np.ndarray:
+        return np.stack([_TWO_SAMPLE[metric](i, o, w_in, w_out) for i, o in zip(s_in, s_out, strict=True)], axis=1)
+
+    point = per_seed(np.ones((1, n)), np.ones((1, m)))[0]
+    blocks = zip(
+        _count_blocks(n, n_resamples, seed, _EXAMPLES), _count_blocks(m, n_resamples, seed, _OOD_EXAMPLES), strict=True
+    )
+    boot = np.concatenate([per_seed(w_in, w_out) for w_in, w_out in blocks])
+    return Resampled(point=point, boot=boot, n_examples=n + m, binary=None)
+
+
+def _crossed_replicates(boot: np.ndarray, seed: int) -> np.ndarray:
+    """(B, S) per-seed replicates -> (B,) means over S seeds redrawn with replacement per replicate."""
+    n_resamples, n_seeds = boot.shape
+    drawn = _rng(seed, _SEEDS).integers(0, n_seeds, size=(n_resamples, n_seeds))
+    return np.take_along_axis(boot, drawn, axis=1).mean(axis=1)
+
+
+def _percentile_interval(replicates: np.ndarray, level: float) -> tuple[float, float]:
+    low, high = np.quantile(replicates, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(low), float(high)
+
+
+def _bootstrap_method(boot: np.ndarray) -> str:
+    n_resamples, n_seeds = boot.shape
+    if n_seeds == 1:
+        return f"example bootstrap (1 seed: seed variance not captured), percentile, {n_resamples} resamples"
+    return f"crossed bootstrap (seeds x examples), percentile, {n_resamples} resamples"
+
+
+def estimate(r: Resampled, level: float = 0.95, seed: int = 0) -> Estimate:
+    """Mean over seeds of a per-seed statistic with a ``level`` confidence interval.
+
+    One seed with 0/1 outcomes: Wilson interval on that seed's proportion. Otherwise the crossed
+    bootstrap percentile interval (seeds and examples both resampled); with one non-binary seed
+    that reduces to the example bootstrap. Constant data give an interval collapsed to the value.
+    """
+    _check_level(level)
+    n_seeds = r.point.size
+    if n_seeds == 1 and r.binary is not None:
+        low, high = wilson_interval(int(r.binary[0].sum()), r.binary.shape[1], level)
+        method = "wilson"
+    else:
+        low, high = _percentile_interval(_crossed_replicates(r.boot, seed), level)
+        method = _bootstrap_method(r.boot)
+    return Estimate(float(r.point.mean()), low, high, level, method, n_seeds, r.n_examples)
+
+
+def compare(a: Resampled, b: Resampled, level: float = 0.95, seed: int = 0) -> Comparison:
+    """Paired comparison a minus b of two variants evaluated with the same seeds and examples.
+
+    ``a`` and ``b`` must come from the same example draws (same ``n_resamples`` and ``seed`` when
+    built) and list the same seeds in the same order; the per-seed differences are the data.
+    Interval: crossed bootstrap of ``a.boot - b.boot`` with shared seed draws. p-value: sign-flip
+    test over seeds for S >= 2; with one seed McNemar's exact test when both are proportions,
+    else the two-sided example-bootstrap p.
+    """
+    _check_level(level)
+    if a.boot.shape != b.boot.shape or a.n_examples != b.n_examples:
+        raise ValueError(
+            f"a (boot {a.boot.shape}, {a.n_examples} examples) and b (boot {b.boot.shape}, {b.n_examples} examples)"
+            " differ; compare needs the same seeds and example draws"
+        )
+    n_seeds = a.point.size
+    diff_boot = a.boot - b.boot
+    low, high = _percentile_interval(_crossed_replicates(diff_boot, seed), level)
+    if n_seeds >= 2:
+        p_value = sign_flip_test(a.point - b.point, _N_SIGN_FLIPS, seed)
+        kind = f"exact, {2**n_seeds}" if 2**n_seeds <= _N_SIGN_FLIPS else f"Monte Carlo, {_N_SIGN_FLIPS}"
+        p_method = f"sign-flip permutation over seeds ({kind} sign patterns)"
+    elif a.binary is not None and b.binary is not None:
+        p_value, p_method = mcnemar_exact(a.binary[0], b.binary[0]), "McNemar exact"
+    else:
+        tail = min(np.mean(diff_boot <= 0), np.mean(diff_boot >= 0))
+        p_value, p_method = min(1.0, 2.0 * float(tail)), "bootstrap"
+    return Comparison(
+        diff=float((a.point - b.point).mean()),
+        ci_low=low,
+        ci_high=high,
+        level=level,
+        p_value=p_value,
+        ci_method=_bootstrap_method(diff_boot),
+        p_method=p_method,
+        n_seeds=n_seeds,
+        n_examples=a.n_examples,
+    )
+
+
+def sign_flip_test(d: ArrayLike, n_permutations: int = 20000, seed: int = 0) -> float:
+    """Two-sided p-value for (S,) paired differences ``d`` symmetric about 0, statistic |mean(d)|.
+
+    All 2**S sign patterns (observed one included) are enumerated when 2**S <= n_permutations,
+    so the smallest p is 2 / 2**S; otherwise random patterns with the +1 correction. All-zero
+    ``d`` gives 1.
+    """
+    x = _as_float_array(d, "d", 1, "a sign-flip test needs at least one paired difference")
+    if n_permutations < 1:
+        raise ValueError(f"n_permutations must be >= 1; got {n_permutations}")
+    n_seeds = x.size
+    exact = 2**n_seeds <= n_permutations
+    if exact:
+        signs = 1 - 2 * ((np.arange(2**n_seeds)[:, None] >> np.arange(n_seeds)) & 1)
+    else:
+        signs = 1 - 2 * _rng(seed, _SIGNS).integers(0, 2, size=(n_permutations, n_seeds))
+    # Sums of the same terms in another order differ in the last bits; without slack the observed
+    # pattern and its mirror image could fail to count as ties with themselves.
+    slack = 1e-12 * np.abs(x).sum()
+    hits = np.count_nonzero(np.abs(signs @ x) >= abs(x.sum()) - slack)
+    return float(hits / len(signs) if exact else (1 + hits) / (1 + n_permutations))
+
+
+def mcnemar_exact(a_correct: ArrayLike, b_correct: ArrayLike) -> float:
+    """Exact two-sided McNemar p-value for (n,), (n,) paired 0/1 outcomes (binomial test on discordant pairs).
+
+    No discordant pairs gives 1.
+    """
+    a = _as_binary(a_correct, "a_correct", "McNemar's test needs at least one paired example")
+    b = _as_binary(b_correct, "b_correct", "McNemar's test needs at least one paired example")
+    if a.shape != b.shape:
+        raise ValueError(f"a_correct has {a.size} examples but b_correct has {b.size}; they must be paired")
+    only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    if only_a + only_b == 0:
+        return 1.0
+    return min(1.0, 2.0 * float(bdtr(min(only_a, only_b), only_a + only_b, 0.5)))
+
+
+def holm(p_values: ArrayLike) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values, (k,) -> (k,) in the input order: monotone, capped at 1."""
+    p = _as_float_array(p_values, "p_values", 1)
+    if ((p < 0) | (p > 1)).any():
+        raise ValueError("p_values must lie in [0, 1]")
+    order = np.argsort(p, kind="stable")
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.minimum(1.0, np.maximum.accumulate((p.size - np.arange(p.size)) * p[order]))
+    return adjusted
+
+
+def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a proportion ``successes / n``; always inside [0, 1]."""
+    _check_level(level)
+    if n < 1:
+        raise ValueError(f"n must be >= 1 for a Wilson interval; got {n}")
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must be in [0, n={n}]; got {successes}")
+    z = float(ndtri(0.5 + level / 2))
+    p, shrink = successes / n, 1 + z**2 / n
+    centre = (p + z**2 / (2 * n)) / shrink
+    half = z / shrink * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
+    # The bounds are exactly 0 at no successes and 1 at all; rounding would leave a 1e-16 gap.
+    low = 0.0 if successes == 0 else float(centre - half)
+    high = 1.0 if successes == n else float(centre + half)
+    return low, high
+
+
+def t_interval(values: ArrayLike, level: float = 0.95) -> tuple[float, float]:
+    """Student-t interval for the mean of (S,) per-seed summaries; S == 1 gives (nan, nan): no spread to use."""
+    _check_level(level)
+    x = _as_float_array(values, "values", 1, "a t interval needs at least one value")
+    if x.size == 1:
+        return float("nan"), float("nan")
+    # Centring on the first value makes constant data give a zero-width interval exactly.
+    dev = x - x[0]
+    mean = x[0] + dev.mean()
+    half = float(stdtrit(x.size - 1, 0.5 + level / 2)) * dev.std(ddof=1) / np.sqrt(x.size)
+    return float(mean - half), float(mean + half)
+
+
+def min_attainable_p(n_seeds: int) -> float:
+    """Smallest two-sided p the exact sign-flip test can give with ``n_seeds`` seeds: 2 / 2**S, at most 1."""
+    if n_seeds < 0:
+        raise ValueError(f"n_seeds must be >= 0; got {n_seeds}")
+    return min(1.0, 2.0 ** (1 - n_seeds))

@@ -1,0 +1,326 @@
+"""Renderers: a :class:`~reports.build.Report` as JSON, Markdown and a terminal summary.
+
+Renderers format; they compute nothing that is not in the report, so the three outputs always
+agree. ``write_reports`` writes ``results.json`` and ``report.md`` into the run directory.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from harness import stats
+from harness.specs import Condition
+from reports.build import SCHEMA_VERSION, ComparisonRow, EstimateRow, Report
+
+METRIC_TEXT = {
+    "accuracy": "accuracy, % (higher is better)",
+    "auroc": "AUROC (higher is better)",
+    "fpr95": "FPR at 95% TPR, % (lower is better)",
+    "steps_to_target": "steps to target (lower is better)",
+    "seconds_per_step": "ms per step (lower is better)",
+}
+
+
+# --- numbers -------------------------------------------------------------------------------
+
+
+def _scale(metric: str) -> tuple[float, int]:
+    """(multiplier, decimals) for showing a metric."""
+    return {"accuracy": (100, 1), "fpr95": (100, 1), "auroc": (1, 3), "steps_to_target": (1, 0),
+            "seconds_per_step": (1000, 2), "final_val_accuracy": (100, 1)}.get(metric, (1, 3))
+
+
+def fmt(value: float | None, metric: str, signed: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    k, d = _scale(metric)
+    return f"{value * k:{'+' if signed else ''}.{d}f}"
+
+
+def fmt_interval(low: float, high: float, metric: str, signed: bool = False) -> str:
+    if math.isnan(low) or math.isnan(high):
+        return "[n/a]"
+    return f"[{fmt(low, metric, signed)}, {fmt(high, metric, signed)}]"
+
+
+def fmt_estimate(e: stats.Estimate | None, metric: str) -> str:
+    return "n/a" if e is None else f"{fmt(e.value, metric)} {fmt_interval(e.ci_low, e.ci_high, metric)}"
+
+
+def fmt_p(p: float) -> str:
+    return "n/a" if math.isnan(p) else f"{p:.3f}" if p >= 0.001 else "<0.001"
+
+
+def condition_label(c: Condition | None) -> str:
+    if c is None:
+        return "training"
+    if c.kind == "clean":
+        return "clean"
+    if c.kind == "shift":
+        return "all shifts (mean)" if c.name == "all" else f"{c.name} s{c.param('severity')}"
+    if c.kind == "ood":
+        return f"OOD {c.name} ({c.param('score')})"
+    extra = ", ".join(f"{k} {v}" for k, v in c.params if k != "eps")
+    return f"{c.name} eps {c.param('eps'):g}" + (f" ({extra})" if extra else "")
+
+
+# --- JSON ----------------------------------------------------------------------------------
+
+
+def _clean(x: Any) -> Any:
+    """NaN and infinities are not JSON: write them as null."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
+
+
+def _estimate_json(row: EstimateRow) -> dict[str, Any]:
+    return {"variant": row.variant, "condition": row.condition.to_dict(), "metric": row.metric,
+            **row.estimate.to_dict()}
+
+
+def _comparison_json(row: ComparisonRow) -> dict[str, Any]:
+    return {"variant": row.variant, "baseline": row.baseline,
+            "condition": {"kind": "training"} if row.condition is None else row.condition.to_dict(),
+            "metric": row.metric, **row.comparison.to_dict(), "p_adjusted": row.p_adjusted,
+            "p_adjustment": "holm", "seeds": list(row.seeds)}
+
+
+def to_json(report: Report) -> dict[str, Any]:
+    """The machine-readable results (``results.json``)."""
+    return _clean({
+        "schema_version": SCHEMA_VERSION,
+        "suite": report.suite,
+        "seeds": list(report.seeds),
+        "variants": list(report.variants),
+        "level": report.level,
+        "n_resamples": report.n_resamples,
+        "methods": methods(report),
+        "estimates": [_estimate_json(r) for r in report.estimates],
+        "comparisons": [_comparison_json(r) for r in report.comparisons],
+        "training": [{"variant": t.variant, "seed": t.seed, "status": t.status, "error": t.error, **t.result}
+                     for t in report.training],
+        "training_summary": [
+            {"variant": s.variant, "n_seeds": s.n_seeds, "reached_target": s.reached, "diverged": s.diverged,
+             "failed": s.failed,
+             **{m: None if getattr(s, m) is None else getattr(s, m).to_dict()
+                for m in ("steps_to_target", "seconds_per_step", "final_val_accuracy")}}
+            for s in report.training_summary],
+        "checks": [{"name": c.name, "status": c.status, "detail": c.detail} for c in report.checks],
+        "excluded": list(report.excluded),
+        "provenance": report.provenance,
+    })
+
+
+# --- methods text (shared by Markdown and JSON) --------------------------------------------
+
+
+def methods(report: Report) -> dict[str, str]:
+    n_seeds = len(report.seeds)
+    pct = f"{100 * report.level:g}%"
+    return {
+        "intervals": (
+            f"Every interval is a {pct} interval. Evaluation metrics use a crossed bootstrap with "
+            f"{report.n_resamples} resamples: each replicate redraws the seeds and the test examples with "
+            "replacement, the example draw shared by all seeds (they are scored on the same examples), and the "
+            "percentile interval of the replicate means is reported; with one seed, a proportion gets a Wilson "
+            "interval. Training metrics use a t-interval over seeds."),
+        "comparisons": (
+            f"Each normalized variant is compared with the same architecture with norm "
+            f"'{report.suite['baseline_norm']}', on the same seeds, data order, initial weights and test examples. "
+            "The difference is the mean of the per-seed differences; its interval is the crossed bootstrap with "
+            "the same draws for both variants. The p-value is a sign-flip permutation test over the per-seed "
+            "differences (the training seed is the unit of replication), exact when seeds are few; McNemar's "
+            "exact test on per-example outcomes when there is one seed. p-values are Holm-adjusted across all "
+            f"{len(report.comparisons)} comparisons of this report."),
+        "power": (
+            f"With {n_seeds} seed{'s' if n_seeds != 1 else ''}, the smallest two-sided p-value the sign-flip test "
+            f"can give is {stats.min_attainable_p(n_seeds):.3g}"
+            + (", so no comparison can reach p < 0.05 however large the effect: an interval that excludes 0 "
+               "shows a difference on these test examples and seeds, but not one established across training "
+               "seeds. Use at least 6 seeds (smallest p 0.031) for a seed-level test."
+               if stats.min_attainable_p(n_seeds) >= 0.05 else ".")),
+        "bn_mode": "BatchNorm uses its running statistics at test time ('frozen'); every model is evaluated "
+                   "in eval mode, and attacks keep it there.",
+    }
+
+
+# --- Markdown ------------------------------------------------------------------------------
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _esc(text: str) -> str:
+    """Names from suites and plugins go into tables: keep them from breaking the Markdown."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _est_grid(report: Report, kind: str, metric: str) -> str:
+    rows_for = [r for r in report.estimates if r.condition.kind == kind and r.metric == metric]
+    conds: list[Condition] = list(dict.fromkeys(r.condition for r in rows_for))
+    variants = [v["name"] for v in report.variants]
+    cell = {(r.variant, r.condition): fmt_estimate(r.estimate, metric) for r in rows_for}
+    return _table(["condition", *variants],
+                  [[_esc(condition_label(c)), *(cell.get((v, c), "n/a") for v in variants)] for c in conds])
+
+
+def _comparison_rows(rows: list[ComparisonRow]) -> list[list[str]]:
+    return [[_esc(r.variant), _esc(r.baseline), _esc(condition_label(r.condition)), r.metric,
+             fmt(r.comparison.diff, r.metric, signed=True),
+             fmt_interval(r.comparison.ci_low, r.comparison.ci_high, r.metric, signed=True),
+             fmt_p(r.comparison.p_value), fmt_p(r.p_adjusted), str(r.comparison.n_seeds)] for r in rows]
+
+
+def headline_columns(report: Report) -> list[tuple[str, str, str]]:
+    """(title, condition key, metric) of the summary table's columns."""
+    cols: list[tuple[str, str, str]] = [("clean acc %", "clean", "accuracy")]
+    if any(r.condition.key == "shift:all" for r in report.estimates):
+        cols.append(("shifted acc % (mean)", "shift:all", "accuracy"))
+    for r in report.estimates:
+        if r.condition.kind == "ood" and r.metric == "auroc":
+            col = (f"AUROC {r.condition.name}", r.condition.key, "auroc")
+            if col not in cols:
+                cols.append(col)
+    attacks = [r.condition for r in report.estimates if r.condition.kind == "attack"]
+    strongest: dict[str, Condition] = {}
+    for c in attacks:  # largest eps of each attack
+        if c.name not in strongest or c.param("eps") > strongest[c.name].param("eps"):
+            strongest[c.name] = c
+    cols += [(f"{c.name} eps {c.param('eps'):g} acc %", c.key, "accuracy") for c in strongest.values()]
+    return cols
+
+
+def headline(report: Report) -> tuple[list[str], list[list[str]]]:
+    """The summary table: one row per variant, the main numbers with intervals."""
+    est = {(r.variant, r.condition.key, r.metric): r.estimate for r in report.estimates}
+    cols = headline_columns(report)
+    train = {s.variant: s for s in report.training_summary}
+    header = ["variant", "steps to target", *[c[0] for c in cols]]
+    rows = []
+    for v in report.variants:
+        s = train.get(v["name"])
+        steps = "n/a" if s is None else (fmt_estimate(s.steps_to_target, "steps_to_target") if s.steps_to_target
+                                         else f"{s.reached}/{s.n_seeds} reached")
+        rows.append([v["name"], steps, *[fmt_estimate(est.get((v["name"], k, m)), m) for _, k, m in cols]])
+    return header, rows
+
+
+def to_markdown(report: Report) -> str:
+    s = report.suite
+    p = report.provenance
+    m = methods(report)
+    out = [f"# {_esc(s['name'])} {_esc(s['version'])}: what normalization does", "",
+           _esc(s["description"]), "",
+           f"Dataset `{_esc(s['dataset'])}`, {report.n_test} test examples; seeds {list(report.seeds)}; "
+           f"variants {', '.join('`' + _esc(v['name']) + '`' for v in report.variants)}. "
+           f"Every number is a mean over seeds with its {100 * report.level:g}% interval in brackets; "
+           "how intervals and tests are computed is under Methods.", ""]
+    if report.excluded:
+        out += ["**Excluded from evaluation** (no usable model): " + "; ".join(map(_esc, report.excluded)), ""]
+    header, rows = headline(report)
+    out += ["## Summary", "", _table(header, rows), ""]
+
+    out += ["## Training", "",
+            f"Held-out target accuracy {100 * report.suite['target_accuracy']:g}%. Steps to target are counted "
+            "when every finished seed reached it; otherwise the count of seeds that did is shown "
+            "(censored runs are not dropped).", ""]
+    out.append(_table(
+        ["variant", "reached", "diverged", "steps to target", "ms / step", "final held-out acc %"],
+        [[_esc(t.variant), f"{t.reached}/{t.n_seeds}", str(t.diverged),
+          fmt_estimate(t.steps_to_target, "steps_to_target"), fmt_estimate(t.seconds_per_step, "seconds_per_step"),
+          fmt_estimate(t.final_val_accuracy, "final_val_accuracy")] for t in report.training_summary]))
+    out += ["", "Per run:", "", _table(
+        ["variant", "seed", "status", "steps", "steps to target", "s to target", "ms / step", "final held-out acc %"],
+        [[_esc(t.variant), str(t.seed), "diverged" if t.result.get("diverged") else t.status,
+          str(t.result.get("n_steps", "n/a")),
+          "not reached" if t.status == "done" and t.result.get("steps_to_target") is None
+          else str(t.result.get("steps_to_target", "n/a")),
+          fmt(t.result.get("seconds_to_target"), "auroc"), fmt(t.result.get("seconds_per_step"), "seconds_per_step"),
+          fmt(t.result.get("final_val_accuracy"), "final_val_accuracy")] for t in report.training]), ""]
+
+    sections = [("In-distribution", "clean", "accuracy"), ("Shifted inputs", "shift", "accuracy"),
+                ("Out-of-distribution detection: AUROC", "ood", "auroc"),
+                ("Out-of-distribution detection: FPR at 95% TPR", "ood", "fpr95"),
+                ("Adversarial robustness", "attack", "accuracy")]
+    for title, kind, metric in sections:
+        if any(r.condition.kind == kind and r.metric == metric for r in report.estimates):
+            out += [f"## {title}", "", f"{METRIC_TEXT[metric]}.", "", _est_grid(report, kind, metric), ""]
+
+    out += ["## Paired comparisons", "",
+            f"Each variant minus its baseline; difference and interval in the metric's units; p raw and "
+            f"Holm-adjusted ({len(report.comparisons)} comparisons).", "",
+            _table(["variant", "baseline", "condition", "metric", "difference", "interval", "p", "p (Holm)",
+                    "seeds"], _comparison_rows(list(report.comparisons))), ""]
+    if s.get("claims"):
+        out += ["## Claims under test", "", *[f"- {_esc(c)}" for c in s["claims"]], "",
+                "Verdicts on claims are not computed yet: read them off the paired comparisons above.", ""]
+    out += ["## Sanity checks", "", _table(["check", "status", "detail"],
+                                           [[_esc(c.name), c.status, _esc(c.detail)] for c in report.checks]), ""]
+    out += ["## Methods", "", *[f"- **{k}**: {v}" for k, v in m.items()], ""]
+    versions = ", ".join(f"{k} {v}" for k, v in (p.get("versions") or {}).items() if v)
+    out += ["## Provenance", "",
+            f"- harness {p.get('harness')} (git {p.get('git') or 'unknown'}), Python {p.get('python')}, {versions}",
+            f"- device {p.get('device')} ({_esc(str(p.get('device_name')))}), torch threads "
+            f"{p.get('torch_threads')}, deterministic algorithms {p.get('deterministic_algorithms')}",
+            f"- platform {p.get('platform')}; started {p.get('started')}",
+            f"- command: `{' '.join(map(str, p.get('command') or []))}`", ""]
+    return "\n".join(out)
+
+
+# --- terminal ------------------------------------------------------------------------------
+
+
+def print_summary(report: Report, console: Any = None) -> None:
+    """The headline table and the comparisons whose intervals exclude zero, with rich."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console(stderr=True)
+    header, rows = headline(report)
+    t = Table(title=f"{report.suite['name']} {report.suite['version']}: mean over {len(report.seeds)} seeds "
+                    f"[{100 * report.level:g}% interval]", show_lines=False)
+    for h in header:
+        t.add_column(h, overflow="fold")
+    for r in rows:
+        t.add_row(*r)
+    console.print(t)
+    # the headline conditions first, then the rest in report order
+    shown = {k for _, k, _ in headline_columns(report)} | {"training"}
+    clear = sorted((r for r in report.comparisons if r.comparison.ci_low > 0 or r.comparison.ci_high < 0),
+                   key=lambda r: (r.condition.key if r.condition else "training") not in shown)
+    c = Table(title=f"Paired differences whose interval excludes 0 ({len(clear)} of {len(report.comparisons)})")
+    for h in ["variant", "baseline", "condition", "metric", "difference", "interval", "p (Holm)"]:
+        c.add_column(h)
+    for row in _comparison_rows(clear[:15]):
+        c.add_row(*row[:6], row[7])
+    if clear:
+        console.print(c)
+        if len(clear) > 15:
+            console.print(f"... and {len(clear) - 15} more in report.md")
+    failed = [ch for ch in report.checks if ch.status == "fail"]
+    console.print(f"Sanity checks: {sum(ch.status == 'pass' for ch in report.checks)} passed, {len(failed)} failed"
+                  + "".join(f"\n  FAILED {ch.name}: {ch.detail}" for ch in failed))
+    console.print(methods(report)["power"], style="dim")
+
+
+def write_reports(report: Report, run_dir: Path | str) -> tuple[Path, Path]:
+    """Write ``report.md`` and ``results.json`` (each to a temporary name, then renamed)."""
+    run_dir = Path(run_dir)
+    paths = (run_dir / "report.md", run_dir / "results.json")
+    texts = (to_markdown(report), json.dumps(to_json(report), indent=1, allow_nan=False) + "\n")
+    for path, text in zip(paths, texts, strict=True):
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    return paths

@@ -1,0 +1,39 @@
+"""quickstart: what BatchNorm and LayerNorm do to a small CNN and an MLP on real digits.
+
+Data: scikit-learn's handwritten digits (1,797 real 8x8 images, 10 classes), a fixed
+stratified split (25% test, 10% validation). Variants: ``cnn`` and ``mlp``, each with the
+normalization slot filled by ``none``, ``batch`` and ``layer``; three seeds shared by every
+variant (same init stream, same data order). Battery: clean test accuracy; Gaussian noise,
+Gaussian blur and contrast at severities 1-5; OOD detection by maximum softmax probability
+against faces, textures and photo patches; FGSM and PGD-10 (L-inf, random start) at eps 0 to
+0.2. Runs in well under a minute on two CPU cores.
+"""
+
+from harness.specs import AttackSpec, EvalSpec, Suite, TrainSpec, Variant, variant_name
+
+NORMS = ("none", "batch", "layer")
+MODELS = ("cnn", "mlp")
+EPS = (0.0, 0.02, 0.05, 0.1, 0.2)
+
+SUITE = Suite(
+    name="quickstart",
+    version="1.0.0",
+    description="BatchNorm and LayerNorm vs none, CNN and MLP, on scikit-learn digits (8x8)",
+    dataset="digits",
+    variants=tuple(Variant(variant_name(m, n), m, n) for m in MODELS for n in NORMS),
+    seeds=(0, 1, 2),
+    train=TrainSpec(epochs=12, batch_size=32, lr=1e-3, optimizer="adam", target_accuracy=0.95, eval_every=10),
+    evaluation=EvalSpec(
+        shifts=("gaussian-noise", "gaussian-blur", "contrast"),
+        ood_sets=("faces", "textures", "photos"),
+        ood_scores=("msp",),
+        attacks=(
+            AttackSpec("fgsm", EPS),
+            AttackSpec("pgd-linf", EPS, (("restarts", 1), ("steps", 10))),
+        ),
+    ),
+    claims=(
+        "batch and layer reach 95% held-out accuracy in fewer steps than none",
+        "normalization does not make a model more robust to FGSM or PGD",
+    ),
+)

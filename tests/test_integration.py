@@ -1,0 +1,161 @@
+"""End to end: a reduced quickstart trains real models on real digits, stores per-example
+records, writes its report, resumes without redoing work, and rebuilds the report from the
+store alone. Also: a diverging recipe and a broken model plugin become outcomes, not crashes."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness import cli
+from harness.registry import models, suites
+from harness.runner import run
+from harness.specs import TrainSpec
+from harness.store import Store
+from reports.build import build_report
+from reports.render import to_json, write_reports
+
+VARIANTS = ("cnn-none", "cnn-batch", "mlp-none", "mlp-layer")
+
+
+def reduced():
+    return suites.get("quickstart").with_overrides(seeds=(0, 1), variants=VARIANTS, epochs=2)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.set_num_threads(1)
+    d = tmp_path_factory.mktemp("quick") / "run"
+    summary = run(reduced(), d, device="cpu", progress=False)
+    assert summary.ok and summary.trained == 4 * 2 and summary.skipped == 0
+    write_reports(build_report(d, n_resamples=300), d)
+    return d
+
+
+def test_results_json_carries_the_promised_fields(run_dir: Path) -> None:
+    res = json.loads((run_dir / "results.json").read_text())
+    assert res["schema_version"] == 1
+    assert res["suite"]["name"] == "quickstart" and res["suite"]["version"]
+    assert res["seeds"] == [0, 1]
+    assert [v["name"] for v in res["variants"]] == list(VARIANTS)
+    kinds = {e["condition"]["kind"] for e in res["estimates"]}
+    assert kinds == {"clean", "shift", "ood", "attack"}
+    for e in res["estimates"]:
+        assert {"variant", "condition", "metric", "value", "ci_low", "ci_high", "level", "n_seeds",
+                "n_examples"} <= e.keys()
+        assert e["ci_low"] <= e["ci_high"] and e["level"] == 0.95 and e["n_seeds"] == 2
+    clean = [e for e in res["estimates"] if e["condition"]["kind"] == "clean"]
+    assert len(clean) == 4 and all(e["n_examples"] == 450 for e in clean)
+    assert all(e["ci_low"] <= e["value"] <= e["ci_high"] for e in clean)
+    ood = {(e["condition"]["name"], e["metric"]) for e in res["estimates"] if e["condition"]["kind"] == "ood"}
+    assert ood == {(s, m) for s in ("faces", "textures", "photos") for m in ("auroc", "fpr95")}
+    for c in res["comparisons"]:
+        assert {"diff", "ci_low", "ci_high", "p_value", "p_adjusted"} <= c.keys()
+        assert (c["variant"], c["baseline"]) in {("cnn-batch", "cnn-none"), ("mlp-layer", "mlp-none")}
+        assert 0 <= c["p_value"] <= c["p_adjusted"] <= 1
+    assert {(t["variant"], t["seed"]) for t in res["training"]} == {(v, s) for v in VARIANTS for s in (0, 1)}
+    for t in res["training"]:
+        assert {"steps_to_target", "seconds_per_step", "diverged"} <= t.keys() and t["seconds_per_step"] > 0
+    assert {"versions", "git", "device", "command"} <= res["provenance"].keys()
+
+
+def test_eps_zero_reproduces_clean_accuracy_exactly(run_dir: Path) -> None:
+    res = json.loads((run_dir / "results.json").read_text())
+    clean = {e["variant"]: e["value"] for e in res["estimates"] if e["condition"]["kind"] == "clean"}
+    zero = [e for e in res["estimates"] if e["condition"]["kind"] == "attack" and e["condition"]["params"]["eps"] == 0]
+    assert len(zero) == 2 * len(VARIANTS)
+    assert all(e["value"] == clean[e["variant"]] for e in zero)
+    check = next(c for c in res["checks"] if c["name"].startswith("eps = 0"))
+    assert check["status"] == "pass"
+
+
+def test_report_markdown_reads_on_its_own(run_dir: Path) -> None:
+    md = (run_dir / "report.md").read_text()
+    for section in ("## Summary", "## Training", "## In-distribution", "## Shifted inputs",
+                    "## Out-of-distribution detection: AUROC", "## Adversarial robustness", "## Paired comparisons",
+                    "## Sanity checks", "## Methods", "## Provenance"):
+        assert section in md
+    assert "crossed bootstrap" in md and "sign-flip" in md and "Holm" in md
+
+
+def test_per_example_outcomes_are_stored(run_dir: Path) -> None:
+    with Store(run_dir, create=False) as store:
+        cells = list(store.cells("eval"))
+    n_conditions = len(reduced().conditions())
+    assert len(cells) == 4 * 2 * n_conditions
+    clean = next(c for c in cells if c.condition == {"kind": "clean", "name": "", "params": {}})
+    assert clean.arrays["correct"].shape == (450,) and clean.arrays["correct"].dtype == bool
+
+
+def test_running_again_skips_every_finished_cell(run_dir: Path) -> None:
+    before = (run_dir / "store.sqlite").stat().st_size
+    summary = run(reduced(), run_dir, device="cpu", progress=False)
+    assert (summary.trained, summary.evaluated, summary.skipped) == (0, 0, 4 * 2 * (1 + len(reduced().conditions())))
+    assert (run_dir / "store.sqlite").stat().st_size == before
+
+
+def test_harness_report_rebuilds_identical_results_from_the_store(run_dir: Path, capsys) -> None:
+    original = json.loads((run_dir / "results.json").read_text())
+    (run_dir / "results.json").unlink()
+    (run_dir / "report.md").unlink()
+    assert cli.main(["report", str(run_dir), "--resamples", "300", "--quiet"]) == 0
+    rebuilt = json.loads((run_dir / "results.json").read_text())
+    assert rebuilt["estimates"] == original["estimates"]
+    assert rebuilt["comparisons"] == original["comparisons"]
+    assert (run_dir / "report.md").exists()
+    assert str(run_dir / "report.md") in capsys.readouterr().out
+
+
+def test_report_level_changes_interval_width(run_dir: Path) -> None:
+    wide = to_json(build_report(run_dir, level=0.99, n_resamples=300))["estimates"][0]
+    narrow = to_json(build_report(run_dir, level=0.80, n_resamples=300))["estimates"][0]
+    assert wide["ci_high"] - wide["ci_low"] > narrow["ci_high"] - narrow["ci_low"]
+    assert wide["value"] == narrow["value"]
+
+
+def test_diverged_training_is_an_outcome_not_a_crash(tmp_path: Path) -> None:
+    base = suites.get("quickstart").with_overrides(seeds=(0,), variants=("mlp-none", "mlp-batch"), epochs=1)
+    suite = dataclasses.replace(base, train=TrainSpec(epochs=1, lr=1e6, optimizer="sgd", eval_every=5))
+    summary = run(suite, tmp_path, device="cpu", progress=False)
+    assert summary.ok and summary.diverged >= 1
+    report = build_report(tmp_path, n_resamples=100)
+    res = to_json(report)
+    diverged = {t["variant"] for t in res["training"] if t["diverged"]}
+    assert diverged and all(any(v in x and "diverged" in x for x in res["excluded"]) for v in diverged)
+    assert not any(e["variant"] in diverged for e in res["estimates"])
+    write_reports(report, tmp_path)
+    assert "diverged" in (tmp_path / "report.md").read_text()
+
+
+class _Broken(torch.nn.Module):
+    """A model plugin whose forward pass fails."""
+
+    def __init__(self, in_shape, n_classes, norm):
+        super().__init__()
+        self.head = torch.nn.Linear(1, n_classes)
+
+    def forward(self, x):
+        raise RuntimeError("this model is broken on purpose")
+
+
+def test_a_failing_plugin_fails_its_cells_and_the_run_goes_on(tmp_path: Path, capsys) -> None:
+    models.register("broken", _Broken)
+    try:
+        from harness.specs import Variant
+
+        base = suites.get("quickstart").with_overrides(seeds=(0,), variants=("mlp-none",), epochs=1)
+        suite = dataclasses.replace(base, variants=(*base.variants, Variant("broken-none", "broken", "none")))
+        summary = run(suite, tmp_path, device="cpu", progress=False)
+    finally:
+        models.unregister("broken")
+    assert not summary.ok and summary.trained == 1
+    assert any("broken-none" in where and "broken on purpose" in err for where, err in summary.failures)
+    with Store(tmp_path, create=False) as store:
+        failed = [c for c in store.cells("train") if c.status == "failed"]
+    assert len(failed) == 1 and "RuntimeError" in (failed[0].error or "")
+    res = to_json(build_report(tmp_path, n_resamples=100))
+    assert any("broken-none" in x and "training failed" in x for x in res["excluded"])
