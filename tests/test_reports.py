@@ -1,0 +1,133 @@
+"""Report building and rendering on a real SQLite store filled with records of known content:
+the estimates and paired differences must equal what can be computed by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.errors import ConfigError
+from harness.specs import EvalSpec, Suite, TrainSpec, Variant
+from harness.store import Cell, Store
+from reports.build import build_report
+from reports.render import fmt_estimate, print_summary, to_markdown, write_reports
+
+CLEAN = {"kind": "clean", "name": "", "params": {}}
+N = 200
+
+
+def _suite(names=("mlp-none", "mlp-batch")) -> Suite:
+    variants = tuple(Variant(n, "mlp", n.split("-")[1]) for n in names)
+    return Suite("toy", "0.1", "a | toy suite", "digits", variants, (0, 1, 2),
+                 TrainSpec(), EvalSpec(shifts=(), ood_sets=(), attacks=()))
+
+
+def _train(variant: str, seed: int, steps: int | None, diverged: bool = False) -> Cell:
+    return Cell(f"t-{variant}-{seed}", "train", variant, seed, {}, {
+        "n_steps": 100, "steps_to_target": steps, "seconds_to_target": None if steps is None else 0.1,
+        "seconds_per_step": 0.001 * (seed + 1), "train_seconds": 0.1, "diverged": diverged,
+        "diverged_at": 3 if diverged else None, "final_val_accuracy": float("nan") if diverged else 0.9})
+
+
+def _eval(variant: str, seed: int, correct: np.ndarray) -> Cell:
+    return Cell(f"e-{variant}-{seed}", "eval", variant, seed, {}, {}, condition=CLEAN,
+                arrays={"correct": correct.astype(bool)})
+
+
+@pytest.fixture()
+def toy_run(tmp_path: Path) -> tuple[Path, dict[tuple[str, int], np.ndarray]]:
+    rng = np.random.default_rng(0)
+    truth = {}
+    with Store(tmp_path) as store:
+        store.put_meta("suite", _suite().to_dict())
+        store.put_meta("provenance", {"harness": "test", "command": ["pytest"]})
+        for seed in (0, 1, 2):
+            base = rng.random(N) < 0.8
+            better = base | (rng.random(N) < 0.5)  # the normalized variant fixes some errors, never adds one
+            for variant, correct in (("mlp-none", base), ("mlp-batch", better)):
+                truth[(variant, seed)] = correct
+                store.put(_train(variant, seed, 50 if variant == "mlp-batch" else 80 + seed))
+                store.put(_eval(variant, seed, correct))
+    return tmp_path, truth
+
+
+def test_estimates_and_differences_equal_the_hand_computed_means(toy_run) -> None:
+    run_dir, truth = toy_run
+    report = build_report(run_dir, n_resamples=500)
+    est = {r.variant: r.estimate for r in report.estimates}
+    for v in ("mlp-none", "mlp-batch"):
+        assert est[v].value == pytest.approx(np.mean([truth[(v, s)].mean() for s in (0, 1, 2)]))
+        assert est[v].ci_low <= est[v].value <= est[v].ci_high and est[v].n_examples == N
+    cmp = next(r for r in report.comparisons if r.condition is not None)
+    expected = np.mean([truth[("mlp-batch", s)].mean() - truth[("mlp-none", s)].mean() for s in (0, 1, 2)])
+    assert (cmp.variant, cmp.baseline) == ("mlp-batch", "mlp-none")
+    assert cmp.comparison.diff == pytest.approx(expected) and cmp.comparison.ci_low > 0
+    assert cmp.comparison.p_value == pytest.approx(0.25)  # 3 seeds, all differences positive: 2 of 8 patterns
+
+
+def test_holm_adjusts_across_every_comparison(toy_run) -> None:
+    report = build_report(toy_run[0], n_resamples=200)
+    metrics = {r.metric for r in report.comparisons}
+    assert metrics == {"accuracy", "steps_to_target", "seconds_per_step"}
+    raw = sorted(r.comparison.p_value for r in report.comparisons)
+    adjusted = sorted(r.p_adjusted for r in report.comparisons)
+    assert all(a >= p for a, p in zip(adjusted, raw, strict=True))
+    assert adjusted[0] == pytest.approx(min(1.0, raw[0] * len(raw)))
+
+
+def test_training_summary_counts_reached_and_censored(tmp_path: Path) -> None:
+    with Store(tmp_path) as store:
+        store.put_meta("suite", _suite().to_dict())
+        for s in (0, 1, 2):
+            store.put(_train("mlp-none", s, None if s == 2 else 100))
+            store.put(_train("mlp-batch", s, 40, diverged=(s == 1)))
+    report = build_report(tmp_path, n_resamples=100)
+    summary = {t.variant: t for t in report.training_summary}
+    assert summary["mlp-none"].reached == 2 and summary["mlp-none"].steps_to_target is None
+    assert summary["mlp-batch"].diverged == 1 and summary["mlp-batch"].reached == 2
+    assert summary["mlp-batch"].steps_to_target.value == 40
+    assert "mlp-batch seed 1: diverged" in report.excluded
+    md = to_markdown(report)
+    assert "2/3" in md and "not reached" in md
+
+
+def test_json_is_strict_and_nan_becomes_null(toy_run, tmp_path: Path) -> None:
+    run_dir, _ = toy_run
+    with Store(run_dir) as store:
+        store.put(_train("mlp-none", 0, 80, diverged=True))  # NaN final accuracy
+    md_path, json_path = write_reports(build_report(run_dir, n_resamples=100), run_dir)
+    data = json.loads(json_path.read_text())
+    assert "NaN" not in json_path.read_text()
+    row = next(t for t in data["training"] if t["variant"] == "mlp-none" and t["seed"] == 0)
+    assert row["final_val_accuracy"] is None
+    assert md_path.read_text().startswith("# toy 0.1")
+
+
+def test_markdown_escapes_table_breaking_names(toy_run) -> None:
+    md = to_markdown(build_report(toy_run[0], n_resamples=100))
+    assert "a \\| toy suite" in md
+
+
+def test_terminal_summary_renders(toy_run) -> None:
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    print_summary(build_report(toy_run[0], n_resamples=100), console)
+    text = console.export_text()
+    assert "mlp-batch" in text and "Sanity checks" in text and "0.25" in text
+
+
+def test_report_on_a_folder_without_a_run_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not a run directory"):
+        build_report(tmp_path / "nothing")
+
+
+def test_fmt_estimate_shows_value_and_interval() -> None:
+    from harness.stats import Estimate
+
+    e = Estimate(0.9731, 0.95, 0.99, 0.95, "m", 3, 450)
+    assert fmt_estimate(e, "accuracy") == "97.3 [95.0, 99.0]"
+    assert fmt_estimate(e, "auroc") == "0.973 [0.950, 0.990]"
