@@ -9,6 +9,7 @@ resolution and :func:`fit_to` brings them to the in-distribution shape.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +27,10 @@ class ImageSet:
     classes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        # the documented dtypes, whatever the loader produced (numpy defaults to float64/int32)
+        object.__setattr__(self, "x", np.ascontiguousarray(self.x, dtype=np.float32))
+        if self.y is not None:
+            object.__setattr__(self, "y", np.asarray(self.y, dtype=np.int64))
         if self.x.ndim != 4:
             raise ConfigError(f"dataset {self.name!r}: images have shape {self.x.shape}, expected (N, C, H, W)",
                               hint="reshape grayscale images to (N, 1, H, W)")
@@ -58,6 +63,17 @@ class Split:
     train: ImageSet
     val: ImageSet
     test: ImageSet
+
+
+def as_tensor(a: np.ndarray, device: Any) -> Any:
+    """A torch tensor of ``a`` on ``device`` in the standard (row-major) memory format.
+
+    A (N, 1, H, W) array can carry strides that torch reads as channels-last; convolutions then
+    take another kernel and the logits move in the last bits. A real copy in the standard
+    format keeps every pass over the same images (clean, shifted, attacked) bit-comparable."""
+    import torch
+
+    return torch.from_numpy(a).to(device).clone(memory_format=torch.contiguous_format)
 
 
 def stratified_split(data: ImageSet, test_fraction: float, val_fraction: float, seed: int) -> Split:

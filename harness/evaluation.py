@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.data import as_tensor
 from harness.seeding import torch_generator
 from harness.specs import Condition
 
@@ -62,8 +63,7 @@ def evaluate(model: nn.Module, x_test: np.ndarray, y_test: np.ndarray, ood_sets:
 
     dev = torch.device(device)
     model.to(dev).eval()
-    x = torch.from_numpy(x_test).to(dev)
-    y = torch.from_numpy(y_test).to(dev)
+    x, y = as_tensor(x_test, dev), as_tensor(y_test, dev)
     clean_logits = predict(model, x, batch_size)
     for cond in conditions:
         if cond.kind == "clean":
@@ -74,7 +74,7 @@ def evaluate(model: nn.Module, x_test: np.ndarray, y_test: np.ndarray, ood_sets:
             yield cond, _outcome(predict(model, x_shift, batch_size), y)
         elif cond.kind == "ood":
             score = ood_scores.get(cond.param("score"))
-            x_out = torch.from_numpy(ood_sets[cond.name]).to(dev)
+            x_out = as_tensor(ood_sets[cond.name], dev)
             yield cond, {
                 "score_in": score(clean_logits).double().cpu().numpy(),
                 "score_out": score(predict(model, x_out, batch_size)).double().cpu().numpy(),

@@ -133,8 +133,11 @@ class Registry(Generic[T]):
         return iter(self.names())
 
     def summary(self, name: str) -> str:
-        """First line of the plugin's docstring (imports the plugin)."""
-        doc = getattr(self.get(name), "__doc__", None) or ""
+        """The plugin's own description, else the first line of its docstring (imports the plugin)."""
+        obj = self.get(name)
+        if isinstance(getattr(obj, "description", None), str):  # a Suite instance describes itself
+            return obj.description
+        doc = getattr(obj, "__doc__", None) or ""
         return doc.strip().splitlines()[0] if doc.strip() else ""
 
 

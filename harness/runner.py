@@ -10,13 +10,14 @@ go on; a diverged training run is stored as an outcome and its model is not eval
 
 from __future__ import annotations
 
+import json
 import platform
 import subprocess
 import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,6 @@ class RunSummary:
     skipped: int
     diverged: int
     failures: tuple[tuple[str, str], ...] = ()
-    report_files: tuple[Path, ...] = field(default=())
 
     @property
     def ok(self) -> bool:
@@ -302,6 +302,28 @@ def prepare(suite: Suite, device: str, store_dir: Path) -> Context:
     return Context(suite, split, ood, device, store_dir)
 
 
+def check_resumable(store: Store, suite: Suite, device: str) -> None:
+    """A run directory holds one experiment: the same suite settings on the same device type.
+    Seeds and variants may change (adding seeds to a finished run reuses its cells), so each
+    (variant, seed, condition) has at most one record and the report never mixes recipes."""
+    stored = store.get_meta("suite")
+    if stored is None:
+        return
+    if stored["name"] != suite.name:
+        raise ConfigError(f"{store.run_dir} holds a run of suite {stored['name']!r}, not {suite.name!r}",
+                          hint="pass another --run-dir")
+    new = json.loads(json.dumps(suite.to_dict()))  # tuples become lists, as they were stored
+    changed = sorted(k for k in new if k not in ("seeds", "variants") and new[k] != stored.get(k))
+    if changed:
+        raise ConfigError(f"{store.run_dir} was run with other settings for {', '.join(changed)}",
+                          hint="resume with the same options (only --seeds and --variants may change), "
+                               "or pass another --run-dir")
+    old_device = store.get_meta("device")
+    if old_device is not None and old_device != device.split(":")[0]:
+        raise ConfigError(f"{store.run_dir} was run on {old_device}, not {device}",
+                          hint=f"resume with --device {old_device}, or pass another --run-dir")
+
+
 def run(suite: str | Suite, run_dir: Path | str | None = None, device: str = "auto",
         executor: str = "serial", progress: bool = True, argv: list[str] | None = None,
         console: Any = None) -> RunSummary:
@@ -318,11 +340,9 @@ def run(suite: str | Suite, run_dir: Path | str | None = None, device: str = "au
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(suite)
     ex = executors.get(executor)()
     with Store(run_dir) as store:
-        stored = store.get_meta("suite")
-        if stored is not None and stored["name"] != suite.name:
-            raise ConfigError(f"{run_dir} holds a run of suite {stored['name']!r}, not {suite.name!r}",
-                              hint="pass another --run-dir")
+        check_resumable(store, suite, device)
         store.put_meta("suite", suite.to_dict())
+        store.put_meta("device", device.split(":")[0])
         store.put_meta("provenance", provenance(device, argv))
         units = plan(suite, store, device)
         n_cells = len(suite.variants) * len(suite.seeds) * (1 + len(suite.conditions()))
@@ -355,14 +375,16 @@ def run(suite: str | Suite, run_dir: Path | str | None = None, device: str = "au
     return RunSummary(run_dir, trained, evaluated, n_cells - todo, diverged, tuple(failures))
 
 
+@dataclass
+class _Task:
+    completed: float = 0.0
+
+
 class _NoProgress:
-    """Stands in for rich's Progress when progress display is off."""
+    """Stands in for rich's Progress when progress display is off: counts, shows nothing."""
 
     def __init__(self) -> None:
-        from types import SimpleNamespace
-
-        self.tasks: list[Any] = []
-        self._ns = SimpleNamespace
+        self.tasks: list[_Task] = []
 
     def __enter__(self) -> _NoProgress:
         return self
@@ -371,7 +393,7 @@ class _NoProgress:
         pass
 
     def add_task(self, name: str, total: float) -> int:
-        self.tasks.append(self._ns(completed=0.0))
+        self.tasks.append(_Task())
         return len(self.tasks) - 1
 
     def update(self, task: int, completed: float) -> None:

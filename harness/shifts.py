@@ -39,10 +39,12 @@ def gaussian_noise(x: torch.Tensor, severity: int, generator: torch.Generator | 
 
 
 def _gaussian_kernel(sigma: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The Gaussian integrated over each pixel's extent: sampling it at pixel centres would make
+    the sub-pixel widths of small images (0.25 px at 8x8) an identity."""
     radius = max(1, math.ceil(3 * sigma))
-    t = torch.arange(-radius, radius + 1, device=device, dtype=dtype)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    return k / k.sum()
+    edges = torch.arange(-radius - 0.5, radius + 1.0, device=device, dtype=torch.float64) / (sigma * math.sqrt(2))
+    k = torch.diff(torch.special.erf(edges))
+    return (k / k.sum()).to(dtype)
 
 
 def gaussian_blur(x: torch.Tensor, severity: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -76,6 +76,10 @@ class TrainSpec:
         _check(0 < self.target_accuracy <= 1, f"target_accuracy {self.target_accuracy} is not in (0, 1]",
                "give a fraction such as 0.95")
         _check(self.eval_every >= 1, f"eval_every must be positive, got {self.eval_every}", "use e.g. 10")
+        _check(self.weight_decay >= 0, f"weight_decay must be non-negative, got {self.weight_decay}", "use e.g. 0")
+        _check(0 <= self.momentum < 1, f"momentum {self.momentum} is not in [0, 1)", "use e.g. 0.9")
+        _check(self.divergence_factor > 1, f"divergence_factor must exceed 1, got {self.divergence_factor}",
+               "use e.g. 100: a loss 100x the first step's counts as divergence")
 
 
 @dataclass(frozen=True)
@@ -186,9 +190,10 @@ class Suite:
                "give each seed once")
         names = [v.name for v in self.variants]
         _check(len(set(names)) == len(names), f"suite {self.name!r} repeats a variant name", "rename the variants")
-        _check(0 < self.test_fraction < 1 and 0 <= self.val_fraction < 1
+        _check(0 < self.test_fraction < 1 and 0 < self.val_fraction < 1
                and self.test_fraction + self.val_fraction < 1,
-               "test_fraction and val_fraction must leave data to train on", "use e.g. 0.25 and 0.1")
+               f"test_fraction {self.test_fraction} and val_fraction {self.val_fraction} must both be positive "
+               "and leave data to train on", "use e.g. 0.25 and 0.1 (the held-out curve needs a validation part)")
 
     def variant(self, name: str) -> Variant:
         for v in self.variants:

@@ -87,6 +87,8 @@ class Store:
     def __init__(self, run_dir: Path | str, create: bool = True) -> None:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / STORE_FILE
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise ConfigError(f"{self.run_dir} is a file, not a run directory", hint="pass a folder path")
         if not self.path.exists():
             if not create:
                 raise ConfigError(f"{self.run_dir} is not a run directory (no {STORE_FILE})",
@@ -97,12 +99,14 @@ class Store:
         try:
             self.db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
+            self.db.close()
             raise ConfigError(f"{self.path} is not a readable results store: {exc}",
                               hint="point at another run directory, or delete this one and run again") from exc
         stored = self.get_meta("schema_version")
         if stored is None:
             self.put_meta("schema_version", SCHEMA_VERSION)
         elif stored != SCHEMA_VERSION:
+            self.db.close()
             raise ConfigError(f"{self.path} has store schema {stored}, this harness reads {SCHEMA_VERSION}",
                               hint="rebuild the report with the harness version that wrote it")
 

@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.data import Split
+from harness.data import Split, as_tensor
+from harness.errors import ConfigError
 from harness.seeding import torch_generator
 from harness.specs import TrainSpec
 
@@ -87,15 +88,16 @@ def train(model: nn.Module, split: Split, spec: TrainSpec, seed: int, device: st
     """Train ``model`` in place on ``split.train``; ``on_step(step, total)`` reports progress."""
     dev = torch.device(device)
     model.to(dev)
-    x = torch.from_numpy(split.train.x).to(dev)
-    y = torch.from_numpy(split.train.y).to(dev)  # type: ignore[arg-type]
-    xv = torch.from_numpy(split.val.x).to(dev)
-    yv = torch.from_numpy(split.val.y).to(dev)  # type: ignore[arg-type]
+    x, xv = as_tensor(split.train.x, dev), as_tensor(split.val.x, dev)
+    y, yv = as_tensor(split.train.y, dev), as_tensor(split.val.y, dev)  # type: ignore[arg-type]
     order = torch_generator(seed, "data-order")
     opt = _optimizer(model, spec)
 
     # drop_last: a final batch of one example would make BatchNorm fail in training mode
     per_epoch = len(x) // spec.batch_size
+    if per_epoch == 0:
+        raise ConfigError(f"batch_size {spec.batch_size} is larger than the {len(x)} training examples",
+                          hint="use a smaller batch_size")
     total = per_epoch * spec.epochs
     steps, accs = [0], [_accuracy(model, xv, yv)]
     losses: list[float] = []

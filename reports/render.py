@@ -140,16 +140,36 @@ def methods(report: Report) -> dict[str, str]:
             "differences (the training seed is the unit of replication), exact when seeds are few; McNemar's "
             "exact test on per-example outcomes when there is one seed. p-values are Holm-adjusted across all "
             f"{len(report.comparisons)} comparisons of this report."),
-        "power": (
-            f"With {n_seeds} seed{'s' if n_seeds != 1 else ''}, the smallest two-sided p-value the sign-flip test "
-            f"can give is {stats.min_attainable_p(n_seeds):.3g}"
-            + (", so no comparison can reach p < 0.05 however large the effect: an interval that excludes 0 "
-               "shows a difference on these test examples and seeds, but not one established across training "
-               "seeds. Use at least 6 seeds (smallest p 0.031) for a seed-level test."
-               if stats.min_attainable_p(n_seeds) >= 0.05 else ".")),
+        "power": _power_note(n_seeds, len(report.comparisons)),
         "bn_mode": "BatchNorm uses its running statistics at test time ('frozen'); every model is evaluated "
                    "in eval mode, and attacks keep it there.",
     }
+
+
+def _seeds_needed(n_comparisons: int, alpha: float = 0.05) -> int:
+    """Fewest seeds whose smallest sign-flip p, Holm-adjusted over the family, is below alpha."""
+    s = 1
+    while max(n_comparisons, 1) * stats.min_attainable_p(s) >= alpha:
+        s += 1
+    return s
+
+
+def _power_note(n_seeds: int, n_comparisons: int) -> str:
+    """What the design can and cannot show, stated before anyone reads a p-value."""
+    need = (f"A seed-level test needs at least 6 seeds (smallest p 0.031), and at least "
+            f"{_seeds_needed(n_comparisons)} for the strongest of {n_comparisons} Holm-adjusted comparisons to "
+            "reach p < 0.05 (fewer variants make fewer comparisons).")
+    if n_seeds == 1:
+        return ("With one seed, p-values come from McNemar's exact test on per-example outcomes: they say whether "
+                "these two trained models differ on these test examples, not whether the variants differ across "
+                "training runs. " + need)
+    p_min = stats.min_attainable_p(n_seeds)
+    text = f"With {n_seeds} seeds, the smallest two-sided p-value the sign-flip test can give is {p_min:.3g}"
+    if n_comparisons * p_min < 0.05:
+        return text + "."
+    return text + (", so no Holm-adjusted comparison here can reach p < 0.05 however large the effect: an interval "
+                   "that excludes 0 shows a difference on these test examples and seeds, not one established "
+                   "across training seeds. " + need)
 
 
 # --- Markdown ------------------------------------------------------------------------------

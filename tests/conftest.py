@@ -1,9 +1,13 @@
-"""Shared test setup: no network, caches in temporary folders, colour off, few threads."""
+"""Shared test setup: no network, caches in temporary folders, colour off, one torch thread,
+and the real digits split loaded once."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+
+import pytest
 
 # Set before anything imports datasets/huggingface_hub or rich: tests never download and
 # never depend on the caller's caches or terminal.
@@ -13,3 +17,23 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ["HF_HOME"] = os.path.join(_CACHE, "hf")
 os.environ["NO_COLOR"] = "1"
 os.environ.setdefault("COLUMNS", "200")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread() -> Iterator[None]:
+    # tiny models: a second thread only adds contention, and one thread keeps results identical
+    # whatever the machine's core count
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def split():  # type: ignore[no-untyped-def]
+    """The real scikit-learn digits, split as the quickstart splits them."""
+    from harness.data import digits, stratified_split
+
+    return stratified_split(digits(), 0.25, 0.1, 0)

@@ -28,7 +28,6 @@ def reduced():
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.set_num_threads(1)
     d = tmp_path_factory.mktemp("quick") / "run"
     summary = run(reduced(), d, device="cpu", progress=False)
     assert summary.ok and summary.trained == 4 * 2 and summary.skipped == 0
@@ -159,3 +158,24 @@ def test_a_failing_plugin_fails_its_cells_and_the_run_goes_on(tmp_path: Path, ca
     assert len(failed) == 1 and "RuntimeError" in (failed[0].error or "")
     res = to_json(build_report(tmp_path, n_resamples=100))
     assert any("broken-none" in x and "training failed" in x for x in res["excluded"])
+
+
+def test_resuming_with_other_settings_is_refused(run_dir: Path) -> None:
+    from harness.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="other settings for train") as err:
+        run(reduced().with_overrides(epochs=3), run_dir, device="cpu", progress=False)
+    assert "--seeds and --variants" in err.value.hint
+
+
+def test_adding_a_seed_reuses_the_finished_ones(run_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    suite = reduced().with_overrides(seeds=(0, 1, 2), variants=("mlp-none", "mlp-layer"))
+    summary = run(suite, copy, device="cpu", progress=False)
+    assert summary.trained == 2 and summary.skipped == 2 * 2 * (1 + len(suite.conditions()))
+    res = to_json(build_report(copy, n_resamples=100))
+    assert res["seeds"] == [0, 1, 2] and {e["n_seeds"] for e in res["estimates"]} == {3}
+    assert {e["variant"] for e in res["estimates"]} == {"mlp-none", "mlp-layer"}

@@ -1,0 +1,311 @@
+"""Contract tests: one per plugin kind, parametrized over every entry of the real registries
+(which come from the installed entry points), so a new built-in or a broken one is checked
+without writing a test for it.
+
+Contracts (see harness/models.py, shifts.py, attacks.py, ood.py, data.py and DESIGN.md):
+norms keep the shape; models map [0, 1] images to (N, K) logits and start from bit-identical
+linear/conv weights for every norm of a seed; shifts are pure, deterministic, in [0, 1] and
+monotone in severity; attacks stay in the eps-ball and [0, 1], never mutate their input or the
+model, and are exact at eps = 0; OOD scores are higher for more in-distribution logits;
+datasets load as valid ImageSets; suites name only registered plugins.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import harness.registry as reg
+from harness.data import ImageSet, load
+from harness.errors import ConfigError
+from harness.models import build_model
+from harness.runner import check_names
+from harness.seeding import torch_generator
+from harness.specs import Suite
+
+NORMS = reg.norms.names()
+MODELS = reg.models.names()
+SHIFTS = reg.shifts.names()
+ATTACKS = reg.attacks.names()
+OOD_SCORES = reg.ood_scores.names()
+DATASETS = reg.datasets.names()
+METRICS = reg.metrics.names()
+SUITES = reg.suites.names()
+
+
+
+@pytest.fixture(scope="module")
+def digits_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    d = load("digits")
+    idx = np.arange(0, 1797, 90)  # 20 examples spread over the classes
+    return torch.from_numpy(d.x[idx]), torch.from_numpy(d.y[idx])
+
+
+def test_every_kind_has_entries() -> None:
+    for names in (NORMS, MODELS, SHIFTS, ATTACKS, OOD_SCORES, DATASETS, METRICS, SUITES):
+        assert names, "a registry is empty: are the entry points installed (pip install -e .)?"
+
+
+# --- norms -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spatial", [True, False], ids=["spatial", "flat"])
+@pytest.mark.parametrize("norm", NORMS)
+def test_norm_contract(norm: str, spatial: bool) -> None:
+    layer = reg.norms.get(norm)(16, spatial)
+    assert isinstance(layer, nn.Module)
+    g = torch.Generator().manual_seed(0)
+    shape = (4, 16, 5, 5) if spatial else (4, 16)
+    x = torch.randn(shape, generator=g) * 3 + 1
+    for train in (True, False):
+        layer.train(train)
+        y = layer(x)
+        assert y.shape == x.shape
+        assert torch.isfinite(y).all()
+
+
+# --- models ------------------------------------------------------------------------------------
+
+
+def _build(model: str, norm: str, seed: int = 0) -> nn.Module:
+    return build_model(model, norm, (1, 8, 8), 10, {}, None, torch_generator(seed, "init"))
+
+
+def _linear_conv_params(m: nn.Module) -> list[torch.Tensor]:
+    out = []
+    for mod in m.modules():
+        if isinstance(mod, (nn.Linear, nn.Conv2d)):
+            out.append(mod.weight.detach())
+            if mod.bias is not None:
+                out.append(mod.bias.detach())
+    return out
+
+
+@pytest.mark.parametrize("norm", NORMS)
+@pytest.mark.parametrize("model", MODELS)
+def test_model_contract(model: str, norm: str, digits_batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+    m = _build(model, norm)
+    x = digits_batch[0][:4]
+    for train in (True, False):
+        m.train(train)
+        logits = m(x)
+        assert logits.shape == (4, 10)
+        assert logits.dtype == torch.float32
+        assert torch.isfinite(logits).all()
+        feats = m.features(x)
+        assert feats.ndim == 2 and feats.shape[0] == 4
+    assert isinstance(m.net.head, nn.Linear)
+    assert m.net.head.in_features == feats.shape[1]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_model_init_is_paired_across_norms(model: str) -> None:
+    reference = _linear_conv_params(_build(model, NORMS[0], seed=0))
+    assert reference
+    for norm in NORMS[1:]:
+        params = _linear_conv_params(_build(model, norm, seed=0))
+        assert len(params) == len(reference), norm
+        for a, b in zip(params, reference, strict=True):
+            assert a.shape == b.shape and torch.equal(a, b), f"{model}-{norm} starts from other weights"
+    other = _linear_conv_params(_build(model, NORMS[0], seed=1))
+    assert all(not torch.equal(a, b) for a, b in zip(other, reference, strict=True)), "seed 1 gave seed 0's weights"
+
+
+# --- shifts ------------------------------------------------------------------------------------
+
+BATCH_SHAPES = [(6, 1, 8, 8), (3, 3, 16, 16)]
+
+
+def _images(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
+    return torch.rand(shape, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("shape", BATCH_SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("shift", SHIFTS)
+def test_shift_contract(shift: str, shape: tuple[int, ...]) -> None:
+    fn = reg.shifts.get(shift)
+    x = _images(shape)
+    x_before = x.clone()
+    for severity in range(1, 6):
+        out = fn(x, severity, torch_generator(0, "shift-test", severity))
+        assert out.shape == x.shape and out.dtype == x.dtype
+        assert not out.requires_grad
+        assert out.min() >= 0 and out.max() <= 1
+        assert torch.equal(x, x_before), f"{shift} modified its input"
+        again = fn(x, severity, torch_generator(0, "shift-test", severity))
+        assert torch.equal(out, again), f"{shift} is not deterministic for a given generator"
+
+
+@pytest.mark.parametrize("severity", [0, 6, -1])
+@pytest.mark.parametrize("shift", SHIFTS)
+def test_shift_rejects_bad_severity(shift: str, severity: int) -> None:
+    with pytest.raises(ConfigError, match="severity"):
+        reg.shifts.get(shift)(_images((2, 1, 8, 8)), severity, torch_generator(0, "s"))
+
+
+@pytest.mark.parametrize("shape", BATCH_SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("shift", SHIFTS)
+def test_shift_strength_grows_with_severity(shift: str, shape: tuple[int, ...]) -> None:
+    fn = reg.shifts.get(shift)
+    x = _images(shape, seed=1)
+    change = [float((fn(x, s, torch_generator(0, "monotone")) - x).abs().mean()) for s in range(1, 6)]
+    steps = zip(change[:-1], change[1:], strict=True)
+    assert all(a <= b + 1e-7 for a, b in steps), f"{shift}: mean |x' - x| by severity {change}"
+    assert change[-1] > 0
+
+
+# --- attacks -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cnn() -> nn.Module:
+    m = build_model("cnn", "batch", (1, 8, 8), 10, {}, None, torch_generator(0, "init"))
+    # give BatchNorm non-trivial running statistics, as after training
+    d = load("digits")
+    m.train()
+    with torch.no_grad():
+        for i in range(0, 256, 64):
+            m(torch.from_numpy(d.x[i:i + 64]))
+    return m.eval()
+
+
+def _bn_state(m: nn.Module) -> list[torch.Tensor]:
+    return [b.clone() for name, b in m.named_buffers()]
+
+
+@pytest.mark.parametrize("train_mode", [False, True], ids=["was-eval", "was-train"])
+@pytest.mark.parametrize("eps", [0.0, 0.05])
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_attack_contract(attack: str, eps: float, train_mode: bool, cnn: nn.Module,
+                         digits_batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+    x, y = digits_batch
+    x_before = x.clone()
+    buffers = _bn_state(cnn)
+    atk = reg.attacks.get(attack)(eps=eps)
+    cnn.train(train_mode)
+    try:
+        x_adv = atk.perturb(cnn, x, y, generator=torch_generator(0, "attack-test"))
+        assert cnn.training is train_mode, f"{attack} did not restore the model's mode"
+    finally:
+        cnn.eval()
+    assert x_adv.shape == x.shape and x_adv.dtype == x.dtype
+    assert (x_adv - x).abs().max() <= eps + 1e-6
+    assert x_adv.min() >= 0 and x_adv.max() <= 1
+    assert torch.equal(x, x_before), f"{attack} modified its input"
+    assert all(p.grad is None for p in cnn.parameters()), f"{attack} left parameter gradients"
+    same_buffers = all(torch.equal(a, b) for a, b in zip(_bn_state(cnn), buffers, strict=True))
+    assert same_buffers, f"{attack} changed BatchNorm statistics"
+    if eps == 0.0:
+        assert torch.equal(x_adv, x)
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_attack_changes_inputs_at_positive_eps(attack: str, cnn: nn.Module,
+                                               digits_batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+    x, y = digits_batch
+    x_adv = reg.attacks.get(attack)(eps=0.05).perturb(cnn, x, y, generator=torch_generator(0, "a"))
+    assert (x_adv - x).abs().max() > 0.01
+
+
+@pytest.mark.parametrize("eps", [-0.01, 1.01, float("nan")])
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_attack_rejects_eps_outside_unit_interval(attack: str, eps: float) -> None:
+    with pytest.raises(ConfigError, match="eps"):
+        reg.attacks.get(attack)(eps=eps)
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_attack_parameters_are_frozen(attack: str) -> None:
+    atk = reg.attacks.get(attack)(eps=0.1)
+    with pytest.raises(AttributeError):
+        atk.eps = 0.2  # type: ignore[misc]
+
+
+def test_pgd_same_generator_seed_same_output(cnn: nn.Module, digits_batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+    x, y = digits_batch
+    pgd = reg.attacks.get("pgd-linf")(eps=0.1, steps=3)
+    a = pgd.perturb(cnn, x, y, generator=torch_generator(3, "pgd"))
+    b = pgd.perturb(cnn, x, y, generator=torch_generator(3, "pgd"))
+    c = pgd.perturb(cnn, x, y, generator=torch_generator(4, "pgd"))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)  # the random start does depend on the generator
+
+
+# --- OOD scores --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("score", OOD_SCORES)
+def test_ood_score_contract(score: str) -> None:
+    fn = reg.ood_scores.get(score)
+    assert "higher" in (fn.__doc__ or "").lower(), "the docstring must say which direction is in-distribution"
+    logits = torch.randn(7, 10, generator=torch.Generator().manual_seed(0)) * 5
+    logits[0] = 1000.0  # large logits must not overflow
+    s = fn(logits)
+    assert s.shape == (7,)
+    assert torch.isfinite(s).all()
+
+
+@pytest.mark.parametrize("score", OOD_SCORES)
+def test_ood_score_confident_row_is_more_in_distribution(score: str) -> None:
+    confident = torch.zeros(10)
+    confident[3] = 10.0
+    uniform = torch.zeros(10)
+    s = reg.ood_scores.get(score)(torch.stack([confident, uniform]))
+    assert s[0] > s[1]
+
+
+# --- datasets ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_dataset_contract(dataset: str) -> None:
+    d = load(dataset)
+    assert isinstance(d, ImageSet)
+    assert d.x.dtype == np.float32 and d.x.ndim == 4
+    assert d.x.min() >= 0 and d.x.max() <= 1
+    assert d.x.shape[1] in (1, 3)
+    assert d.source
+    if d.y is not None:
+        assert d.y.dtype == np.int64 and d.y.shape == (len(d.x),)
+
+
+def test_digits_dataset() -> None:
+    d = load("digits")
+    assert d.x.shape == (1797, 1, 8, 8)
+    assert d.y is not None and sorted(set(d.y.tolist())) == list(range(10))
+    assert d.n_classes == 10 and len(d.classes) == 10
+
+
+# --- metrics -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_metric_contract(metric: str) -> None:
+    fn = reg.metrics.get(metric)
+    assert callable(fn)
+    required = [p for p in inspect.signature(fn).parameters.values()
+                if p.default is inspect.Parameter.empty and p.kind is not p.VAR_KEYWORD]
+    if len(required) == 1:  # per-example outcomes
+        value = fn(np.array([True, False, True, True]))
+        assert value == pytest.approx(0.75)
+    else:  # OOD metric on (score_in, score_out)
+        value = fn(np.array([0.9, 0.8, 0.7]), np.array([0.1, 0.2]))
+        assert isinstance(value, float) and 0.0 <= value <= 1.0
+
+
+# --- suites ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_suite_contract(suite: str) -> None:
+    s = reg.suites.get(suite)
+    assert isinstance(s, Suite)
+    assert s.name == suite
+    check_names(s)  # raises UnknownNameError for any plugin the suite names but nobody registered
+    keys = [c.key for c in s.conditions()]
+    assert len(keys) == len(set(keys)), "two conditions share a key, so their cells would collide"
+    assert keys[0] == "clean"

@@ -1,0 +1,218 @@
+"""Tests for harness.evaluation on small models trained for one epoch on real digits: the outcome
+arrays per condition kind, attacks at eps = 0 reproducing the clean predictions bit for bit,
+model-independent shifted inputs, OOD scores in and out, determinism, and predict()'s
+eval-mode guard."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from harness.data import Split, fit_to, load
+from harness.evaluation import evaluate, predict
+from harness.models import build_model
+from harness.registry import shifts
+from harness.seeding import torch_generator
+from harness.specs import Condition, TrainSpec, attack, clean, ood, shift
+from harness.training import train
+
+CONDITION_SEED = 0
+PGD = (("restarts", 1), ("steps", 5))
+CONDITIONS = [
+    clean(),
+    shift("gaussian-noise", 3),
+    shift("gaussian-blur", 5),
+    shift("contrast", 2),
+    ood("faces", "msp"),
+    ood("textures", "energy"),
+    attack("fgsm", 0.0),
+    attack("fgsm", 0.1),
+    attack("pgd-linf", 0.0, PGD),
+    attack("pgd-linf", 0.1, PGD),
+]
+
+
+
+
+@pytest.fixture(scope="module")
+def ood_sets(split: Split) -> dict[str, np.ndarray]:
+    return {name: fit_to(load(name).x, split.test.shape) for name in ("faces", "textures")}
+
+
+def _trained(split: Split, model: str, norm: str, seed: int = 0) -> nn.Module:
+    m = build_model(model, norm, split.train.shape, 10, {}, None, torch_generator(seed, "init"))
+    train(m, split, TrainSpec(epochs=1, eval_every=1000), seed)
+    return m.eval()
+
+
+@pytest.fixture(scope="module")
+def models(split: Split) -> dict[str, nn.Module]:
+    return {"cnn-batch": _trained(split, "cnn", "batch"), "mlp-layer": _trained(split, "mlp", "layer")}
+
+
+def _evaluate(model: nn.Module, split: Split, ood_sets: dict[str, np.ndarray], batch_size: int = 128,
+              seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
+    out = evaluate(model, split.test.x, split.test.y, ood_sets, CONDITIONS, seed, CONDITION_SEED, batch_size)
+    return {cond.key: arrays for cond, arrays in out}
+
+
+@pytest.fixture(scope="module")
+def outcomes(models: dict[str, nn.Module], split: Split,
+             ood_sets: dict[str, np.ndarray]) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    return {name: _evaluate(m, split, ood_sets) for name, m in models.items()}
+
+
+def test_yields_every_condition_in_order(models: dict[str, nn.Module], split: Split,
+                                         ood_sets: dict[str, np.ndarray]) -> None:
+    got = [c for c, _ in evaluate(models["mlp-layer"], split.test.x[:20], split.test.y[:20], ood_sets,
+                                  CONDITIONS, 0, CONDITION_SEED)]
+    assert got == CONDITIONS
+
+
+@pytest.mark.parametrize("model", ["cnn-batch", "mlp-layer"])
+def test_outcome_arrays(model: str, outcomes, split: Split) -> None:  # type: ignore[no-untyped-def]
+    n = len(split.test.y)
+    for key, arrays in outcomes[model].items():
+        if key.startswith("ood"):
+            continue
+        assert arrays["pred"].shape == (n,) and arrays["pred"].dtype == np.int64
+        assert arrays["correct"].dtype == np.bool_
+        assert np.array_equal(arrays["correct"], arrays["pred"] == split.test.y)
+        assert ((arrays["confidence"] > 0) & (arrays["confidence"] <= 1)).all()
+        assert (arrays["loss"] >= 0).all() and arrays["loss"].dtype == np.float64
+    clean_acc = outcomes[model]["clean"]["correct"].mean()
+    assert clean_acc > 0.5, "one epoch on digits should already learn something"
+
+
+@pytest.mark.parametrize("model", ["cnn-batch", "mlp-layer"])
+def test_attack_linf_within_eps(model: str, outcomes) -> None:  # type: ignore[no-untyped-def]
+    for cond in CONDITIONS:
+        if cond.kind != "attack":
+            continue
+        eps = cond.param("eps")
+        linf = outcomes[model][cond.key]["linf"]
+        assert linf.dtype == np.float64
+        assert (linf <= eps + 1e-6).all(), cond.key
+        if eps > 0:
+            assert linf.max() > 0.5 * eps, cond.key
+
+
+@pytest.mark.parametrize("model", ["cnn-batch", "mlp-layer"])
+def test_attacks_at_eps_zero_have_the_clean_predictions(model: str, outcomes) -> None:  # type: ignore[no-untyped-def]
+    res = outcomes[model]
+    for cond in (attack("fgsm", 0.0), attack("pgd-linf", 0.0, PGD)):
+        arrays = res[cond.key]
+        assert np.array_equal(arrays["pred"], res["clean"]["pred"]), cond.key
+        assert np.array_equal(arrays["correct"], res["clean"]["correct"]), cond.key
+        assert (arrays["linf"] == 0).all()
+
+
+@pytest.mark.parametrize("model", ["cnn-batch", "mlp-layer"])
+def test_attacks_at_eps_zero_reproduce_clean_bit_for_bit(model: str, outcomes) -> None:  # type: ignore[no-untyped-def]
+    # the module promises bit-for-bit equality (same batch boundaries), so the confidence and loss
+    # arrays, not only the argmax, must match; otherwise a near-tie can flip `correct` at eps = 0
+    res = outcomes[model]
+    for cond in (attack("fgsm", 0.0), attack("pgd-linf", 0.0, PGD)):
+        for name in ("confidence", "loss"):
+            assert np.array_equal(res[cond.key][name], res["clean"][name]), (cond.key, name)
+
+
+@pytest.mark.parametrize("model", ["cnn-batch", "mlp-layer"])
+def test_attacks_hurt_accuracy(model: str, outcomes) -> None:  # type: ignore[no-untyped-def]
+    res = outcomes[model]
+    clean_acc = res["clean"]["correct"].mean()
+    fgsm = res[attack("fgsm", 0.1).key]["correct"].mean()
+    pgd = res[attack("pgd-linf", 0.1, PGD).key]["correct"].mean()
+    assert fgsm < clean_acc and pgd < clean_acc
+    assert pgd <= fgsm + 0.02  # PGD with worst-case bookkeeping is at least about as strong
+
+
+@pytest.mark.parametrize("cond", [c for c in CONDITIONS if c.kind == "shift"], ids=lambda c: c.key)
+def test_shifted_inputs_depend_only_on_the_condition(cond: Condition, models: dict[str, nn.Module], outcomes,
+                                                     split: Split) -> None:  # type: ignore[no-untyped-def]
+    x = torch.from_numpy(split.test.x)
+    fn = shifts.get(cond.name)
+    a = fn(x, cond.param("severity"), torch_generator(CONDITION_SEED, cond.key))
+    b = fn(x, cond.param("severity"), torch_generator(CONDITION_SEED, cond.key))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, x)
+    # each model's recorded outcome is its prediction on exactly these shifted images
+    for name, m in models.items():
+        logits = predict(m, a, 128)
+        assert np.array_equal(outcomes[name][cond.key]["pred"], logits.argmax(1).numpy()), name
+
+
+def test_shift_outcomes_differ_from_clean(outcomes) -> None:  # type: ignore[no-untyped-def]
+    res = outcomes["mlp-layer"]
+    assert not np.array_equal(res[shift("gaussian-noise", 3).key]["confidence"], res["clean"]["confidence"])
+
+
+@pytest.mark.parametrize("model", ["cnn-batch", "mlp-layer"])
+def test_ood_conditions(model: str, outcomes, split: Split, ood_sets: dict[str, np.ndarray]) -> None:  # type: ignore[no-untyped-def]
+    res = outcomes[model]
+    faces = res[ood("faces", "msp").key]
+    assert set(faces) == {"score_in", "score_out"}
+    assert faces["score_in"].shape == (len(split.test.y),)
+    assert faces["score_out"].shape == (len(ood_sets["faces"]),)
+    assert np.isfinite(faces["score_in"]).all() and np.isfinite(faces["score_out"]).all()
+    # score_in is the msp of the clean predictions
+    np.testing.assert_allclose(faces["score_in"], res["clean"]["confidence"], rtol=1e-6)
+    textures = res[ood("textures", "energy").key]
+    assert textures["score_out"].shape == (len(ood_sets["textures"]),)
+
+
+def test_evaluation_is_deterministic(models: dict[str, nn.Module], outcomes, split: Split,
+                                     ood_sets: dict[str, np.ndarray]) -> None:  # type: ignore[no-untyped-def]
+    again = _evaluate(models["cnn-batch"], split, ood_sets)
+    for key, arrays in outcomes["cnn-batch"].items():
+        for name, a in arrays.items():
+            assert np.array_equal(a, again[key][name]), (key, name)
+
+
+def test_attack_start_depends_on_the_training_seed(models: dict[str, nn.Module], split: Split,
+                                                   ood_sets: dict[str, np.ndarray]) -> None:
+    cond = [attack("pgd-linf", 0.1, (("restarts", 1), ("steps", 1)))]
+    x, y = split.test.x[:100], split.test.y[:100]
+    a = dict(evaluate(models["cnn-batch"], x, y, {}, cond, 0, CONDITION_SEED))
+    b = dict(evaluate(models["cnn-batch"], x, y, {}, cond, 0, CONDITION_SEED))
+    c = dict(evaluate(models["cnn-batch"], x, y, {}, cond, 1, CONDITION_SEED))
+    assert np.array_equal(a[cond[0]]["loss"], b[cond[0]]["loss"])
+    assert not np.array_equal(a[cond[0]]["loss"], c[cond[0]]["loss"])
+
+
+def test_batch_size_does_not_change_clean_predictions(models: dict[str, nn.Module], split: Split) -> None:
+    m = models["cnn-batch"]
+    x = split.test.x[:100]
+    small = dict(evaluate(m, x, split.test.y[:100], {}, [clean()], 0, 0, batch_size=7))
+    large = dict(evaluate(m, x, split.test.y[:100], {}, [clean()], 0, 0, batch_size=512))
+    assert np.array_equal(small[clean()]["pred"], large[clean()]["pred"])
+    np.testing.assert_allclose(small[clean()]["loss"], large[clean()]["loss"], atol=1e-5)
+
+
+def test_evaluate_puts_the_model_in_eval_mode(models: dict[str, nn.Module], split: Split) -> None:
+    m = models["cnn-batch"]
+    m.train()
+    try:
+        list(evaluate(m, split.test.x[:10], split.test.y[:10], {}, [clean()], 0, 0))
+        assert not m.training
+    finally:
+        m.eval()
+
+
+def test_predict_refuses_train_mode(models: dict[str, nn.Module], split: Split) -> None:
+    m = models["mlp-layer"]
+    m.train()
+    try:
+        with pytest.raises(RuntimeError, match="eval mode"):
+            predict(m, torch.from_numpy(split.test.x[:4]), 2)
+    finally:
+        m.eval()
+
+
+def test_predict_batches_and_no_grad(models: dict[str, nn.Module], split: Split) -> None:
+    x = torch.from_numpy(split.test.x[:10])
+    logits = predict(models["mlp-layer"], x, 3)
+    assert logits.shape == (10, 10)
+    assert not logits.requires_grad

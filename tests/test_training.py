@@ -1,0 +1,211 @@
+"""Tests for harness.training on the real digits split: the shape of a TrainResult (curve, losses,
+steps to target, timing), determinism for a seed, paired data order across variants, divergence
+recorded as an outcome, and TrainSpec validation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from harness.data import Split
+from harness.errors import ConfigError
+from harness.models import MLP, Classifier, build_model, init_weights
+from harness.registry import norms
+from harness.seeding import torch_generator
+from harness.specs import TrainSpec
+from harness.training import TrainResult, train
+
+
+def _train(split: Split, spec: TrainSpec, seed: int = 0, model: str = "mlp", norm: str = "none",
+           **kwargs) -> TrainResult:  # type: ignore[no-untyped-def]
+    m = build_model(model, norm, split.train.shape, 10, {}, None, torch_generator(seed, "init"))
+    return train(m, split, spec, seed, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def result(split: Split) -> TrainResult:
+    return _train(split, TrainSpec(epochs=2))
+
+
+def test_result_shapes_and_curve(result: TrainResult, split: Split) -> None:
+    spec = TrainSpec(epochs=2)
+    expected_steps = (len(split.train.x) // spec.batch_size) * spec.epochs
+    assert result.n_steps == expected_steps
+    assert result.loss.shape == (result.n_steps,) and result.loss.dtype == np.float64
+    assert np.isfinite(result.loss).all()
+    assert result.curve_steps[0] == 0
+    assert result.curve_steps[-1] == result.n_steps
+    assert np.all(np.diff(result.curve_steps) > 0)
+    assert all(s % spec.eval_every == 0 or s == result.n_steps for s in result.curve_steps)
+    assert result.curve_val_accuracy.shape == result.curve_steps.shape
+    assert ((result.curve_val_accuracy >= 0) & (result.curve_val_accuracy <= 1)).all()
+    assert result.final_val_accuracy == result.curve_val_accuracy[-1]
+    assert not result.diverged and result.diverged_at is None
+
+
+def test_result_learns(result: TrainResult) -> None:
+    assert result.loss[-10:].mean() < result.loss[:10].mean()
+    assert result.final_val_accuracy > result.curve_val_accuracy[0]
+    assert result.final_val_accuracy > 0.5
+
+
+def test_result_steps_to_target_and_timing(result: TrainResult) -> None:
+    spec = TrainSpec(epochs=2)
+    if result.steps_to_target is None:
+        assert result.seconds_to_target is None
+        assert (result.curve_val_accuracy < spec.target_accuracy).all()
+    else:
+        s = result.steps_to_target
+        assert s % spec.eval_every == 0 or s == result.n_steps
+        first = int(np.argmax(result.curve_val_accuracy >= spec.target_accuracy))
+        assert result.curve_steps[first] == s
+        assert 0 <= result.seconds_to_target <= result.train_seconds
+    assert result.seconds_per_step > 0
+    assert result.train_seconds > 0
+    assert result.seconds_per_step == pytest.approx(result.train_seconds / result.n_steps)
+
+
+def test_steps_to_target_is_the_first_crossing(split: Split) -> None:
+    # a low target is reached early, at a sampled step
+    r = _train(split, TrainSpec(epochs=1, target_accuracy=0.3, eval_every=5))
+    assert r.steps_to_target is not None
+    first = int(np.argmax(r.curve_val_accuracy >= 0.3))
+    assert r.steps_to_target == r.curve_steps[first]
+    assert r.steps_to_target % 5 == 0 or r.steps_to_target == r.n_steps
+    assert r.seconds_to_target is not None and r.seconds_to_target <= r.train_seconds
+
+
+def test_summary_and_arrays_are_json_ready(result: TrainResult) -> None:
+    import json
+
+    summary = result.summary()
+    json.dumps(summary)
+    assert summary["n_steps"] == result.n_steps
+    assert set(result.arrays()) == {"curve_steps", "curve_val_accuracy", "loss"}
+
+
+def test_same_seed_same_losses(split: Split, result: TrainResult) -> None:
+    again = _train(split, TrainSpec(epochs=2))
+    assert np.array_equal(again.loss, result.loss)
+    assert np.array_equal(again.curve_val_accuracy, result.curve_val_accuracy)
+
+
+def test_other_seed_other_losses(split: Split, result: TrainResult) -> None:
+    other = _train(split, TrainSpec(epochs=2), seed=1)
+    assert not np.array_equal(other.loss, result.loss)
+
+
+def test_model_is_left_in_eval_mode(split: Split) -> None:
+    m = build_model("cnn", "batch", split.train.shape, 10, {}, None, torch_generator(0, "init"))
+    train(m, split, TrainSpec(epochs=1), 0)
+    assert not m.training
+
+
+def test_on_step_reports_progress(split: Split) -> None:
+    calls: list[tuple[int, int]] = []
+    r = _train(split, TrainSpec(epochs=1, batch_size=128), on_step=lambda s, t: calls.append((s, t)))
+    assert [s for s, _ in calls] == list(range(1, r.n_steps + 1))
+    assert {t for _, t in calls} == {r.n_steps}
+
+
+class _RecordingMLP(MLP):
+    """The real MLP, remembering a fingerprint of every training batch it sees."""
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.batches: list[float] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            weights = torch.arange(1, len(x) + 1, dtype=x.dtype)
+            self.batches.append(float((x.flatten(1).sum(1) * weights).sum()))
+        return super().forward(x)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_data_order_is_shared_by_variants(split: Split, seed: int) -> None:
+    # the data order comes from the seed's own stream: every variant of a seed sees the same batches
+    seen = {}
+    for norm in ("none", "batch", "layer"):
+        net = _RecordingMLP(split.train.shape, 10, norms.get(norm))
+        m = Classifier(net)
+        init_weights(m, torch_generator(seed, "init"))
+        train(m, split, TrainSpec(epochs=2, batch_size=64), seed)
+        seen[norm] = net.batches
+    assert len(seen["none"]) == 2 * (len(split.train.x) // 64)
+    assert seen["none"] == seen["batch"] == seen["layer"]
+    assert seen["none"][:18] != seen["none"][18:], "the second epoch reshuffles"
+
+
+def test_data_order_depends_on_the_seed(split: Split) -> None:
+    orders = []
+    for seed in (0, 1):
+        net = _RecordingMLP(split.train.shape, 10, norms.get("none"))
+        train(Classifier(net), split, TrainSpec(epochs=1, batch_size=64), seed)
+        orders.append(net.batches)
+    assert orders[0] != orders[1]
+
+
+def test_huge_learning_rate_diverges_without_raising(split: Split) -> None:
+    r = _train(split, TrainSpec(epochs=2, lr=1e4, optimizer="sgd"))
+    assert r.diverged is True
+    assert r.diverged_at is not None and 1 <= r.diverged_at <= r.n_steps
+    assert r.n_steps == r.diverged_at  # the run stops at the divergence
+    assert len(r.loss) == r.n_steps
+    first = r.loss[0]
+    last = r.loss[-1]
+    assert not math.isfinite(last) or last > TrainSpec().divergence_factor * first
+    assert math.isnan(r.final_val_accuracy)
+    assert r.steps_to_target is None and r.seconds_to_target is None
+
+
+def test_batch_size_larger_than_training_set_is_an_error(split: Split) -> None:
+    # with drop_last, a batch larger than the training split means zero optimisation steps: the run
+    # must fail before training (bad input), not return an "untrained, not diverged" result
+    spec = TrainSpec(epochs=1, batch_size=len(split.train.x) + 1)
+    with pytest.raises(ConfigError, match="batch"):
+        _train(split, spec)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("epochs", 0, "epochs must be at least 1"),
+        ("batch_size", 0, "batch_size must be positive"),
+        ("lr", 0.0, "learning rate must be positive"),
+        ("lr", -1e-3, "learning rate must be positive"),
+        ("lr", float("nan"), "learning rate must be positive"),
+        ("optimizer", "rmsprop", "unknown optimizer 'rmsprop'"),
+        ("target_accuracy", 0.0, "is not in (0, 1]"),
+        ("target_accuracy", 1.5, "is not in (0, 1]"),
+        ("eval_every", 0, "eval_every must be positive"),
+    ],
+)
+def test_invalid_trainspec_raises_config_error(field: str, value: object, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        TrainSpec(**{field: value})  # type: ignore[arg-type]
+    assert message in info.value.message
+    assert info.value.hint
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("divergence_factor", 0.0),  # every run would be marked diverged at step 1
+        ("divergence_factor", -1.0),
+        ("weight_decay", -0.01),  # torch.optim raises ValueError only once training starts
+        ("momentum", -0.5),
+    ],
+)
+def test_unvalidated_trainspec_fields_raise_config_error(field: str, value: float) -> None:
+    with pytest.raises(ConfigError):
+        TrainSpec(**{field: value})  # type: ignore[arg-type]
+
+
+def test_trainspec_defaults_are_valid_and_frozen() -> None:
+    spec = TrainSpec()
+    with pytest.raises(AttributeError):
+        spec.epochs = 3  # type: ignore[misc]
