@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from functools import partial
+from functools import lru_cache, partial
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -121,15 +121,26 @@ def _count_blocks(n: int, n_resamples: int, seed: int, stream: int) -> Iterator[
         raise ValueError(f"n must be >= 1 to resample examples; got {n}")
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be >= 1; got {n_resamples}")
+    yield from _drawn_blocks(n, n_resamples, seed, stream)
+
+
+@lru_cache(maxsize=8)
+def _drawn_blocks(n: int, n_resamples: int, seed: int, stream: int) -> tuple[np.ndarray, ...]:
+    # Cached (read-only): a report resamples every condition of a metric with the same draws, and
+    # drawing them again for each of hundreds of (variant, condition) cells was most of its time.
     rng = _rng(seed, stream)
     # 16-bit draws are generated about twice as fast as 64-bit ones (rng.multinomial is ~10x slower).
     dtype = np.int16 if n < 2**15 else np.int64
     # Offsetting each row lets one bincount count a whole block of replicates.
     offsets = n * np.arange(_BLOCK)[:, None]
+    blocks = []
     for start in range(0, n_resamples, _BLOCK):
         rows = min(_BLOCK, n_resamples - start)
         cells = rng.integers(0, n, size=(rows, n), dtype=dtype) + offsets[:rows]
-        yield np.bincount(cells.ravel(), minlength=rows * n).reshape(rows, n)
+        block = np.bincount(cells.ravel(), minlength=rows * n).reshape(rows, n).astype(np.int32)
+        block.flags.writeable = False
+        blocks.append(block)
+    return tuple(blocks)
 
 
 def example_weights(n: int, n_resamples: int, seed: int) -> np.ndarray:
