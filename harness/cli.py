@@ -109,7 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variants", type=_names, help="run only these variants, e.g. cnn-none,cnn-batch")
     p.add_argument("--epochs", type=_positive_int, help="override the training epochs")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
-    p.add_argument("--executor", default="serial", help="how cells are scheduled (see 'harness list executors')")
+    p.add_argument("--executor", default="process",
+                   help="how cells are scheduled: process (a local pool, the default) or serial; "
+                        "see 'harness list executors'")
+    p.add_argument("--workers", type=_positive_int,
+                   help="worker processes for the process executor (default: one per core on the CPU, 1 on CUDA)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_report_options(p)
 
@@ -168,6 +172,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"ood:        {', '.join(ev.ood_sets) or '-'} scored by {', '.join(ev.ood_scores)}",
         "attacks:    " + ("; ".join(f"{a.name} eps {', '.join(f'{e:g}' for e in a.eps)}" for a in ev.attacks)
                           or "-"),
+        "checks:     " + (", ".join(c.name for c in suite.check_conditions()) + f" (eps {ev.check_eps:g}, "
+                              f"large eps {ev.large_eps:g})" if ev.attacks and ev.checks else "-"),
         f"cells:      {len(suite.variants) * len(suite.seeds)} training, "
         f"{len(suite.variants) * len(suite.seeds) * len(suite.conditions())} evaluation",
     ]
@@ -198,7 +204,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_dir = args.run_dir or default_run_dir(suite)
     if not args.quiet:
         print(f"run dir: {run_dir}", file=sys.stderr)
-    summary = run(suite, run_dir, device=args.device, executor=args.executor,
+    summary = run(suite, run_dir, device=args.device, executor=args.executor, workers=args.workers,
                   progress=not args.no_progress and not args.quiet, argv=["harness", *sys.argv[1:]])
     if not args.quiet:
         print(f"trained {summary.trained} models ({summary.diverged} diverged), evaluated {summary.evaluated} "

@@ -7,7 +7,10 @@ conditions at eps = 0 reproduce the clean predictions bit for bit.
 Per-example outcomes per condition (all arrays of length N = test examples unless noted):
 
 * clean, shift, attack: ``pred`` (int64), ``correct`` (bool), ``confidence`` (max softmax),
-  ``loss`` (cross-entropy); attacks add ``linf`` (max |x_adv - x| per example);
+  ``loss`` (cross-entropy); attacks add ``linf`` and ``l2``, the size of each perturbation;
+  an attack at eps counts an example as broken when it was broken at eps or at any smaller
+  eps of the same sweep (worst case: that input lies in the larger ball too);
+* check: the evidence of one adversarial sanity check (see ``_check``);
 * ood: ``score_in`` (N,) on the test split and ``score_out`` (M,) on the OOD set, higher =
   more in-distribution.
 
@@ -18,7 +21,10 @@ of a paired comparison start from the same points.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,24 +53,183 @@ def _outcome(logits: torch.Tensor, y: torch.Tensor) -> Outcome:
         "correct": (pred == y).cpu().numpy(),
         "confidence": logits.softmax(1).max(1).values.double().cpu().numpy(),
         "loss": F.cross_entropy(logits, y, reduction="none").double().cpu().numpy(),
+        "label": y.cpu().numpy().astype(np.int64),
     }
+
+
+def attack_settings(cond: Condition) -> dict[str, Any]:
+    """The attack a condition runs, with every default resolved (written into each record, so a
+    report states the step size, steps, restarts and loss that were used)."""
+    from harness.registry import attacks
+
+    atk = attacks.get(cond.name)(eps=cond.param("eps"), **{k: v for k, v in cond.params if k != "eps"})
+    settings = dataclasses.asdict(atk) if dataclasses.is_dataclass(atk) and not isinstance(atk, type) else {}
+    step = getattr(atk, "step_size", None)
+    return {"attack": type(atk).__name__, "norm": getattr(atk, "norm", "linf"), "settings": settings,
+            **({"step_size": step} if step is not None else {})}
+
+
+SweepKey = tuple[str, tuple[tuple[str, Any], ...]]  # (attack name, every parameter but eps)
+
+
+@dataclass(eq=False)
+class _Sweeps:
+    """What every attack sweep of one model found so far, reused at larger eps.
+
+    ``last[key]`` is the largest eps done and, per example, whether it was broken (N,) bool and
+    the adversarial input; ``correct[(key, eps)]`` is the per-example outcome at each eps."""
+
+    last: dict[SweepKey, tuple[float, torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    correct: dict[tuple[SweepKey, float], torch.Tensor] = field(default_factory=dict)
+    attacks: dict[SweepKey, Any] = field(default_factory=dict)  # an instance of each sweep's attack
+
+
+def _sweep_key(name: str, params: dict[str, Any]) -> SweepKey:
+    return name, tuple(sorted(params.items()))
+
+
+def _batched(fn: Any, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> torch.Tensor:
+    return torch.cat([fn(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+def _attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, name: str, eps: float, params: dict[str, Any],
+            gen: torch.Generator, batch_size: int, sweeps: _Sweeps) -> tuple[torch.Tensor, torch.Tensor]:
+    """Adversarial inputs and their logits for one attack at one eps.
+
+    An example broken at a smaller eps of the same sweep stays broken (its adversarial input
+    lies in this larger ball too), so only the examples still classified correctly are attacked.
+    At eps = 0 the ball is the input itself, so nothing is run.
+    """
+    from harness.registry import attacks
+
+    atk = attacks.get(name)(eps=eps, **params)
+    key = _sweep_key(name, params)
+    x_adv = x.clone()
+    todo = torch.ones(len(x), dtype=torch.bool, device=x.device)
+    prev = sweeps.last.get(key)
+    if prev is not None and prev[0] <= eps:
+        _, broken, prev_adv = prev
+        x_adv[broken] = prev_adv[broken]
+        todo = ~broken
+    idx = todo.nonzero().squeeze(1)
+    if len(idx) and eps > 0:
+        x_adv[idx] = _batched(lambda a, b: atk.perturb(model, a, b, generator=gen), x[idx], y[idx], batch_size)
+    logits = predict(model, x_adv, batch_size)
+    ok = logits.argmax(1) == y
+    sweeps.last[key] = (eps, ~ok, x_adv)
+    sweeps.correct[(key, eps)] = ok
+    sweeps.attacks[key] = atk
+    return x_adv, logits
+
+
+def _pgd_params(cond: Condition, scale: int = 1) -> dict[str, Any]:
+    """The suite's PGD parameters a check condition carries (eps aside), with steps and
+    restarts multiplied by ``scale``."""
+    params = {k: v for k, v in cond.params if k != "eps"}
+    params["steps"], params["restarts"] = scale * params["steps"], scale * params["restarts"]
+    return params
+
+
+def _check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cond: Condition, gen: torch.Generator,
+           batch_size: int, clean_logits: torch.Tensor, source: nn.Module | None, sweeps: _Sweeps) -> Outcome:
+    """Per-example evidence for one sanity check of the adversarial battery (see CHECKS)."""
+    from harness.attacks import PGD, loss_grad
+
+    def pgd_correct(params: dict[str, Any], attacked: nn.Module, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """Whether ``model`` still classifies each example (of ``idx``) correctly after PGD
+        computed on ``attacked``."""
+        atk = PGD(eps=cond.param("eps"), **params)
+        xs, ys = (x, y) if idx is None else (x[idx], y[idx])
+        x_adv = _batched(lambda a, b: atk.perturb(attacked, a, b, generator=gen), xs, ys, batch_size)
+        return predict(model, x_adv, batch_size).argmax(1) == ys
+
+    def np_(t: torch.Tensor) -> np.ndarray:
+        return t.cpu().numpy()
+
+    name = cond.name
+    if name == "gradients":
+        grads = _batched(lambda a, b: loss_grad(model, a, b, "ce")[1], x, y, batch_size)
+        return {"grad_l1": grads.flatten(1).abs().sum(1).double().cpu().numpy()}
+    if name == "repeat":
+        again = predict(model, x, batch_size)
+        return {"max_abs_diff": np.array([float((again - clean_logits).abs().max())])}
+    if name == "batch-composition":
+        # the same examples in another order and other batch sizes, and one at a time
+        perm = torch.randperm(len(x), generator=gen, device=x.device)
+        shuffled = torch.empty_like(clean_logits)
+        shuffled[perm] = predict(model, x[perm], max(2, batch_size // 3))
+        diff = (shuffled - clean_logits).abs().amax(1)
+        n_single = min(32, len(x))
+        single = predict(model, x[:n_single], 1)
+        diff[:n_single] = torch.maximum(diff[:n_single], (single - clean_logits[:n_single]).abs().amax(1))
+        same = shuffled.argmax(1) == clean_logits.argmax(1)
+        same[:n_single] &= single.argmax(1) == clean_logits[:n_single].argmax(1)
+        scale = clean_logits.abs().amax(1).clamp_min(1.0)  # float rounding grows with the logits
+        return {"max_abs_diff": diff.double().cpu().numpy(), "logit_scale": scale.double().cpu().numpy(),
+                "pred_same": np_(same)}
+    if name == "noise":
+        signs = torch.randint(0, 2, x.shape, generator=gen, device=x.device).to(x.dtype) * 2 - 1
+        return {"correct": np_(predict(model, (x + cond.param("eps") * signs).clamp(0, 1), batch_size).argmax(1) == y)}
+    if name == "stronger":
+        return _stronger(model, x, y, cond.param("eps"), gen, batch_size, sweeps)
+    if name == "large-eps":
+        _, logits = _attack(model, x, y, "pgd-linf", cond.param("eps"), _pgd_params(cond), gen, batch_size, sweeps)
+        return {"correct": np_(logits.argmax(1) == y)}
+    if name == "transfer":
+        if source is None:
+            return {}  # no paired variant to transfer from (the baseline itself, or it diverged)
+        source.eval()
+        return {"correct": np_(pgd_correct(_pgd_params(cond), source))}
+    raise ValueError(f"unknown check {name!r}")
+
+
+def _effort(atk: Any) -> int:
+    return int(getattr(atk, "steps", 0)) * int(getattr(atk, "restarts", 1))
+
+
+def _stronger(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, gen: torch.Generator,
+              batch_size: int, sweeps: _Sweeps) -> Outcome:
+    """Evidence for "more effort changes little": per example, robust under the worst case of
+    every L-inf attack the suite ran at ``eps`` (``correct_base``), and still robust after the
+    suite's most thorough L-inf attack (most steps x restarts) is run again with twice its steps
+    on the examples left standing (``correct``): an attack that has converged gains little. Needs the suite's attack
+    conditions evaluated first, in the same call (the runner guarantees it)."""
+    linf = {k: a for k, a in sweeps.attacks.items() if getattr(a, "norm", "linf") == "linf"}
+    base = [sweeps.correct[(k, eps)] for k in linf if (k, eps) in sweeps.correct]
+    iterative = [a for a in linf.values() if _effort(a) > 0]
+    if not base or not iterative:
+        return {}  # the suite ran no iterative L-inf attack at this eps: not applicable
+    ok = torch.stack(base).all(0)
+    top = max(iterative, key=_effort)
+    doubled = dataclasses.replace(top, eps=eps, steps=2 * top.steps)
+    more = ok.clone()
+    idx = ok.nonzero().squeeze(1)
+    if len(idx):
+        x_adv = _batched(lambda a, b: doubled.perturb(model, a, b, generator=gen), x[idx], y[idx], batch_size)
+        more[idx] = predict(model, x_adv, batch_size).argmax(1) == y[idx]
+    return {"correct_base": ok.cpu().numpy(), "correct": more.cpu().numpy()}
+
+
+CHECKS = ("gradients", "repeat", "batch-composition", "noise", "stronger", "large-eps", "transfer")
 
 
 def evaluate(model: nn.Module, x_test: np.ndarray, y_test: np.ndarray, ood_sets: Mapping[str, np.ndarray],
              conditions: list[Condition], seed: int, condition_seed: int, batch_size: int = 512,
-             device: str = "cpu") -> Iterator[tuple[Condition, Outcome]]:
+             device: str = "cpu", transfer_source: nn.Module | None = None) -> Iterator[tuple[Condition, Outcome]]:
     """Yield (condition, per-example outcome) for each condition, in order.
 
     ``x_test`` (N, C, H, W) float32 in [0, 1], ``y_test`` (N,) int64; ``ood_sets`` maps a set
     name to images already fitted to the test shape; ``seed`` is the training seed (attack
-    starts); ``condition_seed`` fixes the shifted images for every model.
+    starts); ``condition_seed`` fixes the shifted images for every model; ``transfer_source``
+    is the paired variant's model of the same seed, for the transfer check.
     """
-    from harness.registry import attacks, ood_scores, shifts
+    from harness.registry import ood_scores, shifts
 
     dev = torch.device(device)
     model.to(dev).eval()
     x, y = as_tensor(x_test, dev), as_tensor(y_test, dev)
     clean_logits = predict(model, x, batch_size)
+    sweeps = _Sweeps()
     for cond in conditions:
         if cond.kind == "clean":
             yield cond, _outcome(clean_logits, y)
@@ -80,13 +245,16 @@ def evaluate(model: nn.Module, x_test: np.ndarray, y_test: np.ndarray, ood_sets:
                 "score_out": score(predict(model, x_out, batch_size)).double().cpu().numpy(),
             }
         elif cond.kind == "attack":
-            params = {k: v for k, v in cond.params if k != "eps"}
-            atk = attacks.get(cond.name)(eps=cond.param("eps"), **params)
             gen = torch_generator(seed, cond.key, device=dev.type)
-            x_adv = torch.cat([atk.perturb(model, x[i:i + batch_size], y[i:i + batch_size], generator=gen)
-                               for i in range(0, len(x), batch_size)])
-            out = _outcome(predict(model, x_adv, batch_size), y)
-            out["linf"] = (x_adv - x).abs().flatten(1).max(1).values.double().cpu().numpy()
+            x_adv, logits = _attack(model, x, y, cond.name, cond.param("eps"),
+                                    {k: v for k, v in cond.params if k != "eps"}, gen, batch_size, sweeps)
+            out = _outcome(logits, y)
+            delta = (x_adv - x).flatten(1)
+            out["linf"] = delta.abs().max(1).values.double().cpu().numpy()
+            out["l2"] = delta.norm(dim=1).double().cpu().numpy()
             yield cond, out
+        elif cond.kind == "check":
+            gen = torch_generator(seed, cond.key, device=dev.type)
+            yield cond, _check(model, x, y, cond, gen, batch_size, clean_logits, transfer_source, sweeps)
         else:  # pragma: no cover - Condition's type forbids it
             raise ValueError(f"unknown condition kind {cond.kind!r}")

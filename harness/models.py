@@ -123,6 +123,9 @@ class CNN(nn.Module):
 class Standardize(nn.Module):
     """(x - mean) / std per channel, with the training split's statistics as buffers."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         super().__init__()
         self.register_buffer("mean", mean.view(1, -1, 1, 1).clone())
@@ -157,8 +160,8 @@ def init_weights(model: nn.Module, generator: torch.Generator) -> None:
                 if m.bias is not None:
                     bound = 1 / math.sqrt(m.weight[0].numel())
                     nn.init.uniform_(m.bias, -bound, bound, generator=generator)
-            elif hasattr(m, "reset_parameters"):
-                m.reset_parameters()
+            elif callable(reset := getattr(m, "reset_parameters", None)):
+                reset()
 
 
 def build_model(model: str, norm: str, in_shape: tuple[int, int, int], n_classes: int,

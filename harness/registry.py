@@ -135,8 +135,9 @@ class Registry(Generic[T]):
     def summary(self, name: str) -> str:
         """The plugin's own description, else the first line of its docstring (imports the plugin)."""
         obj = self.get(name)
-        if isinstance(getattr(obj, "description", None), str):  # a Suite instance describes itself
-            return obj.description
+        description = getattr(obj, "description", None)
+        if isinstance(description, str):  # a Suite instance describes itself
+            return description
         doc = getattr(obj, "__doc__", None) or ""
         return doc.strip().splitlines()[0] if doc.strip() else ""
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, RunError
 from harness.specs import Condition, Suite, Variant
 from harness.store import Cell, Store, cell_key, load_weights, save_weights
 
@@ -70,12 +70,98 @@ class RunSummary:
         return not self.failures
 
 
-class SerialExecutor:
-    """Runs units one after another in this process (deterministic, simplest to debug)."""
+Task = tuple[str, "Unit"]  # ("train" | "eval", unit)
 
-    def map(self, fn: Callable[[Unit], Iterator[Cell]], units: Iterable[Unit]) -> Iterator[Cell]:
-        for unit in units:
-            yield from fn(unit)
+
+class SerialExecutor:
+    """Runs tasks one after another in this process (deterministic, simplest to debug), with
+    every torch thread; progress is reported per training step."""
+
+    workers = 1
+
+    def __init__(self, workers: int | None = None) -> None:
+        pass
+
+    def __enter__(self) -> SerialExecutor:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+    def start(self, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
+        initializer(*initargs)
+
+    def map(self, fn: Callable[[Task], Iterator[Cell]], tasks: Iterable[Task]) -> Iterator[Cell]:
+        for task in tasks:
+            yield from fn(task)
+
+
+def _collect(fn: Callable[[Task], Iterator[Cell]], task: Task) -> list[Cell]:
+    return list(fn(task))
+
+
+class ProcessExecutor:
+    """A local pool of worker processes (the default). The cores are split between the workers
+    (``torch.set_num_threads(cores // workers)`` in each), which pays off for the small models
+    that dominate suites: a 2-core machine trains two models at once. ``workers`` defaults to
+    the number of usable cores on the CPU and to 1 on CUDA (where one process keeps the GPU
+    busy). With one worker it runs in this process, like ``serial``.
+
+    Workers are started with ``spawn`` (never ``fork``: torch's thread pools do not survive a
+    fork), each loads the suite's data once, and a task's cells come back when it finishes.
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers
+        self._pool: Any = None
+
+    def __enter__(self) -> ProcessExecutor:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def start(self, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        device = initargs[1]
+        n = self.workers or (1 if str(device).startswith("cuda") else usable_cores())
+        self.workers = n
+        if n <= 1:
+            initializer(*initargs)
+            return
+        threads = max(1, usable_cores() // n)
+        self._pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=initializer, initargs=(*initargs, threads))
+
+    def map(self, fn: Callable[[Task], Iterator[Cell]], tasks: Iterable[Task]) -> Iterator[Cell]:
+        from concurrent.futures import as_completed
+
+        if self._pool is None:
+            for task in tasks:
+                yield from fn(task)
+            return
+        from concurrent.futures.process import BrokenProcessPool
+
+        futures = [self._pool.submit(_collect, fn, t) for t in tasks]
+        try:
+            for f in as_completed(futures):
+                yield from f.result()
+        except BrokenProcessPool as exc:
+            raise RunError(
+                "a worker process died before finishing its cells (cells finished so far are stored)",
+                hint="run the same command again to resume; from a Python script, call run() under "
+                     "'if __name__ == \"__main__\":'; or use --executor serial to see the error") from exc
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (the affinity mask where the OS has one)."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 # --- planning ------------------------------------------------------------------------------
@@ -131,18 +217,41 @@ def eval_spec(suite: Suite, train_key: str, cond: Condition) -> dict[str, Any]:
             "bn_mode": ev.bn_mode, "condition_seed": suite.split_seed}
 
 
+def _sweeps(cond: Condition, conditions: list[Condition]) -> set[tuple[str, tuple[Any, ...]]]:
+    """The attack sweeps (an attack's name with every parameter but eps) a condition belongs to
+    or reads: an attack's own; the suite's PGD for "large-eps"; every sweep for "stronger"."""
+    def key(name: str, c: Condition) -> tuple[str, tuple[Any, ...]]:
+        return name, tuple(p for p in c.params if p[0] != "eps")
+
+    if cond.kind == "attack":
+        return {key(cond.name, cond)}
+    if cond.kind == "check" and cond.name == "large-eps":
+        return {key("pgd-linf", cond)}
+    if cond.kind == "check" and cond.name == "stronger":
+        return {key(c.name, c) for c in conditions if c.kind == "attack"}
+    return set()
+
+
 def plan(suite: Suite, store: Store, device: str) -> list[Unit]:
-    """The units with work left, in seed-major order (every variant of seed 0 first)."""
+    """The units with work left, in seed-major order (every variant of seed 0 first).
+
+    An attack sweep is redone whole when any of its cells, or a check that reads it, is missing:
+    each eps reuses what the smaller ones broke, and redoing the sweep gives the same records as
+    an uninterrupted run."""
     diverged = {c.key for c in store.cells("train", with_arrays=False) if c.result.get("diverged")}
+    conditions = suite.conditions()
     units = []
     for seed in suite.seeds:
         for v in suite.variants:
             ts = train_spec(suite, v, seed, device)
             tk = cell_key(ts)
             need_train = not store.done(tk)
+            specs = {c.key: eval_spec(suite, tk, c) for c in conditions}
+            missing = {c.key for c in conditions if not store.done(cell_key(specs[c.key]))}
+            redo = set().union(*(_sweeps(c, conditions) for c in conditions if c.key in missing))
             evals = () if tk in diverged else tuple(
-                (c, cell_key(es), es) for c in suite.conditions()
-                if not store.done(cell_key(es := eval_spec(suite, tk, c))))
+                (c, cell_key(specs[c.key]), specs[c.key]) for c in conditions
+                if c.key in missing or (c.kind == "attack" and _sweeps(c, conditions) <= redo))
             if need_train or evals:
                 units.append(Unit(v, seed, tk, ts, need_train, evals))
     return units
@@ -162,67 +271,117 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}\n" + "".join(traceback.format_tb(exc.__traceback__)[-3:])
 
 
-def execute_unit(ctx: Context, unit: Unit, on_step: Callable[[int, int], None] | None = None,
-                 on_eval: Callable[[], None] | None = None) -> Iterator[Cell]:
-    """Train (if needed) and evaluate one (variant, seed), yielding each cell as it finishes."""
-    from harness.evaluation import evaluate
+def _build(ctx: Context, v: Variant, seed: int) -> Any:
     from harness.models import build_model
     from harness.seeding import torch_generator
+
+    split = ctx.split
+    return build_model(v.model, v.norm, split.train.shape, split.train.n_classes, dict(v.options),
+                       _input_stats(split.train.x) if v.standardize else None, torch_generator(seed, "init"))
+
+
+def train_unit(ctx: Context, unit: Unit, on_step: Callable[[int, int], None] | None = None) -> Iterator[Cell]:
+    """Train one (variant, seed) and store its weights; yields its training cell (failed if the
+    model cannot be built or trained, with the error)."""
     from harness.training import train
 
-    suite, v, split = ctx.suite, unit.variant, ctx.split
-    t0 = time.perf_counter()
-    try:
-        model = build_model(v.model, v.norm, split.train.shape, split.train.n_classes, dict(v.options),
-                            _input_stats(split.train.x) if v.standardize else None,
-                            torch_generator(unit.seed, "init"))
-    except Exception as exc:  # a broken model or norm plugin fails its cell, not the run
+    v, t0 = unit.variant, time.perf_counter()
+    try:  # a broken model or norm plugin fails its cell, not the run
+        model = _build(ctx, v, unit.seed)
+        result = train(model, ctx.split, ctx.suite.train, unit.seed, ctx.device, on_step)
+    except Exception as exc:
         yield Cell(unit.train_key, "train", v.name, unit.seed, unit.train_spec, {}, "failed",
                    _error_text(exc), time.perf_counter() - t0)
         return
-    if unit.need_train:
-        try:
-            result = train(model, split, suite.train, unit.seed, ctx.device, on_step)
-        except Exception as exc:  # e.g. a model whose forward pass breaks on this data
-            yield Cell(unit.train_key, "train", v.name, unit.seed, unit.train_spec, {}, "failed",
-                       _error_text(exc), time.perf_counter() - t0)
-            return
-        if not result.diverged:
-            save_weights(ctx.store_dir, unit.train_key, model.state_dict())
-        yield Cell(unit.train_key, "train", v.name, unit.seed, unit.train_spec, result.summary(),
-                   seconds=time.perf_counter() - t0, arrays=result.arrays())
-        if result.diverged:
-            return
-    elif unit.evals:
-        model.load_state_dict(load_weights(ctx.store_dir, unit.train_key))
-    model.to(ctx.device).eval()
+    if not result.diverged:
+        save_weights(ctx.store_dir, unit.train_key, model.state_dict())
+    yield Cell(unit.train_key, "train", v.name, unit.seed, unit.train_spec, result.summary(),
+               seconds=time.perf_counter() - t0, arrays=result.arrays())
+
+
+def evaluate_unit(ctx: Context, unit: Unit) -> Iterator[Cell]:
+    """Evaluate one trained (variant, seed) on its missing conditions, a cell per condition."""
+    from harness.evaluation import evaluate
+
+    suite, v, split = ctx.suite, unit.variant, ctx.split
     conds = [c for c, _, _ in unit.evals]
     meta = {c.key: (k, s) for c, k, s in unit.evals}
+    failure: Exception | None = None
     t0 = time.perf_counter()
-    outcomes = evaluate(model, split.test.x, split.test.y, ctx.ood, conds, unit.seed, suite.split_seed,
-                        suite.evaluation.batch_size, ctx.device)
+    try:
+        model = _build(ctx, v, unit.seed)
+        model.load_state_dict(load_weights(ctx.store_dir, unit.train_key))
+        model.to(ctx.device).eval()
+        source = _transfer_source(ctx, unit) if any(c.kind == "check" and c.name == "transfer" for c in conds) \
+            else None
+        outcomes = evaluate(model, split.test.x, split.test.y, ctx.ood, conds, unit.seed, suite.split_seed,
+                            suite.evaluation.batch_size, ctx.device, transfer_source=source)
+    except Exception as exc:  # the model cannot be rebuilt: every missing cell fails
+        outcomes, failure = iter(()), exc
     for cond in conds:
         key, spec = meta[cond.key]
         try:
+            if failure is not None:
+                raise failure
             _, arrays = next(outcomes)
         except Exception as exc:
             yield Cell(key, "eval", v.name, unit.seed, spec, {}, "failed", _error_text(exc),
                        time.perf_counter() - t0, cond.to_dict())
             return
-        yield Cell(key, "eval", v.name, unit.seed, spec, _eval_summary(arrays),
+        yield Cell(key, "eval", v.name, unit.seed, spec, _eval_summary(cond, arrays),
                    seconds=time.perf_counter() - t0, condition=cond.to_dict(), arrays=arrays)
-        if on_eval is not None:
-            on_eval()
         t0 = time.perf_counter()
 
 
-def _eval_summary(arrays: dict[str, np.ndarray]) -> dict[str, float]:
+# The context of the worker this process is: set once per process by _init_worker (or, for
+# work done in the calling process, by run()), read by execute_task.
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(suite: Suite, device: str, store_dir: Path, threads: int | None = None) -> None:
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    _WORKER.update(ctx=prepare(suite, device, store_dir), on_step=None)
+
+
+def execute_task(task: Task) -> Iterator[Cell]:
+    """Run one task, ("train", unit) or ("eval", unit), in this process's worker context."""
+    kind, unit = task
+    ctx = _WORKER["ctx"]
+    return train_unit(ctx, unit, _WORKER.get("on_step")) if kind == "train" else evaluate_unit(ctx, unit)
+
+
+def _transfer_source(ctx: Context, unit: Unit) -> Any:
+    """The model of the variant this one is compared with, same seed, if it was trained."""
+    from harness.store import weights_path
+
+    base = next((b for v, b in ctx.suite.comparisons() if v == unit.variant), None)
+    if base is None:
+        return None
+    key = cell_key(train_spec(ctx.suite, base, unit.seed, ctx.device))
+    if not weights_path(ctx.store_dir, key).exists():
+        return None  # the baseline diverged or failed: the check is not applicable
+    model = _build(ctx, base, unit.seed)
+    model.load_state_dict(load_weights(ctx.store_dir, key))
+    return model.to(ctx.device).eval()
+
+
+def _eval_summary(cond: Condition, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Scalars stored beside the arrays: the headline metric, and an attack's resolved settings."""
+    from harness.evaluation import attack_settings
     from harness.metrics import auroc, fpr_at_tpr
 
-    if "correct" in arrays:
-        return {"accuracy": float(arrays["correct"].mean())}
-    return {"auroc": auroc(arrays["score_in"], arrays["score_out"]),
-            "fpr95": fpr_at_tpr(arrays["score_in"], arrays["score_out"])}
+    out: dict[str, Any] = attack_settings(cond) if cond.kind == "attack" else {}
+    if not arrays:
+        out["not_applicable"] = True
+    elif "correct" in arrays:
+        out["accuracy"] = float(arrays["correct"].mean())
+    elif "score_in" in arrays:
+        out.update(auroc=auroc(arrays["score_in"], arrays["score_out"]),
+                   fpr95=fpr_at_tpr(arrays["score_in"], arrays["score_out"]))
+    return out
 
 
 # --- provenance ----------------------------------------------------------------------------
@@ -292,12 +451,22 @@ def default_run_dir(suite: Suite) -> Path:
     return DEFAULT_RUNS_DIR / f"{suite.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
-def prepare(suite: Suite, device: str, store_dir: Path) -> Context:
-    """Load and split the data and the OOD sets once for the whole run."""
-    from harness.data import fit_to, load, stratified_split
+def _split(suite: Suite) -> Any:
+    from harness.data import load, stratified_split
 
-    data = load(suite.dataset)
-    split = stratified_split(data, suite.test_fraction, suite.val_fraction, suite.split_seed)
+    return stratified_split(load(suite.dataset), suite.test_fraction, suite.val_fraction, suite.split_seed)
+
+
+def train_size(suite: Suite) -> int:
+    """The number of training examples of the suite's split."""
+    return len(_split(suite).train.x)
+
+
+def prepare(suite: Suite, device: str, store_dir: Path) -> Context:
+    """Load and split the data and the OOD sets once for the whole run (once per worker)."""
+    from harness.data import fit_to, load
+
+    split = _split(suite)
     ood = {name: fit_to(load(name).x, split.test.shape) for name in suite.evaluation.ood_sets}
     return Context(suite, split, ood, device, store_dir)
 
@@ -325,10 +494,12 @@ def check_resumable(store: Store, suite: Suite, device: str) -> None:
 
 
 def run(suite: str | Suite, run_dir: Path | str | None = None, device: str = "auto",
-        executor: str = "serial", progress: bool = True, argv: list[str] | None = None,
-        console: Any = None) -> RunSummary:
+        executor: str = "process", workers: int | None = None, progress: bool = True,
+        argv: list[str] | None = None, console: Any = None) -> RunSummary:
     """Run every missing cell of ``suite`` into ``run_dir`` (created if new, resumed if not).
 
+    Two phases: every missing training cell, then every missing evaluation cell (so the
+    transfer check always finds its paired model), each spread over ``executor``'s workers.
     Returns a summary; the report is built separately from the store
     (:func:`reports.build.build_report`), so it can always be rebuilt offline.
     """
@@ -337,42 +508,60 @@ def run(suite: str | Suite, run_dir: Path | str | None = None, device: str = "au
     suite = load_suite(suite)
     check_names(suite)
     device = resolve_device(device)
+    if workers is not None and workers < 1:
+        raise ConfigError(f"workers must be at least 1, got {workers}", hint="use e.g. --workers 2")
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(suite)
-    ex = executors.get(executor)()
-    with Store(run_dir) as store:
+    with Store(run_dir) as store, executors.get(executor)(workers) as ex:
         check_resumable(store, suite, device)
         store.put_meta("suite", suite.to_dict())
         store.put_meta("device", device.split(":")[0])
-        store.put_meta("provenance", provenance(device, argv))
+        store.put_meta("provenance", {**provenance(device, argv), "executor": executor})
         units = plan(suite, store, device)
         n_cells = len(suite.variants) * len(suite.seeds) * (1 + len(suite.conditions()))
         todo = sum(u.need_train + len(u.evals) for u in units)
-        ctx = prepare(suite, device, run_dir)
-        trained = evaluated = diverged = 0
+        counts = {"trained": 0, "evaluated": 0, "diverged": 0, "train_cells": 0}
         failures: list[tuple[str, str]] = []
+        if not units:
+            return RunSummary(run_dir, 0, 0, n_cells, 0)
+        ex.start(_init_worker, (suite, device, run_dir))
+        store.put_meta("provenance", {**provenance(device, argv), "executor": executor, "workers": ex.workers})
+        n_train = len(_WORKER["ctx"].split.train.x) if "ctx" in _WORKER else train_size(suite)
+        steps_per_run = (n_train // suite.train.batch_size) * suite.train.epochs
         with _progress(console, progress) as bar:
-            steps_per_run = (len(ctx.split.train.x) // suite.train.batch_size) * suite.train.epochs
             t_train = bar.add_task("train", total=steps_per_run * sum(u.need_train for u in units))
             t_eval = bar.add_task("evaluate", total=sum(len(u.evals) for u in units))
-            def work(unit: Unit) -> Iterator[Cell]:
-                base = bar.tasks[t_train].completed
-                yield from execute_unit(ctx, unit, lambda step, total: bar.update(t_train, completed=base + step),
-                                        lambda: bar.advance(t_eval))
-                if unit.need_train:  # a diverged run stops early: count its remaining steps as done
-                    bar.update(t_train, completed=base + steps_per_run)
 
-            for cell in ex.map(work, units):
-                store.put(cell)
-                where = f"{cell.kind} {cell.variant} seed {cell.seed}" + (
-                    f" {Condition.from_dict(cell.condition).key}" if cell.condition else "")
-                if cell.status == "failed":
-                    failures.append((where, (cell.error or "").splitlines()[0]))
-                elif cell.kind == "train":
-                    trained += 1
-                    diverged += bool(cell.result.get("diverged"))
-                else:
-                    evaluated += 1
-    return RunSummary(run_dir, trained, evaluated, n_cells - todo, diverged, tuple(failures))
+            def store_all(cells: Iterator[Cell]) -> None:
+                for cell in cells:
+                    store.put(cell)
+                    if cell.status == "failed":
+                        where = f"{cell.kind} {cell.variant} seed {cell.seed}" + (
+                            f" {Condition.from_dict(cell.condition).key}" if cell.condition else "")
+                        failures.append((where, (cell.error or "").splitlines()[0]))
+                    elif cell.kind == "train":
+                        counts["trained"] += 1
+                        counts["diverged"] += bool(cell.result.get("diverged"))
+                    else:
+                        counts["evaluated"] += 1
+                    if cell.kind == "train":  # a diverged run stops early: its remaining steps count as done
+                        counts["train_cells"] += 1
+                        bar.update(t_train, completed=counts["train_cells"] * steps_per_run)
+                    else:
+                        bar.advance(t_eval)
+
+            if "ctx" in _WORKER:  # work runs in this process: report every training step
+                _WORKER["on_step"] = lambda step, total: bar.update(
+                    t_train, completed=counts["train_cells"] * steps_per_run + step)
+            try:
+                store_all(ex.map(execute_task, [("train", u) for u in units if u.need_train]))
+                # after training: what is left to evaluate (not diverged, training not failed)
+                evals = [u for u in plan(suite, store, device) if u.evals and not u.need_train]
+                bar.update(t_eval, total=bar.tasks[t_eval].completed + sum(len(u.evals) for u in evals))
+                store_all(ex.map(execute_task, [("eval", u) for u in evals]))
+            finally:
+                _WORKER.clear()
+    return RunSummary(run_dir, counts["trained"], counts["evaluated"], n_cells - todo, counts["diverged"],
+                      tuple(failures))
 
 
 @dataclass
@@ -396,8 +585,9 @@ class _NoProgress:
         self.tasks.append(_Task())
         return len(self.tasks) - 1
 
-    def update(self, task: int, completed: float) -> None:
-        self.tasks[task].completed = completed
+    def update(self, task: int, completed: float | None = None, total: float | None = None) -> None:
+        if completed is not None:
+            self.tasks[task].completed = completed
 
     def advance(self, task: int) -> None:
         self.tasks[task].completed += 1

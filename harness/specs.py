@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from harness.errors import ConfigError
 
-ConditionKind = Literal["clean", "shift", "ood", "attack"]
+ConditionKind = Literal["clean", "shift", "ood", "attack", "check"]
 Param = tuple[str, Any]
 
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -101,7 +101,10 @@ class EvalSpec:
     """The evaluation battery run on every trained model.
 
     ``bn_mode`` says how BatchNorm statistics are used at test time: ``frozen`` (the running
-    statistics, the only mode implemented so far).
+    statistics, the only mode implemented so far). With attacks in the battery and ``checks``
+    on, the adversarial sanity checks run too: random noise, a transfer attack from the paired
+    variant and PGD with doubled steps and restarts at ``check_eps``, PGD at ``large_eps``
+    (which must reach chance), input gradients, repeated passes and batch composition.
     """
 
     shifts: tuple[str, ...] = ("gaussian-noise", "gaussian-blur", "contrast")
@@ -111,8 +114,13 @@ class EvalSpec:
     attacks: tuple[AttackSpec, ...] = ()
     batch_size: int = 512
     bn_mode: Literal["frozen"] = "frozen"
+    checks: bool = True
+    check_eps: float = 0.1
+    large_eps: float = 0.5
 
     def __post_init__(self) -> None:
+        for e in (self.check_eps, self.large_eps):
+            _check(0 < e <= 1, f"check eps {e} is outside (0, 1]", "use e.g. check_eps=0.1, large_eps=0.5")
         for s in self.severities:
             _check(s in SEVERITIES, f"severity {s} is outside 1-5", "use severities from 1 to 5")
         _check(self.bn_mode == "frozen", f"bn_mode {self.bn_mode!r} is not available yet",
@@ -158,6 +166,11 @@ def ood(ood_set: str, score: str) -> Condition:
 
 def attack(name: str, eps: float, params: tuple[Param, ...] = ()) -> Condition:
     return Condition("attack", name, tuple(sorted((("eps", float(eps)), *params))))
+
+
+def check(name: str, **params: Any) -> Condition:
+    """A sanity-check condition of the adversarial battery (see harness.evaluation.CHECKS)."""
+    return Condition("check", name, tuple(sorted((k, float(v) if k == "eps" else v) for k, v in params.items())))
 
 
 @dataclass(frozen=True)
@@ -222,8 +235,25 @@ class Suite:
         out = [clean()]
         out += [shift(s, sev) for s in ev.shifts for sev in ev.severities]
         out += [ood(o, sc) for o in ev.ood_sets for sc in ev.ood_scores]
-        out += [attack(a.name, e, a.params) for a in ev.attacks for e in a.eps]
+        # ascending eps: a sweep reuses what smaller radii broke (harness.evaluation)
+        out += [attack(a.name, e, a.params) for a in ev.attacks for e in sorted(a.eps)]
+        if ev.attacks and ev.checks:
+            out += self.check_conditions()
         return out
+
+    def check_conditions(self) -> list[Condition]:
+        """The sanity checks. "transfer" and "large-eps" run PGD with the suite's ``pgd-linf``
+        parameters (PGD's defaults when it runs none); "stronger" reruns the suite's most
+        thorough attack (see harness.evaluation)."""
+        ev = self.evaluation
+        pgd = {"steps": 10, "restarts": 1, **dict(next((a.params for a in ev.attacks if a.name == "pgd-linf"), ()))}
+        return [
+            check("gradients"), check("repeat"), check("batch-composition"),
+            check("noise", eps=ev.check_eps),
+            check("transfer", eps=ev.check_eps, **pgd),
+            check("stronger", eps=ev.check_eps),
+            check("large-eps", eps=ev.large_eps, **pgd),
+        ]
 
     def with_overrides(
         self,
@@ -239,3 +269,20 @@ class Suite:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Suite:
+        """The inverse of :meth:`to_dict` (after a JSON round trip, which turns tuples to lists)."""
+        def pairs(ps: Any) -> tuple[Param, ...]:
+            return tuple(tuple(p) for p in (ps.items() if isinstance(ps, dict) else ps))  # type: ignore[misc]
+
+        ev = dict(d["evaluation"])
+        ev["attacks"] = tuple(AttackSpec(a["name"], tuple(a["eps"]), pairs(a["params"])) for a in ev["attacks"])
+        for k in ("shifts", "severities", "ood_sets", "ood_scores"):
+            ev[k] = tuple(ev[k])
+        variants = tuple(Variant(v["name"], v["model"], v["norm"], v.get("standardize", False),
+                                 pairs(v.get("options", ()))) for v in d["variants"])
+        rest = {k: d[k] for k in ("test_fraction", "val_fraction", "split_seed", "baseline_norm") if k in d}
+        return cls(name=d["name"], version=d["version"], description=d["description"], dataset=d["dataset"],
+                   variants=variants, seeds=tuple(d["seeds"]), train=TrainSpec(**d["train"]),
+                   evaluation=EvalSpec(**ev), claims=tuple(d.get("claims", ())), **rest)

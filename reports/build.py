@@ -8,6 +8,7 @@ and never touches a model. Renderers (Markdown, JSON, terminal) only format a :c
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,9 @@ import numpy as np
 
 from harness import stats
 from harness.seeding import derive_seed
-from harness.specs import Condition, attack
+from harness.specs import Condition, Suite
 from harness.store import Cell, Store
+from reports.checks import Check, Evals, Records, run_checks
 
 SCHEMA_VERSION = 1
 MEAN_SHIFT = Condition("shift", "all")  # aggregate: mean accuracy over every shift and severity
@@ -66,13 +68,6 @@ class TrainingSummary:
 
 
 @dataclass(frozen=True)
-class Check:
-    name: str
-    status: str  # "pass", "fail" or "n/a"
-    detail: str
-
-
-@dataclass(frozen=True)
 class Report:
     suite: dict[str, Any]
     seeds: tuple[int, ...]
@@ -87,6 +82,7 @@ class Report:
     excluded: tuple[str, ...]
     provenance: dict[str, Any]
     n_test: int
+    attack_settings: tuple[dict[str, Any], ...] = ()
 
 
 # --- gathering -----------------------------------------------------------------------------
@@ -105,14 +101,43 @@ def _resampled(cells: list[Cell], cond: Condition, metric: str, n_resamples: int
     return stats.resample_mean(np.stack([c.arrays["correct"] for c in cells]).astype(np.float64), n_resamples, seed)
 
 
-def _mean_shift_cells(by_cond: dict[str, Cell], shift_keys: list[str]) -> Cell | None:
-    """One pseudo-cell whose per-example value is the mean correctness over every shifted
-    version of that example (so the aggregate stays paired per example)."""
-    if not shift_keys or any(k not in by_cond for k in shift_keys):
+def _aggregate(cells: list[Cell | None], reduce: Callable[..., np.ndarray]) -> Cell | None:
+    """One pseudo-cell whose per-example value reduces the examples' outcomes over several
+    conditions (mean over shifts; all-correct over attacks), so the aggregate stays paired per
+    example. None unless every condition has a record."""
+    if not cells or any(c is None or "correct" not in c.arrays for c in cells):
         return None
-    first = by_cond[shift_keys[0]]
-    mean = np.mean([by_cond[k].arrays["correct"] for k in shift_keys], axis=0)
-    return Cell("", "eval", first.variant, first.seed, {}, {}, arrays={"correct": mean})
+    first = cells[0]
+    assert first is not None
+    value = reduce(np.stack([c.arrays["correct"] for c in cells if c is not None]), axis=0)
+    return Cell("", "eval", first.variant, first.seed, {}, {}, arrays={"correct": value})
+
+
+def _aggregates(conditions: list[Condition], evals: Evals, names: list[str], seeds: tuple[int, ...]
+                ) -> list[Condition]:
+    """Add aggregate conditions to ``evals`` and return them: the mean over every shift and
+    severity, and per (norm, eps) the worst case over every attack (an example counts as
+    robust only if no attack broke it)."""
+    groups: dict[Condition, tuple[list[str], Callable[..., np.ndarray]]] = {}
+    shifts = [c.key for c in conditions if c.kind == "shift"]
+    if shifts:
+        groups[MEAN_SHIFT] = (shifts, np.mean)
+    by_ball: dict[tuple[str, float], list[str]] = defaultdict(list)
+    for c in conditions:
+        if c.kind == "attack":
+            norm = next((cell.result.get("norm", "linf") for v in names
+                         for cell in evals.get((v, c.key), {}).values()), "linf")
+            by_ball[(norm, c.param("eps"))].append(c.key)
+    for (norm, eps), keys in by_ball.items():
+        if len(keys) > 1:
+            groups[Condition("attack", "worst-case", (("eps", eps), ("norm", norm)))] = (keys, np.all)
+    for agg, (keys, reduce) in groups.items():
+        for v in names:
+            for s in seeds:
+                cell = _aggregate([evals.get((v, k), {}).get(s) for k in keys], reduce)
+                if cell is not None:
+                    evals[(v, agg.key)][s] = cell
+    return list(groups)
 
 
 def _boot_seed(metric: str) -> int:
@@ -166,15 +191,11 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
         assert c.condition is not None
         evals[(c.variant, Condition.from_dict(c.condition).key)][c.seed] = c
 
-    conditions = _conditions(suite)
-    shift_keys = [c.key for c in conditions if c.kind == "shift"]
-    if shift_keys:
-        for v in names:
-            for s in seeds:
-                cell = _mean_shift_cells({k: evals[(v, k)][s] for k in shift_keys if s in evals[(v, k)]}, shift_keys)
-                if cell is not None:
-                    evals[(v, MEAN_SHIFT.key)][s] = cell
-        conditions.insert(1, MEAN_SHIFT)
+    # checks are evidence for the sanity battery, not estimates
+    conditions = [c for c in Suite.from_dict(suite).conditions() if c.kind != "check"]
+    extra = _aggregates(conditions, evals, names, seeds)
+    conditions = conditions[:1] + [c for c in extra if c.kind == "shift"] + conditions[1:] + [
+        c for c in extra if c.kind == "attack"]
 
     estimates: list[EstimateRow] = []
     resampled: dict[tuple[str, str, str], tuple[list[int], stats.Resampled]] = {}
@@ -224,23 +245,23 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
                "target_accuracy": suite["train"]["target_accuracy"]},
         seeds=seeds, variants=variants, level=level, n_resamples=n_resamples,
         estimates=tuple(estimates), comparisons=comparisons, training=training, training_summary=summaries,
-        checks=tuple(_checks(evals, names, seeds, suite)), excluded=excluded, provenance=prov, n_test=n_test,
+        checks=tuple(run_checks(Records(evals, names, suite, pairs))), excluded=excluded, provenance=prov,
+        n_test=n_test, attack_settings=_attack_settings(eval_cells),
     )
 
 
-def _conditions(suite: dict[str, Any]) -> list[Condition]:
-    from harness.specs import AttackSpec, EvalSpec, Suite, TrainSpec, Variant
-
-    ev = dict(suite["evaluation"])
-    ev["attacks"] = tuple(AttackSpec(a["name"], tuple(a["eps"]), tuple(tuple(p) for p in a["params"]))
-                          for a in ev["attacks"])
-    for k in ("shifts", "severities", "ood_sets", "ood_scores"):
-        ev[k] = tuple(ev[k])
-    s = Suite(name=suite["name"], version=suite["version"], description=suite["description"],
-              dataset=suite["dataset"], variants=tuple(Variant(v["name"], v["model"], v["norm"])
-                                                       for v in suite["variants"]),
-              seeds=tuple(suite["seeds"]), train=TrainSpec(**suite["train"]), evaluation=EvalSpec(**ev))
-    return s.conditions()
+def _attack_settings(cells: list[Cell]) -> tuple[dict[str, Any], ...]:
+    """Each attack's resolved settings as recorded at evaluation time, one row per attack and
+    parameter set (eps aside), so the report states exactly what was run."""
+    rows: dict[str, dict[str, Any]] = {}
+    for c in cells:
+        if c.condition and c.condition["kind"] == "attack" and "settings" in c.result:
+            settings = {k: v for k, v in c.result["settings"].items() if k != "eps"}
+            key = c.condition["name"] + repr(sorted(settings.items()))
+            row = rows.setdefault(key, {"name": c.condition["name"], "class": c.result["attack"],
+                                        "norm": c.result["norm"], **settings, "eps": set()})
+            row["eps"].add(c.condition["params"]["eps"])
+    return tuple({**r, "eps": sorted(r["eps"])} for r in rows.values())
 
 
 def _pairs(variants: tuple[dict[str, Any], ...], baseline_norm: str) -> list[tuple[str, str]]:
@@ -259,7 +280,7 @@ def _ok(cell: Cell | None) -> bool:
 def _training_summary(v: str, seeds: tuple[int, ...], train_by: dict[tuple[str, int], Cell],
                       level: float) -> TrainingSummary:
     cells = [train_by.get((v, s)) for s in seeds]
-    done = [c for c in cells if _ok(c)]
+    done = [c for c in cells if c is not None and _ok(c)]
     steps = [c.result["steps_to_target"] for c in done if c.result["steps_to_target"] is not None]
     return TrainingSummary(
         variant=v, n_seeds=len(seeds), reached=len(steps),
@@ -289,70 +310,3 @@ def _training_comparisons(pairs: list[tuple[str, str]], seeds: tuple[int, ...],
                 float(d.mean()), low, high, level, p, "t-interval over per-seed differences",
                 f"sign-flip permutation over seeds (exact, {2 ** len(d)} sign patterns)", len(d), 0), tuple(common)))
     return out
-
-
-def _checks(evals: dict[tuple[str, str], dict[int, Cell]], names: list[str], seeds: tuple[int, ...],
-            suite: dict[str, Any]) -> list[Check]:
-    """Sanity checks on adversarial records, each with the numbers behind its verdict."""
-    attacks = suite["evaluation"]["attacks"]
-    if not attacks:
-        return [Check("adversarial sanity checks", "n/a", "the suite runs no attack")]
-    checks = []
-    mismatch, total, n_zero = 0, 0, 0
-    worst_ball, ball_cells = 0.0, 0
-    nonmono: list[str] = []
-    weaker: list[str] = []
-    clean_key = Condition("clean").key
-    for a in attacks:
-        eps = sorted(a["eps"])
-        params = tuple(tuple(p) for p in a["params"])
-        for v in names:
-            accs = []
-            for e in eps:
-                key = attack(a["name"], e, params).key
-                cells = evals.get((v, key), {})
-                for s, c in cells.items():
-                    ball_cells += 1
-                    worst_ball = max(worst_ball, float(c.arrays["linf"].max()) - e)
-                    if e == 0 and s in evals.get((v, clean_key), {}):
-                        n_zero += 1
-                        clean = evals[(v, clean_key)][s].arrays["correct"]
-                        mismatch += int((clean != c.arrays["correct"]).sum())
-                        total += len(clean)
-                if len(cells) == len(seeds):
-                    accs.append((e, float(np.mean([c.arrays["correct"].mean() for c in cells.values()]))))
-            for (e1, a1), (e2, a2) in zip(accs, accs[1:], strict=False):
-                if a2 > a1 + 1e-12:
-                    nonmono.append(f"{v} {a['name']} eps {e1}->{e2}: {100 * a1:.1f}% -> {100 * a2:.1f}%")
-    checks.append(Check(
-        "eps = 0 reproduces clean predictions", "n/a" if n_zero == 0 else "pass" if mismatch == 0 else "fail",
-        f"{mismatch} of {total} per-example outcomes differ across {n_zero} (variant, seed, attack) records"
-        if n_zero else "no attack was run at eps = 0"))
-    checks.append(Check(
-        "perturbations stay inside the eps-ball", "pass" if worst_ball <= 1e-6 else "fail",
-        f"largest excess of |x_adv - x|_inf over eps: {max(worst_ball, 0.0):.2e} across {ball_cells} records"))
-    checks.append(Check(
-        "accuracy never rises with eps (mean over seeds)", "pass" if not nonmono else "fail",
-        "; ".join(nonmono) if nonmono else "robust accuracy is non-increasing in eps for every variant and attack"))
-    by_name = {a["name"]: a for a in attacks}
-    if "fgsm" in by_name and "pgd-linf" in by_name:
-        fg, pg = by_name["fgsm"], by_name["pgd-linf"]
-        pg_params = tuple(tuple(p) for p in pg["params"])
-        compared = 0
-        for v in names:
-            for e in sorted(set(fg["eps"]) & set(pg["eps"])):
-                f_cells = evals.get((v, attack("fgsm", e, tuple(tuple(p) for p in fg["params"])).key), {})
-                p_cells = evals.get((v, attack("pgd-linf", e, pg_params).key), {})
-                common = [s for s in f_cells if s in p_cells]
-                if not common:
-                    continue
-                compared += 1
-                fa = np.mean([f_cells[s].arrays["correct"].mean() for s in common])
-                pa = np.mean([p_cells[s].arrays["correct"].mean() for s in common])
-                if pa > fa + 1e-12:
-                    weaker.append(f"{v} eps {e}: PGD {100 * pa:.1f}% vs FGSM {100 * fa:.1f}%")
-        checks.append(Check(
-            "PGD is at least as strong as FGSM at every eps (mean over seeds)",
-            "n/a" if not compared else "pass" if not weaker else "fail",
-            "; ".join(weaker) if weaker else f"PGD accuracy <= FGSM accuracy in all {compared} (variant, eps) pairs"))
-    return checks

@@ -113,6 +113,7 @@ def to_json(report: Report) -> dict[str, Any]:
              **{m: None if getattr(s, m) is None else getattr(s, m).to_dict()
                 for m in ("steps_to_target", "seconds_per_step", "final_val_accuracy")}}
             for s in report.training_summary],
+        "attacks": list(report.attack_settings),
         "checks": [{"name": c.name, "status": c.status, "detail": c.detail} for c in report.checks],
         "excluded": list(report.excluded),
         "provenance": report.provenance,
@@ -236,6 +237,23 @@ def headline(report: Report) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def _attack_notes(report: Report) -> list[str]:
+    """How the adversarial numbers were made: worst-case accounting and every attack's settings."""
+    keys = sorted({k for a in report.attack_settings for k in a if k not in ("name", "class", "norm", "eps")})
+    def value(a: dict[str, Any], k: str) -> str:
+        if k == "alpha" and k in a and a[k] is None:  # PGD's default step size scales with eps
+            return "2.5 * eps / steps"
+        return _esc(str(a.get(k, "-")))
+
+    rows = [[_esc(a["name"]), _esc(a["class"]), a["norm"], ", ".join(f"{e:g}" for e in a["eps"]),
+             *[value(a, k) for k in keys]] for a in report.attack_settings]
+    return ["An example counts as broken if any iterate of any restart fooled the model, and at an eps if it was "
+            "broken at a smaller eps of the same sweep (that input lies in the larger ball too); "
+            "`worst-case` rows count an example as robust only if no attack at that eps broke it.", "",
+            "Attack settings, as run (defaults resolved):", "",
+            _table(["attack", "class", "norm", "eps", *keys], rows), ""] if rows else []
+
+
 def to_markdown(report: Report) -> str:
     s = report.suite
     p = report.provenance
@@ -276,6 +294,8 @@ def to_markdown(report: Report) -> str:
     for title, kind, metric in sections:
         if any(r.condition.kind == kind and r.metric == metric for r in report.estimates):
             out += [f"## {title}", "", f"{METRIC_TEXT[metric]}.", "", _est_grid(report, kind, metric), ""]
+            if kind == "attack":
+                out += _attack_notes(report)
 
     out += ["## Paired comparisons", "",
             f"Each variant minus its baseline; difference and interval in the metric's units; p raw and "

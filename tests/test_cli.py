@@ -175,17 +175,22 @@ def test_list_json(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert main(["list", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["attacks"] == ["fgsm", "pgd-linf"]
+    assert data["attacks"] == ["apgd-ce", "apgd-dlr", "fgsm", "pgd-l2", "pgd-linf"]
     assert "batch" in data["norms"]
+    assert data["executors"] == ["process", "serial"]
 
 
 def test_list_attacks(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", "attacks"]) == 0
     lines = _lines(capsys.readouterr().out)
     names = [line.split()[0] for line in lines]
-    assert names == ["fgsm", "pgd-linf"]
-    assert "Fast gradient sign method" in lines[0]
-    assert "Projected gradient descent" in lines[1]
+    assert names == ["apgd-ce", "apgd-dlr", "fgsm", "pgd-l2", "pgd-linf"]
+    described = dict(zip(names, lines, strict=True))
+    assert "Auto-PGD" in described["apgd-ce"]
+    assert "difference of logits ratio" in described["apgd-dlr"]
+    assert "Fast gradient sign method" in described["fgsm"]
+    assert "L2" in described["pgd-l2"]
+    assert "Projected gradient descent" in described["pgd-linf"]
 
 
 def test_list_suites_shows_each_suites_own_description(capsys: pytest.CaptureFixture[str]) -> None:
@@ -207,8 +212,9 @@ def test_show_quickstart(capsys: pytest.CaptureFixture[str]) -> None:
         assert v in variants
     assert "seeds:      0, 1, 2" in out
     assert "fgsm eps 0, 0.02, 0.05, 0.1, 0.2" in out
-    # 6 variants x 3 seeds; 1 clean + 15 shift + 3 ood + 10 attack conditions
-    assert "cells:      18 training, 522 evaluation" in out
+    # 6 variants x 3 seeds; 1 clean + 15 shift + 3 ood + 15 attack conditions + 7 sanity checks
+    assert "cells:      18 training, 738 evaluation" in out
+    assert "checks:     gradients, repeat, batch-composition, noise, transfer, stronger, large-eps" in out
 
 
 def test_show_json(capsys: pytest.CaptureFixture[str]) -> None:

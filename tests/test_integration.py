@@ -66,10 +66,35 @@ def test_eps_zero_reproduces_clean_accuracy_exactly(run_dir: Path) -> None:
     res = json.loads((run_dir / "results.json").read_text())
     clean = {e["variant"]: e["value"] for e in res["estimates"] if e["condition"]["kind"] == "clean"}
     zero = [e for e in res["estimates"] if e["condition"]["kind"] == "attack" and e["condition"]["params"]["eps"] == 0]
-    assert len(zero) == 2 * len(VARIANTS)
+    assert len(zero) == 4 * len(VARIANTS)  # fgsm, pgd-linf, apgd-ce and their worst case
     assert all(e["value"] == clean[e["variant"]] for e in zero)
     check = next(c for c in res["checks"] if c["name"].startswith("eps = 0"))
     assert check["status"] == "pass"
+
+
+def test_attack_settings_are_written_into_the_report(run_dir: Path) -> None:
+    res = json.loads((run_dir / "results.json").read_text())
+    attacks = {a["name"]: a for a in res["attacks"]}
+    assert attacks.keys() == {"fgsm", "pgd-linf", "apgd-ce"}
+    assert attacks["pgd-linf"]["steps"] == 10 and attacks["pgd-linf"]["restarts"] == 1
+    assert attacks["pgd-linf"]["random_start"] is True and attacks["pgd-linf"]["loss"] == "ce"
+    assert attacks["apgd-ce"]["steps"] == 20 and attacks["apgd-ce"]["rho"] == 0.75
+    assert attacks["fgsm"]["eps"] == [0, 0.02, 0.05, 0.1, 0.2]
+    md = (run_dir / "report.md").read_text()
+    assert "Attack settings, as run" in md and "2.5 * eps / steps" in md
+    # robust accuracy against eps, with intervals, for every variant, and the worst case
+    for v in VARIANTS:
+        rows = [e for e in res["estimates"] if e["variant"] == v and e["condition"]["name"] == "worst-case"]
+        assert sorted(e["condition"]["params"]["eps"] for e in rows) == [0, 0.02, 0.05, 0.1, 0.2]
+        assert all(e["ci_low"] <= e["value"] <= e["ci_high"] for e in rows)
+
+
+def test_every_sanity_check_has_a_verdict(run_dir: Path) -> None:
+    res = json.loads((run_dir / "results.json").read_text())
+    assert len(res["checks"]) == 11
+    assert all(c["status"] in ("pass", "fail", "n/a") and c["detail"] for c in res["checks"])
+    md = (run_dir / "report.md").read_text()
+    assert all(c["name"] in md for c in res["checks"])
 
 
 def test_report_markdown_reads_on_its_own(run_dir: Path) -> None:
@@ -148,7 +173,8 @@ def test_a_failing_plugin_fails_its_cells_and_the_run_goes_on(tmp_path: Path, ca
 
         base = suites.get("quickstart").with_overrides(seeds=(0,), variants=("mlp-none",), epochs=1)
         suite = dataclasses.replace(base, variants=(*base.variants, Variant("broken-none", "broken", "none")))
-        summary = run(suite, tmp_path, device="cpu", progress=False)
+        # a plugin registered in code exists in this process only: the serial executor
+        summary = run(suite, tmp_path, device="cpu", executor="serial", progress=False)
     finally:
         models.unregister("broken")
     assert not summary.ok and summary.trained == 1

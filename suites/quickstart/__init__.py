@@ -14,13 +14,16 @@ from harness.specs import AttackSpec, EvalSpec, Suite, TrainSpec, Variant, varia
 NORMS = ("none", "batch", "layer")
 MODELS = ("cnn", "mlp")
 EPS = (0.0, 0.02, 0.05, 0.1, 0.2)
+# 16 and 32 channels: plenty for 8x8 digits (~98% clean accuracy), and a quarter of the
+# default CNN's compute, which keeps the whole quick start well inside a minute on two cores
+OPTIONS = {"cnn": (("channels", (16, 32)),), "mlp": ()}
 
 SUITE = Suite(
     name="quickstart",
     version="1.0.0",
     description="BatchNorm and LayerNorm vs none, CNN and MLP, on scikit-learn digits (8x8)",
     dataset="digits",
-    variants=tuple(Variant(variant_name(m, n), m, n) for m in MODELS for n in NORMS),
+    variants=tuple(Variant(variant_name(m, n), m, n, options=OPTIONS[m]) for m in MODELS for n in NORMS),
     seeds=(0, 1, 2),
     train=TrainSpec(epochs=12, batch_size=32, lr=1e-3, optimizer="adam", target_accuracy=0.95, eval_every=10),
     evaluation=EvalSpec(
@@ -30,6 +33,7 @@ SUITE = Suite(
         attacks=(
             AttackSpec("fgsm", EPS),
             AttackSpec("pgd-linf", EPS, (("restarts", 1), ("steps", 10))),
+            AttackSpec("apgd-ce", EPS, (("steps", 20),)),
         ),
     ),
     claims=(

@@ -1,0 +1,277 @@
+"""The sanity battery: automated checks that catch broken adversarial evaluations.
+
+Each check reads stored records only (the model-side evidence was gathered at evaluation time
+by ``harness.evaluation``'s check conditions) and returns pass, fail or n/a with the numbers
+behind the verdict. They follow the checklist of Carlini et al. (2019): eps = 0 is clean
+accuracy, accuracy falls with eps, iterative attacks beat single-step ones, a large eps reaches
+chance, more steps and restarts change little, random noise and a transfer attack are weaker
+than white-box, gradients are finite and non-zero, and the model is deterministic and blind to
+batch composition. Thresholds are constants below, stated in every detail line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from harness.specs import Condition, Suite, attack
+from harness.store import Cell
+
+PGD_FGSM_MARGIN = 0.005  # PGD's mean accuracy may exceed FGSM's by half a point (random starts)
+FGSM_ONLY_SHARE = 0.01  # share of examples that FGSM breaks and PGD does not
+CHANCE_MARGIN = 0.05  # a large eps must bring accuracy within 5 points of the majority-class rate
+STRONGER_MARGIN = 0.02  # twice the effort may break at most 2 more points of the examples
+ZERO_GRAD_SHARE = 0.01  # share of examples whose input gradient is exactly zero
+LOGIT_TOLERANCE = 1e-4  # batch composition may move a logit by float rounding (relative to its size), not more
+
+Evals = dict[tuple[str, str], dict[int, Cell]]  # (variant, condition key) -> seed -> cell
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # "pass", "fail" or "n/a"
+    detail: str
+
+
+@dataclass(frozen=True, eq=False)
+class Records:
+    """What the checks read: evaluation cells by variant and condition, and the suite."""
+
+    evals: Evals
+    variants: list[str]
+    suite: dict[str, Any]
+    pairs: list[tuple[str, str]]
+
+    def cells(self, variant: str, cond: Condition) -> dict[int, Cell]:
+        return {s: c for s, c in self.evals.get((variant, cond.key), {}).items() if c.arrays}
+
+    def mean(self, variant: str, cond: Condition, array: str = "correct") -> float | None:
+        """Mean over seeds of the per-seed mean of ``array``; None without records."""
+        cells = self.cells(variant, cond)
+        return float(np.mean([c.arrays[array].mean() for c in cells.values()])) if cells else None
+
+    @property
+    def attacks(self) -> list[dict[str, Any]]:
+        return list(self.suite["evaluation"]["attacks"])
+
+    def check(self, name: str) -> Condition | None:
+        checks = Suite.from_dict(self.suite).check_conditions() if self.attacks else []
+        return next((c for c in checks if c.name == name), None)
+
+
+def _verdict(name: str, failures: list[str], n: int, ok_text: str) -> Check:
+    if n == 0:
+        return Check(name, "n/a", "no records for this check")
+    return Check(name, "fail" if failures else "pass", "; ".join(failures) if failures else ok_text)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _sweeps(r: Records) -> list[tuple[dict[str, Any], list[Condition]]]:
+    return [(a, [attack(a["name"], e, tuple(tuple(p) for p in a["params"])) for e in sorted(a["eps"])])
+            for a in r.attacks]
+
+
+def eps_zero(r: Records) -> Check:
+    mismatch = total = n = 0
+    for v in r.variants:
+        clean = r.cells(v, Condition("clean"))
+        for _, conds in _sweeps(r):
+            for cond in conds:
+                if cond.param("eps") != 0:
+                    continue
+                for s, c in r.cells(v, cond).items():
+                    if s in clean:
+                        n += 1
+                        diff = (clean[s].arrays["pred"] != c.arrays["pred"]) | (
+                            clean[s].arrays["correct"] != c.arrays["correct"])
+                        mismatch, total = mismatch + int(diff.sum()), total + len(diff)
+    return Check("eps = 0 reproduces clean predictions", "n/a" if n == 0 else "fail" if mismatch else "pass",
+                 f"{mismatch} of {total} per-example predictions differ across {n} records" if n
+                 else "no attack was run at eps = 0")
+
+
+def eps_ball(r: Records) -> Check:
+    worst, n = 0.0, 0
+    for v in r.variants:
+        for _, conds in _sweeps(r):
+            for cond in conds:
+                for c in r.cells(v, cond).values():
+                    norm = c.result.get("norm", "linf")
+                    n += 1
+                    worst = max(worst, float(c.arrays[norm].max()) - cond.param("eps"))
+    return _verdict("perturbations stay inside the eps-ball", [] if worst <= 1e-6 else
+                    [f"a perturbation exceeds its eps by {worst:.2e}"], n,
+                    f"largest excess over eps, in each attack's norm: {max(worst, 0):.1e} ({n} records)")
+
+
+def monotone(r: Records) -> Check:
+    bad, n = [], 0
+    for v in r.variants:
+        for a, conds in _sweeps(r):
+            accs = [(c.param("eps"), m) for c in conds if (m := r.mean(v, c)) is not None]
+            n += len(accs) > 1
+            bad += [f"{v} {a['name']} eps {e1:g}->{e2:g}: {_pct(m1)} -> {_pct(m2)}"
+                    for (e1, m1), (e2, m2) in zip(accs, accs[1:], strict=False) if m2 > m1 + 1e-12]
+    return _verdict("accuracy never rises with eps", bad, n, f"non-increasing in all {n} (variant, attack) sweeps")
+
+
+def pgd_beats_fgsm(r: Records) -> Check:
+    by_name = {a["name"]: a for a in r.attacks}
+    if "fgsm" not in by_name or "pgd-linf" not in by_name:
+        return Check("PGD is at least as strong as FGSM", "n/a", "the suite does not run both fgsm and pgd-linf")
+    fg, pg = by_name["fgsm"], by_name["pgd-linf"]
+    bad, n = [], 0
+    for v in r.variants:
+        for e in sorted(set(fg["eps"]) & set(pg["eps"])):
+            f_cells = r.cells(v, attack("fgsm", e, tuple(tuple(p) for p in fg["params"])))
+            p_cells = r.cells(v, attack("pgd-linf", e, tuple(tuple(p) for p in pg["params"])))
+            seeds = sorted(set(f_cells) & set(p_cells))
+            if not seeds:
+                continue
+            n += 1
+            f_ok = np.concatenate([f_cells[s].arrays["correct"] for s in seeds])
+            p_ok = np.concatenate([p_cells[s].arrays["correct"] for s in seeds])
+            only_fgsm = float((~f_ok & p_ok).mean())
+            if p_ok.mean() > f_ok.mean() + PGD_FGSM_MARGIN or only_fgsm > FGSM_ONLY_SHARE:
+                bad.append(f"{v} eps {e:g}: PGD {_pct(p_ok.mean())} vs FGSM {_pct(f_ok.mean())}, "
+                           f"{_pct(only_fgsm)} of examples broken by FGSM only")
+    return _verdict("PGD is at least as strong as FGSM, on average and per example", bad, n,
+                    f"in all {n} (variant, eps) pairs PGD's accuracy is within {_pct(PGD_FGSM_MARGIN)} of FGSM's "
+                    f"or lower, and FGSM alone breaks at most {_pct(FGSM_ONLY_SHARE)} of examples")
+
+
+def _chance(r: Records, v: str) -> float | None:
+    cells = r.cells(v, Condition("clean"))
+    if not cells or "label" not in next(iter(cells.values())).arrays:
+        return None
+    labels = next(iter(cells.values())).arrays["label"]
+    return float(np.bincount(labels).max() / len(labels))
+
+
+def large_eps(r: Records) -> Check:
+    cond = r.check("large-eps")
+    if cond is None:
+        return Check("a large eps reaches chance", "n/a", "no records for this check")
+    bad, n, worst = [], 0, 0.0
+    for v in r.variants:
+        acc, chance = r.mean(v, cond), _chance(r, v)
+        if acc is None or chance is None:
+            continue
+        n += 1
+        worst = max(worst, acc - chance)
+        if acc > chance + CHANCE_MARGIN:
+            bad.append(f"{v}: {_pct(acc)} at eps {cond.param('eps'):g}, chance {_pct(chance)}")
+    return _verdict("a large eps reaches chance", bad, n,
+                    f"PGD at eps {cond.param('eps'):g} is at most {_pct(max(worst, 0))} above the "
+                    f"majority-class rate for all {n} variants (allowed {_pct(CHANCE_MARGIN)})")
+
+
+def stronger(r: Records) -> Check:
+    cond = r.check("stronger")
+    bad, n, worst = [], 0, 0.0
+    for v in r.variants:
+        if cond is None or not r.cells(v, cond):
+            continue
+        base, more = r.mean(v, cond, "correct_base"), r.mean(v, cond, "correct")
+        assert base is not None and more is not None
+        n += 1
+        worst = max(worst, base - more)
+        if base - more > STRONGER_MARGIN:
+            bad.append(f"{v}: {_pct(base)} -> {_pct(more)}")
+    eps = f" at eps {cond.param('eps'):g}" if cond else ""
+    title = "twice the steps of the strongest attack change robust accuracy little"
+    if bad:
+        return Check(title, "fail", "worst case over the suite's attacks, then with the strongest one run again with "
+                     f"twice its steps{eps}: " + "; ".join(bad)
+                     + f" (allowed {_pct(STRONGER_MARGIN)}): the attacks have not converged, so robust accuracies "
+                       "are overestimated; add restarts or a stronger attack such as apgd-ce")
+    return _verdict(title, [], n,
+                    f"largest drop {_pct(worst)}{eps} over {n} variants (allowed {_pct(STRONGER_MARGIN)})")
+
+
+def _weaker_than_white_box(r: Records, name: str, title: str) -> Check:
+    cond, white = r.check(name), r.check("stronger")
+    bad, n = [], 0
+    for v in r.variants:
+        if cond is None or white is None or not r.cells(v, cond) or not r.cells(v, white):
+            continue
+        other, wb = r.mean(v, cond), r.mean(v, white, "correct_base")
+        n += 1
+        if other < wb:  # type: ignore[operator]
+            bad.append(f"{v}: {_pct(other)} under {name} vs {_pct(wb)} under white-box PGD")  # type: ignore[arg-type]
+    return _verdict(title, bad, n, f"white-box PGD is stronger for all {n} variants it applies to")
+
+
+def noise(r: Records) -> Check:
+    return _weaker_than_white_box(r, "noise", "random noise of the same size is weaker than the attack")
+
+
+def transfer(r: Records) -> Check:
+    return _weaker_than_white_box(r, "transfer", "a transfer attack from the paired variant is weaker than white-box")
+
+
+def gradients(r: Records) -> Check:
+    cond = r.check("gradients")
+    bad, n = [], 0
+    for v in r.variants:
+        cells = r.cells(v, cond) if cond else {}
+        if not cells:
+            continue
+        n += 1
+        g = np.concatenate([c.arrays["grad_l1"] for c in cells.values()])
+        zero = float((g == 0).mean())
+        if not np.isfinite(g).all() or zero > ZERO_GRAD_SHARE:
+            bad.append(f"{v}: {_pct(zero)} of input gradients are zero, "
+                       f"{int((~np.isfinite(g)).sum())} non-finite")
+    return _verdict("input gradients are finite and non-zero", bad, n,
+                    f"finite everywhere, zero for at most {_pct(ZERO_GRAD_SHARE)} of examples, all {n} variants")
+
+
+def _max_of(r: Records, name: str, array: str) -> dict[str, float]:
+    """Largest value of ``array`` per (variant, seed) record of a check."""
+    cond = r.check(name)
+    return {f"{v} seed {s}": float(c.arrays[array].max())
+            for v in r.variants for s, c in (r.cells(v, cond) if cond else {}).items()}
+
+
+def repeat(r: Records) -> Check:
+    diffs = _max_of(r, "repeat", "max_abs_diff")
+    return _verdict("repeated forward passes give identical logits",
+                    [f"{k}: logits move by {d:.1e}" for k, d in diffs.items() if d != 0], len(diffs),
+                    f"bit-identical in all {len(diffs)} models")
+
+
+def batch_composition(r: Records) -> Check:
+    cond = r.check("batch-composition")
+    cells = [c for v in r.variants for c in (r.cells(v, cond) if cond else {}).values()]
+    # relative to the logits' size (at least 1): float rounding grows with them
+    worst = max((float((c.arrays["max_abs_diff"] / c.arrays.get("logit_scale", 1.0)).max()) for c in cells),
+                default=0.0)
+    flipped = sum(int((~c.arrays["pred_same"]).sum()) for c in cells)
+    bad = [] if worst <= LOGIT_TOLERANCE and flipped == 0 else [
+        f"largest relative logit change {worst:.1e}, {flipped} predictions changed"]
+    return _verdict("predictions do not depend on batch composition", bad, len(cells),
+                    f"largest logit change {worst:.1e} of the logits' size (allowed {LOGIT_TOLERANCE:.0e}), "
+                    f"no prediction changed, {len(cells)} models")
+
+
+CHECKS: tuple[Callable[[Records], Check], ...] = (
+    eps_zero, eps_ball, monotone, pgd_beats_fgsm, large_eps, stronger, noise, transfer, gradients, repeat,
+    batch_composition,
+)
+
+
+def run_checks(r: Records) -> list[Check]:
+    """Every check, in order; a suite without attacks gets one n/a line."""
+    if not r.attacks:
+        return [Check("adversarial sanity checks", "n/a", "the suite runs no attack")]
+    return [c(r) for c in CHECKS]
+
+

@@ -1,0 +1,84 @@
+"""Tests for harness.runner's scheduling: the process pool gives exactly the records of the
+serial executor, a run resumed after losing cells ends with the records of an uninterrupted
+run (attack sweeps and the checks that read them are redone whole), and bad worker counts are
+refused before any work."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.errors import ConfigError
+from harness.registry import suites
+from harness.runner import ProcessExecutor, SerialExecutor, run
+from harness.store import Store
+
+
+def _small():
+    return suites.get("quickstart").with_overrides(seeds=(0,), variants=("cnn-none", "cnn-batch"), epochs=1)
+
+
+def _records(run_dir: Path) -> dict[str, dict[str, np.ndarray]]:
+    with Store(run_dir, create=False) as store:
+        return {c.key: c.arrays for c in store.cells("eval")}
+
+
+@pytest.fixture(scope="module")
+def serial_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("serial") / "run"
+    assert run(_small(), d, device="cpu", executor="serial", progress=False).ok
+    return d
+
+
+def test_process_pool_matches_serial_bit_for_bit(serial_dir: Path, tmp_path: Path) -> None:
+    summary = run(_small(), tmp_path / "pool", device="cpu", executor="process", workers=2, progress=False)
+    assert summary.ok and summary.trained == 2
+    serial, pool = _records(serial_dir), _records(tmp_path / "pool")
+    assert serial.keys() == pool.keys() and len(serial) == 2 * len(_small().conditions())
+    for key, arrays in serial.items():
+        assert arrays.keys() == pool[key].keys()
+        for name, a in arrays.items():
+            assert np.array_equal(a, pool[key][name]), f"{key} {name}"
+
+
+@pytest.mark.parametrize("lost", ["stronger", "large-eps", "attack"])
+def test_resume_after_losing_cells_gives_the_uninterrupted_records(serial_dir: Path, tmp_path: Path,
+                                                                    lost: str) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(serial_dir, copy)
+    db = sqlite3.connect(copy / "store.sqlite")
+    db.execute("PRAGMA foreign_keys = ON")  # as the store does: a cell's arrays go with it
+    kind = "attack" if lost == "attack" else "check"
+    name = "apgd-ce" if lost == "attack" else lost
+    with db:
+        gone = db.execute("DELETE FROM cells WHERE json_extract(condition, '$.kind') = ? AND "
+                          "json_extract(condition, '$.name') = ? AND variant = 'cnn-batch'", (kind, name)).rowcount
+    db.close()
+    assert gone >= 1
+    summary = run(_small(), copy, device="cpu", executor="serial", progress=False)
+    assert summary.ok and summary.trained == 0 and summary.evaluated >= gone
+    before, after = _records(serial_dir), _records(copy)
+    assert before.keys() == after.keys()
+    for key, arrays in before.items():
+        for n, a in arrays.items():
+            assert np.array_equal(a, after[key][n]), f"{key} {n}"
+
+
+def test_zero_workers_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="workers must be at least 1"):
+        run(_small(), tmp_path / "r", device="cpu", workers=0, progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+def test_executors_run_in_process_with_one_worker() -> None:
+    seen: list[tuple[object, ...]] = []
+    for ex in (SerialExecutor(), ProcessExecutor(workers=1)):
+        with ex:
+            ex.start(lambda *args: seen.append(args), ("suite", "cpu"))
+            assert ex.workers == 1
+            assert list(ex.map(lambda task: iter([task]), ["a", "b"])) == ["a", "b"]  # type: ignore[arg-type]
+    assert seen == [("suite", "cpu")] * 2
