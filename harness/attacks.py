@@ -84,6 +84,9 @@ def _random_start(x: torch.Tensor, eps: float, norm: str, generator: torch.Gener
 def dlr_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Difference of logits ratio (Croce & Hein, 2020), per example (N,); higher = closer to
     misclassification; invariant to shifting and scaling the logits. Needs at least 3 classes."""
+    if logits.shape[1] < 3:
+        raise ConfigError(f"the DLR loss needs at least 3 classes, the model has {logits.shape[1]}",
+                          hint="use apgd-ce (cross-entropy) for a binary task")
     z_sorted, _ = logits.sort(dim=1, descending=True)
     z_y = logits.gather(1, y[:, None]).squeeze(1)
     top_is_y = logits.argmax(1) == y

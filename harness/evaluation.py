@@ -122,12 +122,9 @@ def _attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, name: str, eps: 
     return x_adv, logits
 
 
-def _pgd_params(cond: Condition, scale: int = 1) -> dict[str, Any]:
-    """The suite's PGD parameters a check condition carries (eps aside), with steps and
-    restarts multiplied by ``scale``."""
-    params = {k: v for k, v in cond.params if k != "eps"}
-    params["steps"], params["restarts"] = scale * params["steps"], scale * params["restarts"]
-    return params
+def _pgd_params(cond: Condition) -> dict[str, Any]:
+    """The suite's PGD parameters a check condition carries (eps aside)."""
+    return {k: v for k, v in cond.params if k != "eps"}
 
 
 def _check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cond: Condition, gen: torch.Generator,
@@ -135,13 +132,11 @@ def _check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cond: Condition, 
     """Per-example evidence for one sanity check of the adversarial battery (see CHECKS)."""
     from harness.attacks import PGD, loss_grad
 
-    def pgd_correct(params: dict[str, Any], attacked: nn.Module, idx: torch.Tensor | None = None) -> torch.Tensor:
-        """Whether ``model`` still classifies each example (of ``idx``) correctly after PGD
-        computed on ``attacked``."""
+    def pgd_correct(params: dict[str, Any], attacked: nn.Module) -> torch.Tensor:
+        """Whether ``model`` still classifies each example correctly after PGD computed on ``attacked``."""
         atk = PGD(eps=cond.param("eps"), **params)
-        xs, ys = (x, y) if idx is None else (x[idx], y[idx])
-        x_adv = _batched(lambda a, b: atk.perturb(attacked, a, b, generator=gen), xs, ys, batch_size)
-        return predict(model, x_adv, batch_size).argmax(1) == ys
+        x_adv = _batched(lambda a, b: atk.perturb(attacked, a, b, generator=gen), x, y, batch_size)
+        return predict(model, x_adv, batch_size).argmax(1) == y
 
     def np_(t: torch.Tensor) -> np.ndarray:
         return t.cpu().numpy()
@@ -192,8 +187,9 @@ def _stronger(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, ge
     """Evidence for "more effort changes little": per example, robust under the worst case of
     every L-inf attack the suite ran at ``eps`` (``correct_base``), and still robust after the
     suite's most thorough L-inf attack (most steps x restarts) is run again with twice its steps
-    on the examples left standing (``correct``): an attack that has converged gains little. Needs the suite's attack
-    conditions evaluated first, in the same call (the runner guarantees it)."""
+    on the examples left standing (``correct``): an attack that has converged gains little.
+    Needs the suite's attack conditions evaluated first, in the same call (the runner
+    guarantees it)."""
     linf = {k: a for k, a in sweeps.attacks.items() if getattr(a, "norm", "linf") == "linf"}
     base = [sweeps.correct[(k, eps)] for k in linf if (k, eps) in sweeps.correct]
     iterative = [a for a in linf.values() if _effort(a) > 0]

@@ -102,9 +102,10 @@ class EvalSpec:
 
     ``bn_mode`` says how BatchNorm statistics are used at test time: ``frozen`` (the running
     statistics, the only mode implemented so far). With attacks in the battery and ``checks``
-    on, the adversarial sanity checks run too: random noise, a transfer attack from the paired
-    variant and PGD with doubled steps and restarts at ``check_eps``, PGD at ``large_eps``
-    (which must reach chance), input gradients, repeated passes and batch composition.
+    on, the adversarial sanity checks run too: random noise and a transfer attack from the
+    paired variant at ``check_eps``, the suite's most thorough attack with twice its steps at
+    ``check_eps``, PGD at ``large_eps`` (which must reach chance), input gradients, repeated
+    passes and batch composition (see reports.checks).
     """
 
     shifts: tuple[str, ...] = ("gaussian-noise", "gaussian-blur", "contrast")

@@ -4,7 +4,7 @@ Each check reads stored records only (the model-side evidence was gathered at ev
 by ``harness.evaluation``'s check conditions) and returns pass, fail or n/a with the numbers
 behind the verdict. They follow the checklist of Carlini et al. (2019): eps = 0 is clean
 accuracy, accuracy falls with eps, iterative attacks beat single-step ones, a large eps reaches
-chance, more steps and restarts change little, random noise and a transfer attack are weaker
+chance, twice the steps of the strongest attack change little, random noise and a transfer attack are weaker
 than white-box, gradients are finite and non-zero, and the model is deterministic and blind to
 batch composition. Thresholds are constants below, stated in every detail line.
 """
@@ -205,8 +205,9 @@ def _weaker_than_white_box(r: Records, name: str, title: str) -> Check:
         other, wb = r.mean(v, cond), r.mean(v, white, "correct_base")
         n += 1
         if other < wb:  # type: ignore[operator]
-            bad.append(f"{v}: {_pct(other)} under {name} vs {_pct(wb)} under white-box PGD")  # type: ignore[arg-type]
-    return _verdict(title, bad, n, f"white-box PGD is stronger for all {n} variants it applies to")
+            bad.append(f"{v}: {_pct(other)} under {name} vs {_pct(wb)} under the white-box attacks")  # type: ignore[arg-type]
+    return _verdict(title, bad, n,
+                    f"the white-box attacks (worst case) are stronger for all {n} variants it applies to")
 
 
 def noise(r: Records) -> Check:

@@ -56,6 +56,11 @@ def test_l2_attacks_stay_in_the_l2_ball(atk, trained) -> None:  # type: ignore[n
     assert _robust_accuracy(model, x_adv, y[:64]) < _robust_accuracy(model, x[:64], y[:64])
 
 
+def test_dlr_needs_three_classes() -> None:
+    with pytest.raises(ConfigError, match="at least 3 classes"):
+        dlr_loss(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long))
+
+
 def test_defaults_are_documented_values() -> None:
     assert PGD(eps=0.1).step_size == pytest.approx(0.025)  # 2.5 * eps / steps
     assert (PGD(eps=0.1).steps, PGD(eps=0.1).restarts, PGD(eps=0.1).random_start) == (10, 1, True)
@@ -96,7 +101,7 @@ def test_apgd_is_at_least_as_strong_as_pgd_with_the_same_budget(trained) -> None
 
 
 def test_fgsm_matches_torchattacks_per_example(trained) -> None:  # type: ignore[no-untyped-def]
-    torchattacks = pytest.importorskip("torchattacks", reason="the peer library is in the 'test' extra")
+    import torchattacks  # the peer, from the 'test' extra: missing it is a failure, not a skip
     model, x, y = trained
     for eps in (0.02, 0.1, 0.3):
         ours = FGSM(eps=eps).perturb(model, x, y)
@@ -106,7 +111,7 @@ def test_fgsm_matches_torchattacks_per_example(trained) -> None:  # type: ignore
 
 
 def test_pgd_breaks_at_least_as_many_examples_as_torchattacks(trained) -> None:  # type: ignore[no-untyped-def]
-    torchattacks = pytest.importorskip("torchattacks", reason="the peer library is in the 'test' extra")
+    import torchattacks  # the peer, from the 'test' extra: missing it is a failure, not a skip
     model, x, y = trained
     # the difference random starts alone make: one start against another, same attack
     slack = 3 / len(y)
