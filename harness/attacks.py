@@ -20,6 +20,7 @@ stronger than keeping the last iterate and cheaper.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,6 +147,19 @@ class _Worst:
         self.x_adv[idx] = x_cur
 
 
+def _with_restarts(model: nn.Module, x: torch.Tensor, restarts: int,
+                   restart: Callable[[_Worst, torch.Tensor], None]) -> torch.Tensor:
+    """Run ``restart(worst, idx)`` on the examples still standing, ``restarts`` times, in eval
+    mode; the per-example worst case over all of them."""
+    worst = _Worst(x.detach())
+    with _EvalMode(model):
+        for _ in range(restarts):
+            idx = worst.active
+            if len(idx):
+                restart(worst, idx)
+    return worst.x_adv
+
+
 # --- attacks -------------------------------------------------------------------------------
 
 
@@ -198,34 +212,35 @@ class PGD:
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                 generator: torch.Generator | None = None) -> torch.Tensor:
-        x = x.detach()
-        worst = _Worst(x)
-        with _EvalMode(model):
-            for _ in range(self.restarts):
-                idx = worst.active
-                xi, yi = x[idx], y[idx]
-                x_cur = _random_start(xi, self.eps, self.norm, generator) if self.random_start else xi.clone()
-                for step in range(self.steps + 1):
-                    if step < self.steps:
-                        _, grad, logits = loss_grad(model, x_cur, yi, self.loss)
-                    else:
-                        with torch.no_grad():
-                            logits = model(x_cur)
-                    keep = worst.record(idx, x_cur, logits, yi)
-                    if not keep.all():
-                        idx, xi, yi, x_cur, grad = idx[keep], xi[keep], yi[keep], x_cur[keep], grad[keep]
-                    if len(idx) == 0:
-                        break
-                    if step < self.steps:
-                        x_cur = project(xi, x_cur + self.step_size * _direction(grad, self.norm), self.eps, self.norm)
-                worst.keep_last(idx, x_cur)
-        return worst.x_adv
+        return _with_restarts(model, x, self.restarts,
+                              lambda worst, idx: self._restart(model, x.detach(), y, worst, idx, generator))
+
+    def _restart(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, worst: _Worst, idx: torch.Tensor,
+                 generator: torch.Generator | None) -> None:
+        xi, yi = x[idx], y[idx]
+        x_cur = _random_start(xi, self.eps, self.norm, generator) if self.random_start else xi.clone()
+        for step in range(self.steps + 1):
+            if step < self.steps:
+                _, grad, logits = loss_grad(model, x_cur, yi, self.loss)
+            else:
+                with torch.no_grad():
+                    logits = model(x_cur)
+            keep = worst.record(idx, x_cur, logits, yi)
+            if not keep.all():
+                idx, xi, yi, x_cur, grad = idx[keep], xi[keep], yi[keep], x_cur[keep], grad[keep]
+            if len(idx) == 0:
+                return
+            if step < self.steps:
+                x_cur = project(xi, x_cur + self.step_size * _direction(grad, self.norm), self.eps, self.norm)
+        worst.keep_last(idx, x_cur)
 
 
 @dataclass(frozen=True)
 class PGDL2(PGD):
-    """PGD in the L2 norm (Madry et al., 2018): steps along the unit-L2 gradient, projection
-    onto the L2 ball; defaults as for PGD. eps is an L2 radius in [0, 1] pixel units."""
+    """PGD in the L2 norm (Madry et al., 2018), with worst-case bookkeeping.
+
+    Steps along the unit-L2 gradient, projection onto the L2 ball; defaults as for PGD. eps is
+    an L2 radius in [0, 1] pixel units (it may exceed 1)."""
 
     norm: str = "l2"
 
@@ -265,14 +280,8 @@ class APGD:
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                 generator: torch.Generator | None = None) -> torch.Tensor:
-        x = x.detach()
-        worst = _Worst(x)
-        with _EvalMode(model):
-            for _ in range(self.restarts):
-                idx = worst.active
-                if len(idx):
-                    self._restart(model, x, y, worst, idx, generator)
-        return worst.x_adv
+        return _with_restarts(model, x, self.restarts,
+                              lambda worst, idx: self._restart(model, x.detach(), y, worst, idx, generator))
 
     def _restart(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, worst: _Worst, idx: torch.Tensor,
                  generator: torch.Generator | None) -> None:
@@ -322,7 +331,9 @@ class APGD:
 
 @dataclass(frozen=True)
 class APGDDLR(APGD):
-    """APGD on the difference of logits ratio loss (Croce & Hein, 2020), which does not depend
-    on the scale of the logits; 100 steps by default. Needs at least 3 classes."""
+    """Auto-PGD on the difference of logits ratio loss (Croce & Hein, 2020).
+
+    The DLR loss does not depend on the scale of the logits; 100 steps by default. Needs at
+    least 3 classes."""
 
     loss: str = "dlr"

@@ -74,8 +74,10 @@ Task = tuple[str, "Unit"]  # ("train" | "eval", unit)
 
 
 class SerialExecutor:
-    """Runs tasks one after another in this process (deterministic, simplest to debug), with
-    every torch thread; progress is reported per training step."""
+    """Runs tasks one after another in this process, with every torch thread.
+
+    Deterministic and the simplest to debug; progress is reported per training step, and
+    plugins registered in code (not through entry points) are visible."""
 
     workers = 1
 
@@ -101,7 +103,9 @@ def _collect(fn: Callable[[Task], Iterator[Cell]], task: Task) -> list[Cell]:
 
 
 class ProcessExecutor:
-    """A local pool of worker processes (the default). The cores are split between the workers
+    """A local pool of worker processes, one per core (the default).
+
+    The cores are split between the workers
     (``torch.set_num_threads(cores // workers)`` in each), which pays off for the small models
     that dominate suites: a 2-core machine trains two models at once. ``workers`` defaults to
     the number of usable cores on the CPU and to 1 on CUDA (where one process keeps the GPU
@@ -510,8 +514,9 @@ def run(suite: str | Suite, run_dir: Path | str | None = None, device: str = "au
     device = resolve_device(device)
     if workers is not None and workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers}", hint="use e.g. --workers 2")
+    executor_cls = executors.get(executor)  # an unknown name fails before anything is written
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(suite)
-    with Store(run_dir) as store, executors.get(executor)(workers) as ex:
+    with Store(run_dir) as store, executor_cls(workers) as ex:
         check_resumable(store, suite, device)
         store.put_meta("suite", suite.to_dict())
         store.put_meta("device", device.split(":")[0])

@@ -110,6 +110,7 @@ def test_bad_seeds_are_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None
     ("args", "prefix", "fragment"),
     [
         (["run", "quickstart", "--epochs", "0"], "Error: argument --epochs:", "positive integer"),
+        (["run", "quickstart", "--workers", "0"], "Error: argument --workers:", "positive integer"),
         (["run", "quickstart", "--variants", ","], "Error: argument --variants:", "name"),
         (["report", "x", "--level", "1.5"], "Error: argument --level:", "1.5"),
         (["frobnicate"], "Error: argument COMMAND: invalid choice:", "'frobnicate'"),
@@ -125,6 +126,15 @@ def test_other_usage_errors(args: list[str], prefix: str, fragment: str, capsys:
     assert lines[0].startswith(prefix) and fragment in lines[0]
     assert lines[1].startswith("Hint: run 'harness")
     assert captured.out == ""
+
+
+def test_unknown_executor_is_one_error_and_nothing_is_written(capsys: pytest.CaptureFixture[str],
+                                                              tmp_path: Path) -> None:
+    assert main(["run", "quickstart", "--executor", "proces", "--run-dir", str(tmp_path / "r")]) == 2
+    lines = _lines(capsys.readouterr().err)
+    assert "Error: unknown executor 'proces'" in lines
+    assert "Hint: did you mean 'process'? available: process, serial" in lines
+    assert not (tmp_path / "r").exists()
 
 
 def test_report_of_missing_run_dir(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
