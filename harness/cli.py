@@ -66,6 +66,7 @@ def _checked(cast: type, ok: Any, expected: str) -> Any:
 
 
 _positive_int = _checked(int, lambda v: v >= 1, "a positive integer")
+_non_negative_int = _checked(int, lambda v: v >= 0, "a non-negative integer")
 _level = _checked(float, lambda v: 0 < v < 1, "a confidence level in (0, 1), e.g. 0.95")
 
 
@@ -123,6 +124,20 @@ def build_parser() -> argparse.ArgumentParser:
                                    "statistics.")
     p.add_argument("run_dir", type=Path, help="a run directory written by 'harness run'")
     _add_report_options(p)
+
+    p = sub.add_parser("data", help="look at datasets: contact sheets of the corruptions",
+                       description="Work with the registered datasets.")
+    data = p.add_subparsers(dest="data_command", metavar="ACTION", parser_class=_Parser, required=True)
+    q = data.add_parser("contact-sheet", help="write a PNG of every corruption at every severity",
+                        description="Write a PNG contact sheet of one image of a dataset: a row per corruption "
+                                    "(every registered shift, or --shifts), the clean image and severities 1-5 "
+                                    "in columns, made exactly as an evaluation makes them.")
+    q.add_argument("dataset", help="a registered dataset, e.g. digits (see 'harness list datasets')")
+    q.add_argument("--out", type=Path, help="the PNG to write (default contact-sheet-DATASET.png)")
+    q.add_argument("--shifts", type=_names, help="corruptions to show, e.g. fog,snow (default: all)")
+    q.add_argument("--image", type=_non_negative_int, default=0, help="which image of the dataset (default 0)")
+    q.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the random corruptions (default 0)")
+    q.add_argument("--tile", type=_positive_int, default=64, help="tile size in pixels (default 64)")
     return parser
 
 
@@ -224,7 +239,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "show": cmd_show, "run": cmd_run, "report": cmd_report}
+def cmd_data(args: argparse.Namespace) -> int:
+    from reports.contact_sheet import contact_sheet
+
+    out = contact_sheet(args.dataset, args.out or Path(f"contact-sheet-{args.dataset}.png"), args.shifts,
+                        args.image, args.seed, args.tile)
+    print(out)
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "show": cmd_show, "run": cmd_run, "report": cmd_report, "data": cmd_data}
 
 
 def cli_reference() -> str:
@@ -241,6 +265,11 @@ def cli_reference() -> str:
                  "```text", parser.format_help().rstrip(), "```", ""]
         for name, p in sub.choices.items():
             parts += [f"## harness {name}", "", "```text", p.format_help().rstrip(), "```", ""]
+            for action in p._actions:  # nested commands (harness data ACTION)
+                if isinstance(action, argparse._SubParsersAction):
+                    for sub_name, q in action.choices.items():
+                        parts += [f"### harness {name} {sub_name}", "", "```text", q.format_help().rstrip(), "```",
+                                  ""]
         return "\n".join(parts)
     finally:
         if old is None:

@@ -1,4 +1,4 @@
-"""Evaluation metrics: accuracy and the two OOD-detection metrics (AUROC, FPR at 95% TPR).
+"""Evaluation metrics: accuracy, OOD detection (AUROC, FPR at 95% TPR, AUPR-In/Out), calibration (ECE, Brier, NLL).
 
 Conventions:
 
@@ -11,6 +11,10 @@ Conventions:
 The weighted forms sort each class's scores once, locate the other class's scores (ties
 included) in that order with ``searchsorted``, and read weights off cumulative sums along the
 sorted order, so B replicates cost O(B * (n + m)) instead of B sorts.
+
+Calibration metrics take per-example arrays: ``confidence`` (n,) max softmax probability in
+[0, 1] with ``correct`` (n,) bool (ECE, reliability bins; ECE also has a weighted form, ``w``
+(B, n)), or ``probs`` (n, K) class probabilities with ``labels`` (n,) int (Brier score, NLL).
 """
 
 from __future__ import annotations
@@ -124,6 +128,42 @@ def fpr_at_tpr_weighted(
     return (total_out - out_below) / total_out
 
 
+def _average_precision(s_pos: np.ndarray, s_neg: np.ndarray, w_pos: np.ndarray, w_neg: np.ndarray) -> np.ndarray:
+    """Average precision (B,) of validated positive (n,) vs negative (m,) scores, higher = more positive.
+
+    Each positive example i adds ``w_pos[b, i] / total_pos`` recall at threshold ``s_pos[i]``, where the
+    precision counts every example with a score >= ``s_pos[i]``, so a tie group enters at one threshold.
+    """
+    sorted_pos, cum_pos = _cumulative(s_pos, w_pos)
+    sorted_neg, cum_neg = _cumulative(s_neg, w_neg)
+    total_pos = cum_pos[:, -1:]
+    tp = total_pos - cum_pos[:, np.searchsorted(sorted_pos, s_pos, side="left")]
+    fp = cum_neg[:, -1:] - cum_neg[:, np.searchsorted(sorted_neg, s_pos, side="left")]
+    # tp + fp is 0 only where every example from s_pos[i] up has weight 0, w_pos[b, i] included.
+    precision = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=tp + fp > 0)
+    return (w_pos * precision).sum(axis=1) / total_pos[:, 0]
+
+
+def aupr_in_weighted(score_in: ArrayLike, score_out: ArrayLike, w_in: ArrayLike, w_out: ArrayLike) -> np.ndarray:
+    """AUPR-In for each of B replicates: (n,), (m,), (B, n), (B, m) -> (B,); higher is better.
+
+    Average precision with ID positive: the sum over thresholds of precision times the recall gained
+    there, as sklearn's average_precision_score. Scores: higher = more in-distribution.
+    """
+    s_in, s_out, wi, wo = _prepare(score_in, score_out, w_in, w_out)
+    return _average_precision(s_in, s_out, wi, wo)
+
+
+def aupr_out_weighted(score_in: ArrayLike, score_out: ArrayLike, w_in: ArrayLike, w_out: ArrayLike) -> np.ndarray:
+    """AUPR-Out for each of B replicates: (n,), (m,), (B, n), (B, m) -> (B,); higher is better.
+
+    Average precision with OOD positive and the scores negated (lower = more OOD). Scores as
+    everywhere here: higher = more in-distribution.
+    """
+    s_in, s_out, wi, wo = _prepare(score_in, score_out, w_in, w_out)
+    return _average_precision(-s_out, -s_in, wo, wi)
+
+
 def _unweighted(score_in: ArrayLike, score_out: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     s_in, s_out = _scores(score_in, score_out)
     return np.ones((1, s_in.size)), np.ones((1, s_out.size))
@@ -137,3 +177,115 @@ def auroc(score_in: ArrayLike, score_out: ArrayLike) -> float:
 def fpr_at_tpr(score_in: ArrayLike, score_out: ArrayLike, tpr: float = 0.95) -> float:
     """Fraction of (m,) OOD scores at or above the threshold keeping ``tpr`` of (n,) ID scores; lower is better."""
     return float(fpr_at_tpr_weighted(score_in, score_out, *_unweighted(score_in, score_out), tpr=tpr)[0])
+
+
+def aupr_in(score_in: ArrayLike, score_out: ArrayLike) -> float:
+    """AUPR-In of (n,) ID vs (m,) OOD scores, ID positive; higher is better; sklearn's average_precision_score."""
+    return float(aupr_in_weighted(score_in, score_out, *_unweighted(score_in, score_out))[0])
+
+
+def aupr_out(score_in: ArrayLike, score_out: ArrayLike) -> float:
+    """AUPR-Out of (n,) ID vs (m,) OOD scores, OOD positive, scores negated; higher is better."""
+    return float(aupr_out_weighted(score_in, score_out, *_unweighted(score_in, score_out))[0])
+
+
+def _calibration_inputs(confidence: ArrayLike, correct: ArrayLike, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validated ``confidence`` (n,) in [0, 1] and ``correct`` (n,) bool."""
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive integer; got {n_bins!r}")
+    conf = _as_float_array(confidence, "confidence", 1, "a calibration metric needs at least one example")
+    if ((conf < 0) | (conf > 1)).any():
+        raise ValueError("confidence must lie in [0, 1]; pass the max softmax probability, not a logit")
+    corr = _as_binary(correct, "correct", "a calibration metric needs at least one example")
+    if corr.size != conf.size:
+        raise ValueError(f"correct has {corr.size} entries but confidence has {conf.size}; pass one per example")
+    return conf, corr
+
+
+def _binned(conf: np.ndarray, corr: np.ndarray, w: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bin edges (n_bins + 1,) and per-bin sums (3, B, n_bins) of weight, weight * confidence, weight * correct.
+
+    Bin j holds confidences in [edges[j], edges[j + 1]); the last bin also holds 1.0. One bincount
+    over row-offset bin indices sums all B replicates at once.
+    """
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bins = np.minimum(np.searchsorted(edges, conf, side="right") - 1, n_bins - 1)
+    cells = (bins + n_bins * np.arange(w.shape[0])[:, None]).ravel()
+    sums = [np.bincount(cells, weights=(w * v).ravel(), minlength=w.shape[0] * n_bins) for v in (1.0, conf, corr)]
+    return edges, np.stack(sums).reshape(3, w.shape[0], n_bins)
+
+
+def expected_calibration_error_weighted(
+    confidence: ArrayLike, correct: ArrayLike, w: ArrayLike, n_bins: int = 15
+) -> np.ndarray:
+    """ECE for each of B replicates: confidence (n,), correct (n,), w (B, n) -> (B,); lower is better.
+
+    ``confidence`` is the max softmax probability in [0, 1], ``correct`` whether the prediction was
+    right; the sum over ``n_bins`` equal-width bins of (bin weight / total weight) * |accuracy -
+    mean confidence|, a fraction in [0, 1]. Bins as in :func:`reliability_bins`.
+    """
+    conf, corr = _calibration_inputs(confidence, correct, n_bins)
+    count, conf_sum, corr_sum = _binned(conf, corr, _weights(w, conf.size, "w", "confidence"), n_bins)[1]
+    return np.abs(corr_sum - conf_sum).sum(axis=1) / count.sum(axis=1)
+
+
+def expected_calibration_error(confidence: ArrayLike, correct: ArrayLike, n_bins: int = 15) -> float:
+    """ECE of (n,) max softmax probabilities against (n,) bool outcomes over equal-width bins; lower is better."""
+    return float(expected_calibration_error_weighted(confidence, correct, np.ones((1, np.size(confidence))), n_bins)[0])
+
+
+def reliability_bins(confidence: ArrayLike, correct: ArrayLike, n_bins: int = 15) -> dict[str, np.ndarray]:
+    """The data of a reliability diagram of (n,) confidences in [0, 1] and (n,) bool outcomes.
+
+    Returns ``edges`` (n_bins + 1,) from 0 to 1, and per bin ``count`` (n_bins,) int, ``mean_confidence``
+    (n_bins,) and ``accuracy`` (n_bins,), NaN for an empty bin. Bin j holds confidences in
+    [edges[j], edges[j + 1]); the last bin also holds 1.0.
+    """
+    conf, corr = _calibration_inputs(confidence, correct, n_bins)
+    edges, (count, conf_sum, corr_sum) = _binned(conf, corr, np.ones((1, conf.size)), n_bins)
+    filled = count[0] > 0
+    return {
+        "edges": edges,
+        "count": count[0].astype(np.int64),
+        "mean_confidence": np.divide(conf_sum[0], count[0], out=np.full(n_bins, np.nan), where=filled),
+        "accuracy": np.divide(corr_sum[0], count[0], out=np.full(n_bins, np.nan), where=filled),
+    }
+
+
+def _probs_labels(probs: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Validated ``probs`` (n, K), rows in [0, 1] summing to 1, and ``labels`` (n,) int in [0, K)."""
+    p = _as_float_array(probs, "probs", 2, "a probabilistic metric needs at least one example and class")
+    n, k = p.shape
+    if ((p < 0) | (p > 1)).any():
+        raise ValueError("probs must lie in [0, 1]; pass softmax probabilities, not logits")
+    row_sums = p.sum(axis=1)
+    if (np.abs(row_sums - 1) > 1e-4).any():
+        i = int(np.argmax(np.abs(row_sums - 1)))
+        raise ValueError(f"probs rows must sum to 1 (within 1e-4); row {i} sums to {row_sums[i]:.6g}")
+    y = _as_float_array(labels, "labels", 1)
+    if y.size != n:
+        raise ValueError(f"labels has {y.size} entries but probs has {n} rows; pass one label per example")
+    if not ((y == np.floor(y)) & (y >= 0) & (y < k)).all():
+        raise ValueError(f"labels must be integer class indices in [0, {k}) to match the {k} columns of probs")
+    return p, y.astype(np.intp)
+
+
+def brier_score(probs: ArrayLike, labels: ArrayLike) -> float:
+    """Multi-class Brier score of (n, K) probabilities and (n,) int labels; in [0, 2], lower is better.
+
+    The mean over examples of the sum over classes of (p_k - onehot_k)^2.
+    """
+    p, y = _probs_labels(probs, labels)
+    err = p.copy()
+    err[np.arange(y.size), y] -= 1.0
+    return float(np.mean(np.sum(err**2, axis=1)))
+
+
+def nll(probs: ArrayLike, labels: ArrayLike) -> float:
+    """Mean negative log-likelihood (nats) of (n,) int labels under (n, K) probabilities; lower is better.
+
+    Probabilities are clipped at 1e-12 before the log, so a zero probability of the true class
+    costs log(1e12) ~ 27.6 instead of inf.
+    """
+    p, y = _probs_labels(probs, labels)
+    return float(-np.mean(np.log(np.maximum(p[np.arange(y.size), y], 1e-12))))
