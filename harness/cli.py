@@ -184,6 +184,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"training:   {suite.train.optimizer} lr {suite.train.lr:g}, batch {suite.train.batch_size}, "
         f"{suite.train.epochs} epochs, target {100 * suite.train.target_accuracy:g}% held-out accuracy",
         f"shifts:     {', '.join(ev.shifts) or '-'} at severities {', '.join(map(str, ev.severities))}",
+        f"batchnorm:  test-time statistics {', '.join(ev.bn_modes)}",
         f"ood:        {', '.join(ev.ood_sets) or '-'} scored by {', '.join(ev.ood_scores)}",
         "attacks:    " + ("; ".join(f"{a.name} eps {', '.join(f'{e:g}' for e in a.eps)}" for a in ev.attacks)
                           or "-"),

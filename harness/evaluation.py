@@ -1,8 +1,9 @@
 """Evaluation of one trained model on every condition of a suite's battery.
 
-The model runs in eval mode throughout (BatchNorm uses its running statistics: the ``frozen``
-test-time mode), and every condition is predicted with the same batch boundaries, so attack
-conditions at eps = 0 reproduce the clean predictions bit for bit.
+The model runs in eval mode throughout, and BatchNorm uses its running statistics (the
+``frozen`` test-time mode) unless a clean or shift condition names another mode (``batch``,
+``adapt``: see :func:`predict_bn`). Every condition is predicted with the same batch
+boundaries, so attack conditions at eps = 0 reproduce the clean predictions bit for bit.
 
 Per-example outcomes per condition (all arrays of length N = test examples unless noted):
 
@@ -14,13 +15,14 @@ Per-example outcomes per condition (all arrays of length N = test examples unles
 * ood: ``score_in`` (N,) on the test split and ``score_out`` (M,) on the OOD set, higher =
   more in-distribution.
 
-Shifted inputs depend only on the condition, so every variant and seed sees the same shifted
-images; an attack's random start depends on the seed and the condition, so the two variants
+Shifted inputs depend only on the shift and severity, so every variant, seed and BatchNorm
+mode sees the same shifted images; an attack's random start depends on the seed and the condition, so the two variants
 of a paired comparison start from the same points.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -33,7 +35,7 @@ from torch import nn
 
 from harness.data import as_tensor
 from harness.seeding import torch_generator
-from harness.specs import Condition
+from harness.specs import Condition, shift
 
 Outcome = dict[str, np.ndarray]
 
@@ -44,6 +46,53 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
         raise RuntimeError("predict() needs the model in eval mode; call model.eval() first")
     with torch.no_grad():
         return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+def _batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+def predict_bn(model: nn.Module, x: torch.Tensor, batch_size: int, bn_mode: str) -> torch.Tensor:
+    """Logits (N, K) with BatchNorm's statistics used as ``bn_mode`` says; the model stays in
+    eval mode otherwise and is left as it was found.
+
+    * ``frozen``: the running statistics from training (plain :func:`predict`);
+    * ``batch``: each batch's own statistics (batches of ``batch_size``, the last one merged
+      into the one before when it would hold a single example); running statistics untouched;
+    * ``adapt``: statistics re-estimated on ``x`` (a cumulative average over its batches, on a
+      copy of the model), then used frozen: test-time adaptation of BatchNorm alone.
+
+    A model without BatchNorm gives the frozen logits in every mode.
+    """
+    bns = _batchnorms(model)
+    if bn_mode == "frozen" or not bns:
+        return predict(model, x, batch_size)
+    bounds = list(range(0, len(x), batch_size)) + [len(x)]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+        del bounds[-2]
+    if bn_mode == "batch":
+        saved = [(m.training, m.track_running_stats) for m in bns]
+        try:
+            for m in bns:  # training-mode normalisation without touching the running statistics
+                m.train()
+                m.track_running_stats = False
+            with torch.no_grad():
+                return torch.cat([model(x[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)])
+        finally:
+            for m, (training, track) in zip(bns, saved, strict=True):
+                m.train(training)
+                m.track_running_stats = track
+    if bn_mode == "adapt":
+        adapted = copy.deepcopy(model)
+        for m in _batchnorms(adapted):
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average over the batches
+            m.train()
+        with torch.no_grad():
+            for a, b in zip(bounds, bounds[1:], strict=False):
+                adapted(x[a:b])
+        return predict(adapted.eval(), x, batch_size)
+    raise ValueError(f"unknown BatchNorm test-time mode {bn_mode!r}")
 
 
 def _outcome(logits: torch.Tensor, y: torch.Tensor) -> Outcome:
@@ -228,11 +277,13 @@ def evaluate(model: nn.Module, x_test: np.ndarray, y_test: np.ndarray, ood_sets:
     sweeps = _Sweeps()
     for cond in conditions:
         if cond.kind == "clean":
-            yield cond, _outcome(clean_logits, y)
+            logits = clean_logits if cond.bn_mode == "frozen" else predict_bn(model, x, batch_size, cond.bn_mode)
+            yield cond, _outcome(logits, y)
         elif cond.kind == "shift":
-            gen = torch_generator(condition_seed, cond.key, device=dev.type)
+            # keyed on the shift alone: every BatchNorm mode sees the same shifted images
+            gen = torch_generator(condition_seed, shift(cond.name, cond.param("severity")).key, device=dev.type)
             x_shift = shifts.get(cond.name)(x, cond.param("severity"), gen)
-            yield cond, _outcome(predict(model, x_shift, batch_size), y)
+            yield cond, _outcome(predict_bn(model, x_shift, batch_size, cond.bn_mode), y)
         elif cond.kind == "ood":
             score = ood_scores.get(cond.param("score"))
             x_out = as_tensor(ood_sets[cond.name], dev)

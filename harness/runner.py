@@ -218,7 +218,7 @@ def eval_spec(suite: Suite, train_key: str, cond: Condition) -> dict[str, Any]:
     """Everything that determines an evaluation cell's result."""
     ev = suite.evaluation
     return {"train_cell": train_key, "condition": cond.to_dict(), "batch_size": ev.batch_size,
-            "bn_mode": ev.bn_mode, "condition_seed": suite.split_seed}
+            "condition_seed": suite.split_seed}
 
 
 def _sweeps(cond: Condition, conditions: list[Condition]) -> set[tuple[str, tuple[Any, ...]]]:

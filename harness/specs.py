@@ -17,6 +17,7 @@ ConditionKind = Literal["clean", "shift", "ood", "attack", "check"]
 Param = tuple[str, Any]
 
 SEVERITIES = (1, 2, 3, 4, 5)
+BN_MODES = ("frozen", "batch", "adapt")  # how BatchNorm statistics are used at test time
 
 
 def _check(ok: bool, message: str, hint: str) -> None:
@@ -100,8 +101,11 @@ class AttackSpec:
 class EvalSpec:
     """The evaluation battery run on every trained model.
 
-    ``bn_mode`` says how BatchNorm statistics are used at test time: ``frozen`` (the running
-    statistics, the only mode implemented so far). With attacks in the battery and ``checks``
+    ``bn_modes`` says how BatchNorm statistics are used at test time, a factor of the battery:
+    ``frozen`` (the running statistics from training: every condition), and optionally
+    ``batch`` (each test batch's own statistics) and ``adapt`` (statistics re-estimated on the
+    condition's test images, then frozen), which re-run the clean and shifted conditions. Models
+    without BatchNorm give the same outcomes in every mode. With attacks in the battery and ``checks``
     on, the adversarial sanity checks run too: random noise and a transfer attack from the
     paired variant at ``check_eps``, the suite's most thorough attack with twice its steps at
     ``check_eps``, PGD at ``large_eps`` (which must reach chance), input gradients, repeated
@@ -114,7 +118,7 @@ class EvalSpec:
     ood_scores: tuple[str, ...] = ("msp",)
     attacks: tuple[AttackSpec, ...] = ()
     batch_size: int = 512
-    bn_mode: Literal["frozen"] = "frozen"
+    bn_modes: tuple[str, ...] = ("frozen",)
     checks: bool = True
     check_eps: float = 0.1
     large_eps: float = 0.5
@@ -124,8 +128,11 @@ class EvalSpec:
             _check(0 < e <= 1, f"check eps {e} is outside (0, 1]", "use e.g. check_eps=0.1, large_eps=0.5")
         for s in self.severities:
             _check(s in SEVERITIES, f"severity {s} is outside 1-5", "use severities from 1 to 5")
-        _check(self.bn_mode == "frozen", f"bn_mode {self.bn_mode!r} is not available yet",
-               "use bn_mode='frozen' (running statistics); 'batch' and 'adapt' are planned")
+        for m in self.bn_modes:
+            _check(m in BN_MODES, f"unknown BatchNorm test-time mode {m!r}", f"use one of {', '.join(BN_MODES)}")
+        _check(len(self.bn_modes) == len(set(self.bn_modes)) and self.bn_modes[:1] == ("frozen",),
+               f"bn_modes {self.bn_modes!r} must start with 'frozen' and name each mode once",
+               "use e.g. bn_modes=('frozen', 'batch', 'adapt')")
 
 
 @dataclass(frozen=True)
@@ -145,6 +152,11 @@ class Condition:
     def param(self, name: str) -> Any:
         return dict(self.params)[name]
 
+    @property
+    def bn_mode(self) -> str:
+        """How BatchNorm statistics are used for this condition (see EvalSpec.bn_modes)."""
+        return str(dict(self.params).get("bn", "frozen"))
+
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "name": self.name, "params": dict(self.params)}
 
@@ -153,12 +165,17 @@ class Condition:
         return cls(d["kind"], d.get("name", ""), tuple(sorted(d.get("params", {}).items())))
 
 
-def clean() -> Condition:
-    return Condition("clean")
+def _bn(bn_mode: str) -> tuple[Param, ...]:
+    """The condition parameter of a BatchNorm test-time mode; none for the default, 'frozen'."""
+    return () if bn_mode == "frozen" else (("bn", bn_mode),)
 
 
-def shift(name: str, severity: int) -> Condition:
-    return Condition("shift", name, (("severity", severity),))
+def clean(bn_mode: str = "frozen") -> Condition:
+    return Condition("clean", "", _bn(bn_mode))
+
+
+def shift(name: str, severity: int, bn_mode: str = "frozen") -> Condition:
+    return Condition("shift", name, tuple(sorted((("severity", severity), *_bn(bn_mode)))))
 
 
 def ood(ood_set: str, score: str) -> Condition:
@@ -235,6 +252,8 @@ class Suite:
         ev = self.evaluation
         out = [clean()]
         out += [shift(s, sev) for s in ev.shifts for sev in ev.severities]
+        for mode in ev.bn_modes[1:]:
+            out += [clean(mode)] + [shift(s, sev, mode) for s in ev.shifts for sev in ev.severities]
         out += [ood(o, sc) for o in ev.ood_sets for sc in ev.ood_scores]
         # ascending eps: a sweep reuses what smaller radii broke (harness.evaluation)
         out += [attack(a.name, e, a.params) for a in ev.attacks for e in sorted(a.eps)]
@@ -279,7 +298,7 @@ class Suite:
 
         ev = dict(d["evaluation"])
         ev["attacks"] = tuple(AttackSpec(a["name"], tuple(a["eps"]), pairs(a["params"])) for a in ev["attacks"])
-        for k in ("shifts", "severities", "ood_sets", "ood_scores"):
+        for k in ("shifts", "severities", "ood_sets", "ood_scores", "bn_modes"):
             ev[k] = tuple(ev[k])
         variants = tuple(Variant(v["name"], v["model"], v["norm"], v.get("standardize", False),
                                  pairs(v.get("options", ()))) for v in d["variants"])

@@ -25,6 +25,11 @@ SCHEMA_VERSION = 1
 MEAN_SHIFT = Condition("shift", "all")  # aggregate: mean accuracy over every shift and severity
 
 
+def mean_shift(bn_mode: str = "frozen") -> Condition:
+    """The aggregate condition: mean accuracy over every shift and severity, in a BatchNorm mode."""
+    return MEAN_SHIFT if bn_mode == "frozen" else Condition("shift", "all", (("bn", bn_mode),))
+
+
 @dataclass(frozen=True)
 class EstimateRow:
     variant: str
@@ -116,12 +121,12 @@ def _aggregate(cells: list[Cell | None], reduce: Callable[..., np.ndarray]) -> C
 def _aggregates(conditions: list[Condition], evals: Evals, names: list[str], seeds: tuple[int, ...]
                 ) -> list[Condition]:
     """Add aggregate conditions to ``evals`` and return them: the mean over every shift and
-    severity, and per (norm, eps) the worst case over every attack (an example counts as
+    severity (per BatchNorm test-time mode), and per (norm, eps) the worst case over every attack (an example counts as
     robust only if no attack broke it)."""
     groups: dict[Condition, tuple[list[str], Callable[..., np.ndarray]]] = {}
-    shifts = [c.key for c in conditions if c.kind == "shift"]
-    if shifts:
-        groups[MEAN_SHIFT] = (shifts, np.mean)
+    for mode in dict.fromkeys(c.bn_mode for c in conditions if c.kind == "shift"):  # one mean per BatchNorm mode
+        keys = [c.key for c in conditions if c.kind == "shift" and c.bn_mode == mode]
+        groups[mean_shift(mode)] = (keys, np.mean)
     by_ball: dict[tuple[str, float], list[str]] = defaultdict(list)
     for c in conditions:
         if c.kind == "attack":
@@ -242,7 +247,8 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
                                                                    else len(names), c.seed)))
     return Report(
         suite={**{k: suite[k] for k in ("name", "version", "description", "dataset", "baseline_norm", "claims")},
-               "target_accuracy": suite["train"]["target_accuracy"]},
+               "target_accuracy": suite["train"]["target_accuracy"],
+               "bn_modes": list(suite["evaluation"].get("bn_modes", ["frozen"]))},
         seeds=seeds, variants=variants, level=level, n_resamples=n_resamples,
         estimates=tuple(estimates), comparisons=comparisons, training=training, training_summary=summaries,
         checks=tuple(run_checks(Records(evals, names, suite, pairs))), excluded=excluded, provenance=prov,

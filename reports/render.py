@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from harness import stats
-from harness.specs import Condition
-from reports.build import SCHEMA_VERSION, ComparisonRow, EstimateRow, Report
+from harness.specs import Condition, clean
+from reports.build import SCHEMA_VERSION, ComparisonRow, EstimateRow, Report, mean_shift
 
 METRIC_TEXT = {
     "accuracy": "accuracy, % (higher is better)",
@@ -57,10 +57,11 @@ def fmt_p(p: float) -> str:
 def condition_label(c: Condition | None) -> str:
     if c is None:
         return "training"
+    bn = "" if c.bn_mode == "frozen" else f" [BN {c.bn_mode}]"
     if c.kind == "clean":
-        return "clean"
+        return "clean" + bn
     if c.kind == "shift":
-        return "all shifts (mean)" if c.name == "all" else f"{c.name} s{c.param('severity')}"
+        return ("all shifts (mean)" if c.name == "all" else f"{c.name} s{c.param('severity')}") + bn
     if c.kind == "ood":
         return f"OOD {c.name} ({c.param('score')})"
     extra = ", ".join(f"{k} {v}" for k, v in c.params if k != "eps")
@@ -142,9 +143,40 @@ def methods(report: Report) -> dict[str, str]:
             "exact test on per-example outcomes when there is one seed. p-values are Holm-adjusted across all "
             f"{len(report.comparisons)} comparisons of this report."),
         "power": _power_note(n_seeds, len(report.comparisons)),
-        "bn_mode": "BatchNorm uses its running statistics at test time ('frozen'); every model is evaluated "
-                   "in eval mode, and attacks keep it there.",
+        "bn_mode": _bn_text(report.suite.get("bn_modes", ["frozen"])),
     }
+
+
+BN_TEXT = {
+    "frozen": "'frozen' (the running statistics from training)",
+    "batch": "'batch' (each test batch's own statistics; the running ones untouched)",
+    "adapt": "'adapt' (statistics re-estimated on the condition's test images, then frozen)",
+}
+
+
+def _bn_text(modes: list[str]) -> str:
+    text = ("BatchNorm uses its running statistics at test time ('frozen'); every model is evaluated in eval mode, "
+            "and attacks keep it there.")
+    if len(modes) > 1:
+        text += (" Clean and shifted inputs are also evaluated with BatchNorm in " + ", ".join(BN_TEXT[m] for m in
+                 modes[1:]) + " mode, on the same shifted images; models without BatchNorm give the same outcomes "
+                 "in every mode, and the comparisons show what the mode changes.")
+    return text
+
+
+def _bn_table(report: Report) -> list[str]:
+    """Clean and mean shifted accuracy per variant under each BatchNorm test-time mode, side by side."""
+    modes = list(report.suite.get("bn_modes", ["frozen"]))
+    if len(modes) < 2:
+        return []
+    est = {(r.variant, r.condition.key): r.estimate for r in report.estimates if r.metric == "accuracy"}
+    cols = [(f"{title} [{m}]", cond.key) for m in modes
+            for title, cond in (("clean", clean(m)), ("all shifts", mean_shift(m)))]
+    rows = [[_esc(v["name"]), *[fmt_estimate(est.get((v["name"], key)), "accuracy") for _, key in cols]]
+            for v in report.variants]
+    return ["## BatchNorm at test time", "", "accuracy, % (higher is better), by how BatchNorm statistics are "
+            "used at test time; rows without BatchNorm read the same in every mode.", "",
+            _table(["variant", *[c[0] for c in cols]], rows), ""]
 
 
 def _seeds_needed(n_comparisons: int, alpha: float = 0.05) -> int:
@@ -296,6 +328,8 @@ def to_markdown(report: Report) -> str:
             out += [f"## {title}", "", f"{METRIC_TEXT[metric]}.", "", _est_grid(report, kind, metric), ""]
             if kind == "attack":
                 out += _attack_notes(report)
+            if kind == "shift":
+                out += _bn_table(report)
 
     out += ["## Paired comparisons", "",
             f"Each variant minus its baseline; difference and interval in the metric's units; p raw and "

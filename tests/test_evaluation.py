@@ -216,3 +216,80 @@ def test_predict_batches_and_no_grad(models: dict[str, nn.Module], split: Split)
     logits = predict(models["mlp-layer"], x, 3)
     assert logits.shape == (10, 10)
     assert not logits.requires_grad
+
+
+# --- BatchNorm at test time --------------------------------------------------------------------
+
+
+def _buffers(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("mode", ["batch", "adapt"])
+def test_models_without_batchnorm_are_unaffected_by_the_mode(mode: str, models: dict[str, nn.Module],
+                                                             split: Split) -> None:
+    from harness.evaluation import predict_bn
+
+    model = models["mlp-layer"]
+    x = torch.from_numpy(split.test.x)
+    assert torch.equal(predict_bn(model, x, 128, mode), predict(model, x, 128))
+
+
+def test_batch_mode_uses_batch_statistics_and_touches_nothing(models: dict[str, nn.Module], split: Split) -> None:
+    import copy
+
+    from harness.evaluation import predict_bn
+
+    model = models["cnn-batch"]
+    x = torch.from_numpy(split.test.x)
+    before = _buffers(model)
+    got = predict_bn(model, x, len(x), "batch")
+    reference = copy.deepcopy(model).train()  # training-mode BatchNorm on the whole test set
+    with torch.no_grad():
+        expected = reference(x)
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert not torch.allclose(got, predict(model, x, len(x)), atol=1e-3)  # it is not the frozen mode
+    assert not model.training and all(not m.training for m in model.modules())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), "running statistics changed"
+
+
+def test_batch_mode_never_normalises_a_single_example(models: dict[str, nn.Module], split: Split) -> None:
+    from harness.evaluation import predict_bn
+
+    x = torch.from_numpy(split.test.x[:9])  # batches of 4: 4, 4 and a lone example merged into the last
+    assert predict_bn(models["cnn-batch"], x, 4, "batch").shape == (9, 10)
+
+
+def test_adapt_mode_reestimates_on_the_inputs_and_leaves_the_model_alone(models: dict[str, nn.Module],
+                                                                          split: Split) -> None:
+    from harness.evaluation import predict_bn
+
+    model = models["cnn-batch"]
+    x = torch.from_numpy(shifts.get("contrast")(torch.from_numpy(split.test.x), 5, torch_generator(0, "c")).numpy())
+    before = _buffers(model)
+    adapted = predict_bn(model, x, 128, "adapt")
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    y = torch.from_numpy(split.test.y)
+    acc = {mode: float((predict_bn(model, x, 128, mode).argmax(1) == y).float().mean()) for mode in ("frozen",)}
+    acc["adapt"] = float((adapted.argmax(1) == y).float().mean())
+    assert acc["adapt"] > acc["frozen"]  # re-estimated statistics undo most of a contrast shift
+
+
+def test_every_mode_sees_the_same_shifted_images(models: dict[str, nn.Module], split: Split) -> None:
+    conds = [shift("gaussian-noise", 3), shift("gaussian-noise", 3, "batch"), shift("gaussian-noise", 3, "adapt")]
+    out = {c.key: a for c, a in evaluate(models["mlp-layer"], split.test.x, split.test.y, {}, conds, 0,
+                                         CONDITION_SEED, 128)}
+    first = out[conds[0].key]
+    assert all(np.array_equal(first["pred"], o["pred"]) for o in out.values())
+
+
+def test_bn_modes_are_validated() -> None:
+    from harness.errors import ConfigError
+    from harness.specs import EvalSpec
+
+    with pytest.raises(ConfigError, match="unknown BatchNorm test-time mode 'online'"):
+        EvalSpec(bn_modes=("frozen", "online"))
+    with pytest.raises(ConfigError, match="must start with 'frozen'"):
+        EvalSpec(bn_modes=("batch",))
+    with pytest.raises(ConfigError, match="must start with 'frozen'"):
+        EvalSpec(bn_modes=("frozen", "batch", "batch"))

@@ -205,3 +205,25 @@ def test_adding_a_seed_reuses_the_finished_ones(run_dir: Path, tmp_path: Path) -
     res = to_json(build_report(copy, n_resamples=100))
     assert res["seeds"] == [0, 1, 2] and {e["n_seeds"] for e in res["estimates"]} == {3}
     assert {e["variant"] for e in res["estimates"]} == {"mlp-none", "mlp-layer"}
+
+
+def test_batchnorm_test_time_modes_are_a_reported_factor(tmp_path: Path) -> None:
+    base = suites.get("quickstart").with_overrides(seeds=(0,), variants=("mlp-none", "mlp-batch", "mlp-layer"),
+                                                   epochs=1)
+    suite = dataclasses.replace(base, evaluation=dataclasses.replace(
+        base.evaluation, attacks=(), bn_modes=("frozen", "batch", "adapt")))
+    assert run(suite, tmp_path, device="cpu", progress=False).ok
+    report = build_report(tmp_path, n_resamples=100)
+    write_reports(report, tmp_path)
+    res = to_json(report)
+    assert res["suite"]["bn_modes"] == ["frozen", "batch", "adapt"]
+    mean = {(e["variant"], e["condition"]["params"].get("bn", "frozen")): e["value"] for e in res["estimates"]
+            if e["condition"]["kind"] == "shift" and e["condition"]["name"] == "all"}
+    for v in ("mlp-none", "mlp-layer"):  # no BatchNorm: the mode changes nothing
+        assert mean[(v, "frozen")] == mean[(v, "batch")] == mean[(v, "adapt")]
+    assert mean[("mlp-batch", "batch")] != mean[("mlp-batch", "frozen")]
+    compared = {(c["variant"], c["condition"]["params"].get("bn", "frozen")) for c in res["comparisons"]
+                if c["condition"]["kind"] == "shift" and c["condition"]["name"] == "all"}
+    assert ("mlp-batch", "adapt") in compared and ("mlp-layer", "batch") in compared
+    md = (tmp_path / "report.md").read_text()
+    assert "## BatchNorm at test time" in md and "all shifts [adapt]" in md and "[BN batch]" in md
