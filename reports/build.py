@@ -17,7 +17,7 @@ import numpy as np
 
 from harness import stats
 from harness.seeding import derive_seed
-from harness.specs import Condition, Suite
+from harness.specs import Condition, Suite, clean
 from harness.store import Cell, Store
 from reports.checks import Check, Evals, Records, run_checks
 
@@ -34,7 +34,7 @@ def mean_shift(bn_mode: str = "frozen") -> Condition:
 class EstimateRow:
     variant: str
     condition: Condition
-    metric: str  # accuracy (higher is better), auroc (higher), fpr95 (lower)
+    metric: str  # accuracy (higher is better), auroc (higher), fpr95 (lower), mce / relative_mce (lower)
     estimate: stats.Estimate
 
 
@@ -221,6 +221,7 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
                     n_test = r.n_examples
 
     pairs = _pairs(variants, baseline_norm)
+    estimates += _corruption_errors(conditions, resampled, pairs, names, level)
     raw: list[tuple[str, str, Condition | None, str, stats.Comparison, tuple[int, ...]]] = []
     for cond in conditions:
         for metric in _metric_names(cond):
@@ -268,6 +269,77 @@ def _attack_settings(cells: list[Cell]) -> tuple[dict[str, Any], ...]:
                                         "norm": c.result["norm"], **settings, "eps": set()})
             row["eps"].add(c.condition["params"]["eps"])
     return tuple({**r, "eps": sorted(r["eps"])} for r in rows.values())
+
+
+def corruption_error(err: dict[str, np.ndarray], ref_err: dict[str, np.ndarray], groups: list[list[str]],
+                     clean_key: str, relative: bool) -> np.ndarray:
+    """Mean over corruptions of (sum over severities of a model's error) / (the same for the
+    reference); ``relative`` subtracts each model's clean error from each term first.
+
+    ``err`` and ``ref_err`` map a condition key to error arrays of one common shape (e.g. (S,)
+    per seed, or (B, S) replicates); ``groups`` lists each corruption's severity keys. A zero
+    denominator gives NaN. Lower is better; the reference scores 1.
+    """
+    def total(e: dict[str, np.ndarray], keys: list[str]) -> np.ndarray:
+        return sum((e[k] - e[clean_key] if relative else e[k] for k in keys), np.zeros_like(e[clean_key]))
+
+    ratios = []
+    for keys in groups:
+        den = total(ref_err, keys)
+        ratios.append(total(err, keys) / np.where(den == 0, np.nan, den))
+    return np.mean(ratios, axis=0)
+
+
+def _errors(resampled: dict[tuple[str, str, str], tuple[list[int], stats.Resampled]], variant: str, keys: list[str],
+            seeds: list[int]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Error rates of ``variant`` on ``keys`` for ``seeds``: per seed (S,) and per replicate (B, S)."""
+    point, boot = {}, {}
+    for k in keys:
+        have, r = resampled[(variant, k, "accuracy")]
+        idx = [have.index(s) for s in seeds]
+        point[k], boot[k] = 1 - r.point[idx], 1 - r.boot[:, idx]
+    return point, boot
+
+
+def _corruption_errors(conditions: list[Condition], resampled: dict[tuple[str, str, str], tuple[list[int],
+                       stats.Resampled]], pairs: list[tuple[str, str]], names: list[str], level: float
+                       ) -> list[EstimateRow]:
+    """mCE and relative mCE per variant (and BatchNorm mode), normalised by the variant's reference:
+    the same architecture with the baseline norm, as ImageNet-C normalises by AlexNet.
+
+    Per corruption c: CE_c = sum over severities of the variant's error / the reference's error;
+    relative CE_c does the same with each error minus the model's clean error. mCE is the mean of
+    CE_c over corruptions (1 = as robust as the reference, lower is better). Computed per seed
+    from the stored accuracy replicates, whose example draws are shared by all variants, so the
+    interval resamples seeds and examples like every other estimate. The reference itself is 1.
+    """
+    reference = {v: b for v, b in pairs} | {b: b for _, b in pairs}
+    out = []
+    for mode in dict.fromkeys(c.bn_mode for c in conditions if c.kind == "shift"):
+        by_name: dict[str, list[str]] = defaultdict(list)
+        for c in conditions:
+            if c.kind == "shift" and c.name != "all" and c.bn_mode == mode:
+                by_name[c.name].append(c.key)
+        clean_key = clean(mode).key
+        for v in names:
+            ref = reference.get(v)
+            keys = [k for ks in by_name.values() for k in ks] + [clean_key]
+            if ref is None or not by_name or any((u, k, "accuracy") not in resampled for u in (v, ref) for k in keys):
+                continue
+            seeds = [s for s in resampled[(v, clean_key, "accuracy")][0]
+                     if all(s in resampled[(u, k, "accuracy")][0] for u in (v, ref) for k in keys)]
+            if not seeds:
+                continue
+            errors = {u: _errors(resampled, u, keys, seeds) for u in (v, ref)}
+            groups = list(by_name.values())
+            n = resampled[(v, clean_key, "accuracy")][1].n_examples
+            for metric, relative in (("mce", False), ("relative_mce", True)):
+                point, boot = (corruption_error(errors[v][i], errors[ref][i], groups, clean_key, relative)
+                               for i in (0, 1))
+                if np.isfinite(point).all() and np.isfinite(boot).all():
+                    r = stats.Resampled(point=point, boot=boot, n_examples=n, binary=None)
+                    out.append(EstimateRow(v, mean_shift(mode), metric, stats.estimate(r, level, _boot_seed(metric))))
+    return out
 
 
 def _pairs(variants: tuple[dict[str, Any], ...], baseline_norm: str) -> list[tuple[str, str]]:

@@ -19,6 +19,9 @@ METRIC_TEXT = {
     "accuracy": "accuracy, % (higher is better)",
     "auroc": "AUROC (higher is better)",
     "fpr95": "FPR at 95% TPR, % (lower is better)",
+    "mce": "mean corruption error relative to the reference variant, % (lower is better; the reference is 100)",
+    "relative_mce": "relative mean corruption error (errors minus clean error) against the reference, % "
+                    "(lower is better; the reference is 100)",
     "steps_to_target": "steps to target (lower is better)",
     "seconds_per_step": "ms per step (lower is better)",
 }
@@ -29,7 +32,8 @@ METRIC_TEXT = {
 
 def _scale(metric: str) -> tuple[float, int]:
     """(multiplier, decimals) for showing a metric."""
-    return {"accuracy": (100, 1), "fpr95": (100, 1), "auroc": (1, 3), "steps_to_target": (1, 0),
+    return {"accuracy": (100, 1), "fpr95": (100, 1), "mce": (100, 1), "relative_mce": (100, 1),
+            "auroc": (1, 3), "steps_to_target": (1, 0),
             "seconds_per_step": (1000, 2), "final_val_accuracy": (100, 1)}.get(metric, (1, 3))
 
 
@@ -162,6 +166,23 @@ def _bn_text(modes: list[str]) -> str:
                  modes[1:]) + " mode, on the same shifted images; models without BatchNorm give the same outcomes "
                  "in every mode, and the comparisons show what the mode changes.")
     return text
+
+
+def _ce_table(report: Report) -> list[str]:
+    """mCE and relative mCE per variant, as ImageNet-C reports them, against each variant's reference."""
+    rows_for = [r for r in report.estimates if r.metric in ("mce", "relative_mce")]
+    if not rows_for:
+        return []
+    cols = list(dict.fromkeys((r.metric, r.condition) for r in rows_for))
+    cell = {(r.variant, r.metric, r.condition): fmt_estimate(r.estimate, r.metric) for r in rows_for}
+    header = [("mCE %" if m == "mce" else "relative mCE %") + ("" if c.bn_mode == "frozen" else f" [BN {c.bn_mode}]")
+              for m, c in cols]
+    reference = report.suite.get("baseline_norm", "none")
+    return ["## Corruption error", "", f"{METRIC_TEXT['mce'].capitalize()}; the reference of each variant is the "
+            f"same architecture with norm '{_esc(reference)}'. Relative mCE counts only the accuracy lost to "
+            "corruption (each error minus the model's clean error).", "",
+            _table(["variant", *header], [[_esc(v["name"]), *(cell.get((v["name"], m, c), "n/a") for m, c in cols)]
+                                          for v in report.variants]), ""]
 
 
 def _bn_table(report: Report) -> list[str]:
@@ -329,7 +350,7 @@ def to_markdown(report: Report) -> str:
             if kind == "attack":
                 out += _attack_notes(report)
             if kind == "shift":
-                out += _bn_table(report)
+                out += _bn_table(report) + _ce_table(report)
 
     out += ["## Paired comparisons", "",
             f"Each variant minus its baseline; difference and interval in the metric's units; p raw and "

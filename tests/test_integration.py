@@ -227,3 +227,15 @@ def test_batchnorm_test_time_modes_are_a_reported_factor(tmp_path: Path) -> None
     assert ("mlp-batch", "adapt") in compared and ("mlp-layer", "batch") in compared
     md = (tmp_path / "report.md").read_text()
     assert "## BatchNorm at test time" in md and "all shifts [adapt]" in md and "[BN batch]" in md
+
+
+def test_corruption_error_is_reported_against_the_reference(run_dir: Path) -> None:
+    res = json.loads((run_dir / "results.json").read_text())
+    mce = {(e["variant"], e["metric"]): e for e in res["estimates"] if e["metric"] in ("mce", "relative_mce")}
+    assert set(mce) == {(v, m) for v in VARIANTS for m in ("mce", "relative_mce")}
+    for m in ("mce", "relative_mce"):
+        for ref in ("cnn-none", "mlp-none"):
+            assert mce[(ref, m)]["value"] == mce[(ref, m)]["ci_low"] == mce[(ref, m)]["ci_high"] == 1.0
+        for v in ("cnn-batch", "mlp-layer"):
+            assert mce[(v, m)]["ci_low"] <= mce[(v, m)]["value"] <= mce[(v, m)]["ci_high"]
+    assert "## Corruption error" in (run_dir / "report.md").read_text()

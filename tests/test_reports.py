@@ -131,3 +131,24 @@ def test_fmt_estimate_shows_value_and_interval() -> None:
     e = Estimate(0.9731, 0.95, 0.99, 0.95, "m", 3, 450)
     assert fmt_estimate(e, "accuracy") == "97.3 [95.0, 99.0]"
     assert fmt_estimate(e, "auroc") == "0.973 [0.950, 0.990]"
+
+
+def test_corruption_error_hand_computed() -> None:
+    import numpy as np
+
+    from reports.build import corruption_error
+
+    # two corruptions with two severities each; errors as fractions
+    err = {"clean": np.array(0.1), "a1": np.array(0.2), "a2": np.array(0.4), "b1": np.array(0.3), "b2": np.array(0.3)}
+    ref = {"clean": np.array(0.2), "a1": np.array(0.3), "a2": np.array(0.5), "b1": np.array(0.2), "b2": np.array(0.4)}
+    groups = [["a1", "a2"], ["b1", "b2"]]
+    # CE_a = 0.6 / 0.8, CE_b = 0.6 / 0.6
+    assert float(corruption_error(err, ref, groups, "clean", False)) == pytest.approx((0.75 + 1.0) / 2)
+    # relative: (0.1 + 0.3) / (0.1 + 0.3) = 1 and (0.2 + 0.2) / (0.0 + 0.2) = 2
+    assert float(corruption_error(err, ref, groups, "clean", True)) == pytest.approx(1.5)
+    assert float(corruption_error(ref, ref, groups, "clean", False)) == 1.0
+    # works elementwise on per-seed or per-replicate arrays, NaN where the reference has no error
+    many = {k: np.array([v, v, 0.0]) for k, v in err.items()}
+    zero_ref = {k: np.array([v, v, 0.0]) for k, v in ref.items()}
+    out = corruption_error(many, zero_ref, groups, "clean", False)
+    assert out[:2] == pytest.approx([0.875, 0.875]) and np.isnan(out[2])
