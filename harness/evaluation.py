@@ -8,7 +8,8 @@ boundaries, so attack conditions at eps = 0 reproduce the clean predictions bit 
 Per-example outcomes per condition (all arrays of length N = test examples unless noted):
 
 * clean, shift, attack: ``pred`` (int64), ``correct`` (bool), ``confidence`` (max softmax),
-  ``loss`` (cross-entropy); attacks add ``linf`` and ``l2``, the size of each perturbation;
+  ``loss`` (cross-entropy, the NLL in nats), ``brier`` (squared distance of the softmax from the
+  one-hot label, in [0, 2]), ``label``; attacks add ``linf`` and ``l2``, the size of each perturbation;
   an attack at eps counts an example as broken when it was broken at eps or at any smaller
   eps of the same sweep (worst case: that input lies in the larger ball too);
 * check: the evidence of one adversarial sanity check (see ``_check``);
@@ -97,11 +98,13 @@ def predict_bn(model: nn.Module, x: torch.Tensor, batch_size: int, bn_mode: str)
 
 def _outcome(logits: torch.Tensor, y: torch.Tensor) -> Outcome:
     pred = logits.argmax(1)
+    probs = logits.double().softmax(1)
     return {
         "pred": pred.cpu().numpy().astype(np.int64),
         "correct": (pred == y).cpu().numpy(),
-        "confidence": logits.softmax(1).max(1).values.double().cpu().numpy(),
+        "confidence": probs.max(1).values.cpu().numpy(),
         "loss": F.cross_entropy(logits, y, reduction="none").double().cpu().numpy(),
+        "brier": (probs - F.one_hot(y, probs.shape[1]).double()).pow(2).sum(1).cpu().numpy(),
         "label": y.cpu().numpy().astype(np.int64),
     }
 

@@ -202,14 +202,20 @@ def _calibration_inputs(confidence: ArrayLike, correct: ArrayLike, n_bins: int) 
     return conf, corr
 
 
+def calibration_bins(conf: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Equal-width bin edges (n_bins + 1,) over [0, 1] and the bin (n,) int of each confidence:
+    bin j holds [edges[j], edges[j + 1]), the last bin also 1.0."""
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    return edges, np.minimum(np.searchsorted(edges, conf, side="right") - 1, n_bins - 1)
+
+
 def _binned(conf: np.ndarray, corr: np.ndarray, w: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
     """Bin edges (n_bins + 1,) and per-bin sums (3, B, n_bins) of weight, weight * confidence, weight * correct.
 
     Bin j holds confidences in [edges[j], edges[j + 1]); the last bin also holds 1.0. One bincount
     over row-offset bin indices sums all B replicates at once.
     """
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    bins = np.minimum(np.searchsorted(edges, conf, side="right") - 1, n_bins - 1)
+    edges, bins = calibration_bins(conf, n_bins)
     cells = (bins + n_bins * np.arange(w.shape[0])[:, None]).ravel()
     sums = [np.bincount(cells, weights=(w * v).ravel(), minlength=w.shape[0] * n_bins) for v in (1.0, conf, corr)]
     return edges, np.stack(sums).reshape(3, w.shape[0], n_bins)

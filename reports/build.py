@@ -34,7 +34,7 @@ def mean_shift(bn_mode: str = "frozen") -> Condition:
 class EstimateRow:
     variant: str
     condition: Condition
-    metric: str  # accuracy (higher is better), auroc (higher), fpr95 (lower), mce / relative_mce (lower)
+    metric: str  # accuracy, auroc (higher is better); fpr95, mce, relative_mce, ece, nll, brier (lower)
     estimate: stats.Estimate
 
 
@@ -88,22 +88,35 @@ class Report:
     provenance: dict[str, Any]
     n_test: int
     attack_settings: tuple[dict[str, Any], ...] = ()
+    reliability: tuple[dict[str, Any], ...] = ()
 
 
 # --- gathering -----------------------------------------------------------------------------
 
 
+CALIBRATION = ("ece", "nll", "brier")  # lower is better; on clean and shifted inputs
+_PER_EXAMPLE = {"accuracy": "correct", "nll": "loss", "brier": "brier"}  # metrics that are a per-example mean
+
+
 def _metric_names(cond: Condition) -> tuple[str, ...]:
-    return ("auroc", "fpr95") if cond.kind == "ood" else ("accuracy",)
+    if cond.kind == "ood":
+        return ("auroc", "fpr95")
+    return ("accuracy", *CALIBRATION) if cond.kind in ("clean", "shift") else ("accuracy",)
 
 
-def _resampled(cells: list[Cell], cond: Condition, metric: str, n_resamples: int, seed: int) -> stats.Resampled:
-    """Per-seed statistic of one variant on one condition; cells are in seed order."""
+def _resampled(cells: list[Cell], cond: Condition, metric: str, n_resamples: int, seed: int
+               ) -> stats.Resampled | None:
+    """Per-seed OOD metric or ECE of one variant on one condition (cells in seed order); None when
+    the records lack what the metric needs. Per-example means are resampled in one batch by
+    :func:`build_report`."""
     if cond.kind == "ood":
         s_in = np.stack([c.arrays["score_in"] for c in cells])
         s_out = np.stack([c.arrays["score_out"] for c in cells])
         return stats.resample_two_sample(s_in, s_out, metric, n_resamples, seed)
-    return stats.resample_mean(np.stack([c.arrays["correct"] for c in cells]).astype(np.float64), n_resamples, seed)
+    if metric != "ece" or any(k not in c.arrays for c in cells for k in ("confidence", "correct")):
+        return None
+    return stats.resample_ece(np.stack([c.arrays["confidence"] for c in cells]),
+                              np.stack([c.arrays["correct"] for c in cells]).astype(np.float64), n_resamples, seed)
 
 
 def _aggregate(cells: list[Cell | None], reduce: Callable[..., np.ndarray]) -> Cell | None:
@@ -204,27 +217,42 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
 
     estimates: list[EstimateRow] = []
     resampled: dict[tuple[str, str, str], tuple[list[int], stats.Resampled]] = {}
-    n_test = 0
+    order: list[tuple[str, Condition, str]] = []
+    means: dict[str, list[tuple[tuple[str, str, str], list[int], np.ndarray]]] = defaultdict(list)
     for cond in conditions:
         for metric in _metric_names(cond):
-            boot_seed = _boot_seed(metric)
             for v in names:
                 by_seed = evals.get((v, cond.key), {})
                 have = [s for s in seeds if s in by_seed]
+                cells = [by_seed[s] for s in have]
                 if not have:
                     continue
-                cells = [by_seed[s] for s in have]
-                r = _resampled(cells, cond, metric, n_resamples, boot_seed)
-                resampled[(v, cond.key, metric)] = (have, r)
-                estimates.append(EstimateRow(v, cond, metric, stats.estimate(r, level, boot_seed)))
-                if cond.kind == "clean":
-                    n_test = r.n_examples
+                key = (v, cond.key, metric)
+                if cond.kind != "ood" and metric in _PER_EXAMPLE:  # batched below, one product per metric
+                    if all(_PER_EXAMPLE[metric] in c.arrays for c in cells):
+                        values = np.stack([c.arrays[_PER_EXAMPLE[metric]] for c in cells]).astype(np.float64)
+                        means[metric].append((key, have, values))
+                        order.append((v, cond, metric))
+                    continue
+                r = _resampled(cells, cond, metric, n_resamples, _boot_seed(metric))
+                if r is not None:
+                    resampled[key] = (have, r)
+                    order.append((v, cond, metric))
+    for metric, jobs in means.items():
+        for (key, have, _), r in zip(jobs, stats.resample_means([j[2] for j in jobs], n_resamples,
+                                                                _boot_seed(metric)), strict=True):
+            resampled[key] = (have, r)
+    for v, cond, metric in order:
+        r = resampled[(v, cond.key, metric)][1]
+        estimates.append(EstimateRow(v, cond, metric, stats.estimate(r, level, _boot_seed(metric))))
+    n_test = next((r.n_examples for (_, k, _), (_, r) in resampled.items() if k == "clean"), 0)
 
     pairs = _pairs(variants, baseline_norm)
     estimates += _corruption_errors(conditions, resampled, pairs, names, level)
     raw: list[tuple[str, str, Condition | None, str, stats.Comparison, tuple[int, ...]]] = []
     for cond in conditions:
-        for metric in _metric_names(cond):
+        # calibration is compared in-distribution only: under every shift it would triple the family
+        for metric in (m for m in _metric_names(cond) if m not in CALIBRATION or cond == Condition("clean")):
             boot_seed = _boot_seed(metric)
             for v, base in pairs:
                 if (v, cond.key, metric) not in resampled or (base, cond.key, metric) not in resampled:
@@ -253,8 +281,27 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
         seeds=seeds, variants=variants, level=level, n_resamples=n_resamples,
         estimates=tuple(estimates), comparisons=comparisons, training=training, training_summary=summaries,
         checks=tuple(run_checks(Records(evals, names, suite, pairs))), excluded=excluded, provenance=prov,
-        n_test=n_test, attack_settings=_attack_settings(eval_cells),
+        n_test=n_test, attack_settings=_attack_settings(eval_cells), reliability=_reliability(conditions, evals, names),
     )
+
+
+def _reliability(conditions: list[Condition], evals: Evals, names: list[str]) -> tuple[dict[str, Any], ...]:
+    """Reliability-diagram data per variant on clean and each shifted input (running BatchNorm
+    statistics), every seed's examples pooled: 15 equal-width confidence bins with their count,
+    mean confidence and accuracy."""
+    from harness.metrics import reliability_bins
+
+    out = []
+    for cond in conditions:
+        if cond.kind not in ("clean", "shift") or cond.bn_mode != "frozen" or cond.name == "all":
+            continue
+        for v in names:
+            cells = [c for c in evals.get((v, cond.key), {}).values() if "confidence" in c.arrays]
+            if cells:
+                bins = reliability_bins(np.concatenate([c.arrays["confidence"] for c in cells]),
+                                        np.concatenate([c.arrays["correct"] for c in cells]))
+                out.append({"variant": v, "condition": cond.to_dict(), **{k: a.tolist() for k, a in bins.items()}})
+    return tuple(out)
 
 
 def _attack_settings(cells: list[Cell]) -> tuple[dict[str, Any], ...]:

@@ -19,6 +19,9 @@ METRIC_TEXT = {
     "accuracy": "accuracy, % (higher is better)",
     "auroc": "AUROC (higher is better)",
     "fpr95": "FPR at 95% TPR, % (lower is better)",
+    "ece": "expected calibration error, 15 equal-width bins, % (lower is better)",
+    "nll": "negative log-likelihood of the true class, nats (lower is better)",
+    "brier": "Brier score, squared distance of the softmax from the one-hot label (lower is better)",
     "mce": "mean corruption error relative to the reference variant, % (lower is better; the reference is 100)",
     "relative_mce": "relative mean corruption error (errors minus clean error) against the reference, % "
                     "(lower is better; the reference is 100)",
@@ -32,7 +35,7 @@ METRIC_TEXT = {
 
 def _scale(metric: str) -> tuple[float, int]:
     """(multiplier, decimals) for showing a metric."""
-    return {"accuracy": (100, 1), "fpr95": (100, 1), "mce": (100, 1), "relative_mce": (100, 1),
+    return {"accuracy": (100, 1), "fpr95": (100, 1), "mce": (100, 1), "relative_mce": (100, 1), "ece": (100, 1),
             "auroc": (1, 3), "steps_to_target": (1, 0),
             "seconds_per_step": (1000, 2), "final_val_accuracy": (100, 1)}.get(metric, (1, 3))
 
@@ -119,6 +122,7 @@ def to_json(report: Report) -> dict[str, Any]:
                 for m in ("steps_to_target", "seconds_per_step", "final_val_accuracy")}}
             for s in report.training_summary],
         "attacks": list(report.attack_settings),
+        "reliability": list(report.reliability),
         "checks": [{"name": c.name, "status": c.status, "detail": c.detail} for c in report.checks],
         "excluded": list(report.excluded),
         "provenance": report.provenance,
@@ -166,6 +170,21 @@ def _bn_text(modes: list[str]) -> str:
                  modes[1:]) + " mode, on the same shifted images; models without BatchNorm give the same outcomes "
                  "in every mode, and the comparisons show what the mode changes.")
     return text
+
+
+def _calibration(report: Report) -> list[str]:
+    """Calibration on clean inputs (ECE, NLL, Brier per variant), then ECE under every shift."""
+    est = {(r.variant, r.condition.key, r.metric): r.estimate for r in report.estimates}
+    metrics = [m for m in ("ece", "nll", "brier") if any(r.metric == m for r in report.estimates)]
+    if not metrics:
+        return []
+    rows = [[_esc(v["name"]), *(fmt_estimate(est.get((v["name"], "clean", m)), m) for m in metrics)]
+            for v in report.variants]
+    return ["## Calibration", "", *[f"- {m.upper() if m != 'brier' else 'Brier'}: {METRIC_TEXT[m]}" for m in metrics],
+            "", "In-distribution:", "", _table(["variant", *(m.upper() if m != "brier" else "Brier" for m in metrics)],
+                                               rows), "",
+            "ECE under every shift (NLL and Brier are in results.json, with reliability-diagram data):", "",
+            _est_grid(report, "shift", "ece"), ""]
 
 
 def _ce_table(report: Report) -> list[str]:
@@ -350,7 +369,7 @@ def to_markdown(report: Report) -> str:
             if kind == "attack":
                 out += _attack_notes(report)
             if kind == "shift":
-                out += _bn_table(report) + _ce_table(report)
+                out += _bn_table(report) + _ce_table(report) + _calibration(report)
 
     out += ["## Paired comparisons", "",
             f"Each variant minus its baseline; difference and interval in the metric's units; p raw and "

@@ -47,7 +47,7 @@ def test_results_json_carries_the_promised_fields(run_dir: Path) -> None:
         assert {"variant", "condition", "metric", "value", "ci_low", "ci_high", "level", "n_seeds",
                 "n_examples"} <= e.keys()
         assert e["ci_low"] <= e["ci_high"] and e["level"] == 0.95 and e["n_seeds"] == 2
-    clean = [e for e in res["estimates"] if e["condition"]["kind"] == "clean"]
+    clean = [e for e in res["estimates"] if e["condition"]["kind"] == "clean" and e["metric"] == "accuracy"]
     assert len(clean) == 4 and all(e["n_examples"] == 450 for e in clean)
     assert all(e["ci_low"] <= e["value"] <= e["ci_high"] for e in clean)
     ood = {(e["condition"]["name"], e["metric"]) for e in res["estimates"] if e["condition"]["kind"] == "ood"}
@@ -64,7 +64,8 @@ def test_results_json_carries_the_promised_fields(run_dir: Path) -> None:
 
 def test_eps_zero_reproduces_clean_accuracy_exactly(run_dir: Path) -> None:
     res = json.loads((run_dir / "results.json").read_text())
-    clean = {e["variant"]: e["value"] for e in res["estimates"] if e["condition"]["kind"] == "clean"}
+    clean = {e["variant"]: e["value"] for e in res["estimates"]
+             if e["condition"]["kind"] == "clean" and e["metric"] == "accuracy"}
     zero = [e for e in res["estimates"] if e["condition"]["kind"] == "attack" and e["condition"]["params"]["eps"] == 0]
     assert len(zero) == 4 * len(VARIANTS)  # fgsm, pgd-linf, apgd-ce and their worst case
     assert all(e["value"] == clean[e["variant"]] for e in zero)
@@ -227,6 +228,30 @@ def test_batchnorm_test_time_modes_are_a_reported_factor(tmp_path: Path) -> None
     assert ("mlp-batch", "adapt") in compared and ("mlp-layer", "batch") in compared
     md = (tmp_path / "report.md").read_text()
     assert "## BatchNorm at test time" in md and "all shifts [adapt]" in md and "[BN batch]" in md
+
+
+def test_calibration_is_reported_with_intervals_on_clean_and_shifted_inputs(run_dir: Path) -> None:
+    import numpy as np
+
+    from harness.metrics import expected_calibration_error
+
+    res = json.loads((run_dir / "results.json").read_text())
+    calib = [e for e in res["estimates"] if e["metric"] in ("ece", "nll", "brier")]
+    kinds = {(e["condition"]["kind"], e["metric"]) for e in calib}
+    assert kinds == {(k, m) for k in ("clean", "shift") for m in ("ece", "nll", "brier")}
+    assert all(e["ci_low"] <= e["value"] <= e["ci_high"] for e in calib)
+    # the reported ECE is the mean over seeds of each seed's ECE on its stored outcomes
+    with Store(run_dir, create=False) as store:
+        cells = [c for c in store.cells("eval") if c.variant == "cnn-batch" and c.condition["kind"] == "clean"]
+    expected = np.mean([expected_calibration_error(c.arrays["confidence"], c.arrays["correct"]) for c in cells])
+    got = next(e["value"] for e in calib if e["variant"] == "cnn-batch" and e["metric"] == "ece"
+               and e["condition"]["kind"] == "clean")
+    assert got == pytest.approx(expected, abs=1e-12)
+    assert any(c["metric"] == "ece" for c in res["comparisons"])  # compared in-distribution
+    assert not any(c["metric"] == "ece" and c["condition"]["kind"] == "shift" for c in res["comparisons"])
+    bins = [b for b in res["reliability"] if b["variant"] == "cnn-batch" and b["condition"]["kind"] == "clean"]
+    assert len(bins) == 1 and sum(bins[0]["count"]) == 2 * 450 and len(bins[0]["edges"]) == 16
+    assert "## Calibration" in (run_dir / "report.md").read_text()
 
 
 def test_corruption_error_is_reported_against_the_reference(run_dir: Path) -> None:

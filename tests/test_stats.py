@@ -314,3 +314,33 @@ def test_bad_input_raises_one_line_value_error(call: Callable[[], object], messa
 # Timing (a quick script, not a test; S=3, n=450, m=500, B=2000, this 2-core machine):
 # resample_mean ~4.6 ms, resample_two_sample ~38 ms (auroc) / ~45 ms (fpr95), estimate and
 # compare ~0.2 ms each.
+
+
+def test_resample_means_equal_one_at_a_time() -> None:
+    from harness.stats import resample_means
+
+    rng = np.random.default_rng(3)
+    arrays = [rng.random((3, 40)), (rng.random((2, 40)) < 0.5).astype(float), rng.random((1, 25))]
+    batched = resample_means(arrays, n_resamples=300, seed=4)
+    for a, r in zip(arrays, batched, strict=True):
+        single = resample_mean(a, n_resamples=300, seed=4)
+        assert np.array_equal(r.point, single.point)
+        assert np.allclose(r.boot, single.boot, rtol=0, atol=1e-12)
+        assert (r.binary is None) == (single.binary is None)
+
+
+def test_resample_ece_is_the_weighted_ece_centred_on_the_estimate() -> None:
+    from harness.metrics import expected_calibration_error, expected_calibration_error_weighted
+    from harness.stats import example_weights, resample_ece
+
+    rng = np.random.default_rng(5)
+    conf = rng.uniform(0.1, 1.0, (2, 300))
+    correct = (rng.uniform(size=(2, 300)) < conf ** 2).astype(float)  # overconfident
+    r = resample_ece(conf, correct, n_resamples=500, seed=6)
+    w = example_weights(300, 500, 6)
+    for s in range(2):
+        assert r.point[s] == pytest.approx(expected_calibration_error(conf[s], correct[s]), abs=1e-12)
+        raw = expected_calibration_error_weighted(conf[s], correct[s], w)
+        # the replicates are the weighted ECEs shifted by their mean bias
+        assert np.allclose(r.boot[:, s], raw - (raw.mean() - r.point[s]), atol=1e-6)
+        assert r.boot[:, s].mean() == pytest.approx(r.point[s], abs=1e-9)
