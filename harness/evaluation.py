@@ -261,15 +261,39 @@ def _stronger(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, ge
 CHECKS = ("gradients", "repeat", "batch-composition", "noise", "stronger", "large-eps", "transfer")
 
 
+def features(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Penultimate features (N, D) of inputs (N, C, H, W): the model's ``features(x)``, in eval
+    mode, in fixed batches."""
+    if model.training:
+        raise RuntimeError("features() needs the model in eval mode; call model.eval() first")
+    extract: Any = model.features  # part of the model plugin contract (harness.models)
+    with torch.no_grad():
+        return torch.cat([extract(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+def _fit_feature_score(model: nn.Module, name: str, fit_data: tuple[np.ndarray, np.ndarray] | None,
+                       batch_size: int, dev: torch.device) -> Any:
+    from harness.errors import ConfigError
+    from harness.registry import ood_scores
+
+    if fit_data is None:
+        raise ConfigError(f"the OOD score {name!r} is fitted on training features, and no training data was given",
+                          hint="pass fit_data=(x_train, y_train) to evaluate()")
+    x_fit, y_fit = as_tensor(fit_data[0], dev), as_tensor(fit_data[1], dev)
+    return ood_scores.get(name)().fit(features(model, x_fit, batch_size), y_fit)
+
+
 def evaluate(model: nn.Module, x_test: np.ndarray, y_test: np.ndarray, ood_sets: Mapping[str, np.ndarray],
              conditions: list[Condition], seed: int, condition_seed: int, batch_size: int = 512,
-             device: str = "cpu", transfer_source: nn.Module | None = None) -> Iterator[tuple[Condition, Outcome]]:
+             device: str = "cpu", transfer_source: nn.Module | None = None,
+             fit_data: tuple[np.ndarray, np.ndarray] | None = None) -> Iterator[tuple[Condition, Outcome]]:
     """Yield (condition, per-example outcome) for each condition, in order.
 
     ``x_test`` (N, C, H, W) float32 in [0, 1], ``y_test`` (N,) int64; ``ood_sets`` maps a set
     name to images already fitted to the test shape; ``seed`` is the training seed (attack
     starts); ``condition_seed`` fixes the shifted images for every model; ``transfer_source``
-    is the paired variant's model of the same seed, for the transfer check.
+    is the paired variant's model of the same seed, for the transfer check; ``fit_data`` (the
+    training images and labels) fits feature-based OOD scores such as Mahalanobis.
     """
     from harness.registry import ood_scores, shifts
 
@@ -278,6 +302,8 @@ def evaluate(model: nn.Module, x_test: np.ndarray, y_test: np.ndarray, ood_sets:
     x, y = as_tensor(x_test, dev), as_tensor(y_test, dev)
     clean_logits = predict(model, x, batch_size)
     sweeps = _Sweeps()
+    fitted: dict[str, Any] = {}  # feature-based OOD scores, fitted once per model
+    test_features: torch.Tensor | None = None
     for cond in conditions:
         if cond.kind == "clean":
             logits = clean_logits if cond.bn_mode == "frozen" else predict_bn(model, x, batch_size, cond.bn_mode)
@@ -288,12 +314,18 @@ def evaluate(model: nn.Module, x_test: np.ndarray, y_test: np.ndarray, ood_sets:
             x_shift = shifts.get(cond.name)(x, cond.param("severity"), gen)
             yield cond, _outcome(predict_bn(model, x_shift, batch_size, cond.bn_mode), y)
         elif cond.kind == "ood":
-            score = ood_scores.get(cond.param("score"))
+            name = cond.param("score")
             x_out = as_tensor(ood_sets[cond.name], dev)
-            yield cond, {
-                "score_in": score(clean_logits).double().cpu().numpy(),
-                "score_out": score(predict(model, x_out, batch_size)).double().cpu().numpy(),
-            }
+            if getattr(ood_scores.get(name), "needs", "logits") == "features":
+                if name not in fitted:
+                    fitted[name] = _fit_feature_score(model, name, fit_data, batch_size, dev)
+                if test_features is None:
+                    test_features = features(model, x, batch_size)
+                s_in, s_out = fitted[name](test_features), fitted[name](features(model, x_out, batch_size))
+            else:
+                score = ood_scores.get(name)
+                s_in, s_out = score(clean_logits), score(predict(model, x_out, batch_size))
+            yield cond, {"score_in": s_in.double().cpu().numpy(), "score_out": s_out.double().cpu().numpy()}
         elif cond.kind == "attack":
             gen = torch_generator(seed, cond.key, device=dev.type)
             x_adv, logits = _attack(model, x, y, cond.name, cond.param("eps"),

@@ -319,7 +319,8 @@ def evaluate_unit(ctx: Context, unit: Unit) -> Iterator[Cell]:
         source = _transfer_source(ctx, unit) if any(c.kind == "check" and c.name == "transfer" for c in conds) \
             else None
         outcomes = evaluate(model, split.test.x, split.test.y, ctx.ood, conds, unit.seed, suite.split_seed,
-                            suite.evaluation.batch_size, ctx.device, transfer_source=source)
+                            suite.evaluation.batch_size, ctx.device, transfer_source=source,
+                            fit_data=(split.train.x, split.train.y))
     except Exception as exc:  # the model cannot be rebuilt: every missing cell fails
         outcomes, failure = iter(()), exc
     for cond in conds:

@@ -263,23 +263,39 @@ def test_pgd_same_generator_seed_same_output(cnn: nn.Module, digits_batch: tuple
 # --- OOD scores --------------------------------------------------------------------------------
 
 
+def _feature_based(score: str) -> bool:
+    return getattr(reg.ood_scores.get(score), "needs", "logits") == "features"
+
+
 @pytest.mark.parametrize("score", OOD_SCORES)
 def test_ood_score_contract(score: str) -> None:
-    fn = reg.ood_scores.get(score)
-    assert "higher" in (fn.__doc__ or "").lower(), "the docstring must say which direction is in-distribution"
-    logits = torch.randn(7, 10, generator=torch.Generator().manual_seed(0)) * 5
-    logits[0] = 1000.0  # large logits must not overflow
-    s = fn(logits)
+    plugin = reg.ood_scores.get(score)
+    assert "higher" in (plugin.__doc__ or "").lower(), "the docstring must say which direction is in-distribution"
+    gen = torch.Generator().manual_seed(0)
+    if _feature_based(score):
+        feats, labels = torch.randn(60, 16, generator=gen), torch.arange(60) % 3
+        fn = plugin().fit(feats, labels)
+        s = fn(torch.randn(7, 16, generator=gen) * 1000)  # far-away features must not overflow
+    else:
+        logits = torch.randn(7, 10, generator=gen) * 5
+        logits[0] = 1000.0  # large logits must not overflow
+        s = plugin(logits)
     assert s.shape == (7,)
     assert torch.isfinite(s).all()
 
 
 @pytest.mark.parametrize("score", OOD_SCORES)
-def test_ood_score_confident_row_is_more_in_distribution(score: str) -> None:
-    confident = torch.zeros(10)
-    confident[3] = 10.0
-    uniform = torch.zeros(10)
-    s = reg.ood_scores.get(score)(torch.stack([confident, uniform]))
+def test_ood_score_typical_input_is_more_in_distribution(score: str) -> None:
+    if _feature_based(score):  # a point at a class mean against one far from every class
+        gen = torch.Generator().manual_seed(1)
+        labels = torch.arange(90) % 3
+        centres = torch.tensor([[5.0, 0.0, 0.0, 0.0], [0.0, 5.0, 0.0, 0.0], [0.0, 0.0, 5.0, 0.0]])
+        feats = centres[labels] + torch.randn(90, 4, generator=gen)
+        s = reg.ood_scores.get(score)().fit(feats, labels)(torch.stack([centres[1], torch.full((4,), 20.0)]))
+    else:  # a confident row against a uniform one
+        confident = torch.zeros(10)
+        confident[3] = 10.0
+        s = reg.ood_scores.get(score)(torch.stack([confident, torch.zeros(10)]))
     assert s[0] > s[1]
 
 

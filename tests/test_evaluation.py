@@ -293,3 +293,40 @@ def test_bn_modes_are_validated() -> None:
         EvalSpec(bn_modes=("batch",))
     with pytest.raises(ConfigError, match="must start with 'frozen'"):
         EvalSpec(bn_modes=("frozen", "batch", "batch"))
+
+
+# --- feature-based OOD scores ------------------------------------------------------------------
+
+
+def test_mahalanobis_matches_a_direct_computation(models: dict[str, nn.Module], split: Split) -> None:
+    from sklearn.covariance import EmpiricalCovariance
+
+    from harness.evaluation import features
+    from harness.ood import Mahalanobis
+
+    model = models["cnn-batch"]
+    f_train = features(model, torch.from_numpy(split.train.x), 256).double()
+    y_train = torch.from_numpy(split.train.y)
+    f_test = features(model, torch.from_numpy(split.test.x[:20]), 256).double()
+    got = Mahalanobis(ridge=0.0).fit(f_train, y_train)(f_test)
+    means = np.stack([f_train[y_train == c].numpy().mean(0) for c in range(10)])
+    cov = EmpiricalCovariance(assume_centered=True).fit(f_train.numpy() - means[y_train.numpy()]).covariance_
+    prec = np.linalg.pinv(cov, hermitian=True)
+    d = f_test.numpy()[:, None, :] - means[None]
+    expected = -np.einsum("ncd,de,nce->nc", d, prec, d).min(1)
+    assert np.allclose(got.numpy(), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_mahalanobis_in_evaluate_separates_far_ood(models: dict[str, nn.Module], split: Split,
+                                                   ood_sets: dict[str, np.ndarray]) -> None:
+    from harness.errors import ConfigError
+    from harness.metrics import auroc
+
+    conds = [ood("textures", "mahalanobis"), ood("faces", "mahalanobis")]
+    out = dict(evaluate(models["cnn-batch"], split.test.x, split.test.y, ood_sets, conds, 0, CONDITION_SEED, 128,
+                        fit_data=(split.train.x, split.train.y)))
+    for cond in conds:
+        assert out[cond]["score_in"].shape == (len(split.test.x),)
+        assert auroc(out[cond]["score_in"], out[cond]["score_out"]) > 0.9
+    with pytest.raises(ConfigError, match="fitted on training features"):
+        list(evaluate(models["cnn-batch"], split.test.x, split.test.y, ood_sets, conds[:1], 0, CONDITION_SEED))
