@@ -7,7 +7,7 @@ boundaries, so attack conditions at eps = 0 reproduce the clean predictions bit 
 
 Per-example outcomes per condition (all arrays of length N = test examples unless noted):
 
-* clean, shift, attack: ``pred`` (int64), ``correct`` (bool), ``confidence`` (max softmax),
+* clean, shift, natural, attack: ``pred`` (int64), ``correct`` (bool), ``confidence`` (max softmax),
   ``loss`` (cross-entropy, the NLL in nats), ``brier`` (squared distance of the softmax from the
   one-hot label, in [0, 2]), ``label``; attacks add ``linf`` and ``l2``, the size of each perturbation;
   an attack at eps counts an example as broken when it was broken at eps or at any smaller
@@ -286,14 +286,18 @@ def _fit_feature_score(model: nn.Module, name: str, fit_data: tuple[np.ndarray, 
 def evaluate(model: nn.Module, x_test: np.ndarray, y_test: np.ndarray, ood_sets: Mapping[str, np.ndarray],
              conditions: list[Condition], seed: int, condition_seed: int, batch_size: int = 512,
              device: str = "cpu", transfer_source: nn.Module | None = None,
-             fit_data: tuple[np.ndarray, np.ndarray] | None = None) -> Iterator[tuple[Condition, Outcome]]:
+             fit_data: tuple[np.ndarray, np.ndarray] | None = None,
+             natural_sets: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+             ) -> Iterator[tuple[Condition, Outcome]]:
     """Yield (condition, per-example outcome) for each condition, in order.
 
     ``x_test`` (N, C, H, W) float32 in [0, 1], ``y_test`` (N,) int64; ``ood_sets`` maps a set
     name to images already fitted to the test shape; ``seed`` is the training seed (attack
     starts); ``condition_seed`` fixes the shifted images for every model; ``transfer_source``
     is the paired variant's model of the same seed, for the transfer check; ``fit_data`` (the
-    training images and labels) fits feature-based OOD scores such as Mahalanobis.
+    training images and labels) fits feature-based OOD scores such as Mahalanobis;
+    ``natural_sets`` maps a natural shift's name to its images (fitted to the test shape) and
+    labels.
     """
     from harness.registry import ood_scores, shifts
 
@@ -313,6 +317,11 @@ def evaluate(model: nn.Module, x_test: np.ndarray, y_test: np.ndarray, ood_sets:
             gen = torch_generator(condition_seed, shift(cond.name, cond.param("severity")).key, device=dev.type)
             x_shift = shifts.get(cond.name)(x, cond.param("severity"), gen)
             yield cond, _outcome(predict_bn(model, x_shift, batch_size, cond.bn_mode), y)
+        elif cond.kind == "natural":
+            if natural_sets is None or cond.name not in natural_sets:
+                raise ValueError(f"no images were given for the natural shift {cond.name!r}")
+            x_nat, y_nat = (as_tensor(a, dev) for a in natural_sets[cond.name])
+            yield cond, _outcome(predict(model, x_nat, batch_size), y_nat)
         elif cond.kind == "ood":
             name = cond.param("score")
             x_out = as_tensor(ood_sets[cond.name], dev)

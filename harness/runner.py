@@ -17,7 +17,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,7 @@ class Context:
     ood: dict[str, np.ndarray]
     device: str
     store_dir: Path
+    natural: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # name -> (x, y)
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,7 @@ def check_names(suite: Suite) -> None:
     ev = suite.evaluation
     for name in ev.shifts:
         r.shifts.entry(name)
-    for name in ev.ood_sets:
+    for name in (*ev.ood_sets, *ev.natural_shifts):
         r.datasets.entry(name)
     for name in ev.ood_scores:
         r.ood_scores.entry(name)
@@ -320,7 +321,7 @@ def evaluate_unit(ctx: Context, unit: Unit) -> Iterator[Cell]:
             else None
         outcomes = evaluate(model, split.test.x, split.test.y, ctx.ood, conds, unit.seed, suite.split_seed,
                             suite.evaluation.batch_size, ctx.device, transfer_source=source,
-                            fit_data=(split.train.x, split.train.y))
+                            fit_data=(split.train.x, split.train.y), natural_sets=ctx.natural)
     except Exception as exc:  # the model cannot be rebuilt: every missing cell fails
         outcomes, failure = iter(()), exc
     for cond in conds:
@@ -473,7 +474,14 @@ def prepare(suite: Suite, device: str, store_dir: Path) -> Context:
 
     split = _split(suite)
     ood = {name: fit_to(load(name).x, split.test.shape) for name in suite.evaluation.ood_sets}
-    return Context(suite, split, ood, device, store_dir)
+    natural = {}
+    for name in suite.evaluation.natural_shifts:
+        data = load(name)
+        if data.y is None or (data.y.max() >= split.train.n_classes):
+            raise ConfigError(f"natural shift {name!r} needs labels from the suite's {split.train.n_classes} classes",
+                              hint="name a labelled dataset with the same classes, or list it under ood_sets")
+        natural[name] = (fit_to(data.x, split.test.shape), data.y)
+    return Context(suite, split, ood, device, store_dir, natural)
 
 
 def check_resumable(store: Store, suite: Suite, device: str) -> None:

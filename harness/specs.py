@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from harness.errors import ConfigError
 
-ConditionKind = Literal["clean", "shift", "ood", "attack", "check"]
+ConditionKind = Literal["clean", "shift", "natural", "ood", "attack", "check"]
 Param = tuple[str, Any]
 
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -105,7 +105,9 @@ class EvalSpec:
     ``frozen`` (the running statistics from training: every condition), and optionally
     ``batch`` (each test batch's own statistics) and ``adapt`` (statistics re-estimated on the
     condition's test images, then frozen), which re-run the clean and shifted conditions. Models
-    without BatchNorm give the same outcomes in every mode. With attacks in the battery and ``checks``
+    without BatchNorm give the same outcomes in every mode. ``natural_shifts`` names labelled
+    datasets with the suite's classes drawn from another source (brought to the test images'
+    shape), scored like the clean test split. With attacks in the battery and ``checks``
     on, the adversarial sanity checks run too: random noise and a transfer attack from the
     paired variant at ``check_eps``, the suite's most thorough attack with twice its steps at
     ``check_eps``, PGD at ``large_eps`` (which must reach chance), input gradients, repeated
@@ -115,6 +117,7 @@ class EvalSpec:
     shifts: tuple[str, ...] = ("gaussian-noise", "gaussian-blur", "contrast")
     severities: tuple[int, ...] = SEVERITIES
     ood_sets: tuple[str, ...] = ()
+    natural_shifts: tuple[str, ...] = ()
     ood_scores: tuple[str, ...] = ("msp",)
     attacks: tuple[AttackSpec, ...] = ()
     batch_size: int = 512
@@ -176,6 +179,12 @@ def clean(bn_mode: str = "frozen") -> Condition:
 
 def shift(name: str, severity: int, bn_mode: str = "frozen") -> Condition:
     return Condition("shift", name, tuple(sorted((("severity", severity), *_bn(bn_mode)))))
+
+
+def natural(dataset: str) -> Condition:
+    """A natural shift: another labelled dataset with the same classes, e.g. MNIST digits
+    redrawn in the UCI 8x8 format for a model trained on scikit-learn's digits."""
+    return Condition("natural", dataset)
 
 
 def ood(ood_set: str, score: str) -> Condition:
@@ -254,6 +263,7 @@ class Suite:
         out += [shift(s, sev) for s in ev.shifts for sev in ev.severities]
         for mode in ev.bn_modes[1:]:
             out += [clean(mode)] + [shift(s, sev, mode) for s in ev.shifts for sev in ev.severities]
+        out += [natural(n) for n in ev.natural_shifts]
         out += [ood(o, sc) for o in ev.ood_sets for sc in ev.ood_scores]
         # ascending eps: a sweep reuses what smaller radii broke (harness.evaluation)
         out += [attack(a.name, e, a.params) for a in ev.attacks for e in sorted(a.eps)]
@@ -298,8 +308,9 @@ class Suite:
 
         ev = dict(d["evaluation"])
         ev["attacks"] = tuple(AttackSpec(a["name"], tuple(a["eps"]), pairs(a["params"])) for a in ev["attacks"])
-        for k in ("shifts", "severities", "ood_sets", "ood_scores", "bn_modes"):
-            ev[k] = tuple(ev[k])
+        for k in ("shifts", "severities", "ood_sets", "ood_scores", "bn_modes", "natural_shifts"):
+            if k in ev:  # fields added later keep their defaults for older records
+                ev[k] = tuple(ev[k])
         variants = tuple(Variant(v["name"], v["model"], v["norm"], v.get("standardize", False),
                                  pairs(v.get("options", ()))) for v in d["variants"])
         rest = {k: d[k] for k in ("test_fraction", "val_fraction", "split_seed", "baseline_norm") if k in d}

@@ -101,7 +101,7 @@ _PER_EXAMPLE = {"accuracy": "correct", "nll": "loss", "brier": "brier"}  # metri
 def _metric_names(cond: Condition) -> tuple[str, ...]:
     if cond.kind == "ood":
         return ("auroc", "fpr95")
-    return ("accuracy", *CALIBRATION) if cond.kind in ("clean", "shift") else ("accuracy",)
+    return ("accuracy", *CALIBRATION) if cond.kind in ("clean", "shift", "natural") else ("accuracy",)
 
 
 def _resampled(cells: list[Cell], cond: Condition, metric: str, n_resamples: int, seed: int

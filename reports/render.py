@@ -69,6 +69,8 @@ def condition_label(c: Condition | None) -> str:
         return "clean" + bn
     if c.kind == "shift":
         return ("all shifts (mean)" if c.name == "all" else f"{c.name} s{c.param('severity')}") + bn
+    if c.kind == "natural":
+        return f"natural: {c.name}"
     if c.kind == "ood":
         return f"OOD {c.name} ({c.param('score')})"
     extra = ", ".join(f"{k} {v}" for k, v in c.params if k != "eps")
@@ -360,6 +362,7 @@ def to_markdown(report: Report) -> str:
           fmt(t.result.get("final_val_accuracy"), "final_val_accuracy")] for t in report.training]), ""]
 
     sections = [("In-distribution", "clean", "accuracy"), ("Shifted inputs", "shift", "accuracy"),
+                ("Natural shifts: same classes, another source", "natural", "accuracy"),
                 ("Out-of-distribution detection: AUROC", "ood", "auroc"),
                 ("Out-of-distribution detection: FPR at 95% TPR", "ood", "fpr95"),
                 ("Adversarial robustness", "attack", "accuracy")]

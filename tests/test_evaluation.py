@@ -330,3 +330,17 @@ def test_mahalanobis_in_evaluate_separates_far_ood(models: dict[str, nn.Module],
         assert auroc(out[cond]["score_in"], out[cond]["score_out"]) > 0.9
     with pytest.raises(ConfigError, match="fitted on training features"):
         list(evaluate(models["cnn-batch"], split.test.x, split.test.y, ood_sets, conds[:1], 0, CONDITION_SEED))
+
+
+def test_natural_shift_is_scored_like_the_clean_split(models: dict[str, nn.Module], split: Split) -> None:
+    from harness.specs import natural
+
+    # the test split itself as a "natural shift" gives the clean outcomes; half of it gives half
+    sets = {"same": (split.test.x, split.test.y), "half": (split.test.x[::2], split.test.y[::2])}
+    out = {c.name: a for c, a in evaluate(models["mlp-layer"], split.test.x, split.test.y, {},
+                                          [clean(), natural("same"), natural("half")], 0, CONDITION_SEED, 128,
+                                          natural_sets=sets)}
+    assert np.array_equal(out["same"]["pred"], out[""]["pred"])
+    assert np.array_equal(out["half"]["correct"], out[""]["correct"][::2])
+    with pytest.raises(ValueError, match="no images were given for the natural shift 'other'"):
+        list(evaluate(models["mlp-layer"], split.test.x, split.test.y, {}, [natural("other")], 0, CONDITION_SEED))
