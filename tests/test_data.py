@@ -1,12 +1,31 @@
 """Tests for harness.data: the stratified split, fit_to (resizing and channel conversion), ImageSet
-validation with its error text, and the registered loaders through load()."""
+validation with its error text, the registered loaders through load(), the IDX reader, the data
+root with its checksums and error texts, and the real MNIST and Fashion-MNIST loaders (which read
+the data root that tox fills with scripts/offline_data.py, and skip when it is not filled)."""
 
 from __future__ import annotations
+
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from harness.data import ImageSet, Split, digits, fit_to, load, stratified_split
+from harness.data import (
+    DATA_ROOT_ENV,
+    IDX_SHA256,
+    ImageSet,
+    MissingDataError,
+    Split,
+    data_root,
+    digits,
+    fit_to,
+    load,
+    missing_idx_files,
+    raw_dir,
+    read_idx,
+    stratified_split,
+)
 from harness.errors import ConfigError
 from harness.registry import datasets
 
@@ -204,3 +223,203 @@ def test_load_rejects_a_plugin_that_returns_something_else() -> None:
             load("not-an-imageset")
     finally:
         datasets.unregister("not-an-imageset")
+
+
+# --- the IDX reader ----------------------------------------------------------------------------
+
+IDX_CODES = {np.dtype("u1"): 0x08, np.dtype("i1"): 0x09, np.dtype(">i2"): 0x0B, np.dtype(">i4"): 0x0C,
+             np.dtype(">f4"): 0x0D, np.dtype(">f8"): 0x0E}
+
+
+def _idx_bytes(a: np.ndarray, dtype: str) -> bytes:
+    """``a`` in the IDX format: 0, 0, type code, ndim, big-endian uint32 sizes, big-endian values."""
+    dt = np.dtype(dtype)
+    header = bytes([0, 0, IDX_CODES[dt], a.ndim]) + np.asarray(a.shape, ">u4").tobytes()
+    return header + np.ascontiguousarray(a, dt).tobytes()
+
+
+@pytest.mark.parametrize("dtype", ["u1", "i1", ">i2", ">i4", ">f4", ">f8"])
+def test_read_idx_round_trips_every_type(dtype: str, tmp_path: Path) -> None:
+    a = (np.arange(2 * 3 * 5).reshape(2, 3, 5) - (0 if dtype == "u1" else 7)).astype(dtype)
+    path = tmp_path / "a-idx3"
+    path.write_bytes(_idx_bytes(a, dtype))
+    out = read_idx(path)
+    assert out.shape == (2, 3, 5)
+    assert out.dtype == np.dtype(dtype).newbyteorder("=")  # native order, whatever the file's
+    assert np.array_equal(out, a)
+    out[0, 0, 0] = 1  # a writable copy, not a view of the file's bytes
+
+
+def test_read_idx_reads_mnist_shaped_files(tmp_path: Path) -> None:
+    images = np.random.default_rng(0).integers(0, 256, (4, 28, 28), dtype=np.uint8)
+    labels = np.array([7, 2, 1, 0], np.uint8)
+    (tmp_path / "images").write_bytes(_idx_bytes(images, "u1"))
+    (tmp_path / "labels").write_bytes(_idx_bytes(labels, "u1"))
+    assert np.array_equal(read_idx(tmp_path / "images"), images)
+    assert read_idx(tmp_path / "labels").tolist() == [7, 2, 1, 0]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"\x01\x00\x08\x01\x00\x00\x00\x01\x05", "it does not start with two zero bytes"),
+        (b"\x00\x00\x07\x01\x00\x00\x00\x01\x05", "unknown type code 0x07"),
+        (b"\x00\x00\x08\x02\x00\x00\x00\x01", "the header of 2 dimensions is cut off"),
+        (b"\x00\x00\x08\x01\x00\x00\x00\x03\x05", "9 bytes where shape (3,) needs 11"),
+        (b"\x00\x00\x08\x01\x00\x00\x00\x01\x05\x06", "10 bytes where shape (1,) needs 9"),
+    ],
+    ids=["magic", "type-code", "cut-header", "truncated", "trailing-bytes"],
+)
+def test_read_idx_rejects_malformed_files(data: bytes, message: str, tmp_path: Path) -> None:
+    path = tmp_path / "bad-idx"
+    path.write_bytes(data)
+    with pytest.raises(ConfigError) as info:
+        read_idx(path)
+    assert info.value.message == f"{path} is not a valid IDX file: {message}"
+    assert "harness data fetch" in info.value.hint
+
+
+# --- the data root: where it is, missing files, checksums --------------------------------------
+
+
+def test_data_root_is_the_environment_variable_else_the_cache(monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    monkeypatch.setenv(DATA_ROOT_ENV, str(tmp_path))
+    assert data_root() == tmp_path
+    assert raw_dir("mnist") == tmp_path / "MNIST" / "raw"
+    assert raw_dir("fashion-mnist") == tmp_path / "FashionMNIST" / "raw"  # torchvision's folder names
+    monkeypatch.delenv(DATA_ROOT_ENV)
+    assert data_root() == Path.home() / ".cache" / "norm-harness" / "data"
+
+
+@pytest.mark.parametrize("name", ["mnist", "mnist-train", "fashion-mnist", "fashion-mnist-0-5", "fashion-mnist-6-9"])
+def test_missing_data_is_one_line_with_the_commands_that_fill_the_root(name: str, monkeypatch: pytest.MonkeyPatch,
+                                                                       tmp_path: Path) -> None:
+    monkeypatch.setenv(DATA_ROOT_ENV, str(tmp_path))
+    dataset = "fashion-mnist" if name.startswith("fashion") else "mnist"
+    with pytest.raises(MissingDataError) as info:
+        load(name)
+    err = info.value
+    assert isinstance(err, ConfigError)  # the CLI prints it as Error: / Hint: with exit status 2
+    assert err.message.startswith(f"{dataset} is not in the data root: {raw_dir(dataset)}/")
+    assert err.message.endswith(" is missing")
+    assert f"python scripts/offline_data.py --root {tmp_path} --datasets {dataset}" in err.hint
+    assert f"harness data fetch {dataset} --root {tmp_path}" in err.hint
+    assert DATA_ROOT_ENV in err.hint
+    assert "\n" not in err.message + err.hint
+    assert not list(tmp_path.iterdir()), "a loader must not create or download anything"
+
+
+def test_a_file_that_fails_its_checksum_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # a well-formed IDX file with the right name, but not the official one
+    folder = tmp_path / "MNIST" / "raw"
+    folder.mkdir(parents=True)
+    for part, shape in (("images-idx3", (10000, 28, 28)), ("labels-idx1", (10000,))):
+        (folder / f"t10k-{part}-ubyte").write_bytes(_idx_bytes(np.zeros(shape, np.uint8), "u1"))
+    monkeypatch.setenv(DATA_ROOT_ENV, str(tmp_path))
+    with pytest.raises(ConfigError) as info:
+        load("mnist")
+    assert info.value.message == (f"{folder / 't10k-images-idx3-ubyte'} does not match the official file's sha256 "
+                                  "(corrupt, truncated or another release)")
+    assert info.value.hint.startswith("delete it, then run 'python scripts/offline_data.py --root")
+    assert missing_idx_files("mnist") == list(IDX_SHA256["mnist"])  # none of the four is the official file
+
+
+# --- synthetic far-OOD -------------------------------------------------------------------------
+
+
+def test_uniform_noise() -> None:
+    d = load("uniform-noise")
+    assert d.x.shape == (200, 1, 28, 28) and d.x.dtype == np.float32
+    assert d.y is None
+    assert 0 <= d.x.min() and d.x.max() < 1
+    assert abs(float(d.x.mean()) - 0.5) < 0.01 and abs(float(d.x.std()) - (1 / 12) ** 0.5) < 0.01
+    assert np.array_equal(d.x, load("uniform-noise").x), "seeded: the same images every time"
+    assert "synthetic" in d.source
+
+
+# --- real MNIST and Fashion-MNIST from the data root -------------------------------------------
+
+# label counts of the official files
+MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+
+
+@pytest.fixture(scope="module")
+def filled_root() -> Path:
+    """The data root, when it holds both datasets (tox fills it in commands_pre); else skip."""
+    root = data_root()
+    missing = [d for d in IDX_SHA256 if missing_idx_files(d, root)]
+    if missing:
+        pytest.skip(f"{' and '.join(missing)} not in the data root {root} (or failing its checksums): fill it with "
+                    f"'python scripts/offline_data.py --root {root}' (tox does this) or set {DATA_ROOT_ENV}")
+    return root
+
+
+def _check_images(d: ImageSet, n: int) -> None:
+    assert d.x.shape == (n, 1, 28, 28) and d.x.dtype == np.float32
+    assert d.x.min() == 0.0 and d.x.max() == 1.0
+    assert d.source
+
+
+def _labels(d: ImageSet) -> np.ndarray:
+    assert d.y is not None and d.y.dtype == np.int64 and d.y.shape == (len(d.x),)
+    return d.y
+
+
+def test_mnist(filled_root: Path) -> None:
+    test, train = load("mnist"), load("mnist-train")
+    _check_images(test, 10000)
+    _check_images(train, 60000)
+    for d, counts in ((test, MNIST_TEST_COUNTS), (train, MNIST_TRAIN_COUNTS)):
+        assert np.bincount(_labels(d)).tolist() == counts
+        assert d.classes == tuple("0123456789") and d.n_classes == 10
+    assert _labels(test)[:5].tolist() == [7, 2, 1, 0, 4] and _labels(train)[:5].tolist() == [5, 0, 4, 1, 9]
+
+
+def test_fashion_mnist(filled_root: Path) -> None:
+    test, train = load("fashion-mnist"), load("fashion-mnist-train")
+    _check_images(test, 10000)
+    _check_images(train, 60000)
+    assert np.bincount(_labels(test)).tolist() == [1000] * 10 and np.bincount(_labels(train)).tolist() == [6000] * 10
+    assert test.classes[0] == "T-shirt/top" and test.classes[9] == "Ankle boot"
+    assert _labels(test)[:5].tolist() == [9, 2, 1, 1, 6]
+
+
+def test_fashion_class_subsets(filled_root: Path) -> None:
+    full, near_id, near_ood = load("fashion-mnist"), load("fashion-mnist-0-5"), load("fashion-mnist-6-9")
+    _check_images(near_id, 6000)
+    _check_images(near_ood, 4000)
+    assert np.bincount(_labels(near_id)).tolist() == [1000] * 6  # labels keep their numbers
+    assert near_id.n_classes == 6 and near_id.classes == full.classes[:6]
+    assert near_ood.y is None
+    # exactly the test images of those classes, in their original order
+    assert np.array_equal(near_id.x, full.x[_labels(full) < 6])
+    assert np.array_equal(near_ood.x, full.x[_labels(full) >= 6])
+
+
+def test_a_corrupted_copy_of_a_real_file_is_refused(filled_root: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path) -> None:
+    copy = tmp_path / "MNIST" / "raw"
+    shutil.copytree(raw_dir("mnist", filled_root), copy)
+    data = bytearray((copy / "t10k-labels-idx1-ubyte").read_bytes())
+    data[-1] ^= 1  # one label changed: still a valid IDX file
+    (copy / "t10k-labels-idx1-ubyte").write_bytes(bytes(data))
+    monkeypatch.setenv(DATA_ROOT_ENV, str(tmp_path))
+    assert len(load("mnist-train").x) == 60000  # the untouched files still load
+    with pytest.raises(ConfigError, match="t10k-labels-idx1-ubyte does not match the official file's sha256"):
+        load("mnist")
+    assert missing_idx_files("mnist") == ["t10k-labels-idx1-ubyte"]
+
+
+def test_as_uci_digits_redraws_a_bar_as_the_uci_digits_were_made() -> None:
+    from harness.data import as_uci_digits
+
+    x = np.zeros((2, 1, 28, 28), dtype=np.float32)
+    x[0, 0, 4:24, 10:14] = 1.0  # a 20x4 bar: scaled to 32x6, centred in columns 13-18
+    out = as_uci_digits(x)
+    assert out.shape == (2, 1, 8, 8) and out.dtype == np.float32
+    expected = np.zeros((8, 8), dtype=np.float32)
+    expected[:, 3] = expected[:, 4] = 12 / 16  # three of four columns of each 4x4 block, all four rows
+    assert np.array_equal(out[0, 0], expected)
+    assert not out[1].any()  # a blank image stays blank

