@@ -20,7 +20,7 @@ stronger than keeping the last iterate and cheaper.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,17 +147,27 @@ class _Worst:
         self.x_adv[idx] = x_cur
 
 
-def _with_restarts(model: nn.Module, x: torch.Tensor, restarts: int,
-                   restart: Callable[[_Worst, torch.Tensor], None]) -> torch.Tensor:
-    """Run ``restart(worst, idx)`` on the examples still standing, ``restarts`` times, in eval
-    mode; the per-example worst case over all of them."""
-    worst = _Worst(x.detach())
-    with _EvalMode(model):
-        for _ in range(restarts):
-            idx = worst.active
-            if len(idx):
-                restart(worst, idx)
-    return worst.x_adv
+class _Restarted(ABC):
+    """An iterative attack run ``restarts`` times, in eval mode, each restart on the examples
+    still standing; ``perturb`` returns the per-example worst case over all of them."""
+
+    restarts: int
+
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        x = x.detach()
+        worst = _Worst(x)
+        with _EvalMode(model):
+            for _ in range(self.restarts):
+                idx = worst.active
+                if len(idx):
+                    self._restart(model, x, y, worst, idx, generator)
+        return worst.x_adv
+
+    @abstractmethod
+    def _restart(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, worst: _Worst, idx: torch.Tensor,
+                 generator: torch.Generator | None) -> None:
+        """One restart on the examples ``idx`` of ``x``: record what fools the model in ``worst``."""
 
 
 # --- attacks -------------------------------------------------------------------------------
@@ -184,7 +194,7 @@ class FGSM:
 
 
 @dataclass(frozen=True)
-class PGD:
+class PGD(_Restarted):
     """Projected gradient descent (Madry et al., 2018), L-inf or L2, with worst-case bookkeeping.
 
     Defaults: ``steps`` 10; step size ``alpha`` = 2.5 * eps / steps (so the steps can cross the
@@ -209,11 +219,6 @@ class PGD:
     @property
     def step_size(self) -> float:
         return self.alpha if self.alpha is not None else 2.5 * self.eps / self.steps
-
-    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-        return _with_restarts(model, x, self.restarts,
-                              lambda worst, idx: self._restart(model, x.detach(), y, worst, idx, generator))
 
     def _restart(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, worst: _Worst, idx: torch.Tensor,
                  generator: torch.Generator | None) -> None:
@@ -256,7 +261,7 @@ def apgd_checkpoints(steps: int) -> list[int]:
 
 
 @dataclass(frozen=True)
-class APGD:
+class APGD(_Restarted):
     """Auto-PGD (Croce & Hein, 2020): step-size-free PGD with momentum, L-inf or L2.
 
     The step size starts at 2 * eps per example and is halved at checkpoints
@@ -277,11 +282,6 @@ class APGD:
 
     def __post_init__(self) -> None:
         _check(self.eps, self.norm, self.loss, self.steps, self.restarts)
-
-    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-        return _with_restarts(model, x, self.restarts,
-                              lambda worst, idx: self._restart(model, x.detach(), y, worst, idx, generator))
 
     def _restart(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, worst: _Worst, idx: torch.Tensor,
                  generator: torch.Generator | None) -> None:
