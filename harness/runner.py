@@ -529,7 +529,6 @@ def run(suite: str | Suite, run_dir: Path | str | None = None, device: str = "au
         check_resumable(store, suite, device)
         store.put_meta("suite", suite.to_dict())
         store.put_meta("device", device.split(":")[0])
-        store.put_meta("provenance", {**provenance(device, argv), "executor": executor})
         units = plan(suite, store, device)
         n_cells = len(suite.variants) * len(suite.seeds) * (1 + len(suite.conditions()))
         todo = sum(u.need_train + len(u.evals) for u in units)
@@ -538,6 +537,7 @@ def run(suite: str | Suite, run_dir: Path | str | None = None, device: str = "au
         if not units:
             return RunSummary(run_dir, 0, 0, n_cells, 0)
         ex.start(_init_worker, (suite, device, run_dir))
+        # torch_threads is this process's; each worker uses usable_cores() // workers
         store.put_meta("provenance", {**provenance(device, argv), "executor": executor, "workers": ex.workers})
         n_train = len(_WORKER["ctx"].split.train.x) if "ctx" in _WORKER else train_size(suite)
         steps_per_run = (n_train // suite.train.batch_size) * suite.train.epochs
