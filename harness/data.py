@@ -382,6 +382,34 @@ def mnist_8x8() -> ImageSet:
     return ImageSet("mnist-8x8", as_uci_digits(m.x), m.y, m.source + ", redrawn as UCI 8x8 digits", m.classes)
 
 
+def prerendered(folder: str | Path, name: str, severity: int) -> ImageSet:
+    """One severity of a pre-rendered corruption set in the CIFAR-10-C layout: ``<name>.npy``
+    holds severities 1-5 stacked, (5 N, H, W[, C]) uint8 0-255 (or float in [0, 1]), and
+    ``labels.npy`` the labels, (N,) or (5 N,). Returns the N images of ``severity`` as an
+    ImageSet, x (N, C, H, W) float32 in [0, 1], y (N,) int64."""
+    folder = Path(folder).expanduser()
+    path, labels_path = folder / f"{name}.npy", folder / "labels.npy"
+    for p in (path, labels_path):
+        if not p.is_file():
+            raise MissingDataError(f"pre-rendered corruption file {p} does not exist",
+                                   hint=f"the folder needs <name>.npy and labels.npy (CIFAR-10-C layout); "
+                                        f"check prerendered_dir and prerendered_shifts ({name!r})")
+    images = np.load(path, mmap_mode="r", allow_pickle=False)
+    labels = np.load(labels_path, allow_pickle=False)
+    if images.ndim not in (3, 4) or len(images) % 5:
+        raise ConfigError(f"{path} has shape {images.shape}: expected 5 severities stacked, (5 N, H, W[, C])",
+                          hint="stack the five severities along the first axis, as CIFAR-10-C does")
+    n = len(images) // 5
+    if len(labels) not in (n, 5 * n):
+        raise ConfigError(f"{labels_path} holds {len(labels)} labels for {n} images per severity",
+                          hint="give N labels, or 5 N (one per stacked image)")
+    part = np.asarray(images[(severity - 1) * n:severity * n])
+    x = part[:, None] if part.ndim == 3 else part.transpose(0, 3, 1, 2)
+    x = x.astype(np.float32) / (255.0 if np.issubdtype(part.dtype, np.integer) else 1.0)
+    y = labels[(severity - 1) * n:severity * n] if len(labels) == 5 * n else labels
+    return ImageSet(f"{name}-s{severity}", x, y, f"pre-rendered {path}, severity {severity}")
+
+
 def uniform_noise() -> ImageSet:
     """Uniform noise: 200 synthetic 28x28 grayscale images, a far-OOD set that needs no data.
 

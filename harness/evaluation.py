@@ -296,8 +296,8 @@ def evaluate(model: nn.Module, x_test: np.ndarray, y_test: np.ndarray, ood_sets:
     starts); ``condition_seed`` fixes the shifted images for every model; ``transfer_source``
     is the paired variant's model of the same seed, for the transfer check; ``fit_data`` (the
     training images and labels) fits feature-based OOD scores such as Mahalanobis;
-    ``natural_sets`` maps a natural shift's name to its images (fitted to the test shape) and
-    labels.
+    ``natural_sets`` maps a natural shift's condition key to its images (fitted to the test
+    shape) and labels.
     """
     from harness.registry import ood_scores, shifts
 
@@ -318,9 +318,9 @@ def evaluate(model: nn.Module, x_test: np.ndarray, y_test: np.ndarray, ood_sets:
             x_shift = shifts.get(cond.name)(x, cond.param("severity"), gen)
             yield cond, _outcome(predict_bn(model, x_shift, batch_size, cond.bn_mode), y)
         elif cond.kind == "natural":
-            if natural_sets is None or cond.name not in natural_sets:
-                raise ValueError(f"no images were given for the natural shift {cond.name!r}")
-            x_nat, y_nat = (as_tensor(a, dev) for a in natural_sets[cond.name])
+            if natural_sets is None or cond.key not in natural_sets:
+                raise ValueError(f"no images were given for the natural shift {cond.key!r}")
+            x_nat, y_nat = (as_tensor(a, dev) for a in natural_sets[cond.key])
             yield cond, _outcome(predict(model, x_nat, batch_size), y_nat)
         elif cond.kind == "ood":
             name = cond.param("score")

@@ -52,7 +52,7 @@ class Context:
     ood: dict[str, np.ndarray]
     device: str
     store_dir: Path
-    natural: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # name -> (x, y)
+    natural: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # condition key -> (x, y)
 
 
 @dataclass(frozen=True)
@@ -470,17 +470,21 @@ def train_size(suite: Suite) -> int:
 
 def prepare(suite: Suite, device: str, store_dir: Path) -> Context:
     """Load and split the data and the OOD sets once for the whole run (once per worker)."""
-    from harness.data import fit_to, load
+    from harness.data import fit_to, load, prerendered
 
     split = _split(suite)
     ood = {name: fit_to(load(name).x, split.test.shape) for name in suite.evaluation.ood_sets}
     natural = {}
-    for name in suite.evaluation.natural_shifts:
-        data = load(name)
+    for cond in suite.conditions():
+        if cond.kind != "natural":
+            continue
+        ev = suite.evaluation
+        data = load(cond.name) if not cond.params else prerendered(ev.prerendered_dir or "", cond.name,
+                                                                  cond.param("severity"))
         if data.y is None or (data.y.max() >= split.train.n_classes):
-            raise ConfigError(f"natural shift {name!r} needs labels from the suite's {split.train.n_classes} classes",
-                              hint="name a labelled dataset with the same classes, or list it under ood_sets")
-        natural[name] = (fit_to(data.x, split.test.shape), data.y)
+            raise ConfigError(f"natural shift {data.name!r} needs labels from the suite's {split.train.n_classes} "
+                              "classes", hint="name a labelled set with the same classes, or list it under ood_sets")
+        natural[cond.key] = (fit_to(data.x, split.test.shape), data.y)
     return Context(suite, split, ood, device, store_dir, natural)
 
 

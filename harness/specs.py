@@ -107,7 +107,10 @@ class EvalSpec:
     condition's test images, then frozen), which re-run the clean and shifted conditions. Models
     without BatchNorm give the same outcomes in every mode. ``natural_shifts`` names labelled
     datasets with the suite's classes drawn from another source (brought to the test images'
-    shape), scored like the clean test split. With attacks in the battery and ``checks``
+    shape), scored like the clean test split. ``prerendered_dir`` is a folder in the CIFAR-10-C
+    layout (``<name>.npy`` holding severities 1-5 stacked, and ``labels.npy``); each of
+    ``prerendered_shifts`` is scored at every severity like a natural shift (the images come
+    with their own labels, so they need not be the suite's test split). With attacks in the battery and ``checks``
     on, the adversarial sanity checks run too: random noise and a transfer attack from the
     paired variant at ``check_eps``, the suite's most thorough attack with twice its steps at
     ``check_eps``, PGD at ``large_eps`` (which must reach chance), input gradients, repeated
@@ -118,6 +121,8 @@ class EvalSpec:
     severities: tuple[int, ...] = SEVERITIES
     ood_sets: tuple[str, ...] = ()
     natural_shifts: tuple[str, ...] = ()
+    prerendered_dir: str | None = None
+    prerendered_shifts: tuple[str, ...] = ()
     ood_scores: tuple[str, ...] = ("msp",)
     attacks: tuple[AttackSpec, ...] = ()
     batch_size: int = 512
@@ -131,6 +136,9 @@ class EvalSpec:
             _check(0 < e <= 1, f"check eps {e} is outside (0, 1]", "use e.g. check_eps=0.1, large_eps=0.5")
         for s in self.severities:
             _check(s in SEVERITIES, f"severity {s} is outside 1-5", "use severities from 1 to 5")
+        _check(bool(self.prerendered_shifts) == (self.prerendered_dir is not None),
+               "prerendered_shifts and prerendered_dir go together",
+               "name the folder (prerendered_dir) and the corruptions in it (prerendered_shifts)")
         for m in self.bn_modes:
             _check(m in BN_MODES, f"unknown BatchNorm test-time mode {m!r}", f"use one of {', '.join(BN_MODES)}")
         _check(len(self.bn_modes) == len(set(self.bn_modes)) and self.bn_modes[:1] == ("frozen",),
@@ -181,10 +189,11 @@ def shift(name: str, severity: int, bn_mode: str = "frozen") -> Condition:
     return Condition("shift", name, tuple(sorted((("severity", severity), *_bn(bn_mode)))))
 
 
-def natural(dataset: str) -> Condition:
+def natural(dataset: str, severity: int | None = None) -> Condition:
     """A natural shift: another labelled dataset with the same classes, e.g. MNIST digits
-    redrawn in the UCI 8x8 format for a model trained on scikit-learn's digits."""
-    return Condition("natural", dataset)
+    redrawn in the UCI 8x8 format for a model trained on scikit-learn's digits; with a
+    ``severity``, one severity of a pre-rendered corruption set (EvalSpec.prerendered_dir)."""
+    return Condition("natural", dataset, () if severity is None else (("severity", severity),))
 
 
 def ood(ood_set: str, score: str) -> Condition:
@@ -264,6 +273,7 @@ class Suite:
         for mode in ev.bn_modes[1:]:
             out += [clean(mode)] + [shift(s, sev, mode) for s in ev.shifts for sev in ev.severities]
         out += [natural(n) for n in ev.natural_shifts]
+        out += [natural(n, sev) for n in ev.prerendered_shifts for sev in ev.severities]
         out += [ood(o, sc) for o in ev.ood_sets for sc in ev.ood_scores]
         # ascending eps: a sweep reuses what smaller radii broke (harness.evaluation)
         out += [attack(a.name, e, a.params) for a in ev.attacks for e in sorted(a.eps)]
@@ -308,7 +318,7 @@ class Suite:
 
         ev = dict(d["evaluation"])
         ev["attacks"] = tuple(AttackSpec(a["name"], tuple(a["eps"]), pairs(a["params"])) for a in ev["attacks"])
-        for k in ("shifts", "severities", "ood_sets", "ood_scores", "bn_modes", "natural_shifts"):
+        for k in ("shifts", "severities", "ood_sets", "ood_scores", "bn_modes", "natural_shifts", "prerendered_shifts"):
             if k in ev:  # fields added later keep their defaults for older records
                 ev[k] = tuple(ev[k])
         variants = tuple(Variant(v["name"], v["model"], v["norm"], v.get("standardize", False),

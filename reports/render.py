@@ -70,7 +70,7 @@ def condition_label(c: Condition | None) -> str:
     if c.kind == "shift":
         return ("all shifts (mean)" if c.name == "all" else f"{c.name} s{c.param('severity')}") + bn
     if c.kind == "natural":
-        return f"natural: {c.name}"
+        return f"{c.name} s{c.param('severity')} (pre-rendered)" if c.params else f"natural: {c.name}"
     if c.kind == "ood":
         return f"OOD {c.name} ({c.param('score')})"
     extra = ", ".join(f"{k} {v}" for k, v in c.params if k != "eps")

@@ -423,3 +423,50 @@ def test_as_uci_digits_redraws_a_bar_as_the_uci_digits_were_made() -> None:
     expected[:, 3] = expected[:, 4] = 12 / 16  # three of four columns of each 4x4 block, all four rows
     assert np.array_equal(out[0, 0], expected)
     assert not out[1].any()  # a blank image stays blank
+
+
+# --- pre-rendered corruption sets (CIFAR-10-C layout) ------------------------------------------
+
+
+def _cifar_c_folder(tmp_path, n: int = 6, colour: bool = True, labels_per_severity: bool = False):  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(0)
+    shape = (5 * n, 4, 4, 3) if colour else (5 * n, 4, 4)
+    images = rng.integers(0, 256, shape, dtype=np.uint8)
+    labels = rng.integers(0, 3, 5 * n if labels_per_severity else n)
+    np.save(tmp_path / "fog.npy", images)
+    np.save(tmp_path / "labels.npy", labels)
+    return images, labels
+
+
+@pytest.mark.parametrize("colour", [True, False])
+def test_prerendered_reads_one_severity_of_the_stack(tmp_path, colour: bool) -> None:  # type: ignore[no-untyped-def]
+    from harness.data import prerendered
+
+    images, labels = _cifar_c_folder(tmp_path, colour=colour)
+    s3 = prerendered(tmp_path, "fog", 3)
+    expected = images[12:18] if not colour else images[12:18].transpose(0, 3, 1, 2)
+    expected = expected[:, None] if not colour else expected
+    assert s3.x.shape == ((6, 3, 4, 4) if colour else (6, 1, 4, 4)) and s3.x.dtype == np.float32
+    assert np.array_equal(s3.x, expected.astype(np.float32) / 255)
+    assert np.array_equal(s3.y, labels)
+
+
+def test_prerendered_labels_may_be_stacked_too(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from harness.data import prerendered
+
+    _, labels = _cifar_c_folder(tmp_path, labels_per_severity=True)
+    assert np.array_equal(prerendered(tmp_path, "fog", 5).y, labels[24:30])
+
+
+def test_prerendered_bad_folders_are_one_line_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from harness.data import MissingDataError, prerendered
+
+    with pytest.raises(MissingDataError, match="fog.npy does not exist"):
+        prerendered(tmp_path, "fog", 1)
+    np.save(tmp_path / "fog.npy", np.zeros((7, 4, 4), dtype=np.uint8))
+    np.save(tmp_path / "labels.npy", np.zeros(7, dtype=np.int64))
+    with pytest.raises(ConfigError, match="expected 5 severities stacked"):
+        prerendered(tmp_path, "fog", 1)
+    np.save(tmp_path / "fog.npy", np.zeros((10, 4, 4), dtype=np.uint8))
+    with pytest.raises(ConfigError, match="holds 7 labels for 2 images per severity"):
+        prerendered(tmp_path, "fog", 1)

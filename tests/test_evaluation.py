@@ -293,6 +293,8 @@ def test_bn_modes_are_validated() -> None:
         EvalSpec(bn_modes=("batch",))
     with pytest.raises(ConfigError, match="must start with 'frozen'"):
         EvalSpec(bn_modes=("frozen", "batch", "batch"))
+    with pytest.raises(ConfigError, match="prerendered_shifts and prerendered_dir go together"):
+        EvalSpec(prerendered_shifts=("fog",))
 
 
 # --- feature-based OOD scores ------------------------------------------------------------------
@@ -336,11 +338,12 @@ def test_natural_shift_is_scored_like_the_clean_split(models: dict[str, nn.Modul
     from harness.specs import natural
 
     # the test split itself as a "natural shift" gives the clean outcomes; half of it gives half
-    sets = {"same": (split.test.x, split.test.y), "half": (split.test.x[::2], split.test.y[::2])}
+    sets = {natural("same").key: (split.test.x, split.test.y),
+            natural("half").key: (split.test.x[::2], split.test.y[::2])}
     out = {c.name: a for c, a in evaluate(models["mlp-layer"], split.test.x, split.test.y, {},
                                           [clean(), natural("same"), natural("half")], 0, CONDITION_SEED, 128,
                                           natural_sets=sets)}
     assert np.array_equal(out["same"]["pred"], out[""]["pred"])
     assert np.array_equal(out["half"]["correct"], out[""]["correct"][::2])
-    with pytest.raises(ValueError, match="no images were given for the natural shift 'other'"):
+    with pytest.raises(ValueError, match="no images were given for the natural shift 'natural:other'"):
         list(evaluate(models["mlp-layer"], split.test.x, split.test.y, {}, [natural("other")], 0, CONDITION_SEED))

@@ -264,3 +264,29 @@ def test_corruption_error_is_reported_against_the_reference(run_dir: Path) -> No
         for v in ("cnn-batch", "mlp-layer"):
             assert mce[(v, m)]["ci_low"] <= mce[(v, m)]["value"] <= mce[(v, m)]["ci_high"]
     assert "## Corruption error" in (run_dir / "report.md").read_text()
+
+
+def test_prerendered_corruptions_in_the_cifar_c_layout_are_scored(tmp_path: Path) -> None:
+    import numpy as np
+
+    from harness.data import digits, stratified_split
+    from harness.registry import shifts
+    from harness.seeding import torch_generator
+
+    # a folder in the CIFAR-10-C layout: the quickstart's test digits under contrast, severities 1-5
+    test = stratified_split(digits(), 0.25, 0.1, 0).test
+    stack = [shifts.get("contrast")(torch.from_numpy(test.x), s, torch_generator(0, "c")).numpy() for s in range(1, 6)]
+    folder = tmp_path / "digits-c"
+    folder.mkdir()
+    np.save(folder / "contrast.npy", np.round(np.concatenate(stack)[:, 0] * 255).astype(np.uint8))
+    np.save(folder / "labels.npy", test.y)
+    base = suites.get("quickstart").with_overrides(seeds=(0,), variants=("mlp-none",), epochs=1)
+    suite = dataclasses.replace(base, evaluation=dataclasses.replace(
+        base.evaluation, attacks=(), shifts=(), prerendered_dir=str(folder), prerendered_shifts=("contrast",)))
+    assert run(suite, tmp_path / "run", device="cpu", executor="serial", progress=False).ok
+    res = to_json(build_report(tmp_path / "run", n_resamples=100))
+    acc = {e["condition"]["params"]["severity"]: e["value"] for e in res["estimates"]
+           if e["condition"]["kind"] == "natural" and e["metric"] == "accuracy"}
+    assert sorted(acc) == [1, 2, 3, 4, 5] and acc[5] < acc[1]
+    write_reports(build_report(tmp_path / "run", n_resamples=100), tmp_path / "run")
+    assert "contrast s5 (pre-rendered)" in (tmp_path / "run" / "report.md").read_text()
