@@ -19,6 +19,8 @@ Calibration metrics take per-example arrays: ``confidence`` (n,) max softmax pro
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -90,18 +92,82 @@ def accuracy(correct: ArrayLike) -> float:
     return float(_as_binary(correct, "correct", "accuracy needs at least one example").mean())
 
 
+class _Sorted:
+    """Both classes' scores sorted once with their cumulative weights (see :func:`_cumulative`):
+    every OOD metric below reads what it needs from one instance, so computing all four costs
+    two sorts, not eight."""
+
+    def __init__(self, s_in: np.ndarray, s_out: np.ndarray, wi: np.ndarray, wo: np.ndarray) -> None:
+        self.s_in, self.s_out, self.wi, self.wo = s_in, s_out, wi, wo
+        self.sorted_in, self.cum_in = _cumulative(s_in, wi)
+        self.sorted_out, self.cum_out = _cumulative(s_out, wo)
+
+    def out_below(self, v: np.ndarray, inclusive: bool) -> np.ndarray:
+        """(B, len(v)) weight of OOD scores < v (<= v when ``inclusive``)."""
+        return self.cum_out[:, np.searchsorted(self.sorted_out, v, side="right" if inclusive else "left")]
+
+    def in_below(self, v: np.ndarray, inclusive: bool) -> np.ndarray:
+        """(B, len(v)) weight of ID scores < v (<= v when ``inclusive``)."""
+        return self.cum_in[:, np.searchsorted(self.sorted_in, v, side="right" if inclusive else "left")]
+
+    def auroc(self) -> np.ndarray:
+        wins = 0.5 * np.einsum("bi,bi->b", self.wi, self.out_below(self.s_in, False) + self.out_below(self.s_in, True))
+        return wins / (self.wi.sum(axis=1) * self.cum_out[:, -1])
+
+    def fpr_at_tpr(self, tpr: float) -> np.ndarray:
+        total_in = self.cum_in[:, -1:]
+        # Position j stands for threshold sorted_in[j]; inside a tie group cum_in[:, j] undercounts the weight
+        # below, but the qualifying positions still form a prefix ending in the right group, as the fraction
+        # only falls as j rises. Dividing (not comparing with tpr * total) matches sklearn's roc_curve at ties.
+        reaches = (total_in - self.cum_in[:, :-1]) / total_in >= tpr
+        threshold = self.sorted_in[reaches.sum(axis=1) - 1]
+        total_out = self.cum_out[:, -1]
+        out_below = self.cum_out[np.arange(len(threshold)), np.searchsorted(self.sorted_out, threshold, side="left")]
+        return (total_out - out_below) / total_out
+
+    def aupr_in(self) -> np.ndarray:
+        # ID positive: at ID score s_i, every example with a score >= s_i is predicted positive
+        tp = self.cum_in[:, -1:] - self.in_below(self.s_in, False)
+        fp = self.cum_out[:, -1:] - self.out_below(self.s_in, False)
+        return _average_precision(self.wi, tp, fp)
+
+    def aupr_out(self) -> np.ndarray:
+        # OOD positive, scores negated: at OOD score s_j, every example with a score <= s_j is positive
+        return _average_precision(self.wo, self.out_below(self.s_out, True), self.in_below(self.s_out, True))
+
+
+def _average_precision(w_pos: np.ndarray, tp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """Average precision (B,): each positive example i adds ``w_pos[b, i] / total`` recall at its own
+    threshold, where ``tp`` and ``fp`` (B, n_pos) weigh every example predicted positive there, so a tie
+    group enters at one threshold (as sklearn's average_precision_score)."""
+    # tp + fp is 0 only where every example from the threshold on has weight 0, w_pos[b, i] included.
+    precision = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=tp + fp > 0)
+    return (w_pos * precision).sum(axis=1) / w_pos.sum(axis=1)
+
+
+OOD_METRICS: dict[str, Callable[[_Sorted], np.ndarray]] = {
+    "auroc": _Sorted.auroc,
+    "fpr95": lambda s: s.fpr_at_tpr(0.95),
+    "aupr_in": _Sorted.aupr_in,
+    "aupr_out": _Sorted.aupr_out,
+}
+
+
+def ood_metrics_weighted(score_in: ArrayLike, score_out: ArrayLike, w_in: ArrayLike, w_out: ArrayLike,
+                         metrics: Sequence[str]) -> dict[str, np.ndarray]:
+    """Several OOD metrics (names in :data:`OOD_METRICS`) for each of B replicates at once:
+    (n,), (m,), (B, n), (B, m) -> {name: (B,)}, from one sort of each class."""
+    sorted_ = _Sorted(*_prepare(score_in, score_out, w_in, w_out))
+    return {name: OOD_METRICS[name](sorted_) for name in metrics}
+
+
 def auroc_weighted(score_in: ArrayLike, score_out: ArrayLike, w_in: ArrayLike, w_out: ArrayLike) -> np.ndarray:
     """AUROC for each of B resampling replicates: (n,), (m,), (B, n), (B, m) -> (B,); higher is better.
 
     The weighted probability that an ID score exceeds an OOD score, ties counting 1/2
     (Mann-Whitney U / (n m) on the replicated data). Scores: higher = more in-distribution.
     """
-    s_in, s_out, wi, wo = _prepare(score_in, score_out, w_in, w_out)
-    sorted_out, cum_out = _cumulative(s_out, wo)
-    below = cum_out[:, np.searchsorted(sorted_out, s_in, side="left")]
-    at_or_below = cum_out[:, np.searchsorted(sorted_out, s_in, side="right")]
-    wins = 0.5 * np.einsum("bi,bi->b", wi, below + at_or_below)
-    return wins / (wi.sum(axis=1) * cum_out[:, -1])
+    return _Sorted(*_prepare(score_in, score_out, w_in, w_out)).auroc()
 
 
 def fpr_at_tpr_weighted(
@@ -114,34 +180,7 @@ def fpr_at_tpr_weighted(
     """
     if not 0.0 < tpr <= 1.0:
         raise ValueError(f"tpr must be in (0, 1]; got {tpr}")
-    s_in, s_out, wi, wo = _prepare(score_in, score_out, w_in, w_out)
-    sorted_in, cum_in = _cumulative(s_in, wi)
-    total_in = cum_in[:, -1:]
-    # Position j stands for threshold sorted_in[j]; inside a tie group cum_in[:, j] undercounts the weight
-    # below, but the qualifying positions still form a prefix ending in the right group, as the fraction
-    # only falls as j rises. Dividing (not comparing with tpr * total) matches sklearn's roc_curve at ties.
-    reaches = (total_in - cum_in[:, :-1]) / total_in >= tpr
-    threshold = sorted_in[reaches.sum(axis=1) - 1]
-    sorted_out, cum_out = _cumulative(s_out, wo)
-    total_out = cum_out[:, -1]
-    out_below = cum_out[np.arange(len(threshold)), np.searchsorted(sorted_out, threshold, side="left")]
-    return (total_out - out_below) / total_out
-
-
-def _average_precision(s_pos: np.ndarray, s_neg: np.ndarray, w_pos: np.ndarray, w_neg: np.ndarray) -> np.ndarray:
-    """Average precision (B,) of validated positive (n,) vs negative (m,) scores, higher = more positive.
-
-    Each positive example i adds ``w_pos[b, i] / total_pos`` recall at threshold ``s_pos[i]``, where the
-    precision counts every example with a score >= ``s_pos[i]``, so a tie group enters at one threshold.
-    """
-    sorted_pos, cum_pos = _cumulative(s_pos, w_pos)
-    sorted_neg, cum_neg = _cumulative(s_neg, w_neg)
-    total_pos = cum_pos[:, -1:]
-    tp = total_pos - cum_pos[:, np.searchsorted(sorted_pos, s_pos, side="left")]
-    fp = cum_neg[:, -1:] - cum_neg[:, np.searchsorted(sorted_neg, s_pos, side="left")]
-    # tp + fp is 0 only where every example from s_pos[i] up has weight 0, w_pos[b, i] included.
-    precision = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=tp + fp > 0)
-    return (w_pos * precision).sum(axis=1) / total_pos[:, 0]
+    return _Sorted(*_prepare(score_in, score_out, w_in, w_out)).fpr_at_tpr(tpr)
 
 
 def aupr_in_weighted(score_in: ArrayLike, score_out: ArrayLike, w_in: ArrayLike, w_out: ArrayLike) -> np.ndarray:
@@ -150,8 +189,7 @@ def aupr_in_weighted(score_in: ArrayLike, score_out: ArrayLike, w_in: ArrayLike,
     Average precision with ID positive: the sum over thresholds of precision times the recall gained
     there, as sklearn's average_precision_score. Scores: higher = more in-distribution.
     """
-    s_in, s_out, wi, wo = _prepare(score_in, score_out, w_in, w_out)
-    return _average_precision(s_in, s_out, wi, wo)
+    return _Sorted(*_prepare(score_in, score_out, w_in, w_out)).aupr_in()
 
 
 def aupr_out_weighted(score_in: ArrayLike, score_out: ArrayLike, w_in: ArrayLike, w_out: ArrayLike) -> np.ndarray:
@@ -160,8 +198,7 @@ def aupr_out_weighted(score_in: ArrayLike, score_out: ArrayLike, w_in: ArrayLike
     Average precision with OOD positive and the scores negated (lower = more OOD). Scores as
     everywhere here: higher = more in-distribution.
     """
-    s_in, s_out, wi, wo = _prepare(score_in, score_out, w_in, w_out)
-    return _average_precision(-s_out, -s_in, wo, wi)
+    return _Sorted(*_prepare(score_in, score_out, w_in, w_out)).aupr_out()
 
 
 def _unweighted(score_in: ArrayLike, score_out: ArrayLike) -> tuple[np.ndarray, np.ndarray]:

@@ -18,15 +18,15 @@ purpose, so results are deterministic in ``seed`` and no global random state is 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from functools import lru_cache, partial
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import bdtr, ndtri, stdtrit
 
-from .metrics import _as_binary, _as_float_array, auroc_weighted, calibration_bins, fpr_at_tpr_weighted
+from .metrics import OOD_METRICS, _as_binary, _as_float_array, calibration_bins, ood_metrics_weighted
 
 # Distinct streams: draws of different shapes from one default_rng(seed) would reuse the same
 # bits, correlating e.g. the seed draw of a replicate with its example draw.
@@ -35,10 +35,6 @@ _N_SIGN_FLIPS = 20000
 # Replicates are drawn and reduced in blocks of this many rows: a multi-MB fresh array costs more in
 # page faults than the counting itself, while a block stays in cache.
 _BLOCK = 128
-_TWO_SAMPLE: dict[str, Callable[..., np.ndarray]] = {
-    "auroc": auroc_weighted,
-    "fpr95": partial(fpr_at_tpr_weighted, tpr=0.95),
-}
 
 
 @dataclass(frozen=True)
@@ -190,27 +186,36 @@ def resample_two_sample(
 ) -> Resampled:
     """Per-seed OOD metric of (S, n) ID and (S, m) OOD scores under B example resamples.
 
-    ``metric`` is "auroc" (higher is better) or "fpr95" (lower is better); scores are higher =
-    more in-distribution. ID and OOD examples are resampled separately (stratified), with the
-    draws shared across seeds.
+    ``metric`` is "auroc", "aupr_in", "aupr_out" (higher is better) or "fpr95" (lower is
+    better); scores are higher = more in-distribution. ID and OOD examples are resampled
+    separately (stratified), with the draws shared across seeds.
     """
-    if metric not in _TWO_SAMPLE:
-        raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(_TWO_SAMPLE)}")
+    return resample_ood(score_in, score_out, (metric,), n_resamples, seed)[metric]
+
+
+def resample_ood(score_in: ArrayLike, score_out: ArrayLike, metrics: Sequence[str], n_resamples: int = 2000,
+                 seed: int = 0) -> dict[str, Resampled]:
+    """:func:`resample_two_sample` for several metrics at once, from one sort per seed and block."""
+    for metric in metrics:
+        if metric not in OOD_METRICS:
+            raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(OOD_METRICS)}")
     s_in = _as_float_array(score_in, "score_in", 2, "an OOD metric needs at least one in-distribution score")
     s_out = _as_float_array(score_out, "score_out", 2, "an OOD metric needs at least one OOD score")
     if s_in.shape[0] != s_out.shape[0]:
         raise ValueError(f"score_in has {s_in.shape[0]} seeds but score_out has {s_out.shape[0]}")
     n, m = s_in.shape[1], s_out.shape[1]
 
-    def per_seed(w_in: np.ndarray, w_out: np.ndarray) -> np.ndarray:
-        return np.stack([_TWO_SAMPLE[metric](i, o, w_in, w_out) for i, o in zip(s_in, s_out, strict=True)], axis=1)
+    def per_seed(w_in: np.ndarray, w_out: np.ndarray) -> dict[str, np.ndarray]:
+        """{metric: (B, S)} for one block of draws."""
+        seeds = [ood_metrics_weighted(i, o, w_in, w_out, metrics) for i, o in zip(s_in, s_out, strict=True)]
+        return {k: np.stack([d[k] for d in seeds], axis=1) for k in metrics}
 
-    point = per_seed(np.ones((1, n)), np.ones((1, m)))[0]
-    blocks = zip(
-        _count_blocks(n, n_resamples, seed, _EXAMPLES), _count_blocks(m, n_resamples, seed, _OOD_EXAMPLES), strict=True
-    )
-    boot = np.concatenate([per_seed(w_in, w_out) for w_in, w_out in blocks])
-    return Resampled(point=point, boot=boot, n_examples=n + m, binary=None)
+    point = per_seed(np.ones((1, n)), np.ones((1, m)))
+    blocks = [per_seed(w_in, w_out) for w_in, w_out in zip(
+        _count_blocks(n, n_resamples, seed, _EXAMPLES), _count_blocks(m, n_resamples, seed, _OOD_EXAMPLES),
+        strict=True)]
+    return {k: Resampled(point=point[k][0], boot=np.concatenate([b[k] for b in blocks]), n_examples=n + m,
+                         binary=None) for k in metrics}
 
 
 def resample_ece(confidence: ArrayLike, correct: ArrayLike, n_resamples: int = 2000, seed: int = 0,

@@ -98,21 +98,20 @@ CALIBRATION = ("ece", "nll", "brier")  # lower is better; on clean and shifted i
 _PER_EXAMPLE = {"accuracy": "correct", "nll": "loss", "brier": "brier"}  # metrics that are a per-example mean
 
 
+OOD = ("auroc", "fpr95", "aupr_in", "aupr_out")
+
+
 def _metric_names(cond: Condition) -> tuple[str, ...]:
     if cond.kind == "ood":
-        return ("auroc", "fpr95")
+        return OOD
     return ("accuracy", *CALIBRATION) if cond.kind in ("clean", "shift", "natural") else ("accuracy",)
 
 
-def _resampled(cells: list[Cell], cond: Condition, metric: str, n_resamples: int, seed: int
+def _resampled_ece(cells: list[Cell], metric: str, n_resamples: int, seed: int
                ) -> stats.Resampled | None:
-    """Per-seed OOD metric or ECE of one variant on one condition (cells in seed order); None when
-    the records lack what the metric needs. Per-example means are resampled in one batch by
+    """Per-seed ECE of one variant on one condition (cells in seed order); None when the records
+    lack what it needs. Per-example means and OOD metrics are resampled in batches by
     :func:`build_report`."""
-    if cond.kind == "ood":
-        s_in = np.stack([c.arrays["score_in"] for c in cells])
-        s_out = np.stack([c.arrays["score_out"] for c in cells])
-        return stats.resample_two_sample(s_in, s_out, metric, n_resamples, seed)
     if metric != "ece" or any(k not in c.arrays for c in cells for k in ("confidence", "correct")):
         return None
     return stats.resample_ece(np.stack([c.arrays["confidence"] for c in cells]),
@@ -161,7 +160,7 @@ def _aggregates(conditions: list[Condition], evals: Evals, names: list[str], see
 def _boot_seed(metric: str) -> int:
     """One resampling seed per metric, shared by every variant (that is what pairs them) and every
     condition (so an attack at eps = 0 gets exactly the clean interval)."""
-    return derive_seed(0, metric) % 2**32
+    return derive_seed(0, "ood" if metric in OOD else metric) % 2**32  # OOD metrics share one set of draws
 
 
 def _subset(r: stats.Resampled, idx: list[int]) -> stats.Resampled:
@@ -234,7 +233,15 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
                         means[metric].append((key, have, values))
                         order.append((v, cond, metric))
                     continue
-                r = _resampled(cells, cond, metric, n_resamples, _boot_seed(metric))
+                if cond.kind == "ood":  # every OOD metric from one sort per seed and block
+                    if metric == OOD[0]:
+                        rs = stats.resample_ood(np.stack([c.arrays["score_in"] for c in cells]),
+                                                np.stack([c.arrays["score_out"] for c in cells]), OOD, n_resamples,
+                                                _boot_seed(metric))
+                        resampled.update({(v, cond.key, m): (have, rs[m]) for m in OOD})
+                    order.append((v, cond, metric))
+                    continue
+                r = _resampled_ece(cells, metric, n_resamples, _boot_seed(metric))
                 if r is not None:
                     resampled[key] = (have, r)
                     order.append((v, cond, metric))

@@ -19,6 +19,8 @@ METRIC_TEXT = {
     "accuracy": "accuracy, % (higher is better)",
     "auroc": "AUROC (higher is better)",
     "fpr95": "FPR at 95% TPR, % (lower is better)",
+    "aupr_in": "AUPR-in, in-distribution as the positive class (higher is better)",
+    "aupr_out": "AUPR-out, OOD as the positive class (higher is better)",
     "ece": "expected calibration error, 15 equal-width bins, % (lower is better)",
     "nll": "negative log-likelihood of the true class, nats (lower is better)",
     "brier": "Brier score, squared distance of the softmax from the one-hot label (lower is better)",
@@ -365,6 +367,8 @@ def to_markdown(report: Report) -> str:
                 ("Natural shifts: same classes, another source", "natural", "accuracy"),
                 ("Out-of-distribution detection: AUROC", "ood", "auroc"),
                 ("Out-of-distribution detection: FPR at 95% TPR", "ood", "fpr95"),
+                ("Out-of-distribution detection: AUPR-in", "ood", "aupr_in"),
+                ("Out-of-distribution detection: AUPR-out", "ood", "aupr_out"),
                 ("Adversarial robustness", "attack", "accuracy")]
     for title, kind, metric in sections:
         if any(r.condition.kind == kind and r.metric == metric for r in report.estimates):

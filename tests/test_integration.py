@@ -51,7 +51,7 @@ def test_results_json_carries_the_promised_fields(run_dir: Path) -> None:
     assert len(clean) == 4 and all(e["n_examples"] == 450 for e in clean)
     assert all(e["ci_low"] <= e["value"] <= e["ci_high"] for e in clean)
     ood = {(e["condition"]["name"], e["metric"]) for e in res["estimates"] if e["condition"]["kind"] == "ood"}
-    assert ood == {(s, m) for s in ("faces", "textures", "photos") for m in ("auroc", "fpr95")}
+    assert ood == {(s, m) for s in ("faces", "textures", "photos") for m in ("auroc", "fpr95", "aupr_in", "aupr_out")}
     for c in res["comparisons"]:
         assert {"diff", "ci_low", "ci_high", "p_value", "p_adjusted"} <= c.keys()
         assert (c["variant"], c["baseline"]) in {("cnn-batch", "cnn-none"), ("mlp-layer", "mlp-none")}

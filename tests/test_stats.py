@@ -344,3 +344,16 @@ def test_resample_ece_is_the_weighted_ece_centred_on_the_estimate() -> None:
         # the replicates are the weighted ECEs shifted by their mean bias
         assert np.allclose(r.boot[:, s], raw - (raw.mean() - r.point[s]), atol=1e-6)
         assert r.boot[:, s].mean() == pytest.approx(r.point[s], abs=1e-9)
+
+
+def test_resample_ood_equals_one_metric_at_a_time() -> None:
+    from harness.stats import resample_ood, resample_two_sample
+
+    rng = np.random.default_rng(8)
+    s_in, s_out = rng.normal(1, 1, (2, 60)), rng.normal(0, 1, (2, 40)).round(1)  # ties among OOD scores
+    together = resample_ood(s_in, s_out, ("auroc", "fpr95", "aupr_in", "aupr_out"), n_resamples=300, seed=9)
+    for metric, r in together.items():
+        alone = resample_two_sample(s_in, s_out, metric, n_resamples=300, seed=9)
+        assert np.array_equal(r.point, alone.point) and np.array_equal(r.boot, alone.boot)
+    with pytest.raises(ValueError, match="unknown metric 'aupr'"):
+        resample_ood(s_in, s_out, ("aupr",))
