@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -298,10 +299,28 @@ def headline_columns(report: Report) -> list[tuple[str, str, str]]:
     return cols
 
 
-def headline(report: Report) -> tuple[list[str], list[list[str]]]:
-    """The summary table: one row per variant, the main numbers with intervals."""
+def compact_columns(report: Report) -> list[tuple[str, str, str]]:
+    """The terminal's few headline columns: clean and mean shifted accuracy, AUROC on the first
+    OOD set, and the worst case over all attacks at the largest eps where some variant keeps at
+    least 20% accuracy (beyond it every row reads ~0 and says nothing)."""
+    cols = [c for c in headline_columns(report) if c[1] in ("clean", "shift:all")]
+    cols += [c for c in headline_columns(report) if c[0].startswith("AUROC")][:1]
+    acc = defaultdict(list)
+    for r in report.estimates:
+        if r.condition.kind == "attack" and r.condition.name == "worst-case" and r.metric == "accuracy":
+            acc[r.condition].append(r.estimate.value)
+    telling = [c for c, vs in acc.items() if max(vs) >= 0.2]
+    if telling:
+        c = max(telling, key=lambda c: c.param("eps"))
+        cols.append((f"worst attack eps {c.param('eps'):g} %", c.key, "accuracy"))
+    return cols
+
+
+def headline(report: Report, cols: list[tuple[str, str, str]] | None = None) -> tuple[list[str], list[list[str]]]:
+    """The summary table: one row per variant, the main numbers with intervals (``cols``, by
+    default :func:`headline_columns`)."""
     est = {(r.variant, r.condition.key, r.metric): r.estimate for r in report.estimates}
-    cols = headline_columns(report)
+    cols = headline_columns(report) if cols is None else cols
     train = {s.variant: s for s in report.training_summary}
     header = ["variant", "steps to target", *[c[0] for c in cols]]
     rows = []
@@ -408,9 +427,9 @@ def print_summary(report: Report, console: Any = None) -> None:
     from rich.table import Table
 
     console = console or Console(stderr=True)
-    header, rows = headline(report)
+    header, rows = headline(report, compact_columns(report))
     t = Table(title=f"{report.suite['name']} {report.suite['version']}: mean over {len(report.seeds)} seeds "
-                    f"[{100 * report.level:g}% interval]", show_lines=False)
+                    f"[{100 * report.level:g}% interval]; every number in report.md", show_lines=False)
     for h in header:
         t.add_column(h, overflow="fold")
     for r in rows:

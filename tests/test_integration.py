@@ -290,3 +290,16 @@ def test_prerendered_corruptions_in_the_cifar_c_layout_are_scored(tmp_path: Path
     assert sorted(acc) == [1, 2, 3, 4, 5] and acc[5] < acc[1]
     write_reports(build_report(tmp_path / "run", n_resamples=100), tmp_path / "run")
     assert "contrast s5 (pre-rendered)" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_terminal_columns_pick_the_telling_attack_strength(run_dir: Path) -> None:
+    from reports.render import compact_columns
+
+    report = build_report(run_dir, n_resamples=100)
+    titles = [c[0] for c in compact_columns(report)]
+    assert titles[:3] == ["clean acc %", "shifted acc % (mean)", "AUROC faces"]
+    worst = {r.condition.param("eps"): max(x.estimate.value for x in report.estimates
+                                           if x.condition == r.condition and x.metric == "accuracy")
+             for r in report.estimates if r.condition.name == "worst-case"}
+    eps = max(e for e, best in worst.items() if best >= 0.2)
+    assert titles[3] == f"worst attack eps {eps:g} %" and all(best < 0.2 for e, best in worst.items() if e > eps)

@@ -152,3 +152,15 @@ def test_corruption_error_hand_computed() -> None:
     zero_ref = {k: np.array([v, v, 0.0]) for k, v in ref.items()}
     out = corruption_error(many, zero_ref, groups, "clean", False)
     assert out[:2] == pytest.approx([0.875, 0.875]) and np.isnan(out[2])
+
+
+def test_terminal_summary_is_compact(toy_run) -> None:
+    from rich.console import Console
+
+    from reports.render import compact_columns, headline_columns
+
+    report = build_report(toy_run[0], n_resamples=100)
+    assert compact_columns(report) == [c for c in headline_columns(report) if c[1] == "clean"]
+    console = Console(record=True, width=80)
+    print_summary(report, console)
+    assert "every number in report.md" in " ".join(console.export_text().split())  # the title wraps at 80
