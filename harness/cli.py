@@ -74,6 +74,9 @@ def _add_report_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--level", type=_level, default=0.95, help="confidence level of every interval (default 0.95)")
     p.add_argument("--resamples", type=_positive_int, default=2000,
                    help="bootstrap resamples per estimate (default 2000)")
+    p.add_argument("--adjust", choices=("holm", "bh"), default="holm",
+                   help="multiple-comparison adjustment of the p-values: holm (family-wise error, the default) "
+                        "or bh (Benjamini-Hochberg false discovery rate)")
     p.add_argument("--json", action="store_true", help="print results.json to stdout instead of file paths")
     p.add_argument("--quiet", action="store_true", help="no terminal summary on stderr")
 
@@ -218,7 +221,7 @@ def _report(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
     from reports.build import build_report
     from reports.render import print_summary, to_json, write_reports
 
-    report = build_report(run_dir, level=args.level, n_resamples=args.resamples)
+    report = build_report(run_dir, level=args.level, n_resamples=args.resamples, adjust=args.adjust)
     md, js = write_reports(report, run_dir)
     if not args.quiet:
         print_summary(report)

@@ -18,7 +18,7 @@ purpose, so results are deterministic in ``seed`` and no global random state is 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
@@ -383,6 +383,25 @@ def holm(p_values: ArrayLike) -> np.ndarray:
     adjusted = np.empty_like(p)
     adjusted[order] = np.minimum(1.0, np.maximum.accumulate((p.size - np.arange(p.size)) * p[order]))
     return adjusted
+
+
+def benjamini_hochberg(p_values: ArrayLike) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (false discovery rate), (k,) -> (k,) in the input
+    order: p_(i) * k / i, made monotone from the largest down, capped at 1."""
+    p = _as_float_array(p_values, "p_values", 1)
+    if ((p < 0) | (p > 1)).any():
+        raise ValueError("p_values must lie in [0, 1]")
+    order = np.argsort(p, kind="stable")
+    scaled = p[order] * p.size / np.arange(1, p.size + 1)
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
+    return adjusted
+
+
+ADJUSTMENTS: dict[str, tuple[str, Callable[[ArrayLike], np.ndarray]]] = {
+    "holm": ("Holm", holm),  # family-wise error rate (the default)
+    "bh": ("Benjamini-Hochberg", benjamini_hochberg),  # false discovery rate
+}
 
 
 def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:

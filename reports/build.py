@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from harness import stats
+from harness.errors import ConfigError
 from harness.seeding import derive_seed
 from harness.specs import Condition, Suite, clean
 from harness.store import Cell, Store
@@ -87,6 +88,7 @@ class Report:
     excluded: tuple[str, ...]
     provenance: dict[str, Any]
     n_test: int
+    adjust: str = "holm"  # the p-value adjustment, a key of harness.stats.ADJUSTMENTS
     attack_settings: tuple[dict[str, Any], ...] = ()
     reliability: tuple[dict[str, Any], ...] = ()
 
@@ -179,16 +181,17 @@ def _t_estimate(values: list[float], level: float, n_examples: int,
                           len(values), n_examples)
 
 
-def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 2000) -> Report:
-    """Build the report of a run directory from its stored records alone."""
+def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 2000, adjust: str = "holm") -> Report:
+    """Build the report of a run directory from its stored records alone; ``adjust`` names the
+    multiple-comparison adjustment of every p-value (see harness.stats.ADJUSTMENTS)."""
+    if adjust not in stats.ADJUSTMENTS:
+        raise ConfigError(f"unknown p-value adjustment {adjust!r}", hint=f"use one of {', '.join(stats.ADJUSTMENTS)}")
     with Store(run_dir, create=False) as store:
         suite = store.get_meta("suite")
         prov = store.get_meta("provenance") or {}
         train_cells = list(store.cells("train"))
         eval_cells = [c for c in store.cells("eval") if c.status == "done"]
     if suite is None:
-        from harness.errors import ConfigError
-
         raise ConfigError(f"{run_dir} holds no finished run (no suite recorded)", hint="run 'harness run' first")
 
     variants = tuple(suite["variants"])
@@ -274,7 +277,7 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
 
     summaries = tuple(_training_summary(v, seeds, train_by, level) for v in names)
     raw += _training_comparisons(pairs, seeds, train_by, level)
-    adjusted = stats.holm([c[4].p_value for c in raw]) if raw else np.array([])
+    adjusted = stats.ADJUSTMENTS[adjust][1]([c[4].p_value for c in raw]) if raw else np.array([])
     comparisons = tuple(ComparisonRow(v, b, cond, m, cmp, float(p), sd)
                         for (v, b, cond, m, cmp, sd), p in zip(raw, adjusted, strict=True))
 
@@ -288,7 +291,8 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
         seeds=seeds, variants=variants, level=level, n_resamples=n_resamples,
         estimates=tuple(estimates), comparisons=comparisons, training=training, training_summary=summaries,
         checks=tuple(run_checks(Records(evals, names, suite, pairs))), excluded=excluded, provenance=prov,
-        n_test=n_test, attack_settings=_attack_settings(eval_cells), reliability=_reliability(conditions, evals, names),
+        n_test=n_test, adjust=adjust, attack_settings=_attack_settings(eval_cells),
+        reliability=_reliability(conditions, evals, names),
     )
 
 

@@ -99,11 +99,15 @@ def _estimate_json(row: EstimateRow) -> dict[str, Any]:
             **row.estimate.to_dict()}
 
 
-def _comparison_json(row: ComparisonRow) -> dict[str, Any]:
+def _comparison_json(row: ComparisonRow, adjust: str) -> dict[str, Any]:
     return {"variant": row.variant, "baseline": row.baseline,
             "condition": {"kind": "training"} if row.condition is None else row.condition.to_dict(),
             "metric": row.metric, **row.comparison.to_dict(), "p_adjusted": row.p_adjusted,
-            "p_adjustment": "holm", "seeds": list(row.seeds)}
+            "p_adjustment": adjust, "seeds": list(row.seeds)}
+
+
+def _adjust_name(report: Report) -> str:
+    return stats.ADJUSTMENTS[report.adjust][0]
 
 
 def to_json(report: Report) -> dict[str, Any]:
@@ -117,7 +121,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "n_resamples": report.n_resamples,
         "methods": methods(report),
         "estimates": [_estimate_json(r) for r in report.estimates],
-        "comparisons": [_comparison_json(r) for r in report.comparisons],
+        "comparisons": [_comparison_json(r, report.adjust) for r in report.comparisons],
         "training": [{"variant": t.variant, "seed": t.seed, "status": t.status, "error": t.error, **t.result}
                      for t in report.training],
         "training_summary": [
@@ -153,7 +157,8 @@ def methods(report: Report) -> dict[str, str]:
             "The difference is the mean of the per-seed differences; its interval is the crossed bootstrap with "
             "the same draws for both variants. The p-value is a sign-flip permutation test over the per-seed "
             "differences (the training seed is the unit of replication), exact when seeds are few; McNemar's "
-            "exact test on per-example outcomes when there is one seed. p-values are Holm-adjusted across all "
+            f"exact test on per-example outcomes when there is one seed. p-values are {_adjust_name(report)}-adjusted "
+            "across all "
             f"{len(report.comparisons)} comparisons of this report."),
         "power": _power_note(n_seeds, len(report.comparisons)),
         "bn_mode": _bn_text(report.suite.get("bn_modes", ["frozen"])),
@@ -399,8 +404,9 @@ def to_markdown(report: Report) -> str:
 
     out += ["## Paired comparisons", "",
             f"Each variant minus its baseline; difference and interval in the metric's units; p raw and "
-            f"Holm-adjusted ({len(report.comparisons)} comparisons).", "",
-            _table(["variant", "baseline", "condition", "metric", "difference", "interval", "p", "p (Holm)",
+            f"{_adjust_name(report)}-adjusted ({len(report.comparisons)} comparisons).", "",
+            _table(["variant", "baseline", "condition", "metric", "difference", "interval", "p",
+                    f"p ({_adjust_name(report)})",
                     "seeds"], _comparison_rows(list(report.comparisons))), ""]
     if s.get("claims"):
         out += ["## Claims under test", "", *[f"- {_esc(c)}" for c in s["claims"]], "",
@@ -440,7 +446,7 @@ def print_summary(report: Report, console: Any = None) -> None:
     clear = sorted((r for r in report.comparisons if r.comparison.ci_low > 0 or r.comparison.ci_high < 0),
                    key=lambda r: (r.condition.key if r.condition else "training") not in shown)
     c = Table(title=f"Paired differences whose interval excludes 0 ({len(clear)} of {len(report.comparisons)})")
-    for h in ["variant", "baseline", "condition", "metric", "difference", "interval", "p (Holm)"]:
+    for h in ["variant", "baseline", "condition", "metric", "difference", "interval", f"p ({_adjust_name(report)})"]:
         c.add_column(h)
     for row in _comparison_rows(clear[:15]):
         c.add_row(*row[:6], row[7])

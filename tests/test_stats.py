@@ -357,3 +357,23 @@ def test_resample_ood_equals_one_metric_at_a_time() -> None:
         assert np.array_equal(r.point, alone.point) and np.array_equal(r.boot, alone.boot)
     with pytest.raises(ValueError, match="unknown metric 'aupr'"):
         resample_ood(s_in, s_out, ("aupr",))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_benjamini_hochberg_matches_scipy(seed: int) -> None:
+    from scipy.stats import false_discovery_control
+
+    from harness.stats import benjamini_hochberg
+
+    p = np.random.default_rng(seed).uniform(0, 0.2, 12)
+    p[3] = p[7]  # a tie
+    assert np.allclose(benjamini_hochberg(p), false_discovery_control(p, method="bh"), rtol=0, atol=1e-12)
+
+
+def test_benjamini_hochberg_hand_computed_and_never_above_holm() -> None:
+    from harness.stats import benjamini_hochberg
+
+    p = np.array([0.04, 0.01, 0.03])  # sorted 0.01, 0.03, 0.04 -> 0.03, 0.045, 0.04 -> monotone 0.03, 0.04, 0.04
+    assert benjamini_hochberg(p) == pytest.approx([0.04, 0.03, 0.04])
+    q = np.random.default_rng(1).uniform(size=30)
+    assert (benjamini_hochberg(q) <= holm(q) + 1e-15).all()
