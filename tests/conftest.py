@@ -37,3 +37,18 @@ def split():  # type: ignore[no-untyped-def]
     from harness.data import digits, stratified_split
 
     return stratified_split(digits(), 0.25, 0.1, 0)
+
+
+@pytest.fixture(scope="session")
+def filled_root():  # type: ignore[no-untyped-def]
+    """The data root (a pathlib.Path) when it holds MNIST and Fashion-MNIST, checksums verified;
+    tox fills it in commands_pre. Elsewhere the tests that need it skip and say how to fill it:
+    these are user-supplied datasets, never downloaded by a test."""
+    from harness.data import DATA_ROOT_ENV, IDX_SHA256, data_root, missing_idx_files
+
+    root = data_root()
+    missing = [d for d in IDX_SHA256 if missing_idx_files(d, root)]
+    if missing:
+        pytest.skip(f"{' and '.join(missing)} not in the data root {root} (or failing its checksums): fill it with "
+                    f"'python scripts/offline_data.py --root {root}' (tox does this) or set {DATA_ROOT_ENV}")
+    return root

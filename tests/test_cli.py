@@ -324,14 +324,11 @@ def _fake_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: dict[
 
 
 @pytest.fixture(scope="module")
-def real_files() -> dict[str, dict[str, Path]]:
-    """The official IDX files of the filled data root (tox fills it), else skip."""
-    from harness.data import IDX_SHA256, data_root, missing_idx_files, raw_dir
+def real_files(filled_root: Path) -> dict[str, dict[str, Path]]:
+    """The official IDX files of the filled data root (see conftest.filled_root)."""
+    from harness.data import IDX_SHA256, raw_dir
 
-    root = data_root()
-    if any(missing_idx_files(d, root) for d in IDX_SHA256):
-        pytest.skip(f"the data root {root} is not filled: run 'python scripts/offline_data.py --root {root}'")
-    return {d: {n: raw_dir(d, root) / n for n in names} for d, names in IDX_SHA256.items()}
+    return {d: {n: raw_dir(d, filled_root) / n for n in names} for d, names in IDX_SHA256.items()}
 
 
 def test_data_fetch_builds_both_datasets_from_the_packages_then_keeps_them(

@@ -355,3 +355,11 @@ def test_suite_contract(suite: str) -> None:
     keys = [c.key for c in s.conditions()]
     assert len(keys) == len(set(keys)), "two conditions share a key, so their cells would collide"
     assert keys[0] == "clean"
+
+
+def test_the_cifar10c_corruptions_are_all_registered() -> None:
+    from harness.shifts import CIFAR10_C, HELD_OUT, NOT_MONOTONE
+
+    assert len(CIFAR10_C) == 15 and len(HELD_OUT) == 4
+    assert set(CIFAR10_C) | set(HELD_OUT) <= set(SHIFTS)
+    assert set(NOT_MONOTONE) <= set(SHIFTS)

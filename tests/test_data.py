@@ -345,17 +345,6 @@ MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 
 
-@pytest.fixture(scope="module")
-def filled_root() -> Path:
-    """The data root, when it holds both datasets (tox fills it in commands_pre); else skip."""
-    root = data_root()
-    missing = [d for d in IDX_SHA256 if missing_idx_files(d, root)]
-    if missing:
-        pytest.skip(f"{' and '.join(missing)} not in the data root {root} (or failing its checksums): fill it with "
-                    f"'python scripts/offline_data.py --root {root}' (tox does this) or set {DATA_ROOT_ENV}")
-    return root
-
-
 def _check_images(d: ImageSet, n: int) -> None:
     assert d.x.shape == (n, 1, 28, 28) and d.x.dtype == np.float32
     assert d.x.min() == 0.0 and d.x.max() == 1.0
