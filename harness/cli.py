@@ -70,13 +70,28 @@ _non_negative_int = _checked(int, lambda v: v >= 0, "a non-negative integer")
 _level = _checked(float, lambda v: 0 < v < 1, "a confidence level in (0, 1), e.g. 0.95")
 
 
-def _add_report_options(p: argparse.ArgumentParser) -> None:
+def _add_statistics_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--level", type=_level, default=0.95, help="confidence level of every interval (default 0.95)")
     p.add_argument("--resamples", type=_positive_int, default=2000,
                    help="bootstrap resamples per estimate (default 2000)")
     p.add_argument("--adjust", choices=("holm", "bh"), default="holm",
                    help="multiple-comparison adjustment of the p-values: holm (family-wise error, the default) "
                         "or bh (Benjamini-Hochberg false discovery rate)")
+    p.add_argument("--interval", default="auto", metavar="METHOD",
+                   choices=("auto", "crossed-t", "hierarchical", "seed-t", "seed-percentile", "seed-bca"),
+                   help="interval method of the evaluation estimates and comparisons: auto (the default: Wilson "
+                        "for one seed's proportion, else the crossed t-interval), crossed-t, hierarchical (bootstrap "
+                        "over seeds, then examples), seed-t, seed-percentile or seed-bca (the last three hold the "
+                        "test set fixed); docs/statistics.md says where each is valid")
+
+
+def _statistics(args: argparse.Namespace) -> dict[str, Any]:
+    """build_report's keyword arguments from the options of _add_statistics_options."""
+    return {"level": args.level, "n_resamples": args.resamples, "adjust": args.adjust, "interval": args.interval}
+
+
+def _add_report_options(p: argparse.ArgumentParser) -> None:
+    _add_statistics_options(p)
     p.add_argument("--json", action="store_true", help="print results.json to stdout instead of file paths")
     p.add_argument("--quiet", action="store_true", help="no terminal summary on stderr")
 
@@ -127,6 +142,27 @@ def build_parser() -> argparse.ArgumentParser:
                                    "statistics.")
     p.add_argument("run_dir", type=Path, help="a run directory written by 'harness run'")
     _add_report_options(p)
+
+    p = sub.add_parser("compare", help="two runs side by side: what changed beyond its interval",
+                       description="Rebuild the reports of two run directories with the same statistics (another "
+                                   "harness version, suite version or machine) and match them row by row: every "
+                                   "estimate by (variant, condition, metric), every paired comparison by (variant, "
+                                   "baseline, condition, metric), every sanity check by name; rows in one run only "
+                                   "are listed as added or removed. A row has changed beyond its interval when the "
+                                   "interval of B - A excludes 0; the runs are independent, so that interval is a "
+                                   "normal approximation whose half-widths, below and above the difference "
+                                   "separately, combine the two runs' half-widths in quadrature. The header names "
+                                   "both runs' suite, harness version and git commit, seeds and machine, and every "
+                                   "setting that differs; runs of different suites are compared where rows match, "
+                                   "with a warning.")
+    p.add_argument("run_a", type=Path, metavar="RUN_A", help="the first run directory (A, e.g. the reference)")
+    p.add_argument("run_b", type=Path, metavar="RUN_B", help="the second run directory (B); differences are B - A")
+    _add_statistics_options(p)
+    p.add_argument("--json", action="store_true",
+                   help="print the header and every row (with its status) as JSON to stdout, no table")
+    p.add_argument("--fail-on-change", action="store_true",
+                   help="exit status 1 when a row changed beyond its interval, a row is in one run only, or a "
+                        "sanity check changed status (for CI)")
 
     p = sub.add_parser("data", help="datasets: fetch MNIST and Fashion-MNIST, contact sheets of the corruptions",
                        description="Work with the registered datasets.")
@@ -212,7 +248,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"cells:      {len(suite.variants) * len(suite.seeds)} training, "
         f"{len(suite.variants) * len(suite.seeds) * len(suite.conditions())} evaluation",
     ]
-    lines += [f"claim:      {c}" for c in suite.claims]
+    lines += [f"claim:      {c if isinstance(c, str) else c.text}" for c in suite.claims]
     print("\n".join(lines))
     return 0
 
@@ -221,14 +257,14 @@ def _report(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
     from reports.build import build_report
     from reports.render import print_summary, to_json, write_reports
 
-    report = build_report(run_dir, level=args.level, n_resamples=args.resamples, adjust=args.adjust)
-    md, js = write_reports(report, run_dir)
+    report = build_report(run_dir, **_statistics(args))
+    paths = write_reports(report, run_dir)
     if not args.quiet:
         print_summary(report)
     if args.json:
-        print(js.read_text(encoding="utf-8"), end="")
-    else:
-        print(f"report:  {md}\nresults: {js}")
+        print(paths["results"].read_text(encoding="utf-8"), end="")
+    else:  # one "label: path" line per output, e.g. "html:    runs/x/report.html"
+        print("\n".join(f"{label + ':':9}{path}" for label, path in paths.items()))
     return to_json(report)
 
 
@@ -259,6 +295,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from reports.build import build_report
+    from reports.compare import compare_runs, print_comparison, summary_line, to_json
+
+    a, b = (build_report(d, **_statistics(args)) for d in (args.run_a, args.run_b))
+    result = compare_runs(a, b, (str(args.run_a), str(args.run_b)))
+    if args.json:
+        print(json.dumps(to_json(result), indent=1, allow_nan=False))
+    else:
+        print_comparison(result)
+        print(summary_line(result))
+    return 1 if args.fail_on_change and result.changed else 0
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     if args.data_command == "fetch":
         from harness.fetch import fetch
@@ -274,7 +324,8 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "show": cmd_show, "run": cmd_run, "report": cmd_report, "data": cmd_data}
+COMMANDS = {"list": cmd_list, "show": cmd_show, "run": cmd_run, "report": cmd_report, "compare": cmd_compare,
+            "data": cmd_data}
 
 
 def cli_reference() -> str:

@@ -209,6 +209,47 @@ def check(name: str, **params: Any) -> Condition:
     return Condition("check", name, tuple(sorted((k, float(v) if k == "eps" else v) for k, v in params.items())))
 
 
+CLAIM_DIRECTIONS = ("lower", "higher", "not-higher", "not-lower")
+# metrics a report compares between variants (harness.reports.build): evaluation and training
+CLAIM_METRICS = ("accuracy", "auroc", "fpr95", "aupr_in", "aupr_out", "ece", "nll", "brier", "steps_to_target",
+                 "seconds_per_step")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A directional claim a suite tests: each variant with one of ``norms`` against the same model
+    with the suite's baseline norm, on ``metric`` under the conditions ``condition`` matches.
+
+    ``direction`` says how the variant's value relates to the baseline's: "lower" / "higher" (a
+    difference), or "not-higher" / "not-lower" (no difference beyond ``margin``, in the metric's
+    units, e.g. 0.02 for 2 accuracy points). ``condition`` is a shell pattern over condition keys
+    ("clean", "attack:pgd-linf:eps=0.1*", "shift:*"), or "training" for training metrics. Empty
+    ``norms`` means every normalized variant. The report gives each claim a verdict.
+    """
+
+    text: str
+    metric: str
+    direction: str
+    condition: str = "training"
+    norms: tuple[str, ...] = ()
+    margin: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check(self.direction in CLAIM_DIRECTIONS, f"claim {self.text!r} has direction {self.direction!r}",
+               f"use one of {', '.join(CLAIM_DIRECTIONS)}")
+        _check(self.metric in CLAIM_METRICS, f"claim {self.text!r} is about metric {self.metric!r}, which no report "
+               "compares", f"use one of {', '.join(CLAIM_METRICS)}")
+        training = self.metric in ("steps_to_target", "seconds_per_step")
+        _check(training == (self.condition == "training"),
+               f"claim {self.text!r} pairs metric {self.metric!r} with condition {self.condition!r}",
+               "training metrics take condition 'training'; evaluation metrics a condition pattern such as 'clean'")
+        _check(self.margin >= 0, f"claim {self.text!r} has a negative margin {self.margin}", "use a margin >= 0")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Claim:
+        return cls(**{**d, "norms": tuple(d.get("norms", ()))})
+
+
 @dataclass(frozen=True)
 class Suite:
     """A versioned experiment: data, variants, seeds, training recipe and evaluation battery.
@@ -230,7 +271,7 @@ class Suite:
     val_fraction: float = 0.1
     split_seed: int = 0
     baseline_norm: str = "none"
-    claims: tuple[str, ...] = ()
+    claims: tuple[Claim | str, ...] = ()  # a plain string is shown but gets no verdict
 
     def __post_init__(self) -> None:
         _check(bool(self.variants), f"suite {self.name!r} declares no variants", "add at least one Variant")
@@ -326,4 +367,5 @@ class Suite:
         rest = {k: d[k] for k in ("test_fraction", "val_fraction", "split_seed", "baseline_norm") if k in d}
         return cls(name=d["name"], version=d["version"], description=d["description"], dataset=d["dataset"],
                    variants=variants, seeds=tuple(d["seeds"]), train=TrainSpec(**d["train"]),
-                   evaluation=EvalSpec(**ev), claims=tuple(d.get("claims", ())), **rest)
+                   evaluation=EvalSpec(**ev),
+                   claims=tuple(c if isinstance(c, str) else Claim.from_dict(c) for c in d.get("claims", ())), **rest)

@@ -7,10 +7,16 @@ so a per-seed statistic (accuracy, AUROC, ...) varies with both the seed and the
   observed examples, ``point`` (S,), and under B example resamples, ``boot`` (B, S). Resample b
   is shared by all seeds (they saw the same examples) and, given the same ``seed`` argument, by
   every variant, which is what pairs two variants in :func:`compare`.
-* :func:`estimate` and :func:`compare` add the seed level: replicate b averages ``boot[b]`` over
-  S seeds drawn with replacement, and the interval is the percentile interval of the replicates.
+* :func:`variance_components` splits the variance of the mean over seeds into a seed part and
+  an example part (the interaction of seed and example, which both a seed resample and an
+  example resample would count, is counted once). :func:`estimate` and :func:`compare` turn
+  them into an interval by one of :data:`INTERVALS`; ``auto`` picks the validated default.
 * The p-value of a comparison comes from the seeds (sign-flip test on per-seed differences);
   with one seed it falls back to McNemar (proportions) or the example bootstrap.
+
+Every estimator is validated by simulation in tests/test_stats_validation.py (coverage of 95%
+intervals, type I error of the tests, Holm's family-wise error rate); ``benchmarks/coverage.py``
+prints the full coverage table, including the designs where an estimator falls short.
 
 Every random draw comes from ``np.random.default_rng((seed, stream))`` with a fixed stream per
 purpose, so results are deterministic in ``seed`` and no global random state is touched.
@@ -30,7 +36,7 @@ from .metrics import OOD_METRICS, _as_binary, _as_float_array, calibration_bins,
 
 # Distinct streams: draws of different shapes from one default_rng(seed) would reuse the same
 # bits, correlating e.g. the seed draw of a replicate with its example draw.
-_EXAMPLES, _OOD_EXAMPLES, _SEEDS, _SIGNS = range(4)
+_EXAMPLES, _OOD_EXAMPLES, _SEEDS, _SIGNS, _SEED_BOOT = range(5)
 _N_SIGN_FLIPS = 20000
 # Replicates are drawn and reduced in blocks of this many rows: a multi-MB fresh array costs more in
 # page faults than the counting itself, while a block stays in cache.
@@ -48,6 +54,7 @@ class Estimate:
     method: str
     n_seeds: int
     n_examples: int
+    caveat: str = ""  # when the design is outside the range where the method was validated
 
     def to_dict(self) -> dict[str, float | int | str]:
         return asdict(self)
@@ -66,8 +73,12 @@ class Comparison:
     p_method: str
     n_seeds: int
     n_examples: int
+    caveat: str = ""
+    effect_size: float | None = None  # mean / sd of the per-seed differences (Cohen's d_z)
+    mde: float | None = None  # smallest |difference| this design detects with 80% power
+    seeds_needed: int | None = None  # seeds that would detect the observed difference with 80% power
 
-    def to_dict(self) -> dict[str, float | int | str]:
+    def to_dict(self) -> dict[str, float | int | str | None]:
         return asdict(self)
 
 
@@ -171,7 +182,8 @@ def resample_means(values: Sequence[ArrayLike], n_resamples: int = 2000, seed: i
         points = [arrays[i].mean(axis=1) for i in idx]
         # Resampling deviations from the seed mean keeps a constant row exactly constant in every replicate.
         centred = np.concatenate([arrays[i] - p[:, None] for i, p in zip(idx, points, strict=True)])
-        boot = _float_counts(n, n_resamples, seed) @ centred.T / n
+        # block by block: a (B, n) float copy of the counts would take B * n * 8 bytes (800 MB at 10k x 10k)
+        boot = np.concatenate([block @ centred.T for block in _count_blocks(n, n_resamples, seed, _EXAMPLES)]) / n
         col = 0
         for i, p in zip(idx, points, strict=True):
             x = arrays[i]
@@ -259,11 +271,83 @@ def _float_counts(n: int, n_resamples: int, seed: int, dtype: type = np.float64)
     return counts
 
 
-def _crossed_replicates(boot: np.ndarray, seed: int) -> np.ndarray:
-    """(B, S) per-seed replicates -> (B,) means over S seeds redrawn with replacement per replicate."""
+@dataclass(frozen=True)
+class Components:
+    """Variance of the mean over S seeds of a per-seed statistic, split by source.
+
+    ``seed``: the part due to which seeds were drawn, sigma_seed^2 / S, estimated from the spread
+    of the per-seed values net of the seed x example interaction (S - 1 degrees of freedom).
+    ``examples``: the part due to which test examples were drawn (example effects plus the
+    interaction), from the example resamples (many degrees of freedom). ``total`` is their sum.
+    """
+
+    seed: float
+    examples: float
+    n_seeds: int
+
+    @property
+    def total(self) -> float:
+        return self.seed + self.examples
+
+    @property
+    def seed_share(self) -> float:
+        """Fraction of the variance due to seeds (0 when the total is 0)."""
+        return self.seed / self.total if self.total > 0 else 0.0
+
+
+def variance_components(point: np.ndarray, boot: np.ndarray) -> Components:
+    """Split the variance of ``point.mean()`` for (S,) per-seed values and (B, S) example replicates.
+
+    With A = var(point) / S (seed effects plus the interaction), X = var over b of the replicate
+    mean over seeds (example effects plus the interaction) and I = the interaction alone (the
+    replicates' spread around their seed mean), the variance of the mean is A + X - I: the
+    interaction appears in both A and X, and counting it twice is what made the two-stage
+    bootstrap over-cover. The seed part A - I is floored at 0.
+    """
+    n_seeds = point.size
+    mean_rep = boot.mean(axis=1)
+    examples = float(mean_rep.var(ddof=1)) if len(boot) > 1 else 0.0
+    if n_seeds == 1:
+        return Components(0.0, examples, 1)
+    between = float(point.var(ddof=1)) / n_seeds
+    inter = float((boot - mean_rep[:, None]).var(axis=0, ddof=1).sum()) / (n_seeds * (n_seeds - 1)) \
+        if len(boot) > 1 else 0.0
+    return Components(max(between - inter, 0.0), examples, n_seeds)
+
+
+def _quantiles(level: float, n_seeds: int) -> tuple[float, float]:
+    """(t quantile on S - 1 df, normal quantile) of a two-sided ``level`` interval."""
+    q = 0.5 + level / 2
+    return float(stdtrit(max(n_seeds - 1, 1), q)), float(ndtri(q))
+
+
+def crossed_t_half_width(c: Components, level: float) -> float:
+    """Half-width of the crossed t-interval: sqrt(t^2 seed + z^2 examples), the seed part on
+    S - 1 degrees of freedom (few seeds: t quantile), the example part on many (normal quantile)."""
+    t, z = _quantiles(level, c.n_seeds)
+    return float(np.sqrt(t * t * c.seed + z * z * c.examples))
+
+
+def _hierarchical_replicates(point: np.ndarray, boot: np.ndarray, seed: int, level: float) -> np.ndarray:
+    """(B,) replicates of the hierarchical bootstrap: seeds, then examples.
+
+    Replicate b draws S seeds with replacement (seed stage), then adds example replicate b's
+    deviation of the mean over all seeds (example stage). The seed stage is rescaled (as in a
+    residual bootstrap with reflated residuals) so its variance is the seed component alone,
+    widened by t/z on S - 1 df. The example stage averages all seeds rather than the drawn ones:
+    a seed drawn twice would count its interaction with the examples twice, the over-coverage
+    this replaces. The replicates' variance matches :func:`crossed_t_half_width`; skew survives.
+    """
     n_resamples, n_seeds = boot.shape
     drawn = _rng(seed, _SEEDS).integers(0, n_seeds, size=(n_resamples, n_seeds))
-    return np.take_along_axis(boot, drawn, axis=1).mean(axis=1)
+    centre = point.mean()
+    seed_means = point[drawn].mean(axis=1)
+    examples = boot.mean(axis=1) - centre
+    c = variance_components(point, boot)
+    raw = point.var(ddof=0) / n_seeds  # the seed stage's variance before rescaling
+    t, z = _quantiles(level, n_seeds)
+    scale = t / z * np.sqrt(c.seed / raw) if raw > 0 else 0.0
+    return centre + scale * (seed_means - centre) + examples
 
 
 def _percentile_interval(replicates: np.ndarray, level: float) -> tuple[float, float]:
@@ -271,39 +355,138 @@ def _percentile_interval(replicates: np.ndarray, level: float) -> tuple[float, f
     return float(low), float(high)
 
 
-def _bootstrap_method(boot: np.ndarray) -> str:
-    n_resamples, n_seeds = boot.shape
-    if n_seeds == 1:
-        return f"example bootstrap (1 seed: seed variance not captured), percentile, {n_resamples} resamples"
-    return f"crossed bootstrap (seeds x examples), percentile, {n_resamples} resamples"
+def seed_bootstrap(values: ArrayLike, level: float = 0.95, n_resamples: int = 10000, seed: int = 0,
+                   bca: bool = False, expand: bool = True) -> tuple[float, float]:
+    """Expanded percentile (or BCa) bootstrap interval for the mean of (S,) per-seed summaries.
 
-
-def estimate(r: Resampled, level: float = 0.95, seed: int = 0) -> Estimate:
-    """Mean over seeds of a per-seed statistic with a ``level`` confidence interval.
-
-    One seed with 0/1 outcomes: Wilson interval on that seed's proportion. Otherwise the crossed
-    bootstrap percentile interval (seeds and examples both resampled); with one non-binary seed
-    that reduces to the example bootstrap. Constant data give an interval collapsed to the value.
+    Only the seeds are resampled: the interval holds the test set fixed. The percentile levels are
+    expanded for small samples (Hesterberg's expanded percentile interval); BCa then corrects them
+    for bias (z0, from the share of replicates below the mean) and skew (acceleration, from the
+    jackknife). See INTERVALS for the number of seeds each was validated at. ``expand=False``
+    gives the textbook intervals (as scipy.stats.bootstrap computes them).
     """
     _check_level(level)
-    n_seeds = r.point.size
-    if n_seeds == 1 and r.binary is not None:
-        low, high = wilson_interval(int(r.binary[0].sum()), r.binary.shape[1], level)
-        method = "wilson"
+    x = _as_float_array(values, "values", 1, "a seed bootstrap needs at least one value")
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be >= 1; got {n_resamples}")
+    mean = float(x.mean())
+    if np.ptp(x) == 0:
+        return mean, mean
+    from scipy.special import ndtr
+
+    reps = x[_rng(seed, _SEED_BOOT).integers(0, x.size, size=(n_resamples, x.size))].mean(axis=1)
+    # Expanded percentile (Hesterberg 2015): a resample mean's spread is sqrt((S-1)/S) too small and
+    # normal rather than t, so the tail probabilities are moved to where a t-interval would put them.
+    # Without it 95% percentile intervals covered 91-93% even at 40 seeds.
+    tail = float(ndtr(np.sqrt(x.size / max(x.size - 1, 1)) * stdtrit(max(x.size - 1, 1), (1 - level) / 2))
+                 if expand else (1 - level) / 2)
+    alphas = np.array([tail, 1 - tail])
+    if bca:
+        z0 = float(ndtri((np.count_nonzero(reps < mean) + 0.5 * np.count_nonzero(reps == mean)) / n_resamples))
+        jack = (x.sum() - x) / (x.size - 1) if x.size > 1 else x
+        dev = jack.mean() - jack
+        den = 6.0 * float(np.sum(dev**2)) ** 1.5
+        accel = float(np.sum(dev**3)) / den if den > 0 else 0.0
+        zq = ndtri(alphas)
+        alphas = ndtr(z0 + (z0 + zq) / (1 - accel * (z0 + zq)))
+    low, high = np.quantile(reps, alphas)
+    return float(low), float(high)
+
+
+# name -> (what the report calls it, when it is valid)
+INTERVALS: dict[str, tuple[str, str]] = {
+    "auto": ("automatic", "Wilson for one seed's proportion, the example bootstrap for one seed's other "
+                          "statistics, the crossed t-interval from two seeds"),
+    "crossed-t": ("crossed t-interval (variance components: seeds on S-1 df, examples)",
+                  "validated from 5 seeds; with 2-3 seeds it under-covers when seeds vary much more than "
+                  "examples"),
+    "hierarchical": ("hierarchical bootstrap (seeds, then examples; seed stage rescaled to its variance "
+                     "component on S-1 df), percentile",
+                     "validated from 5 seeds while examples carry at least half the variance, and from 10 "
+                     "seeds; with fewer the seed stage takes too few values"),
+    "seed-t": ("t-interval over per-seed values (test set held fixed)",
+               "for per-seed summaries such as training metrics; ignores the test set's sampling error"),
+    "seed-percentile": ("seed bootstrap, expanded percentile (test set held fixed)",
+                        "validated from 20 seeds; ignores the test set's sampling error"),
+    "seed-bca": ("seed bootstrap, BCa on the expanded percentile levels (test set held fixed)",
+                 "validated from 20 seeds; ignores the test set's sampling error"),
+}
+_MIN_SEEDS = {"crossed-t": 5, "hierarchical": 5, "seed-percentile": 20, "seed-bca": 20, "seed-t": 2}
+
+
+def check_interval(method: str) -> None:
+    """Raise ValueError unless ``method`` is a key of :data:`INTERVALS`."""
+    if method not in INTERVALS:
+        raise ValueError(f"unknown interval method {method!r}; expected one of {', '.join(INTERVALS)}")
+
+
+def _caveat(method: str, n_seeds: int, c: Components | None) -> str:
+    need = _MIN_SEEDS.get(method, 0)
+    if method == "hierarchical" and n_seeds < 10 and c is not None and c.seed_share > 0.5:
+        need = 10  # measured: 93.3% at 5 seeds when seeds carry two thirds of the variance
+    if n_seeds >= need:
+        return ""
+    if method == "crossed-t" and c is not None and c.seed_share < 0.5:
+        return ""  # measured: in band with 2-3 seeds while examples dominate the variance
+    share = "" if c is None else f" (seeds {100 * c.seed_share:.0f}% of the variance)"
+    return f"{n_seeds} seeds{share}: below the {need} seeds this interval was validated for; likely too narrow"
+
+
+def _interval(r: Resampled, level: float, seed: int, method: str
+              ) -> tuple[float, float, str, str]:
+    """(low, high, method text, caveat) of the mean over seeds of ``r`` by interval ``method``."""
+    check_interval(method)
+    n_resamples, n_seeds = r.boot.shape
+    centre = float(r.point.mean())
+    if n_seeds == 1:
+        if r.binary is not None and method in ("auto", "crossed-t", "hierarchical"):
+            low, high = wilson_interval(int(r.binary[0].sum()), r.binary.shape[1], level)
+            return low, high, "wilson", ""
+        low, high = _percentile_interval(r.boot[:, 0], level)
+        return low, high, (f"example bootstrap, percentile, {n_resamples} resamples"), \
+            "1 seed: the seed's own variance is not captured"
+    if method in ("auto", "crossed-t"):
+        c = variance_components(r.point, r.boot)
+        half = crossed_t_half_width(c, level)
+        if half <= 1e-12 * max(1.0, abs(centre)):  # constant data: only rounding error is left
+            return centre, centre, INTERVALS["crossed-t"][0] + f", {n_resamples} example resamples", ""
+        name = INTERVALS["crossed-t"][0] + f", {n_resamples} example resamples"
+        return centre - half, centre + half, name, _caveat("crossed-t", n_seeds, c)
+    if method == "hierarchical":
+        c = variance_components(r.point, r.boot)
+        low, high = _percentile_interval(_hierarchical_replicates(r.point, r.boot, seed, level), level)
+        return low, high, INTERVALS[method][0] + f", {n_resamples} resamples", _caveat(method, n_seeds, c)
+    if method == "seed-t":
+        low, high = t_interval(r.point, level)
     else:
-        low, high = _percentile_interval(_crossed_replicates(r.boot, seed), level)
-        method = _bootstrap_method(r.boot)
-    return Estimate(float(r.point.mean()), low, high, level, method, n_seeds, r.n_examples)
+        low, high = seed_bootstrap(r.point, level, n_resamples, seed, bca=method == "seed-bca")
+    return low, high, INTERVALS[method][0], _caveat(method, n_seeds, None)
 
 
-def compare(a: Resampled, b: Resampled, level: float = 0.95, seed: int = 0) -> Comparison:
+def estimate(r: Resampled, level: float = 0.95, seed: int = 0, method: str = "auto",
+             bounds: tuple[float, float] = (-np.inf, np.inf)) -> Estimate:
+    """Mean over seeds of a per-seed statistic with a ``level`` confidence interval by ``method``
+    (a key of :data:`INTERVALS`; ``auto``: Wilson for one seed's proportion, the example bootstrap
+    for one seed's other statistics, else the crossed t-interval), clipped to the metric's
+    ``bounds`` (a proportion's [0, 1]). Constant data give an interval collapsed to the value.
+    """
+    _check_level(level)
+    low, high, name, caveat = _interval(r, level, seed, method)
+    low, high = float(np.clip(low, *bounds)), float(np.clip(high, *bounds))
+    return Estimate(float(r.point.mean()), low, high, level, name, r.point.size, r.n_examples, caveat)
+
+
+def compare(a: Resampled, b: Resampled, level: float = 0.95, seed: int = 0, method: str = "auto",
+            power: float = 0.8) -> Comparison:
     """Paired comparison a minus b of two variants evaluated with the same seeds and examples.
 
     ``a`` and ``b`` must come from the same example draws (same ``n_resamples`` and ``seed`` when
-    built) and list the same seeds in the same order; the per-seed differences are the data.
-    Interval: crossed bootstrap of ``a.boot - b.boot`` with shared seed draws. p-value: sign-flip
-    test over seeds for S >= 2; with one seed McNemar's exact test when both are proportions,
-    else the two-sided example-bootstrap p.
+    built) and list the same seeds in the same order; the per-seed differences are the data, and
+    the interval is ``method``'s interval of their mean (one seed: the example bootstrap). p-value:
+    sign-flip test over seeds for S >= 2; with one seed McNemar's exact test when both are
+    proportions, else the two-sided example-bootstrap p. Also the effect size (d_z over seeds),
+    the smallest difference detectable with ``power`` and the seeds that would detect the
+    observed difference with it (see :func:`detectable_difference`, :func:`seeds_needed`).
     """
     _check_level(level)
     if a.boot.shape != b.boot.shape or a.n_examples != b.n_examples:
@@ -312,28 +495,103 @@ def compare(a: Resampled, b: Resampled, level: float = 0.95, seed: int = 0) -> C
             " differ; compare needs the same seeds and example draws"
         )
     n_seeds = a.point.size
-    diff_boot = a.boot - b.boot
-    low, high = _percentile_interval(_crossed_replicates(diff_boot, seed), level)
+    d = Resampled(point=a.point - b.point, boot=a.boot - b.boot, n_examples=a.n_examples, binary=None)
+    low, high, ci_method, caveat = _interval(d, level, seed, method)
     if n_seeds >= 2:
-        p_value = sign_flip_test(a.point - b.point, _N_SIGN_FLIPS, seed)
+        p_value = sign_flip_test(d.point, _N_SIGN_FLIPS, seed)
         kind = f"exact, {2**n_seeds}" if 2**n_seeds <= _N_SIGN_FLIPS else f"Monte Carlo, {_N_SIGN_FLIPS}"
         p_method = f"sign-flip permutation over seeds ({kind} sign patterns)"
     elif a.binary is not None and b.binary is not None:
         p_value, p_method = mcnemar_exact(a.binary[0], b.binary[0]), "McNemar exact"
     else:
-        tail = min(np.mean(diff_boot <= 0), np.mean(diff_boot >= 0))
+        tail = min(np.mean(d.boot <= 0), np.mean(d.boot >= 0))
         p_value, p_method = min(1.0, 2.0 * float(tail)), "bootstrap"
+    c = variance_components(d.point, d.boot)
+    diff = float(d.point.mean())
     return Comparison(
-        diff=float((a.point - b.point).mean()),
-        ci_low=low,
-        ci_high=high,
-        level=level,
-        p_value=p_value,
-        ci_method=_bootstrap_method(diff_boot),
-        p_method=p_method,
-        n_seeds=n_seeds,
-        n_examples=a.n_examples,
+        diff=diff, ci_low=low, ci_high=high, level=level, p_value=p_value, ci_method=ci_method, p_method=p_method,
+        n_seeds=n_seeds, n_examples=a.n_examples, caveat=caveat, effect_size=effect_size(d.point),
+        mde=detectable_difference(c, level, power), seeds_needed=seeds_needed(diff, c, level, power),
     )
+
+
+def effect_size(d: ArrayLike) -> float | None:
+    """Cohen's d_z of (S,) paired per-seed differences: mean / sd (ddof 1). None with fewer than
+    two seeds or when every difference is the same (no spread to scale by)."""
+    x = _as_float_array(d, "d", 1, "an effect size needs at least one paired difference")
+    if x.size < 2 or np.ptp(x) == 0:
+        return None
+    return float(x.mean() / x.std(ddof=1))
+
+
+def probability_of_improvement(a: ArrayLike, b: ArrayLike, higher_is_better: bool = True) -> float:
+    """P(a run of variant a beats a run of variant b): the Mann-Whitney share of the S_a x S_b seed
+    pairs (i, j) with a_i better than b_j, ties counting one half. 0.5 = no tendency."""
+    x = _as_float_array(a, "a", 1, "a probability of improvement needs at least one value")
+    y = _as_float_array(b, "b", 1, "a probability of improvement needs at least one value")
+    diff = x[:, None] - y[None, :]
+    if not higher_is_better:
+        diff = -diff
+    return float(np.mean((diff > 0) + 0.5 * (diff == 0)))
+
+
+def probability_of_improvement_interval(a: ArrayLike, b: ArrayLike, higher_is_better: bool = True,
+                                        level: float = 0.95, n_resamples: int = 2000, seed: int = 0
+                                        ) -> tuple[float, float]:
+    """Percentile interval of :func:`probability_of_improvement` over paired seed resamples
+    (a and b are (S,) values of the same seeds; seed i of both is drawn together)."""
+    _check_level(level)
+    x = _as_float_array(a, "a", 1, "a probability of improvement needs at least one value")
+    y = _as_float_array(b, "b", 1, "a probability of improvement needs at least one value")
+    if x.shape != y.shape:
+        raise ValueError(f"a has {x.size} seeds but b has {y.size}; they must be paired")
+    drawn = _rng(seed, _SEED_BOOT).integers(0, x.size, size=(n_resamples, x.size))
+    diff = x[drawn][:, :, None] - y[drawn][:, None, :]  # (B, S, S)
+    if not higher_is_better:
+        diff = -diff
+    reps = np.mean((diff > 0) + 0.5 * (diff == 0), axis=(1, 2))
+    return _percentile_interval(reps, level)
+
+
+def detectable_difference(c: Components, level: float = 0.95, power: float = 0.8) -> float:
+    """Smallest true |difference| whose crossed t-interval excludes 0 with probability ``power``:
+    the interval's half-width plus the ``power`` quantile of the estimate's spread (same split of
+    seed and example parts). 0 when the difference does not vary at all."""
+    if not 0 < power < 1:
+        raise ValueError(f"power must be in (0, 1); got {power}")
+    if c.total <= 0:
+        return 0.0
+    t_pow = float(stdtrit(max(c.n_seeds - 1, 1), power))
+    z_pow = float(ndtri(power))
+    beyond = float(np.sqrt(t_pow**2 * c.seed + z_pow**2 * c.examples))
+    return crossed_t_half_width(c, level) + beyond
+
+
+def seeds_needed(diff: float, c: Components, level: float = 0.95, power: float = 0.8, alpha: float | None = None,
+                 most: int = 1000) -> int | None:
+    """Seeds that would detect a true difference of ``diff`` with ``power``, the test set unchanged.
+
+    Scales the seed part of ``c`` by S / S' and keeps the example part, so more seeds cannot beat
+    the test set's own sampling error: None when even ``most`` seeds would not, or when ``diff``
+    is 0. ``alpha`` (default 1 - level) also requires the exact sign-flip test over S' seeds to
+    be able to reach it (2 / 2**S' <= alpha).
+    """
+    if diff == 0 or c.n_seeds < 2:  # one seed says nothing about the seed variance
+        return None
+    alpha = 1 - level if alpha is None else alpha
+    per_seed = c.seed * c.n_seeds
+
+    def detects(n: int) -> bool:
+        mde = detectable_difference(Components(per_seed / n, c.examples, n), level, power)
+        return min_attainable_p(n) <= alpha and mde <= abs(diff)
+
+    if not detects(most):
+        return None
+    low, high = 1, most  # detects(high) holds; both conditions only get easier with more seeds
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if detects(mid) else (mid, high)
+    return high
 
 
 def sign_flip_test(d: ArrayLike, n_permutations: int = 20000, seed: int = 0) -> float:

@@ -21,8 +21,9 @@ from harness.seeding import derive_seed
 from harness.specs import Condition, Suite, clean
 from harness.store import Cell, Store
 from reports.checks import Check, Evals, Records, run_checks
+from reports.claims import Verdict, verdicts
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: interval method, claims verdicts, caveats, power fields
 MEAN_SHIFT = Condition("shift", "all")  # aggregate: mean accuracy over every shift and severity
 
 
@@ -48,6 +49,11 @@ class ComparisonRow:
     comparison: stats.Comparison
     p_adjusted: float
     seeds: tuple[int, ...]
+    better: str = "higher"  # which direction of the metric is better
+    # P(a run of the variant beats a run of the baseline) over seed pairs, with its interval
+    prob_improvement: float | None = None
+    prob_improvement_low: float | None = None
+    prob_improvement_high: float | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,10 @@ class Report:
     adjust: str = "holm"  # the p-value adjustment, a key of harness.stats.ADJUSTMENTS
     attack_settings: tuple[dict[str, Any], ...] = ()
     reliability: tuple[dict[str, Any], ...] = ()
+    curves: tuple[dict[str, Any], ...] = ()  # training curves per variant, see _curves
+    roc: tuple[dict[str, Any], ...] = ()  # ROC curves per variant and OOD condition, see _roc
+    interval: str = "auto"  # the interval method, a key of harness.stats.INTERVALS
+    claims: tuple[Verdict, ...] = ()  # a verdict per declared claim
 
 
 # --- gathering -----------------------------------------------------------------------------
@@ -101,6 +111,8 @@ _PER_EXAMPLE = {"accuracy": "correct", "nll": "loss", "brier": "brier"}  # metri
 
 
 OOD = ("auroc", "fpr95", "aupr_in", "aupr_out")
+LOWER_IS_BETTER = frozenset({"fpr95", "mce", "relative_mce", "ece", "nll", "brier", "steps_to_target",
+                             "seconds_per_step"})
 
 
 def _metric_names(cond: Condition) -> tuple[str, ...]:
@@ -159,6 +171,11 @@ def _aggregates(conditions: list[Condition], evals: Evals, names: list[str], see
     return list(groups)
 
 
+def _bounds(metric: str) -> tuple[float, float]:
+    """The range of a metric's values: proportions and rates lie in [0, 1]; NLL and mCE are unbounded above."""
+    return (0.0, np.inf) if metric in ("nll", "mce", "relative_mce") else (0.0, 1.0)
+
+
 def _boot_seed(metric: str) -> int:
     """One resampling seed per metric, shared by every variant (that is what pairs them) and every
     condition (so an attack at eps = 0 gets exactly the clean interval)."""
@@ -181,11 +198,15 @@ def _t_estimate(values: list[float], level: float, n_examples: int,
                           len(values), n_examples)
 
 
-def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 2000, adjust: str = "holm") -> Report:
+def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 2000, adjust: str = "holm",
+                 interval: str = "auto") -> Report:
     """Build the report of a run directory from its stored records alone; ``adjust`` names the
-    multiple-comparison adjustment of every p-value (see harness.stats.ADJUSTMENTS)."""
+    multiple-comparison adjustment of every p-value (see harness.stats.ADJUSTMENTS), ``interval``
+    the interval method of every evaluation estimate and comparison (harness.stats.INTERVALS)."""
     if adjust not in stats.ADJUSTMENTS:
         raise ConfigError(f"unknown p-value adjustment {adjust!r}", hint=f"use one of {', '.join(stats.ADJUSTMENTS)}")
+    if interval not in stats.INTERVALS:
+        raise ConfigError(f"unknown interval method {interval!r}", hint=f"use one of {', '.join(stats.INTERVALS)}")
     with Store(run_dir, create=False) as store:
         suite = store.get_meta("suite")
         prov = store.get_meta("provenance") or {}
@@ -254,12 +275,15 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
             resampled[key] = (have, r)
     for v, cond, metric in order:
         r = resampled[(v, cond.key, metric)][1]
-        estimates.append(EstimateRow(v, cond, metric, stats.estimate(r, level, _boot_seed(metric))))
+        estimates.append(EstimateRow(v, cond, metric, stats.estimate(r, level, _boot_seed(metric), interval,
+                                                                     _bounds(metric))))
     n_test = next((r.n_examples for (_, k, _), (_, r) in resampled.items() if k == "clean"), 0)
 
     pairs = _pairs(variants, baseline_norm)
-    estimates += _corruption_errors(conditions, resampled, pairs, names, level)
-    raw: list[tuple[str, str, Condition | None, str, stats.Comparison, tuple[int, ...]]] = []
+    estimates += _corruption_errors(conditions, resampled, pairs, names, level, interval)
+    # (variant, baseline, condition, metric, comparison, seeds, (S,) per-seed values of both)
+    raw: list[tuple[str, str, Condition | None, str, stats.Comparison, tuple[int, ...],
+                    tuple[np.ndarray, np.ndarray]]] = []
     for cond in conditions:
         # calibration is compared in-distribution only: under every shift it would triple the family
         for metric in (m for m in _metric_names(cond) if m not in CALIBRATION or cond == Condition("clean")):
@@ -273,13 +297,13 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
                     continue
                 ra = _subset(ra, [sa.index(s) for s in common])
                 rb = _subset(rb, [sb.index(s) for s in common])
-                raw.append((v, base, cond, metric, stats.compare(ra, rb, level, boot_seed), tuple(common)))
+                raw.append((v, base, cond, metric, stats.compare(ra, rb, level, boot_seed, interval), tuple(common),
+                            (ra.point, rb.point)))
 
     summaries = tuple(_training_summary(v, seeds, train_by, level) for v in names)
     raw += _training_comparisons(pairs, seeds, train_by, level)
     adjusted = stats.ADJUSTMENTS[adjust][1]([c[4].p_value for c in raw]) if raw else np.array([])
-    comparisons = tuple(ComparisonRow(v, b, cond, m, cmp, float(p), sd)
-                        for (v, b, cond, m, cmp, sd), p in zip(raw, adjusted, strict=True))
+    comparisons = tuple(_comparison_row(row, float(p), level) for row, p in zip(raw, adjusted, strict=True))
 
     training = tuple(TrainingRow(c.variant, c.seed, c.status, c.result, c.error)
                      for c in sorted(train_cells, key=lambda c: (names.index(c.variant) if c.variant in names
@@ -292,8 +316,22 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
         estimates=tuple(estimates), comparisons=comparisons, training=training, training_summary=summaries,
         checks=tuple(run_checks(Records(evals, names, suite, pairs))), excluded=excluded, provenance=prov,
         n_test=n_test, adjust=adjust, attack_settings=_attack_settings(eval_cells),
-        reliability=_reliability(conditions, evals, names),
+        reliability=_reliability(conditions, evals, names), interval=interval,
+        claims=verdicts(Suite.from_dict(suite).claims, list(comparisons), {v["name"]: v["norm"] for v in variants},
+                        1 - level),
+        curves=_curves(names, seeds, train_by, level), roc=_roc(conditions, evals, names),
     )
+
+
+def _comparison_row(raw: tuple[str, str, Condition | None, str, stats.Comparison, tuple[int, ...],
+                    tuple[np.ndarray, np.ndarray]], p_adjusted: float, level: float) -> ComparisonRow:
+    """A comparison with its adjusted p-value and the probability of improvement over seed pairs."""
+    v, base, cond, metric, cmp, seeds, (a, b) = raw
+    higher = metric not in LOWER_IS_BETTER
+    pi = stats.probability_of_improvement(a, b, higher)
+    low, high = stats.probability_of_improvement_interval(a, b, higher, level) if len(a) > 1 else (None, None)
+    return ComparisonRow(v, base, cond, metric, cmp, p_adjusted, seeds, "higher" if higher else "lower", pi, low,
+                         high)
 
 
 def _reliability(conditions: list[Condition], evals: Evals, names: list[str]) -> tuple[dict[str, Any], ...]:
@@ -312,6 +350,76 @@ def _reliability(conditions: list[Condition], evals: Evals, names: list[str]) ->
                 bins = reliability_bins(np.concatenate([c.arrays["confidence"] for c in cells]),
                                         np.concatenate([c.arrays["correct"] for c in cells]))
                 out.append({"variant": v, "condition": cond.to_dict(), **{k: a.tolist() for k, a in bins.items()}})
+    return tuple(out)
+
+
+MAX_CURVE_POINTS = 200  # per plotted curve: keeps results.json and every SVG small
+
+
+def _thin(n: int, max_points: int = MAX_CURVE_POINTS) -> np.ndarray:
+    """At most ``max_points`` indices into a length-``n`` curve, evenly spaced, first and last kept."""
+    return np.arange(n) if n <= max_points else np.unique(np.linspace(0, n - 1, max_points).round().astype(int))
+
+
+def _curves(names: list[str], seeds: tuple[int, ...], train_by: dict[tuple[str, int], Cell],
+            level: float) -> tuple[dict[str, Any], ...]:
+    """Training curves per variant over its finished, non-diverged seeds (as the training summary).
+
+    ``steps`` (K,) are where the held-out accuracy was sampled; ``val_accuracy`` (K,) is its mean
+    over the seeds with a point at that step, ``val_low`` / ``val_high`` (K,) the t-interval over
+    those seeds clipped to [0, 1] (NaN with one seed); ``loss_steps`` / ``loss`` (<= 200,) are the
+    mean training loss over seeds, averaged over equal windows of steps (the window's last step),
+    which both shrinks and smooths a per-step curve. Higher accuracy, lower loss is better.
+    """
+    out = []
+    for v in names:
+        cells = [c for s in seeds if (c := train_by.get((v, s))) is not None and _ok(c) and "loss" in c.arrays]
+        if not cells:
+            continue
+        longest = max(cells, key=lambda c: len(c.arrays["curve_steps"])).arrays["curve_steps"]
+        by_step = [[c.arrays["curve_val_accuracy"][k] for c in cells if len(c.arrays["curve_steps"]) > k]
+                   for k in range(len(longest))]
+        bands = [np.clip(stats.t_interval(a, level), 0, 1) for a in by_step]
+        n_loss = min(len(c.arrays["loss"]) for c in cells)  # equal for finished runs of one recipe
+        loss = np.mean([c.arrays["loss"][:n_loss] for c in cells], axis=0)
+        windows = np.array_split(np.arange(n_loss), min(n_loss, MAX_CURVE_POINTS)) if n_loss else []
+        out.append({"variant": v, "n_seeds": len(cells), "steps": longest.tolist(),
+                    "val_accuracy": [float(np.mean(a)) for a in by_step],
+                    "val_low": [float(b[0]) for b in bands], "val_high": [float(b[1]) for b in bands],
+                    "loss_steps": [int(w[-1]) + 1 for w in windows],  # steps count from 1
+                    "loss": [float(loss[w].mean()) for w in windows]})
+    return tuple(out)
+
+
+def roc_curve(score_in: np.ndarray, score_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ROC curve of (n_in,) in-distribution and (n_out,) OOD scores, higher meaning more
+    in-distribution (in-distribution is the positive class): (fpr, tpr), each (T + 1,) from (0, 0)
+    to (1, 1), one point per distinct score threshold, ties moved together."""
+    scores = np.concatenate([score_in, score_out])
+    is_in = np.concatenate([np.ones(len(score_in)), np.zeros(len(score_out))])
+    order = np.argsort(-scores, kind="stable")
+    last = np.r_[np.flatnonzero(np.diff(scores[order])), len(scores) - 1]  # last index of each tie group
+    tp = np.cumsum(is_in[order])[last]
+    fp = (last + 1) - tp
+    return np.r_[0.0, fp / max(len(score_out), 1)], np.r_[0.0, tp / max(len(score_in), 1)]
+
+
+def _roc(conditions: list[Condition], evals: Evals, names: list[str]) -> tuple[dict[str, Any], ...]:
+    """ROC curves per variant and OOD condition, every seed's scores pooled: ``fpr`` / ``tpr``
+    (<= 200,) thinned evenly along the curve, with the pooled counts ``n_in`` and ``n_out``."""
+    out = []
+    for cond in conditions:
+        if cond.kind != "ood":
+            continue
+        for v in names:
+            cells = [c for c in evals.get((v, cond.key), {}).values() if {"score_in", "score_out"} <= c.arrays.keys()]
+            if cells:
+                s_in = np.concatenate([c.arrays["score_in"] for c in cells])
+                s_out = np.concatenate([c.arrays["score_out"] for c in cells])
+                fpr, tpr = roc_curve(s_in, s_out)
+                keep = _thin(len(fpr))
+                out.append({"variant": v, "condition": cond.to_dict(), "n_seeds": len(cells), "n_in": len(s_in),
+                            "n_out": len(s_out), "fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist()})
     return tuple(out)
 
 
@@ -360,8 +468,8 @@ def _errors(resampled: dict[tuple[str, str, str], tuple[list[int], stats.Resampl
 
 
 def _corruption_errors(conditions: list[Condition], resampled: dict[tuple[str, str, str], tuple[list[int],
-                       stats.Resampled]], pairs: list[tuple[str, str]], names: list[str], level: float
-                       ) -> list[EstimateRow]:
+                       stats.Resampled]], pairs: list[tuple[str, str]], names: list[str], level: float,
+                       interval: str = "auto") -> list[EstimateRow]:
     """mCE and relative mCE per variant (and BatchNorm mode), normalised by the variant's reference:
     the same architecture with the baseline norm, as ImageNet-C normalises by AlexNet.
 
@@ -396,7 +504,8 @@ def _corruption_errors(conditions: list[Condition], resampled: dict[tuple[str, s
                                for i in (0, 1))
                 if np.isfinite(point).all() and np.isfinite(boot).all():
                     r = stats.Resampled(point=point, boot=boot, n_examples=n, binary=None)
-                    out.append(EstimateRow(v, mean_shift(mode), metric, stats.estimate(r, level, _boot_seed(metric))))
+                    out.append(EstimateRow(v, mean_shift(mode), metric,
+                                           stats.estimate(r, level, _boot_seed(metric), interval, _bounds(metric))))
     return out
 
 
@@ -430,8 +539,10 @@ def _training_summary(v: str, seeds: tuple[int, ...], train_by: dict[tuple[str, 
 
 def _training_comparisons(pairs: list[tuple[str, str]], seeds: tuple[int, ...],
                           train_by: dict[tuple[str, int], Cell], level: float
-                          ) -> list[tuple[str, str, None, str, stats.Comparison, tuple[int, ...]]]:
-    """Paired per-seed differences of training metrics (t-interval, sign-flip p-value)."""
+                          ) -> list[tuple[str, str, None, str, stats.Comparison, tuple[int, ...],
+                                          tuple[np.ndarray, np.ndarray]]]:
+    """Paired per-seed differences of training metrics (t-interval, sign-flip p-value); per-seed
+    summaries have no example level, so the design's variance is the seeds' alone."""
     out = []
     for v, base in pairs:
         common = [s for s in seeds if _ok(train_by.get((v, s))) and _ok(train_by.get((base, s)))]
@@ -439,10 +550,14 @@ def _training_comparisons(pairs: list[tuple[str, str]], seeds: tuple[int, ...],
             vals = [(train_by[(v, s)].result[metric], train_by[(base, s)].result[metric]) for s in common]
             if len(vals) < 2 or any(a is None or b is None for a, b in vals):
                 continue  # censored runs have no difference to test; the summary says how many reached
-            d = np.array([a - b for a, b in vals], dtype=np.float64)
+            a, b = (np.array(x, dtype=np.float64) for x in zip(*vals, strict=True))
+            d = a - b
             low, high = stats.t_interval(d, level)
             p = stats.sign_flip_test(d)
+            comps = stats.Components(float(d.var(ddof=1)) / len(d), 0.0, len(d))
             out.append((v, base, None, metric, stats.Comparison(
                 float(d.mean()), low, high, level, p, "t-interval over per-seed differences",
-                f"sign-flip permutation over seeds (exact, {2 ** len(d)} sign patterns)", len(d), 0), tuple(common)))
+                f"sign-flip permutation over seeds (exact, {2 ** len(d)} sign patterns)", len(d), 0,
+                effect_size=stats.effect_size(d), mde=stats.detectable_difference(comps, level),
+                seeds_needed=stats.seeds_needed(float(d.mean()), comps, level)), tuple(common), (a, b)))
     return out

@@ -1,7 +1,8 @@
 """Renderers: a :class:`~reports.build.Report` as JSON, Markdown and a terminal summary.
 
 Renderers format; they compute nothing that is not in the report, so the three outputs always
-agree. ``write_reports`` writes ``results.json`` and ``report.md`` into the run directory.
+agree. ``write_reports`` writes ``results.json``, ``report.md`` with its ``figures/*.svg`` and the
+self-contained ``report.html`` into the run directory.
 """
 
 from __future__ import annotations
@@ -9,12 +10,19 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness import stats
 from harness.specs import Condition, clean
 from reports.build import SCHEMA_VERSION, ComparisonRow, EstimateRow, Report, mean_shift
+
+if TYPE_CHECKING:
+    from reports.figures import Figure
+
+# the JSON Schema (draft 2020-12) that results.json follows; shipped in the wheel as package data
+SCHEMA_PATH = Path(__file__).with_name("schema") / "results-v2.schema.json"
 
 METRIC_TEXT = {
     "accuracy": "accuracy, % (higher is better)",
@@ -56,8 +64,13 @@ def fmt_interval(low: float, high: float, metric: str, signed: bool = False) -> 
     return f"[{fmt(low, metric, signed)}, {fmt(high, metric, signed)}]"
 
 
+CAVEAT_MARK = "†"  # an interval outside the designs its method was validated for
+
+
 def fmt_estimate(e: stats.Estimate | None, metric: str) -> str:
-    return "n/a" if e is None else f"{fmt(e.value, metric)} {fmt_interval(e.ci_low, e.ci_high, metric)}"
+    if e is None:
+        return "n/a"
+    return f"{fmt(e.value, metric)} {fmt_interval(e.ci_low, e.ci_high, metric)}{CAVEAT_MARK if e.caveat else ''}"
 
 
 def fmt_p(p: float) -> str:
@@ -103,7 +116,9 @@ def _comparison_json(row: ComparisonRow, adjust: str) -> dict[str, Any]:
     return {"variant": row.variant, "baseline": row.baseline,
             "condition": {"kind": "training"} if row.condition is None else row.condition.to_dict(),
             "metric": row.metric, **row.comparison.to_dict(), "p_adjusted": row.p_adjusted,
-            "p_adjustment": adjust, "seeds": list(row.seeds)}
+            "p_adjustment": adjust, "seeds": list(row.seeds), "better": row.better,
+            "prob_improvement": row.prob_improvement, "prob_improvement_low": row.prob_improvement_low,
+            "prob_improvement_high": row.prob_improvement_high}
 
 
 def _adjust_name(report: Report) -> str:
@@ -119,7 +134,9 @@ def to_json(report: Report) -> dict[str, Any]:
         "variants": list(report.variants),
         "level": report.level,
         "n_resamples": report.n_resamples,
+        "interval": report.interval,
         "methods": methods(report),
+        "claims": [v.to_dict() for v in report.claims],
         "estimates": [_estimate_json(r) for r in report.estimates],
         "comparisons": [_comparison_json(r, report.adjust) for r in report.comparisons],
         "training": [{"variant": t.variant, "seed": t.seed, "status": t.status, "error": t.error, **t.result}
@@ -132,6 +149,8 @@ def to_json(report: Report) -> dict[str, Any]:
             for s in report.training_summary],
         "attacks": list(report.attack_settings),
         "reliability": list(report.reliability),
+        "curves": list(report.curves),
+        "roc": list(report.roc),
         "checks": [{"name": c.name, "status": c.status, "detail": c.detail} for c in report.checks],
         "excluded": list(report.excluded),
         "provenance": report.provenance,
@@ -145,21 +164,22 @@ def methods(report: Report) -> dict[str, str]:
     n_seeds = len(report.seeds)
     pct = f"{100 * report.level:g}%"
     return {
-        "intervals": (
-            f"Every interval is a {pct} interval. Evaluation metrics use a crossed bootstrap with "
-            f"{report.n_resamples} resamples: each replicate redraws the seeds and the test examples with "
-            "replacement, the example draw shared by all seeds (they are scored on the same examples), and the "
-            "percentile interval of the replicate means is reported; with one seed, a proportion gets a Wilson "
-            "interval. Training metrics use a t-interval over seeds."),
+        "intervals": _interval_text(report, pct),
         "comparisons": (
             f"Each normalized variant is compared with the same architecture with norm "
             f"'{report.suite['baseline_norm']}', on the same seeds, data order, initial weights and test examples. "
-            "The difference is the mean of the per-seed differences; its interval is the crossed bootstrap with "
-            "the same draws for both variants. The p-value is a sign-flip permutation test over the per-seed "
+            "The difference is the mean of the per-seed differences; its interval is computed like the "
+            "estimates' (above) from the per-seed differences and the same example draws for both variants. "
+            "The p-value is a sign-flip permutation test over the per-seed "
             "differences (the training seed is the unit of replication), exact when seeds are few; McNemar's "
             f"exact test on per-example outcomes when there is one seed. p-values are {_adjust_name(report)}-adjusted "
             "across all "
-            f"{len(report.comparisons)} comparisons of this report."),
+            f"{len(report.comparisons)} comparisons of this report. Effect size: Cohen's d_z, the mean "
+            "per-seed difference over its standard deviation. P(better): the probability that a run of the variant "
+            "beats a run of the baseline (share of seed pairs, ties half), with a seed-bootstrap interval. MDE: the "
+            "smallest true difference this design detects with 80% power; 'seeds to settle': the seeds that would "
+            "detect the observed difference with 80% power, the test set unchanged (none: more seeds would not, "
+            "the test set's own noise is too large)."),
         "power": _power_note(n_seeds, len(report.comparisons)),
         "bn_mode": _bn_text(report.suite.get("bn_modes", ["frozen"])),
     }
@@ -229,6 +249,23 @@ def _bn_table(report: Report) -> list[str]:
             _table(["variant", *[c[0] for c in cols]], rows), ""]
 
 
+def _interval_text(report: Report, pct: str) -> str:
+    name = stats.INTERVALS[report.interval][0]
+    chosen = {
+        "auto": ("the crossed t-interval from two seeds (the variance of the mean split into a seed part, on S-1 "
+                 "degrees of freedom, and a test-example part from the example resamples, the seed x example "
+                 "interaction counted once); with one seed, Wilson for a proportion and the example bootstrap "
+                 "for other metrics"),
+    }.get(report.interval, name)
+    validity = stats.INTERVALS["crossed-t" if report.interval == "auto" else report.interval][1]
+    return (f"Every interval is a {pct} interval. Evaluation metrics ({report.n_resamples} example resamples, the "
+            f"draw shared by all seeds and variants): {chosen}; {validity}. "
+            f"Training metrics: a t-interval over seeds. Every method was validated by simulation "
+            f"(tests/test_stats_validation.py, benchmarks/coverage.py); {CAVEAT_MARK} marks an interval whose "
+            "design lies outside the validated range, so it is likely too narrow. Choose another method with "
+            "'harness report --interval'.")
+
+
 def _seeds_needed(n_comparisons: int, alpha: float = 0.05) -> int:
     """Fewest seeds whose smallest sign-flip p, Holm-adjusted over the family, is below alpha."""
     s = 1
@@ -278,8 +315,40 @@ def _est_grid(report: Report, kind: str, metric: str) -> str:
                   [[_esc(condition_label(c)), *(cell.get((v, c), "n/a") for v in variants)] for c in conds])
 
 
-def _comparison_rows(rows: list[ComparisonRow]) -> list[list[str]]:
-    return [[_esc(r.variant), _esc(r.baseline), _esc(condition_label(r.condition)), r.metric,
+def _power_cells(r: ComparisonRow) -> list[str]:
+    """Effect size, probability of improvement, detectable difference and seeds to settle a comparison."""
+    c = r.comparison
+    pi = "n/a" if r.prob_improvement is None else f"{r.prob_improvement:.2f}" + (
+        "" if r.prob_improvement_low is None else f" [{r.prob_improvement_low:.2f}, {r.prob_improvement_high:.2f}]")
+    return ["n/a" if c.effect_size is None else f"{c.effect_size:.2f}", pi,
+            "n/a" if c.mde is None else fmt(c.mde, r.metric),
+            "none" if c.seeds_needed is None else str(c.seeds_needed)]
+
+
+def claims_section(report: Report) -> list[str]:
+    """The verdict on each declared claim, with the comparisons it rests on."""
+    if not report.claims:
+        return []
+    out = ["## Claims", "", f"Each claim is judged on its matching paired comparisons: supported when every "
+           f"interval lies on the claimed side and every {_adjust_name(report)}-adjusted p is below "
+           f"{1 - report.level:.2g}; contradicted when one does so on the other side; inconclusive otherwise.", "",
+           _table(["claim", "verdict", "why"], [[_esc(v.to_dict()["text"]), f"**{v.verdict}**", _esc(v.reason)]
+                                              for v in report.claims]), ""]
+    for v in report.claims:
+        if v.evidence:
+            metric = v.to_dict()["metric"]
+            out += [f"Evidence for \"{_esc(v.to_dict()['text'])}\":", "", _table(
+                ["variant", "baseline", "condition", "difference", "interval", f"p ({_adjust_name(report)})",
+                 "verdict"],
+                [[_esc(e.variant), _esc(e.baseline), _esc(e.condition), fmt(e.diff, metric, signed=True),
+                  fmt_interval(e.ci_low, e.ci_high, metric, signed=True), fmt_p(e.p_adjusted), e.verdict]
+                 for e in v.evidence]), ""]
+    return out
+
+
+def _comparison_rows(rows: list[ComparisonRow], esc: Callable[[str], str] = _esc) -> list[list[str]]:
+    """The paired-comparison table's cells, names escaped by ``esc`` (Markdown by default)."""
+    return [[esc(r.variant), esc(r.baseline), esc(condition_label(r.condition)), esc(r.metric),
              fmt(r.comparison.diff, r.metric, signed=True),
              fmt_interval(r.comparison.ci_low, r.comparison.ci_high, r.metric, signed=True),
              fmt_p(r.comparison.p_value), fmt_p(r.p_adjusted), str(r.comparison.n_seeds)] for r in rows]
@@ -354,7 +423,22 @@ def _attack_notes(report: Report) -> list[str]:
             _table(["attack", "class", "norm", "eps", *keys], rows), ""] if rows else []
 
 
-def to_markdown(report: Report) -> str:
+def _figure_lines(figs: Sequence[Figure], section: str) -> list[str]:
+    """Image lines (``![title](figures/NAME.svg)``) and captions of the figures of ``section``."""
+    def alt(text: str) -> str:
+        return _esc(text).replace("[", "\\[").replace("]", "\\]")
+
+    return [line for f in figs if f.section == section
+            for line in (f"![{alt(f.title)}](figures/{f.name}.svg)", "", _esc(f.caption), "")]
+
+
+def to_markdown(report: Report, figs: Sequence[Figure] | None = None) -> str:
+    """The report as Markdown; ``figs`` (by default :func:`reports.figures.figures`) are referenced
+    as ``figures/NAME.svg`` under their sections, so write them beside it (:func:`write_reports`)."""
+    if figs is None:
+        from reports.figures import figures  # figures imports this module: import on use
+
+        figs = figures(report)
     s = report.suite
     p = report.provenance
     m = methods(report)
@@ -367,7 +451,8 @@ def to_markdown(report: Report) -> str:
     if report.excluded:
         out += ["**Excluded from evaluation** (no usable model): " + "; ".join(map(_esc, report.excluded)), ""]
     header, rows = headline(report)
-    out += ["## Summary", "", _table(header, rows), ""]
+    out += ["## Summary", "", _table(header, rows), "", *_figure_lines(figs, "summary")]
+    out += claims_section(report)
 
     out += ["## Training", "",
             f"Held-out target accuracy {100 * report.suite['target_accuracy']:g}%. Steps to target are counted "
@@ -386,6 +471,7 @@ def to_markdown(report: Report) -> str:
           else str(t.result.get("steps_to_target", "n/a")),
           fmt(t.result.get("seconds_to_target"), "auroc"), fmt(t.result.get("seconds_per_step"), "seconds_per_step"),
           fmt(t.result.get("final_val_accuracy"), "final_val_accuracy")] for t in report.training]), ""]
+    out += _figure_lines(figs, "training")
 
     sections = [("In-distribution", "clean", "accuracy"), ("Shifted inputs", "shift", "accuracy"),
                 ("Natural shifts: same classes, another source", "natural", "accuracy"),
@@ -394,23 +480,29 @@ def to_markdown(report: Report) -> str:
                 ("Out-of-distribution detection: AUPR-in", "ood", "aupr_in"),
                 ("Out-of-distribution detection: AUPR-out", "ood", "aupr_out"),
                 ("Adversarial robustness", "attack", "accuracy")]
+    placed = {"summary", "training"}
     for title, kind, metric in sections:
         if any(r.condition.kind == kind and r.metric == metric for r in report.estimates):
             out += [f"## {title}", "", f"{METRIC_TEXT[metric]}.", "", _est_grid(report, kind, metric), ""]
+            out += [] if kind in placed else _figure_lines(figs, kind)
+            placed.add(kind)
             if kind == "attack":
                 out += _attack_notes(report)
             if kind == "shift":
-                out += _bn_table(report) + _ce_table(report) + _calibration(report)
+                out += _bn_table(report) + _ce_table(report) + _calibration(report) + _figure_lines(figs, "calibration")
+                placed.add("calibration")
+    rest = [f for f in figs if f.section not in placed]  # e.g. reliability on clean inputs when nothing is shifted
+    if rest:
+        out += ["## Figures", "", *[line for sec in dict.fromkeys(f.section for f in rest)
+                                    for line in _figure_lines(rest, sec)]]
 
     out += ["## Paired comparisons", "",
             f"Each variant minus its baseline; difference and interval in the metric's units; p raw and "
             f"{_adjust_name(report)}-adjusted ({len(report.comparisons)} comparisons).", "",
             _table(["variant", "baseline", "condition", "metric", "difference", "interval", "p",
-                    f"p ({_adjust_name(report)})",
-                    "seeds"], _comparison_rows(list(report.comparisons))), ""]
-    if s.get("claims"):
-        out += ["## Claims under test", "", *[f"- {_esc(c)}" for c in s["claims"]], "",
-                "Verdicts on claims are not computed yet: read them off the paired comparisons above.", ""]
+                    f"p ({_adjust_name(report)})", "seeds", "d_z", "P(better)", "MDE", "seeds to settle"],
+                   [row + _power_cells(r) for row, r in zip(_comparison_rows(list(report.comparisons)),
+                                                             report.comparisons, strict=True)]), ""]
     out += ["## Sanity checks", "", _table(["check", "status", "detail"],
                                            [[_esc(c.name), c.status, _esc(c.detail)] for c in report.checks]), ""]
     out += ["## Methods", "", *[f"- **{k}**: {v}" for k, v in m.items()], ""]
@@ -460,13 +552,33 @@ def print_summary(report: Report, console: Any = None) -> None:
     console.print(methods(report)["power"], style="dim")
 
 
-def write_reports(report: Report, run_dir: Path | str) -> tuple[Path, Path]:
-    """Write ``report.md`` and ``results.json`` (each to a temporary name, then renamed)."""
+def _write(path: Path, text: str) -> None:
+    """Write to a temporary name, then rename: a reader never sees half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def write_reports(report: Report, run_dir: Path | str) -> dict[str, Path]:
+    """Write ``figures/*.svg``, then ``report.md`` (which references them), ``report.html`` (one
+    self-contained file, figures inlined), ``report.tex`` (the tables, for papers) and
+    ``results.json``. Returns the paths by label: report, html, latex, results, figures (the folder)."""
+    from reports.figures import figures  # these modules import this one: import on use
+    from reports.html import to_html
+    from reports.latex import to_latex
+
     run_dir = Path(run_dir)
-    paths = (run_dir / "report.md", run_dir / "results.json")
-    texts = (to_markdown(report), json.dumps(to_json(report), indent=1, allow_nan=False) + "\n")
-    for path, text in zip(paths, texts, strict=True):
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    return paths
+    figs = figures(report)
+    fig_dir = run_dir / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    for f in figs:
+        _write(fig_dir / f"{f.name}.svg", f.svg)
+    for stale in set(fig_dir.glob("*.svg")) - {fig_dir / f"{f.name}.svg" for f in figs}:
+        stale.unlink()  # a figure that lost its data (e.g. rebuilt with fewer records) must not linger
+    paths = {"report": run_dir / "report.md", "html": run_dir / "report.html", "latex": run_dir / "report.tex",
+             "results": run_dir / "results.json"}
+    texts = {"report": to_markdown(report, figs), "html": to_html(report, figs), "latex": to_latex(report),
+             "results": json.dumps(to_json(report), indent=1, allow_nan=False) + "\n"}
+    for label, path in paths.items():
+        _write(path, texts[label])
+    return {**paths, "figures": fig_dir}

@@ -37,7 +37,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_results_json_carries_the_promised_fields(run_dir: Path) -> None:
     res = json.loads((run_dir / "results.json").read_text())
-    assert res["schema_version"] == 1
+    assert res["schema_version"] == 2
     assert res["suite"]["name"] == "quickstart" and res["suite"]["version"]
     assert res["seeds"] == [0, 1]
     assert [v["name"] for v in res["variants"]] == list(VARIANTS)
@@ -104,7 +104,7 @@ def test_report_markdown_reads_on_its_own(run_dir: Path) -> None:
                     "## Out-of-distribution detection: AUROC", "## Adversarial robustness", "## Paired comparisons",
                     "## Sanity checks", "## Methods", "## Provenance"):
         assert section in md
-    assert "crossed bootstrap" in md and "sign-flip" in md and "Holm" in md
+    assert "crossed t-interval" in md and "sign-flip" in md and "Holm" in md
 
 
 def test_per_example_outcomes_are_stored(run_dir: Path) -> None:

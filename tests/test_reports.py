@@ -98,7 +98,8 @@ def test_json_is_strict_and_nan_becomes_null(toy_run, tmp_path: Path) -> None:
     run_dir, _ = toy_run
     with Store(run_dir) as store:
         store.put(_train("mlp-none", 0, 80, diverged=True))  # NaN final accuracy
-    md_path, json_path = write_reports(build_report(run_dir, n_resamples=100), run_dir)
+    paths = write_reports(build_report(run_dir, n_resamples=100), run_dir)
+    md_path, json_path = paths["report"], paths["results"]
     data = json.loads(json_path.read_text())
     assert "NaN" not in json_path.read_text()
     row = next(t for t in data["training"] if t["variant"] == "mlp-none" and t["seed"] == 0)

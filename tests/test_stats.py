@@ -102,7 +102,7 @@ def test_estimate_crossed_bootstrap_is_deterministic_and_brackets_value() -> Non
     r = resample_mean(_bernoulli(2, (4, 300), 0.8), n_resamples=500, seed=1)
     e = estimate(r, level=0.9, seed=5)
     assert e == estimate(r, level=0.9, seed=5)
-    assert e.method == "crossed bootstrap (seeds x examples), percentile, 500 resamples"
+    assert e.method == "crossed t-interval (variance components: seeds on S-1 df, examples), 500 example resamples"
     assert e.ci_low < e.value < e.ci_high and e.value == r.point.mean()
     assert (e.level, e.n_seeds, e.n_examples) == (0.9, 4, 300)
     wider = estimate(r, level=0.99, seed=5)
@@ -120,7 +120,8 @@ def test_estimate_interval_widens_with_seed_variance() -> None:
 
 def test_estimate_single_non_binary_seed_says_seed_variance_is_missing() -> None:
     e = estimate(resample_mean(np.random.default_rng(0).normal(size=(1, 50)), n_resamples=100))
-    assert e.method.startswith("example bootstrap (1 seed: seed variance not captured)")
+    assert e.method == "example bootstrap, percentile, 100 resamples"
+    assert e.caveat == "1 seed: the seed's own variance is not captured"
     assert e.ci_low < e.value < e.ci_high
 
 

@@ -1,0 +1,118 @@
+"""Verdicts on a suite's declared claims, read off the report's paired comparisons.
+
+A claim (harness.specs.Claim) matches comparison rows by metric, condition pattern and the
+variant's norm. Each row is judged on its interval and its adjusted p-value:
+
+* "lower" / "higher": supported when the interval lies on the claimed side of 0 and the adjusted
+  p is below alpha; contradicted when both say the opposite side; otherwise inconclusive.
+* "not-higher" / "not-lower" (no difference beyond ``margin``): supported when the interval rules
+  out a difference beyond the margin in the excluded direction; contradicted when the interval
+  lies beyond the margin and the adjusted p is below alpha; otherwise inconclusive.
+
+The claim is supported when every row is, contradicted when any row is, inconclusive otherwise
+(with the seeds the rows' designs say would settle it), and "not evaluated" when no row matches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any
+
+from harness.specs import Claim
+
+SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_EVALUATED = "supported", "contradicted", "inconclusive", "not evaluated"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One comparison row a claim rests on: variant minus baseline on a condition."""
+
+    variant: str
+    baseline: str
+    condition: str  # condition key, or "training"
+    diff: float
+    ci_low: float
+    ci_high: float
+    p_adjusted: float
+    verdict: str
+    seeds_needed: int | None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    claim: Claim | str
+    verdict: str
+    reason: str
+    evidence: tuple[Evidence, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.claim
+        spec = {"text": c, "metric": None, "direction": None} if isinstance(c, str) else {
+            "text": c.text, "metric": c.metric, "direction": c.direction, "condition": c.condition,
+            "norms": list(c.norms), "margin": c.margin}
+        return {**spec, "verdict": self.verdict, "reason": self.reason,
+                "evidence": [e.__dict__ for e in self.evidence]}
+
+
+def row_verdict(direction: str, ci_low: float, ci_high: float, p_adjusted: float, alpha: float,
+                margin: float = 0.0) -> str:
+    """The verdict of one comparison (variant minus baseline) on a claim's ``direction``."""
+    significant = p_adjusted < alpha
+    if direction in ("lower", "higher"):
+        below, above = ci_high < 0, ci_low > 0
+        claimed, opposite = (below, above) if direction == "lower" else (above, below)
+        if claimed and significant:
+            return SUPPORTED
+        return CONTRADICTED if opposite and significant else INCONCLUSIVE
+    if direction == "not-higher":
+        if ci_high <= margin:
+            return SUPPORTED
+        return CONTRADICTED if ci_low > margin and significant else INCONCLUSIVE
+    if direction == "not-lower":
+        if ci_low >= -margin:
+            return SUPPORTED
+        return CONTRADICTED if ci_high < -margin and significant else INCONCLUSIVE
+    raise ValueError(f"unknown claim direction {direction!r}")
+
+
+def judge(claim: Claim | str, rows: list[Any], norms: dict[str, str], alpha: float) -> Verdict:
+    """The verdict on ``claim`` from report comparison rows (reports.build.ComparisonRow);
+    ``norms`` maps variant names to their norm, ``alpha`` = 1 - the report's level."""
+    if isinstance(claim, str):
+        return Verdict(claim, NOT_EVALUATED, "stated as free text: declare it as a harness.specs.Claim "
+                       "(metric, direction, condition) to get a verdict", ())
+    evidence = []
+    for r in rows:
+        key = "training" if r.condition is None else r.condition.key
+        if r.metric != claim.metric or not fnmatchcase(key, claim.condition):
+            continue
+        if claim.norms and norms.get(r.variant) not in claim.norms:
+            continue
+        c = r.comparison
+        evidence.append(Evidence(r.variant, r.baseline, key, c.diff, c.ci_low, c.ci_high, r.p_adjusted,
+                                 row_verdict(claim.direction, c.ci_low, c.ci_high, r.p_adjusted, alpha, claim.margin),
+                                 c.seeds_needed))
+    if not evidence:
+        return Verdict(claim, NOT_EVALUATED, "no comparison in this report matches the claim's metric, condition "
+                       "and norms (a training metric is only compared when every seed reached the target)", ())
+    verdicts = [e.verdict for e in evidence]
+    if all(v == SUPPORTED for v in verdicts):
+        return Verdict(claim, SUPPORTED, f"all {len(evidence)} matching comparisons support it", tuple(evidence))
+    if CONTRADICTED in verdicts:
+        n = verdicts.count(CONTRADICTED)
+        return Verdict(claim, CONTRADICTED, f"{n} of {len(evidence)} matching comparisons contradict it",
+                       tuple(evidence))
+    open_rows = [e for e in evidence if e.verdict == INCONCLUSIVE]
+    needed = [e.seeds_needed for e in open_rows]
+    if all(n is not None for n in needed):
+        hint = f"about {max(n for n in needed if n is not None)} seeds would settle it at the observed differences"
+    else:
+        hint = "more seeds would not settle it at the observed differences (too small against the test set's noise)"
+    return Verdict(claim, INCONCLUSIVE, f"{len(open_rows)} of {len(evidence)} matching comparisons are inconclusive; "
+                   + hint, tuple(evidence))
+
+
+def verdicts(claims: tuple[Claim | str, ...], rows: list[Any], norms: dict[str, str], alpha: float
+             ) -> tuple[Verdict, ...]:
+    return tuple(judge(c, rows, norms, alpha) for c in claims)
