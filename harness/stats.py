@@ -38,9 +38,14 @@ from .metrics import OOD_METRICS, _as_binary, _as_float_array, calibration_bins,
 # bits, correlating e.g. the seed draw of a replicate with its example draw.
 _EXAMPLES, _OOD_EXAMPLES, _SEEDS, _SIGNS, _SEED_BOOT = range(5)
 _N_SIGN_FLIPS = 20000
-# Replicates are drawn and reduced in blocks of this many rows: a multi-MB fresh array costs more in
-# page faults than the counting itself, while a block stays in cache.
+# Replicates are reduced in blocks of this many rows, and counted in chunks of about this many
+# draws: a chunk's bincount stays in cache (a 10 MB one was twice as slow per draw).
 _BLOCK = 128
+_CHUNK_CELLS = 2**17
+# Draws of at most this many cells (B x n) are kept, as int32: a report reuses the same draws for
+# every (variant, condition) of a metric. Larger ones (10,000 x 10,000 would be 400 MB) are drawn
+# again when needed.
+_CACHE_CELLS = 2**25
 
 
 @dataclass(frozen=True)
@@ -123,28 +128,41 @@ def _check_level(level: float) -> None:
 
 
 def _count_blocks(n: int, n_resamples: int, seed: int, stream: int) -> Iterator[np.ndarray]:
-    """The (B, n) int resampling counts of ``example_weights``, as consecutive (<= _BLOCK, n) row blocks."""
+    """The (B, n) int resampling counts of ``example_weights``, as consecutive row blocks."""
     if n < 1:
         raise ValueError(f"n must be >= 1 to resample examples; got {n}")
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be >= 1; got {n_resamples}")
-    yield from _drawn_blocks(n, n_resamples, seed, stream)
+    if n * n_resamples <= _CACHE_CELLS:
+        yield from _drawn_blocks(n, n_resamples, seed, stream)
+    else:
+        yield from _draw(n, n_resamples, seed, stream)
+
+
+def _draw(n: int, n_resamples: int, seed: int, stream: int) -> Iterator[np.ndarray]:
+    """Draw B resamples of n examples with replacement; yield their int32 counts in blocks of up to
+    _BLOCK rows (products with a block of that height are efficient), each counted in chunks of
+    about _CHUNK_CELLS draws (a chunk's bincount stays in cache)."""
+    rng = _rng(seed, stream)
+    chunk = max(1, min(_BLOCK, _CHUNK_CELLS // n))
+    # Offsetting each row lets one bincount count a whole chunk (rng.multinomial is ~10x slower).
+    offsets = (n * np.arange(chunk, dtype=np.intp))[:, None]
+    for start in range(0, n_resamples, _BLOCK):
+        block = np.empty((min(_BLOCK, n_resamples - start), n), dtype=np.int32)
+        for row in range(0, len(block), chunk):
+            rows = min(chunk, len(block) - row)
+            cells = rng.integers(0, n, size=(rows, n), dtype=np.intp)
+            cells += offsets[:rows]
+            block[row:row + rows] = np.bincount(cells.ravel(), minlength=rows * n).reshape(rows, n)
+        yield block
 
 
 @lru_cache(maxsize=8)
 def _drawn_blocks(n: int, n_resamples: int, seed: int, stream: int) -> tuple[np.ndarray, ...]:
     # Cached (read-only): a report resamples every condition of a metric with the same draws, and
     # drawing them again for each of hundreds of (variant, condition) cells was most of its time.
-    rng = _rng(seed, stream)
-    # 16-bit draws are generated about twice as fast as 64-bit ones (rng.multinomial is ~10x slower).
-    dtype = np.int16 if n < 2**15 else np.int64
-    # Offsetting each row lets one bincount count a whole block of replicates.
-    offsets = n * np.arange(_BLOCK)[:, None]
     blocks = []
-    for start in range(0, n_resamples, _BLOCK):
-        rows = min(_BLOCK, n_resamples - start)
-        cells = rng.integers(0, n, size=(rows, n), dtype=dtype) + offsets[:rows]
-        block = np.bincount(cells.ravel(), minlength=rows * n).reshape(rows, n).astype(np.int32)
+    for block in _draw(n, n_resamples, seed, stream):
         block.flags.writeable = False
         blocks.append(block)
     return tuple(blocks)
@@ -273,81 +291,110 @@ def _float_counts(n: int, n_resamples: int, seed: int, dtype: type = np.float64)
 
 @dataclass(frozen=True)
 class Components:
-    """Variance of the mean over S seeds of a per-seed statistic, split by source.
+    """Variance of the mean over S seeds of a per-seed statistic, from its three estimated parts.
 
-    ``seed``: the part due to which seeds were drawn, sigma_seed^2 / S, estimated from the spread
-    of the per-seed values net of the seed x example interaction (S - 1 degrees of freedom).
-    ``examples``: the part due to which test examples were drawn (example effects plus the
-    interaction), from the example resamples (many degrees of freedom). ``total`` is their sum.
+    ``between`` = var(per-seed values) / S: seed effects plus the seed x example interaction, on
+    S - 1 degrees of freedom. ``examples`` = the variance over example resamples of the mean over
+    seeds: example effects plus the interaction, on about ``example_df`` (n - 1) degrees of
+    freedom. ``interaction`` = the interaction alone (the replicates' spread around their seed
+    mean), precise. The variance of the mean is between + examples - interaction: the interaction
+    is in both and must be counted once (the two-stage bootstrap counted it twice).
     """
 
-    seed: float
+    between: float
     examples: float
+    interaction: float
     n_seeds: int
+    example_df: float = np.inf
+
+    @property
+    def seed(self) -> float:
+        """The seed effects' share, sigma_seed^2 / S (floored at 0)."""
+        return max(self.between - self.interaction, 0.0)
 
     @property
     def total(self) -> float:
-        return self.seed + self.examples
+        """The variance of the mean. Unbiased before the floor; the floor, half the larger of
+        ``between`` and ``examples`` (each estimates a lower bound of the total), only guards
+        against a sum that noise drove to or below 0."""
+        return max(self.between + self.examples - self.interaction, max(self.between, self.examples) / 2)
+
+    @property
+    def df(self) -> float:
+        """Satterthwaite degrees of freedom of ``total``: its noise comes from ``between`` (S - 1 df)
+        and ``examples`` (``example_df``). Subtracting the interaction leaves that noise in place, so
+        when seeds add little beyond the interaction, the seed part is noisier than S - 1 df
+        suggests; this is what the t quantile must carry."""
+        noise = (self.between**2 / (self.n_seeds - 1) if self.n_seeds > 1 else 0.0) + (
+            self.examples**2 / self.example_df if np.isfinite(self.example_df) else 0.0)
+        return self.total**2 / noise if noise > 0 else np.inf
 
     @property
     def seed_share(self) -> float:
         """Fraction of the variance due to seeds (0 when the total is 0)."""
         return self.seed / self.total if self.total > 0 else 0.0
 
+    def with_seeds(self, n_seeds: int) -> Components:
+        """The components the same experiment would have with ``n_seeds`` seeds and the same test set:
+        the seed and interaction parts scale as 1 / S, the example effects do not."""
+        ratio = self.n_seeds / n_seeds
+        return Components(self.between * ratio, self.examples - self.interaction * (1 - ratio),
+                          self.interaction * ratio, n_seeds, self.example_df)
 
-def variance_components(point: np.ndarray, boot: np.ndarray) -> Components:
-    """Split the variance of ``point.mean()`` for (S,) per-seed values and (B, S) example replicates.
 
-    With A = var(point) / S (seed effects plus the interaction), X = var over b of the replicate
-    mean over seeds (example effects plus the interaction) and I = the interaction alone (the
-    replicates' spread around their seed mean), the variance of the mean is A + X - I: the
-    interaction appears in both A and X, and counting it twice is what made the two-stage
-    bootstrap over-cover. The seed part A - I is floored at 0.
-    """
+def variance_components(point: np.ndarray, boot: np.ndarray, n_examples: int | None = None) -> Components:
+    """:class:`Components` of (S,) per-seed values and (B, S) example replicates of ``n_examples``
+    examples each (None: the example part's own noise is ignored)."""
     n_seeds = point.size
     mean_rep = boot.mean(axis=1)
     examples = float(mean_rep.var(ddof=1)) if len(boot) > 1 else 0.0
+    example_df = np.inf if n_examples is None else float(max(n_examples - 1, 1))
     if n_seeds == 1:
-        return Components(0.0, examples, 1)
+        return Components(0.0, examples, 0.0, 1, example_df)
     between = float(point.var(ddof=1)) / n_seeds
     inter = float((boot - mean_rep[:, None]).var(axis=0, ddof=1).sum()) / (n_seeds * (n_seeds - 1)) \
         if len(boot) > 1 else 0.0
-    return Components(max(between - inter, 0.0), examples, n_seeds)
+    return Components(between, examples, inter, n_seeds, example_df)
 
 
-def _quantiles(level: float, n_seeds: int) -> tuple[float, float]:
-    """(t quantile on S - 1 df, normal quantile) of a two-sided ``level`` interval."""
-    q = 0.5 + level / 2
-    return float(stdtrit(max(n_seeds - 1, 1), q)), float(ndtri(q))
+def _t(df: float, q: float) -> float:
+    return float(stdtrit(df, q)) if np.isfinite(df) else float(ndtri(q))
 
 
 def crossed_t_half_width(c: Components, level: float) -> float:
-    """Half-width of the crossed t-interval: sqrt(t^2 seed + z^2 examples), the seed part on
-    S - 1 degrees of freedom (few seeds: t quantile), the example part on many (normal quantile)."""
-    t, z = _quantiles(level, c.n_seeds)
-    return float(np.sqrt(t * t * c.seed + z * z * c.examples))
+    """Half-width of the crossed t-interval: t on the Satterthwaite df of :class:`Components` times
+    the square root of the variance of the mean."""
+    return _t(c.df, 0.5 + level / 2) * float(np.sqrt(c.total))
 
 
-def _hierarchical_replicates(point: np.ndarray, boot: np.ndarray, seed: int, level: float) -> np.ndarray:
+def _hierarchical_replicates(point: np.ndarray, boot: np.ndarray, seed: int, level: float,
+                             n_examples: int | None = None) -> np.ndarray:
     """(B,) replicates of the hierarchical bootstrap: seeds, then examples.
 
     Replicate b draws S seeds with replacement (seed stage), then adds example replicate b's
     deviation of the mean over all seeds (example stage). The seed stage is rescaled (as in a
-    residual bootstrap with reflated residuals) so its variance is the seed component alone,
-    widened by t/z on S - 1 df. The example stage averages all seeds rather than the drawn ones:
-    a seed drawn twice would count its interaction with the examples twice, the over-coverage
-    this replaces. The replicates' variance matches :func:`crossed_t_half_width`; skew survives.
+    residual bootstrap with reflated residuals) so the replicates' variance is the variance of
+    the mean from :class:`Components`, widened by (t/z)^2 on its Satterthwaite df. The example
+    stage averages all seeds rather than the drawn ones: a seed drawn twice would count its
+    interaction with the examples twice, the over-coverage this replaces. Skew survives.
     """
     n_resamples, n_seeds = boot.shape
     drawn = _rng(seed, _SEEDS).integers(0, n_seeds, size=(n_resamples, n_seeds))
     centre = point.mean()
     seed_means = point[drawn].mean(axis=1)
     examples = boot.mean(axis=1) - centre
-    c = variance_components(point, boot)
+    c = variance_components(point, boot, n_examples)
     raw = point.var(ddof=0) / n_seeds  # the seed stage's variance before rescaling
-    t, z = _quantiles(level, n_seeds)
-    scale = t / z * np.sqrt(c.seed / raw) if raw > 0 else 0.0
-    return centre + scale * (seed_means - centre) + examples
+    # the replicates' variance, seed_scale^2 raw + example_scale^2 examples.var(), is to equal
+    # (t / z)^2 total; when the example stage alone exceeds that (the seed part estimated at or
+    # below 0), it is shrunk and the seed stage dropped, rather than left to over-cover
+    widened = (_t(c.df, 0.5 + level / 2) / float(ndtri(0.5 + level / 2))) ** 2 * c.total
+    ex_var = float(examples.var())
+    if widened >= ex_var:
+        seed_scale, example_scale = (np.sqrt((widened - ex_var) / raw) if raw > 0 else 0.0), 1.0
+    else:
+        seed_scale, example_scale = 0.0, np.sqrt(widened / ex_var)
+    return centre + seed_scale * (seed_means - centre) + example_scale * examples
 
 
 def _percentile_interval(replicates: np.ndarray, level: float) -> tuple[float, float]:
@@ -397,13 +444,13 @@ def seed_bootstrap(values: ArrayLike, level: float = 0.95, n_resamples: int = 10
 INTERVALS: dict[str, tuple[str, str]] = {
     "auto": ("automatic", "Wilson for one seed's proportion, the example bootstrap for one seed's other "
                           "statistics, the crossed t-interval from two seeds"),
-    "crossed-t": ("crossed t-interval (variance components: seeds on S-1 df, examples)",
-                  "validated from 5 seeds; with 2-3 seeds it under-covers when seeds vary much more than "
-                  "examples"),
-    "hierarchical": ("hierarchical bootstrap (seeds, then examples; seed stage rescaled to its variance "
-                     "component on S-1 df), percentile",
-                     "validated from 5 seeds while examples carry at least half the variance, and from 10 "
-                     "seeds; with fewer the seed stage takes too few values"),
+    "crossed-t": ("crossed t-interval (variance components, Satterthwaite df)",
+                  "validated from 5 seeds, and from 10 when seeds carry over 3/4 of the variance; with 2-3 "
+                  "seeds it covered 88-95%, least when seeds vary much more than the test examples"),
+    "hierarchical": ("hierarchical bootstrap (seeds, then examples; rescaled to the variance components, "
+                     "Satterthwaite df), percentile",
+                     "validated from 5 seeds, and from 10 when seeds carry over 3/4 of the variance; with 2-3 "
+                     "seeds the seed stage takes too few values"),
     "seed-t": ("t-interval over per-seed values (test set held fixed)",
                "for per-seed summaries such as training metrics; ignores the test set's sampling error"),
     "seed-percentile": ("seed bootstrap, expanded percentile (test set held fixed)",
@@ -422,12 +469,10 @@ def check_interval(method: str) -> None:
 
 def _caveat(method: str, n_seeds: int, c: Components | None) -> str:
     need = _MIN_SEEDS.get(method, 0)
-    if method == "hierarchical" and n_seeds < 10 and c is not None and c.seed_share > 0.5:
-        need = 10  # measured: 93.3% at 5 seeds when seeds carry two thirds of the variance
+    if method in ("crossed-t", "hierarchical") and n_seeds < 10 and c is not None and c.seed_share > 0.75:
+        need = 10  # measured: 92.8-93.3% at 5 seeds when seeds carry about 85% of the variance
     if n_seeds >= need:
         return ""
-    if method == "crossed-t" and c is not None and c.seed_share < 0.5:
-        return ""  # measured: in band with 2-3 seeds while examples dominate the variance
     share = "" if c is None else f" (seeds {100 * c.seed_share:.0f}% of the variance)"
     return f"{n_seeds} seeds{share}: below the {need} seeds this interval was validated for; likely too narrow"
 
@@ -446,15 +491,16 @@ def _interval(r: Resampled, level: float, seed: int, method: str
         return low, high, (f"example bootstrap, percentile, {n_resamples} resamples"), \
             "1 seed: the seed's own variance is not captured"
     if method in ("auto", "crossed-t"):
-        c = variance_components(r.point, r.boot)
+        c = variance_components(r.point, r.boot, r.n_examples)
         half = crossed_t_half_width(c, level)
         if half <= 1e-12 * max(1.0, abs(centre)):  # constant data: only rounding error is left
             return centre, centre, INTERVALS["crossed-t"][0] + f", {n_resamples} example resamples", ""
         name = INTERVALS["crossed-t"][0] + f", {n_resamples} example resamples"
         return centre - half, centre + half, name, _caveat("crossed-t", n_seeds, c)
     if method == "hierarchical":
-        c = variance_components(r.point, r.boot)
-        low, high = _percentile_interval(_hierarchical_replicates(r.point, r.boot, seed, level), level)
+        c = variance_components(r.point, r.boot, r.n_examples)
+        low, high = _percentile_interval(_hierarchical_replicates(r.point, r.boot, seed, level, r.n_examples),
+                                         level)
         return low, high, INTERVALS[method][0] + f", {n_resamples} resamples", _caveat(method, n_seeds, c)
     if method == "seed-t":
         low, high = t_interval(r.point, level)
@@ -506,7 +552,7 @@ def compare(a: Resampled, b: Resampled, level: float = 0.95, seed: int = 0, meth
     else:
         tail = min(np.mean(d.boot <= 0), np.mean(d.boot >= 0))
         p_value, p_method = min(1.0, 2.0 * float(tail)), "bootstrap"
-    c = variance_components(d.point, d.boot)
+    c = variance_components(d.point, d.boot, d.n_examples)
     diff = float(d.point.mean())
     return Comparison(
         diff=diff, ci_low=low, ci_high=high, level=level, p_value=p_value, ci_method=ci_method, p_method=p_method,
@@ -555,23 +601,20 @@ def probability_of_improvement_interval(a: ArrayLike, b: ArrayLike, higher_is_be
 
 def detectable_difference(c: Components, level: float = 0.95, power: float = 0.8) -> float:
     """Smallest true |difference| whose crossed t-interval excludes 0 with probability ``power``:
-    the interval's half-width plus the ``power`` quantile of the estimate's spread (same split of
-    seed and example parts). 0 when the difference does not vary at all."""
+    (t quantile of the level + t quantile of the power) x the standard error, both t on the
+    Satterthwaite df of ``c``. 0 when the difference does not vary at all."""
     if not 0 < power < 1:
         raise ValueError(f"power must be in (0, 1); got {power}")
     if c.total <= 0:
         return 0.0
-    t_pow = float(stdtrit(max(c.n_seeds - 1, 1), power))
-    z_pow = float(ndtri(power))
-    beyond = float(np.sqrt(t_pow**2 * c.seed + z_pow**2 * c.examples))
-    return crossed_t_half_width(c, level) + beyond
+    return (_t(c.df, 0.5 + level / 2) + _t(c.df, power)) * float(np.sqrt(c.total))
 
 
 def seeds_needed(diff: float, c: Components, level: float = 0.95, power: float = 0.8, alpha: float | None = None,
                  most: int = 1000) -> int | None:
     """Seeds that would detect a true difference of ``diff`` with ``power``, the test set unchanged.
 
-    Scales the seed part of ``c`` by S / S' and keeps the example part, so more seeds cannot beat
+    Rescales ``c`` to S' seeds (:meth:`Components.with_seeds`), so more seeds cannot beat
     the test set's own sampling error: None when even ``most`` seeds would not, or when ``diff``
     is 0. ``alpha`` (default 1 - level) also requires the exact sign-flip test over S' seeds to
     be able to reach it (2 / 2**S' <= alpha).
@@ -579,10 +622,9 @@ def seeds_needed(diff: float, c: Components, level: float = 0.95, power: float =
     if diff == 0 or c.n_seeds < 2:  # one seed says nothing about the seed variance
         return None
     alpha = 1 - level if alpha is None else alpha
-    per_seed = c.seed * c.n_seeds
 
     def detects(n: int) -> bool:
-        mde = detectable_difference(Components(per_seed / n, c.examples, n), level, power)
+        mde = detectable_difference(c.with_seeds(n), level, power)
         return min_attainable_p(n) <= alpha and mde <= abs(diff)
 
     if not detects(most):

@@ -554,7 +554,7 @@ def _training_comparisons(pairs: list[tuple[str, str]], seeds: tuple[int, ...],
             d = a - b
             low, high = stats.t_interval(d, level)
             p = stats.sign_flip_test(d)
-            comps = stats.Components(float(d.var(ddof=1)) / len(d), 0.0, len(d))
+            comps = stats.Components(float(d.var(ddof=1)) / len(d), 0.0, 0.0, len(d))
             out.append((v, base, None, metric, stats.Comparison(
                 float(d.mean()), low, high, level, p, "t-interval over per-seed differences",
                 f"sign-flip permutation over seeds (exact, {2 ** len(d)} sign patterns)", len(d), 0,

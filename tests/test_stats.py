@@ -98,11 +98,11 @@ def test_estimate_single_binary_seed_uses_wilson() -> None:
     assert (round(e.ci_low, 4), round(e.ci_high, 4)) == (0.4902, 0.9433)
 
 
-def test_estimate_crossed_bootstrap_is_deterministic_and_brackets_value() -> None:
+def test_estimate_crossed_t_is_deterministic_and_brackets_value() -> None:
     r = resample_mean(_bernoulli(2, (4, 300), 0.8), n_resamples=500, seed=1)
     e = estimate(r, level=0.9, seed=5)
     assert e == estimate(r, level=0.9, seed=5)
-    assert e.method == "crossed t-interval (variance components: seeds on S-1 df, examples), 500 example resamples"
+    assert e.method == "crossed t-interval (variance components, Satterthwaite df), 500 example resamples"
     assert e.ci_low < e.value < e.ci_high and e.value == r.point.mean()
     assert (e.level, e.n_seeds, e.n_examples) == (0.9, 4, 300)
     wider = estimate(r, level=0.99, seed=5)

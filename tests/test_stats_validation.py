@@ -32,6 +32,12 @@ from harness.stats import (
 )
 
 LOW, HIGH = 0.935, 0.965  # the band a 95% interval must cover in
+
+
+def _floor(reps: int) -> float:
+    """Lowest coverage one design of ``reps`` experiments may show: four Monte Carlo sds below 95%.
+    It catches a regime an estimator fails in (88% was measured outside the validated range)."""
+    return 0.95 - 4 * np.sqrt(0.95 * 0.05 / reps)
 N, B = 200, 300  # examples per seed, example resamples per experiment
 
 
@@ -51,30 +57,37 @@ def _experiment(rng: np.random.Generator, n_seeds: int, tau: float, shift: float
     return rng.random((n_seeds, N)) < 1 / (1 + np.exp(-(a[None, :] + u[:, None] + shift)))
 
 
-def _crossed_coverage(method: str, n_seeds: int, ratio: float, reps: int = 1000) -> float:
+def _crossed_coverage(method: str, n_seeds: int, ratio: float, reps: int = 1000, n_resamples: int | None = None
+                      ) -> float:
+    """Share of ``reps`` experiments whose interval covers the truth. A percentile interval reads
+    its 2.5% tails off the replicates, so the hierarchical bootstrap gets 1000 of them (300 left
+    it 0.5-1 point short from tail noise alone; reports use 2000)."""
+    n_resamples = n_resamples or (1000 if method == "hierarchical" else B)
     rng = np.random.default_rng(1000 * n_seeds + int(10 * ratio))
     truth, tau = _truth(_tau(ratio)), _tau(ratio)
     hits = 0
     for k in range(reps):
         # fresh example draws in every experiment: reusing a few draws correlates the experiments'
         # variance estimates and moved the measured coverage by 1-2 points
-        e = estimate(resample_mean(_experiment(rng, n_seeds, tau), B, seed=k), seed=k, method=method)
+        e = estimate(resample_mean(_experiment(rng, n_seeds, tau), n_resamples, seed=k), seed=k, method=method)
         hits += e.ci_low <= truth <= e.ci_high
     return hits / reps
 
 
-CROSSED_GRID = [(5, 0), (5, 1), (5, 2), (10, 0), (10, 1), (10, 2)]  # (seeds, ratio) where crossed-t claims validity
-HIERARCHICAL_GRID = [(5, 0), (5, 1), (10, 0), (10, 1), (10, 2)]  # 5 seeds with ratio 2 carries a caveat
+# (seeds, ratio) where crossed-t and hierarchical claim validity: from 5 seeds, from 10 when seeds
+# carry most of the variance (ratio 4); outside it they carry a caveat (see harness.stats.INTERVALS)
+VALIDATED_GRID = [(5, 0), (5, 1), (5, 2), (10, 0), (10, 1), (10, 2), (10, 4)]
 
 
-@pytest.mark.parametrize(("method", "grid"), [("crossed-t", CROSSED_GRID), ("hierarchical", HIERARCHICAL_GRID)])
-def test_crossed_intervals_cover_over_their_validated_designs(method: str, grid: list[tuple[int, float]]) -> None:
-    # Pooled over the designs (3000 experiments: Monte Carlo sd 0.4 points) the estimator must cover
-    # 93.5-96.5%; no single design (500 experiments, sd 1 point) may stray far, which would show a
-    # regime it fails in. benchmarks/coverage.py measures each design at 4000 experiments.
-    per_design = [_crossed_coverage(method, n_seeds, ratio, reps=3000 // len(grid)) for n_seeds, ratio in grid]
+@pytest.mark.parametrize("method", ["crossed-t", "hierarchical"])
+def test_crossed_intervals_cover_over_their_validated_designs(method: str) -> None:
+    # Pooled over the designs (2996 experiments: Monte Carlo sd 0.4 points) the estimator must cover
+    # 93.5-96.5%; no single design (428 experiments, sd 1 point) may fall below _floor, which would
+    # show a regime it fails in. benchmarks/coverage.py measures each design with more experiments.
+    reps = 3000 // len(VALIDATED_GRID)
+    per_design = [_crossed_coverage(method, n, ratio, reps) for n, ratio in VALIDATED_GRID]
     assert LOW <= float(np.mean(per_design)) <= HIGH, per_design
-    assert all(0.92 <= c <= 0.98 for c in per_design), per_design
+    assert all(_floor(reps) <= c for c in per_design), per_design
 
 
 def test_the_old_two_stage_bootstrap_would_have_failed_here() -> None:
@@ -85,10 +98,12 @@ def test_the_old_two_stage_bootstrap_would_have_failed_here() -> None:
 
 def test_caveat_marks_designs_outside_the_validated_range() -> None:
     rng = np.random.default_rng(0)
-    few = estimate(resample_mean(_experiment(rng, 3, _tau(4)), B), method="crossed-t")
+    few = estimate(resample_mean(_experiment(rng, 3, _tau(1)), B), method="crossed-t")
     assert "below the 5 seeds" in few.caveat
-    enough = estimate(resample_mean(_experiment(rng, 5, _tau(4)), B), method="crossed-t")
+    enough = estimate(resample_mean(_experiment(rng, 5, _tau(1)), B), method="crossed-t")
     assert enough.caveat == ""
+    seed_dominated = estimate(resample_mean(_experiment(rng, 5, _tau(8)), B), method="hierarchical")
+    assert "below the 10 seeds" in seed_dominated.caveat
 
 
 @pytest.mark.parametrize("n_seeds", [2, 3, 5])
@@ -115,7 +130,7 @@ def test_seed_bootstrap_covers_from_20_seeds(bca: bool) -> None:
     # pooled over normal and skewed (lognormal) per-seed values at 20 and 40 seeds, as above
     per_design = [_seed_bootstrap_coverage(n, skewed, bca, reps=750) for n in (20, 40) for skewed in (False, True)]
     assert LOW <= float(np.mean(per_design)) <= HIGH, per_design
-    assert all(0.92 <= c <= 0.98 for c in per_design), per_design
+    assert all(_floor(750) <= c for c in per_design), per_design
 
 
 @pytest.mark.parametrize("n", [50, 200])
@@ -203,15 +218,13 @@ def _comparison_coverage(n_seeds: int, reps: int) -> float:
     return hits / reps
 
 
-def test_comparison_interval_coverage_of_a_known_difference() -> None:
-    # Known shortfall, recorded rather than hidden: on paired differences (two variants with their
-    # own seed effects and an effect that varies by example) the crossed t-interval measured
-    # 92-94% (mean about 93%) at 5, 10 and 20 seeds, below the 93.5% the estimates reach. Its
-    # variance matches the empirical one (bias < 1%), so the shortfall is in the interval's
-    # shape, not its centre. This bounds it until it is fixed; the lower bound is the one of every
-    # per-design check above.
-    per_design = [_comparison_coverage(n_seeds, reps=1000) for n_seeds in (5, 10)]
-    assert 0.92 <= float(np.mean(per_design)) <= HIGH, per_design
+def test_comparison_interval_covers_a_known_difference() -> None:
+    # Paired differences are where the seed part is mostly interaction: subtracting it leaves the
+    # noise of S - 1 degrees of freedom on a smaller variance. With t on S - 1 df for the seed part
+    # alone this covered 92-93%; the Satterthwaite df of the whole variance brings it into the band.
+    per_design = [_comparison_coverage(n_seeds, reps=800) for n_seeds in (5, 10, 20)]
+    assert LOW <= float(np.mean(per_design)) <= HIGH, per_design
+    assert all(_floor(800) <= c for c in per_design), per_design
 
 
 # --- cross-checks against scipy.stats on exact inputs -------------------------------------------
