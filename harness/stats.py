@@ -25,7 +25,7 @@ purpose, so results are deterministic in ``seed`` and no global random state is 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -82,9 +82,14 @@ class Comparison:
     effect_size: float | None = None  # mean / sd of the per-seed differences (Cohen's d_z)
     mde: float | None = None  # smallest |difference| this design detects with 80% power
     seeds_needed: int | None = None  # seeds that would detect the observed difference with 80% power
+    # the variance components behind the interval, for questions the report asks later (how many
+    # seeds would settle a claim); not part of the serialised result
+    components: Components | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, float | int | str | None]:
-        return asdict(self)
+        d = asdict(self)
+        d.pop("components")
+        return d
 
 
 @dataclass(frozen=True, eq=False)  # numpy fields: == would be ambiguous
@@ -468,13 +473,15 @@ def check_interval(method: str) -> None:
 
 
 def _caveat(method: str, n_seeds: int, c: Components | None) -> str:
+    """Why an interval of ``method`` with ``n_seeds`` may be too narrow ("" inside its validated range)."""
     need = _MIN_SEEDS.get(method, 0)
+    if n_seeds < need:
+        return f"{n_seeds} seeds: below the {need} this interval was validated for; likely too narrow"
     if method in ("crossed-t", "hierarchical") and n_seeds < 10 and c is not None and c.seed_share > 0.75:
-        need = 10  # measured: 92.8-93.3% at 5 seeds when seeds carry about 85% of the variance
-    if n_seeds >= need:
-        return ""
-    share = "" if c is None else f" (seeds {100 * c.seed_share:.0f}% of the variance)"
-    return f"{n_seeds} seeds{share}: below the {need} seeds this interval was validated for; likely too narrow"
+        # measured: 92.8-93.3% at 5 seeds when seeds carry about 85% of the variance
+        return (f"{n_seeds} seeds carrying over 3/4 of the variance: below the 10 this interval was validated "
+                "for there; likely too narrow")
+    return ""
 
 
 def _interval(r: Resampled, level: float, seed: int, method: str
@@ -523,7 +530,7 @@ def estimate(r: Resampled, level: float = 0.95, seed: int = 0, method: str = "au
 
 
 def compare(a: Resampled, b: Resampled, level: float = 0.95, seed: int = 0, method: str = "auto",
-            power: float = 0.8) -> Comparison:
+            power: float = 0.8, bounds: tuple[float, float] = (-np.inf, np.inf)) -> Comparison:
     """Paired comparison a minus b of two variants evaluated with the same seeds and examples.
 
     ``a`` and ``b`` must come from the same example draws (same ``n_resamples`` and ``seed`` when
@@ -532,7 +539,8 @@ def compare(a: Resampled, b: Resampled, level: float = 0.95, seed: int = 0, meth
     sign-flip test over seeds for S >= 2; with one seed McNemar's exact test when both are
     proportions, else the two-sided example-bootstrap p. Also the effect size (d_z over seeds),
     the smallest difference detectable with ``power`` and the seeds that would detect the
-    observed difference with it (see :func:`detectable_difference`, :func:`seeds_needed`).
+    observed difference with it (see :func:`detectable_difference`, :func:`seeds_needed`). The
+    interval is clipped to ``bounds``, the range a difference can take ([-1, 1] for proportions).
     """
     _check_level(level)
     if a.boot.shape != b.boot.shape or a.n_examples != b.n_examples:
@@ -543,6 +551,7 @@ def compare(a: Resampled, b: Resampled, level: float = 0.95, seed: int = 0, meth
     n_seeds = a.point.size
     d = Resampled(point=a.point - b.point, boot=a.boot - b.boot, n_examples=a.n_examples, binary=None)
     low, high, ci_method, caveat = _interval(d, level, seed, method)
+    low, high = float(np.clip(low, *bounds)), float(np.clip(high, *bounds))
     if n_seeds >= 2:
         p_value = sign_flip_test(d.point, _N_SIGN_FLIPS, seed)
         kind = f"exact, {2**n_seeds}" if 2**n_seeds <= _N_SIGN_FLIPS else f"Monte Carlo, {_N_SIGN_FLIPS}"
@@ -557,7 +566,7 @@ def compare(a: Resampled, b: Resampled, level: float = 0.95, seed: int = 0, meth
     return Comparison(
         diff=diff, ci_low=low, ci_high=high, level=level, p_value=p_value, ci_method=ci_method, p_method=p_method,
         n_seeds=n_seeds, n_examples=a.n_examples, caveat=caveat, effect_size=effect_size(d.point),
-        mde=detectable_difference(c, level, power), seeds_needed=seeds_needed(diff, c, level, power),
+        mde=detectable_difference(c, level, power), seeds_needed=seeds_needed(diff, c, level, power), components=c,
     )
 
 

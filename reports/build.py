@@ -297,7 +297,9 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
                     continue
                 ra = _subset(ra, [sa.index(s) for s in common])
                 rb = _subset(rb, [sb.index(s) for s in common])
-                raw.append((v, base, cond, metric, stats.compare(ra, rb, level, boot_seed, interval), tuple(common),
+                low, high = _bounds(metric)
+                cmp = stats.compare(ra, rb, level, boot_seed, interval, bounds=(low - high, high - low))
+                raw.append((v, base, cond, metric, cmp, tuple(common),
                             (ra.point, rb.point)))
 
     summaries = tuple(_training_summary(v, seeds, train_by, level) for v in names)
@@ -318,7 +320,7 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
         n_test=n_test, adjust=adjust, attack_settings=_attack_settings(eval_cells),
         reliability=_reliability(conditions, evals, names), interval=interval,
         claims=verdicts(Suite.from_dict(suite).claims, list(comparisons), {v["name"]: v["norm"] for v in variants},
-                        1 - level),
+                        1 - level, tuple(v for v, _ in pairs)),
         curves=_curves(names, seeds, train_by, level), roc=_roc(conditions, evals, names),
     )
 

@@ -9,8 +9,9 @@ variant's norm. Each row is judged on its interval and its adjusted p-value:
   out a difference beyond the margin in the excluded direction; contradicted when the interval
   lies beyond the margin and the adjusted p is below alpha; otherwise inconclusive.
 
-The claim is supported when every row is, contradicted when any row is, inconclusive otherwise
-(with the seeds the rows' designs say would settle it), and "not evaluated" when no row matches.
+The claim is supported when every row is and every variant it names has a row, contradicted
+when any row is, inconclusive otherwise (with the seeds the rows' designs say would settle it),
+and "not evaluated" when no row matches.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
+from harness import stats
 from harness.specs import Claim
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_EVALUATED = "supported", "contradicted", "inconclusive", "not evaluated"
@@ -76,9 +78,28 @@ def row_verdict(direction: str, ci_low: float, ci_high: float, p_adjusted: float
     raise ValueError(f"unknown claim direction {direction!r}")
 
 
-def judge(claim: Claim | str, rows: list[Any], norms: dict[str, str], alpha: float) -> Verdict:
+def _distance(direction: str, diff: float, margin: float) -> float:
+    """How far the interval must be resolved from the estimate to decide the claim either way: the
+    difference itself for lower / higher (from 0), the gap to the margin for not-higher / not-lower."""
+    if direction in ("lower", "higher"):
+        return abs(diff)
+    return abs(margin - diff) if direction == "not-higher" else abs(diff + margin)
+
+
+def _seeds_to_settle(claim: Claim, row: Any, level: float) -> int | None:
+    c = row.comparison
+    distance = _distance(claim.direction, c.diff, claim.margin)
+    if c.components is None:  # training metrics: a t-interval over seeds, no example part
+        return c.seeds_needed if claim.direction in ("lower", "higher") else None
+    return stats.seeds_needed(distance, c.components, level)
+
+
+def judge(claim: Claim | str, rows: list[Any], norms: dict[str, str], alpha: float,
+          expected: tuple[str, ...] = ()) -> Verdict:
     """The verdict on ``claim`` from report comparison rows (reports.build.ComparisonRow);
-    ``norms`` maps variant names to their norm, ``alpha`` = 1 - the report's level."""
+    ``norms`` maps variant names to their norm, ``alpha`` = 1 - the report's level, ``expected``
+    names the variants that have a baseline to be compared with (those the claim's norms select
+    must each have a row for the claim to be supported)."""
     if isinstance(claim, str):
         return Verdict(claim, NOT_EVALUATED, "stated as free text: declare it as a harness.specs.Claim "
                        "(metric, direction, condition) to get a verdict", ())
@@ -92,12 +113,17 @@ def judge(claim: Claim | str, rows: list[Any], norms: dict[str, str], alpha: flo
         c = r.comparison
         evidence.append(Evidence(r.variant, r.baseline, key, c.diff, c.ci_low, c.ci_high, r.p_adjusted,
                                  row_verdict(claim.direction, c.ci_low, c.ci_high, r.p_adjusted, alpha, claim.margin),
-                                 c.seeds_needed))
+                                 _seeds_to_settle(claim, r, 1 - alpha)))
+    named = [v for v in expected if not claim.norms or norms.get(v) in claim.norms]
+    missing = [v for v in named if all(e.variant != v for e in evidence)]
+    absent = (f"; no comparison for {', '.join(missing)}" + (
+        " (training metrics are compared only when every seed of both variants reached the target)"
+        if claim.condition == "training" else "")) if missing else ""
     if not evidence:
         return Verdict(claim, NOT_EVALUATED, "no comparison in this report matches the claim's metric, condition "
-                       "and norms (a training metric is only compared when every seed reached the target)", ())
+                       "and norms" + absent, ())
     verdicts = [e.verdict for e in evidence]
-    if all(v == SUPPORTED for v in verdicts):
+    if all(v == SUPPORTED for v in verdicts) and not missing:
         return Verdict(claim, SUPPORTED, f"all {len(evidence)} matching comparisons support it", tuple(evidence))
     if CONTRADICTED in verdicts:
         n = verdicts.count(CONTRADICTED)
@@ -105,14 +131,17 @@ def judge(claim: Claim | str, rows: list[Any], norms: dict[str, str], alpha: flo
                        tuple(evidence))
     open_rows = [e for e in evidence if e.verdict == INCONCLUSIVE]
     needed = [e.seeds_needed for e in open_rows]
-    if all(n is not None for n in needed):
-        hint = f"about {max(n for n in needed if n is not None)} seeds would settle it at the observed differences"
+    if not open_rows:
+        hint = ""
+    elif all(n is not None for n in needed):
+        hint = f"; about {max(n for n in needed if n is not None)} seeds would settle it at the observed differences"
     else:
-        hint = "more seeds would not settle it at the observed differences (too small against the test set's noise)"
-    return Verdict(claim, INCONCLUSIVE, f"{len(open_rows)} of {len(evidence)} matching comparisons are inconclusive; "
-                   + hint, tuple(evidence))
+        hint = ("; more seeds alone would not settle it at the observed differences (too close to the claim's "
+                "boundary for the test set's noise)")
+    return Verdict(claim, INCONCLUSIVE, f"{len(open_rows)} of {len(evidence)} matching comparisons are inconclusive"
+                   + hint + absent, tuple(evidence))
 
 
-def verdicts(claims: tuple[Claim | str, ...], rows: list[Any], norms: dict[str, str], alpha: float
-             ) -> tuple[Verdict, ...]:
-    return tuple(judge(c, rows, norms, alpha) for c in claims)
+def verdicts(claims: tuple[Claim | str, ...], rows: list[Any], norms: dict[str, str], alpha: float,
+             expected: tuple[str, ...] = ()) -> tuple[Verdict, ...]:
+    return tuple(judge(c, rows, norms, alpha, expected) for c in claims)

@@ -30,6 +30,7 @@ h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 
 .table { overflow-x: auto; margin: 0.5em 0 1em; }
 table { border-collapse: collapse; font-size: 12px; font-variant-numeric: tabular-nums; }
 th, td { border: 1px solid #ddd; padding: 2px 6px; text-align: left; white-space: nowrap; }
+td.wrap { white-space: normal; min-width: 24em; }
 th { background: #f4f4f4; } tr:nth-child(even) td { background: #fafafa; }
 code { background: #f2f2f2; padding: 0 3px; border-radius: 3px; }
 figure { display: inline-table; margin: 8px 16px 8px 0; vertical-align: top; }
@@ -84,10 +85,17 @@ def _cells(line: str) -> list[str]:
     return [c.strip() for c in CELL_SEP.split(line.strip().removeprefix("|").removesuffix("|"))]
 
 
+WRAP_AT = 40  # characters: longer cells (claims' reasons, checks' details) wrap; numbers never do
+
+
+def _td(cell: str) -> str:
+    return f'<td class="wrap">{_inline(cell)}</td>' if len(cell) > WRAP_AT else f"<td>{_inline(cell)}</td>"
+
+
 def _table(lines: list[str]) -> str:
     """A pipe table: header row, separator row, body rows."""
     head = "".join(f"<th>{_inline(c)}</th>" for c in _cells(lines[0]))
-    body = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in _cells(row)) + "</tr>" for row in lines[2:])
+    body = "".join("<tr>" + "".join(_td(c) for c in _cells(row)) + "</tr>" for row in lines[2:])
     return f'<div class="table"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 

@@ -325,6 +325,16 @@ def _power_cells(r: ComparisonRow) -> list[str]:
             "none" if c.seeds_needed is None else str(c.seeds_needed)]
 
 
+def caveat_legend(report: Report) -> list[str]:
+    """One line saying what the caveat mark means in this report (empty when nothing carries one)."""
+    caveats = dict.fromkeys(c for c in [r.estimate.caveat for r in report.estimates]
+                            + [r.comparison.caveat for r in report.comparisons] if c)
+    if not caveats:
+        return []
+    return [f"{CAVEAT_MARK} The interval's design lies outside the range its method was validated for: "
+            + "; ".join(caveats) + ". Measured coverage in docs/statistics.md.", ""]
+
+
 def claims_section(report: Report) -> list[str]:
     """The verdict on each declared claim, with the comparisons it rests on."""
     if not report.claims:
@@ -350,7 +360,8 @@ def _comparison_rows(rows: list[ComparisonRow], esc: Callable[[str], str] = _esc
     """The paired-comparison table's cells, names escaped by ``esc`` (Markdown by default)."""
     return [[esc(r.variant), esc(r.baseline), esc(condition_label(r.condition)), esc(r.metric),
              fmt(r.comparison.diff, r.metric, signed=True),
-             fmt_interval(r.comparison.ci_low, r.comparison.ci_high, r.metric, signed=True),
+             fmt_interval(r.comparison.ci_low, r.comparison.ci_high, r.metric, signed=True)
+             + (CAVEAT_MARK if r.comparison.caveat else ""),
              fmt_p(r.comparison.p_value), fmt_p(r.p_adjusted), str(r.comparison.n_seeds)] for r in rows]
 
 
@@ -451,7 +462,7 @@ def to_markdown(report: Report, figs: Sequence[Figure] | None = None) -> str:
     if report.excluded:
         out += ["**Excluded from evaluation** (no usable model): " + "; ".join(map(_esc, report.excluded)), ""]
     header, rows = headline(report)
-    out += ["## Summary", "", _table(header, rows), "", *_figure_lines(figs, "summary")]
+    out += ["## Summary", "", _table(header, rows), "", *caveat_legend(report), *_figure_lines(figs, "summary")]
     out += claims_section(report)
 
     out += ["## Training", "",
@@ -549,6 +560,8 @@ def print_summary(report: Report, console: Any = None) -> None:
     failed = [ch for ch in report.checks if ch.status == "fail"]
     console.print(f"Sanity checks: {sum(ch.status == 'pass' for ch in report.checks)} passed, {len(failed)} failed"
                   + "".join(f"\n  FAILED {ch.name}: {ch.detail}" for ch in failed))
+    for line in caveat_legend(report)[:1]:
+        console.print(line, style="dim", markup=False)
     console.print(methods(report)["power"], style="dim")
 
 

@@ -81,3 +81,30 @@ def test_bad_claims_are_config_errors(kwargs: dict[str, object], message: str) -
     spec = {"text": "t", "metric": "steps_to_target", "direction": "lower", **kwargs}
     with pytest.raises(ConfigError, match=message):
         Claim(**spec)  # type: ignore[arg-type]
+
+
+def test_a_named_variant_without_a_comparison_keeps_a_claim_from_support() -> None:
+    claim = Claim("batch and layer need fewer steps", "steps_to_target", "lower", norms=("batch", "layer"))
+    rows = [_row("mlp-batch", None, "steps_to_target", -300, -100, 0.01)]
+    v = judge(claim, rows, NORMS, 0.05, expected=("mlp-batch", "mlp-layer", "mlp-group"))
+    assert v.verdict == INCONCLUSIVE
+    assert "no comparison for mlp-layer" in v.reason and "reached the target" in v.reason
+
+
+def test_seeds_to_settle_a_margin_claim_use_the_gap_to_the_margin() -> None:
+    # the same difference and variance: deciding "not higher by more than 2 points" at +1 point
+    # needs the interval resolved to the 1-point gap, a "higher" claim to the 1-point difference
+    # itself; at +1.9 points the gap is 0.1 and needs far more seeds
+    from harness.stats import Components
+
+    comps = Components(between=4e-5, examples=1e-5, interaction=1e-5, n_seeds=3, example_df=449)
+
+    def row(diff: float) -> ComparisonRow:
+        c = stats.Comparison(diff, diff - 0.03, diff + 0.03, 0.95, 0.25, "t", "sign-flip", 3, 450, components=comps)
+        return ComparisonRow("mlp-batch", "mlp-none", Condition("clean"), "accuracy", c, 1.0, (0, 1, 2))
+
+    margin = Claim("at most 2 points better", "accuracy", "not-higher", "clean", margin=0.02)
+    near = judge(margin, [row(0.01)], NORMS, 0.05).evidence[0].seeds_needed
+    close = judge(margin, [row(0.019)], NORMS, 0.05).evidence[0].seeds_needed
+    assert near is not None and (close is None or close > near)
+    assert near == stats.seeds_needed(0.01, comps)

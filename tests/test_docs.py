@@ -35,3 +35,16 @@ def test_ci_runs_the_readme_test_command_exactly() -> None:
     assert "harness run quickstart" in run_cmd and "tox" in test_cmd
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert test_cmd in ci
+
+
+def test_the_plugin_guides_suite_example_builds() -> None:
+    # the worked example is code a plugin author copies: it must construct, claims included
+    from harness.specs import Claim, Suite
+
+    guide = (ROOT / "docs" / "plugins.md").read_text()
+    code = guide.split("`my_norm_suite/__init__.py`:", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    namespace: dict[str, object] = {}
+    exec(compile(code, "docs/plugins.md", "exec"), namespace)
+    suite = namespace["SUITE"]
+    assert isinstance(suite, Suite) and suite.claims
+    assert all(isinstance(c, Claim) for c in suite.claims)
