@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Describe a registered suite: its data, variants, seeds, training recipe "
                                    "and evaluation battery.")
     p.add_argument("suite", help="suite name, e.g. quickstart")
+    p.add_argument("--size", default="full", help="describe the suite at this size, e.g. reduced (default full)")
     p.add_argument("--json", action="store_true", help="print the suite specification as JSON")
 
     p = sub.add_parser("run", help="train and evaluate a suite, then write its report",
@@ -124,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("suite", help="suite name, e.g. quickstart")
     p.add_argument("--run-dir", type=Path, help="where to store records and reports (default runs/SUITE-TIME); "
                    "an existing run directory is resumed")
+    p.add_argument("--size", default="full",
+                   help="run the suite at one of its declared sizes, e.g. reduced (what CI runs); default full "
+                        "(see 'harness show SUITE')")
     p.add_argument("--seeds", type=_seeds, help="override the suite's seeds, e.g. 0,1,2,3,4")
     p.add_argument("--variants", type=_names, help="run only these variants, e.g. cnn-none,cnn-batch")
     p.add_argument("--epochs", type=_positive_int, help="override the training epochs")
@@ -224,7 +228,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from harness.runner import load_suite
 
-    suite = load_suite(args.suite)
+    full = load_suite(args.suite)
+    suite = full.with_size(args.size)
     if args.json:
         print(json.dumps(suite.to_dict(), indent=1))
         return 0
@@ -236,7 +241,14 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"variants:   {', '.join(v.name for v in suite.variants)}",
         f"seeds:      {', '.join(map(str, suite.seeds))}",
         f"training:   {suite.train.optimizer} lr {suite.train.lr:g}, batch {suite.train.batch_size}, "
-        f"{suite.train.epochs} epochs, target {100 * suite.train.target_accuracy:g}% held-out accuracy",
+        f"{suite.train.epochs} epochs, target {100 * suite.train.target_accuracy:g}% held-out accuracy"
+        + (f"; variants override {', '.join(sorted({k for v in suite.variants for k, _ in v.train}))} (a sweep)"
+           if any(v.train for v in suite.variants) else ""),
+        f"size:       {suite.size}" + (f", training capped at {suite.max_train} examples" if suite.max_train else "")
+        + (f", test capped at {suite.max_test}" if suite.max_test else "")
+        + "".join(f"\n            other size {z.name}: {z.description or '(no description)'}"
+                  for z in full.sizes if z.name != suite.size)
+        + ("\n            other size full: the suite as declared" if suite.size != "full" else ""),
         f"shifts:     {', '.join(ev.shifts) or '-'} at severities {', '.join(map(str, ev.severities))}",
         f"batchnorm:  test-time statistics {', '.join(ev.bn_modes)}",
         f"natural:    {', '.join(ev.natural_shifts) or '-'}",
@@ -271,7 +283,8 @@ def _report(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.runner import default_run_dir, load_suite, run
 
-    suite = load_suite(args.suite).with_overrides(seeds=args.seeds, variants=args.variants, epochs=args.epochs)
+    suite = load_suite(args.suite).with_size(args.size).with_overrides(seeds=args.seeds, variants=args.variants,
+                                                                       epochs=args.epochs)
     run_dir = args.run_dir or default_run_dir(suite)
     if not args.quiet:
         print(f"run dir: {run_dir}", file=sys.stderr)

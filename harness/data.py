@@ -106,6 +106,28 @@ def stratified_split(data: ImageSet, test_fraction: float, val_fraction: float, 
     return Split(**{k: data.subset(np.sort(np.concatenate(v))) for k, v in parts.items()})
 
 
+def stratified_subset(data: ImageSet, n: int, seed: int) -> ImageSet:
+    """At most ``n`` examples of ``data`` with every class keeping its share (rounded, at least
+    one each), in their original order; the same ``seed`` gives the same subset."""
+    if data.y is None or n >= len(data.y):
+        return data
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(data.y, return_counts=True)
+    keep = np.maximum(1, np.round(counts * n / len(data.y)).astype(int))
+    idx = np.concatenate([rng.permutation(np.flatnonzero(data.y == c))[:k] for c, k in zip(classes, keep, strict=True)])
+    return data.subset(np.sort(idx))
+
+
+def cap_split(split: Split, max_train: int | None, max_test: int | None, seed: int) -> Split:
+    """``split`` with its training and test parts capped (:func:`stratified_subset`); the
+    validation part is kept, so the held-out curve and the target mean the same at every size."""
+    if max_train is None and max_test is None:
+        return split
+    train = split.train if max_train is None else stratified_subset(split.train, max_train, seed)
+    test = split.test if max_test is None else stratified_subset(split.test, max_test, seed + 1)
+    return Split(train=train, val=split.val, test=test)
+
+
 def fit_to(x: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     """Resize (N, C, H, W) images to ``shape`` = (C', H', W'): channels are averaged to gray or
     repeated, and the spatial size is reduced by area averaging (bilinear when enlarging)."""

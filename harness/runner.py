@@ -10,6 +10,7 @@ go on; a diverged training run is stored as an outcome and its model is not eval
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import subprocess
@@ -211,7 +212,10 @@ def train_spec(suite: Suite, variant: Variant, seed: int, device: str) -> dict[s
         "split": [suite.test_fraction, suite.val_fraction, suite.split_seed],
         "variant": {"model": variant.model, "norm": variant.norm, "standardize": variant.standardize,
                     "options": dict(variant.options)},
-        "seed": seed, "train": suite.to_dict()["train"], "device": device.split(":")[0],
+        "seed": seed, "train": dataclasses.asdict(variant.recipe(suite.train)), "device": device.split(":")[0],
+        # caps on the split only when set, so the keys of uncapped suites stay what they were
+        **({"max_train": suite.max_train, "max_test": suite.max_test}
+           if suite.max_train is not None or suite.max_test is not None else {}),
     }
 
 
@@ -293,7 +297,7 @@ def train_unit(ctx: Context, unit: Unit, on_step: Callable[[int, int], None] | N
     v, t0 = unit.variant, time.perf_counter()
     try:  # a broken model or norm plugin fails its cell, not the run
         model = _build(ctx, v, unit.seed)
-        result = train(model, ctx.split, ctx.suite.train, unit.seed, ctx.device, on_step)
+        result = train(model, ctx.split, v.recipe(ctx.suite.train), unit.seed, ctx.device, on_step)
     except Exception as exc:
         yield Cell(unit.train_key, "train", v.name, unit.seed, unit.train_spec, {}, "failed",
                    _error_text(exc), time.perf_counter() - t0)
@@ -458,9 +462,10 @@ def default_run_dir(suite: Suite) -> Path:
 
 
 def _split(suite: Suite) -> Any:
-    from harness.data import load, stratified_split
+    from harness.data import cap_split, load, stratified_split
 
-    return stratified_split(load(suite.dataset), suite.test_fraction, suite.val_fraction, suite.split_seed)
+    split = stratified_split(load(suite.dataset), suite.test_fraction, suite.val_fraction, suite.split_seed)
+    return cap_split(split, suite.max_train, suite.max_test, suite.split_seed)
 
 
 def train_size(suite: Suite) -> int:
@@ -499,7 +504,9 @@ def check_resumable(store: Store, suite: Suite, device: str) -> None:
         raise ConfigError(f"{store.run_dir} holds a run of suite {stored['name']!r}, not {suite.name!r}",
                           hint="pass another --run-dir")
     new = json.loads(json.dumps(suite.to_dict()))  # tuples become lists, as they were stored
-    changed = sorted(k for k in new if k not in ("seeds", "variants") and new[k] != stored.get(k))
+    # settings added to Suite later read as their defaults in older run directories
+    defaults: dict[str, Any] = {"max_train": None, "max_test": None, "sizes": [], "size": "full"}
+    changed = sorted(k for k in new if k not in ("seeds", "variants") and new[k] != stored.get(k, defaults.get(k)))
     if changed:
         raise ConfigError(f"{store.run_dir} was run with other settings for {', '.join(changed)}",
                           hint="resume with the same options (only --seeds and --variants may change), "
@@ -536,7 +543,7 @@ def run(suite: str | Suite, run_dir: Path | str | None = None, device: str = "au
         units = plan(suite, store, device)
         n_cells = len(suite.variants) * len(suite.seeds) * (1 + len(suite.conditions()))
         todo = sum(u.need_train + len(u.evals) for u in units)
-        counts = {"trained": 0, "evaluated": 0, "diverged": 0, "train_cells": 0}
+        counts = {"trained": 0, "evaluated": 0, "diverged": 0, "train_steps": 0}
         failures: list[tuple[str, str]] = []
         if not units:
             return RunSummary(run_dir, 0, 0, n_cells, 0)
@@ -544,9 +551,13 @@ def run(suite: str | Suite, run_dir: Path | str | None = None, device: str = "au
         # torch_threads is this process's; each worker uses usable_cores() // workers
         store.put_meta("provenance", {**provenance(device, argv), "executor": executor, "workers": ex.workers})
         n_train = len(_WORKER["ctx"].split.train.x) if "ctx" in _WORKER else train_size(suite)
-        steps_per_run = (n_train // suite.train.batch_size) * suite.train.epochs
+
+        def steps_of(v: Variant) -> int:  # a sweep's variants train for different numbers of steps
+            recipe = v.recipe(suite.train)
+            return (n_train // recipe.batch_size) * recipe.epochs
+
         with _progress(console, progress) as bar:
-            t_train = bar.add_task("train", total=steps_per_run * sum(u.need_train for u in units))
+            t_train = bar.add_task("train", total=sum(steps_of(u.variant) for u in units if u.need_train))
             t_eval = bar.add_task("evaluate", total=sum(len(u.evals) for u in units))
 
             def store_all(cells: Iterator[Cell]) -> None:
@@ -562,14 +573,13 @@ def run(suite: str | Suite, run_dir: Path | str | None = None, device: str = "au
                     else:
                         counts["evaluated"] += 1
                     if cell.kind == "train":  # a diverged run stops early: its remaining steps count as done
-                        counts["train_cells"] += 1
-                        bar.update(t_train, completed=counts["train_cells"] * steps_per_run)
+                        counts["train_steps"] += steps_of(suite.variant(cell.variant))
+                        bar.update(t_train, completed=counts["train_steps"])
                     else:
                         bar.advance(t_eval)
 
             if "ctx" in _WORKER:  # work runs in this process: report every training step
-                _WORKER["on_step"] = lambda step, total: bar.update(
-                    t_train, completed=counts["train_cells"] * steps_per_run + step)
+                _WORKER["on_step"] = lambda step, total: bar.update(t_train, completed=counts["train_steps"] + step)
             try:
                 store_all(ex.map(execute_task, [("train", u) for u in units if u.need_train]))
                 # after training: what is left to evaluate (not diverged, training not failed)

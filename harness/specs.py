@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 from harness.errors import ConfigError
 
-ConditionKind = Literal["clean", "shift", "natural", "ood", "attack", "check"]
+# "sweep" names a training sweep in report comparisons (reports.build), never an evaluation cell
+ConditionKind = Literal["clean", "shift", "natural", "ood", "attack", "check", "sweep"]
 Param = tuple[str, Any]
 
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -31,7 +32,11 @@ class Variant:
 
     ``name`` is what reports show (``cnn-batch``); ``model`` and ``norm`` are registry names;
     ``standardize`` puts an input-standardization layer first (a separate factor); ``options``
-    are extra keyword arguments for the model constructor.
+    are extra keyword arguments for the model constructor. ``train`` overrides fields of the
+    suite's TrainSpec for this variant alone: a point of a sweep (:func:`sweep`), such as
+    ``(("lr", 0.1),)``, named ``mlp-batch@lr=0.1``. ``compare_to`` names the variant this one is
+    compared with when the automatic rule (same model, options and recipe with the suite's
+    baseline norm) does not fit, e.g. a post-LN transformer against the one without norms.
     """
 
     name: str
@@ -39,14 +44,51 @@ class Variant:
     norm: str
     standardize: bool = False
     options: tuple[Param, ...] = ()
+    train: tuple[Param, ...] = ()
+    compare_to: str = ""
+
+    def __post_init__(self) -> None:
+        fields = {f.name for f in dataclasses.fields(TrainSpec)}
+        for k, _ in self.train:
+            _check(k in fields, f"variant {self.name!r} overrides unknown training setting {k!r}",
+                   f"use fields of TrainSpec: {', '.join(sorted(fields))}")
+
+    @property
+    def family(self) -> str:
+        """The name without the sweep point: every point of ``mlp-batch@lr=0.1`` is ``mlp-batch``."""
+        return self.name.split("@", 1)[0]
+
+    def recipe(self, base: TrainSpec) -> TrainSpec:
+        """The suite's recipe ``base`` with this variant's overrides (validated again)."""
+        return dataclasses.replace(base, **dict(self.train)) if self.train else base
 
     def baseline(self, norm: str = "none") -> Variant:
-        """The same architecture and input handling with ``norm`` in the slot."""
-        return dataclasses.replace(self, name=variant_name(self.model, norm, self.standardize), norm=norm)
+        """The same architecture, input handling and sweep point with ``norm`` in the slot."""
+        name = variant_name(self.model, norm, self.standardize) + (f"@{sweep_point(self.train)}" if self.train else "")
+        return dataclasses.replace(self, name=name, norm=norm, compare_to="")
 
 
 def variant_name(model: str, norm: str, standardize: bool = False) -> str:
     return f"{model}-{norm}" + ("-std" if standardize else "")
+
+
+def sweep_point(train: tuple[Param, ...]) -> str:
+    """The text form of a sweep point, e.g. ``lr=0.1`` or ``batch_size=8,lr=0.01``."""
+    return ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in train)
+
+
+def sweep(variants: tuple[Variant, ...], **grid: tuple[Any, ...]) -> tuple[Variant, ...]:
+    """Every variant at every point of ``grid`` (TrainSpec fields to their values), as variants
+    named ``<name>@<point>``: learning rate and batch size become factors of the design, each
+    point paired with the baseline at the same point. ``sweep(vs, lr=(1e-3, 1e-2))``."""
+    import itertools
+
+    _check(bool(grid) and all(len(v) for v in grid.values()), "a sweep needs at least one value per setting",
+           "e.g. sweep(variants, lr=(0.001, 0.01, 0.1))")
+    keys = sorted(grid)
+    return tuple(dataclasses.replace(v, name=f"{v.name}@{sweep_point(point)}", train=point)
+                 for v in variants for values in itertools.product(*(grid[k] for k in keys))
+                 for point in [tuple(zip(keys, values, strict=True))])
 
 
 @dataclass(frozen=True)
@@ -211,8 +253,10 @@ def check(name: str, **params: Any) -> Condition:
 
 CLAIM_DIRECTIONS = ("lower", "higher", "not-higher", "not-lower")
 # metrics a report compares between variants (harness.reports.build): evaluation and training
-CLAIM_METRICS = ("accuracy", "auroc", "fpr95", "aupr_in", "aupr_out", "ece", "nll", "brier", "steps_to_target",
-                 "seconds_per_step")
+TRAINING_METRICS = ("steps_to_target", "aulc", "loss_roughness", "seconds_per_step")
+SWEEP_METRICS = ("converged_fraction",)  # per seed, over the points of a sweep (condition "sweep:<setting>")
+CLAIM_METRICS = ("accuracy", "auroc", "fpr95", "aupr_in", "aupr_out", "ece", "nll", "brier", *TRAINING_METRICS,
+                 *SWEEP_METRICS)
 
 
 @dataclass(frozen=True)
@@ -223,8 +267,11 @@ class Claim:
     ``direction`` says how the variant's value relates to the baseline's: "lower" / "higher" (a
     difference), or "not-higher" / "not-lower" (no difference beyond ``margin``, in the metric's
     units, e.g. 0.02 for 2 accuracy points). ``condition`` is a shell pattern over condition keys
-    ("clean", "attack:pgd-linf:eps=0.1*", "shift:*"), or "training" for training metrics. Empty
-    ``norms`` means every normalized variant. The report gives each claim a verdict.
+    ("clean", "attack:pgd-linf:eps=0.1*", "shift:*"), "training" for training metrics, or
+    "sweep:<setting>" for a sweep's metrics (``converged_fraction``: the share of the sweep's points
+    at which a seed's run reached the target without diverging). Empty ``norms`` means every
+    normalized variant; ``variants`` are shell patterns over variant names (``("*@batch_size=4",)``,
+    ``("vit-layer", "vit-rms")``), empty for every variant. The report gives each claim a verdict.
     """
 
     text: str
@@ -233,21 +280,57 @@ class Claim:
     condition: str = "training"
     norms: tuple[str, ...] = ()
     margin: float = 0.0
+    variants: tuple[str, ...] = ()
+
+    def names(self, variant: str) -> bool:
+        """Whether the claim is about ``variant`` (a name, or a sweep's family name)."""
+        from fnmatch import fnmatchcase
+
+        return not self.variants or any(fnmatchcase(variant, p) for p in self.variants)
 
     def __post_init__(self) -> None:
         _check(self.direction in CLAIM_DIRECTIONS, f"claim {self.text!r} has direction {self.direction!r}",
                f"use one of {', '.join(CLAIM_DIRECTIONS)}")
         _check(self.metric in CLAIM_METRICS, f"claim {self.text!r} is about metric {self.metric!r}, which no report "
                "compares", f"use one of {', '.join(CLAIM_METRICS)}")
-        training = self.metric in ("steps_to_target", "seconds_per_step")
-        _check(training == (self.condition == "training"),
-               f"claim {self.text!r} pairs metric {self.metric!r} with condition {self.condition!r}",
-               "training metrics take condition 'training'; evaluation metrics a condition pattern such as 'clean'")
+        kind = "training" if self.metric in TRAINING_METRICS else "sweep" if self.metric in SWEEP_METRICS else "eval"
+        said = "training" if self.condition == "training" else "sweep" if self.condition.startswith("sweep:") \
+            else "eval"
+        _check(kind == said, f"claim {self.text!r} pairs metric {self.metric!r} with condition {self.condition!r}",
+               "training metrics take condition 'training', converged_fraction 'sweep:lr' (the swept setting), "
+               "evaluation metrics a condition pattern such as 'clean'")
         _check(self.margin >= 0, f"claim {self.text!r} has a negative margin {self.margin}", "use a margin >= 0")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Claim:
-        return cls(**{**d, "norms": tuple(d.get("norms", ()))})
+        return cls(**{**d, "norms": tuple(d.get("norms", ())), "variants": tuple(d.get("variants", ()))})
+
+
+@dataclass(frozen=True)
+class Size:
+    """A named size of a suite (``harness run SUITE --size NAME``): the suite with fewer seeds,
+    variants, epochs, examples or a smaller battery. Every field left at None keeps the suite's.
+
+    ``max_train`` / ``max_test`` cap the training and test parts of the split (a stratified
+    subset, the same for every variant); ``eps`` replaces every attack's radii.
+    """
+
+    name: str
+    description: str = ""
+    seeds: tuple[int, ...] | None = None
+    variants: tuple[str, ...] | None = None
+    epochs: int | None = None
+    max_train: int | None = None
+    max_test: int | None = None
+    shifts: tuple[str, ...] | None = None
+    severities: tuple[int, ...] | None = None
+    ood_sets: tuple[str, ...] | None = None
+    eps: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for n in (self.max_train, self.max_test):
+            _check(n is None or n >= 10, f"size {self.name!r}: max_train / max_test {n} is below 10",
+                   "keep at least 10 examples (one per class)")
 
 
 @dataclass(frozen=True)
@@ -272,6 +355,10 @@ class Suite:
     split_seed: int = 0
     baseline_norm: str = "none"
     claims: tuple[Claim | str, ...] = ()  # a plain string is shown but gets no verdict
+    max_train: int | None = None  # cap on the training part (stratified subset), see Size
+    max_test: int | None = None
+    sizes: tuple[Size, ...] = ()  # named reduced (or larger) versions, see with_size
+    size: str = "full"  # the size this suite object is
 
     def __post_init__(self) -> None:
         _check(bool(self.variants), f"suite {self.name!r} declares no variants", "add at least one Variant")
@@ -285,6 +372,26 @@ class Suite:
                f"test_fraction {self.test_fraction} and val_fraction {self.val_fraction} must both be positive "
                "and leave data to train on", "use e.g. 0.25 and 0.1 (the held-out curve needs a validation part)")
 
+    def with_size(self, name: str) -> Suite:
+        """This suite at the declared size ``name`` ("full" is the suite itself)."""
+        if name == self.size:
+            return self
+        sz = next((z for z in self.sizes if z.name == name), None)
+        if sz is None:
+            from harness.registry import unknown_name
+
+            raise unknown_name(f"size of suite {self.name!r}", name, ["full", *(z.name for z in self.sizes)])
+        ev = self.evaluation
+        ev = dataclasses.replace(
+            ev, shifts=ev.shifts if sz.shifts is None else sz.shifts,
+            severities=ev.severities if sz.severities is None else sz.severities,
+            ood_sets=ev.ood_sets if sz.ood_sets is None else sz.ood_sets,
+            attacks=ev.attacks if sz.eps is None else tuple(dataclasses.replace(a, eps=sz.eps) for a in ev.attacks))
+        out = self.with_overrides(seeds=sz.seeds, variants=sz.variants, epochs=sz.epochs)
+        return dataclasses.replace(out, evaluation=ev, size=name, sizes=(),
+                                   max_train=self.max_train if sz.max_train is None else sz.max_train,
+                                   max_test=self.max_test if sz.max_test is None else sz.max_test)
+
     def variant(self, name: str) -> Variant:
         for v in self.variants:
             if v.name == name:
@@ -294,15 +401,20 @@ class Suite:
         raise unknown_name("variant", name, [v.name for v in self.variants])
 
     def comparisons(self) -> list[tuple[Variant, Variant]]:
-        """(variant, baseline) pairs: each normalized variant against the same model with
+        """(variant, baseline) pairs: each normalized variant against the variant it names in
+        ``compare_to``, else against the same model, options and sweep point with
         ``baseline_norm``, where the suite has that baseline."""
         by_name = {v.name: v for v in self.variants}
         pairs = []
         for v in self.variants:
+            if v.compare_to:
+                if v.compare_to in by_name:
+                    pairs.append((v, by_name[v.compare_to]))
+                continue
             if v.norm == self.baseline_norm:
                 continue
             base = by_name.get(v.baseline(self.baseline_norm).name)
-            if base is not None and base.options == v.options:
+            if base is not None and base.options == v.options and base.train == v.train:
                 pairs.append((v, base))
         return pairs
 
@@ -363,9 +475,15 @@ class Suite:
             if k in ev:  # fields added later keep their defaults for older records
                 ev[k] = tuple(ev[k])
         variants = tuple(Variant(v["name"], v["model"], v["norm"], v.get("standardize", False),
-                                 pairs(v.get("options", ()))) for v in d["variants"])
-        rest = {k: d[k] for k in ("test_fraction", "val_fraction", "split_seed", "baseline_norm") if k in d}
+                                 pairs(v.get("options", ())), pairs(v.get("train", ())), v.get("compare_to", ""))
+                         for v in d["variants"])
+        rest = {k: d[k] for k in ("test_fraction", "val_fraction", "split_seed", "baseline_norm", "max_train",
+                                  "max_test", "size") if k in d}
+        sizes = tuple(Size(**{**z, **{k: tuple(z[k]) for k in ("seeds", "variants", "shifts", "severities", "ood_sets",
+                                                                "eps") if z.get(k) is not None}})
+                      for z in d.get("sizes", ()))
         return cls(name=d["name"], version=d["version"], description=d["description"], dataset=d["dataset"],
                    variants=variants, seeds=tuple(d["seeds"]), train=TrainSpec(**d["train"]),
                    evaluation=EvalSpec(**ev),
-                   claims=tuple(c if isinstance(c, str) else Claim.from_dict(c) for c in d.get("claims", ())), **rest)
+                   claims=tuple(c if isinstance(c, str) else Claim.from_dict(c) for c in d.get("claims", ())),
+                   sizes=sizes, **rest)

@@ -6,13 +6,21 @@ backward, update) and excludes the held-out evaluations, which are sampled every
 ``eval_every`` steps to build the accuracy curve and find the step at which the target
 accuracy is first reached. Divergence (a non-finite loss, or a loss above
 ``divergence_factor`` times the first step's) ends the run and is recorded as its outcome.
+
+Besides the curves, every run records the measurements the claims about normalization are about
+(:func:`curve_measures` holds the pure functions): epochs to target, the area under the held-out
+accuracy curve, the roughness of the loss curve, the gradient norm of every step (its median and
+largest value), and the peak memory of a training step (measured by CUDA's allocator on a GPU;
+on the CPU, counted: parameters, gradients, optimizer state and the activations autograd saves
+for the backward pass of the first step).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,9 +39,13 @@ class TrainResult:
     """What a training run measured.
 
     ``curve_steps`` (K,) and ``curve_val_accuracy`` (K,) sample the held-out accuracy (step 0
-    is the untrained model); ``loss`` (n_steps,) is the training loss of every step;
-    ``steps_to_target`` / ``seconds_to_target`` are None when the target was never reached
-    (a censored run, not a dropped one).
+    is the untrained model); ``loss`` (n_steps,) is the training loss of every step and
+    ``grad_norm`` (n_steps,) the L2 norm of all gradients of that step (before the update);
+    ``steps_to_target`` / ``seconds_to_target`` / ``epochs_to_target`` are None when the target
+    was never reached (a censored run, not a dropped one); ``budget_steps`` is the planned number
+    of steps, which a diverged run does not finish. ``aulc``, ``loss_roughness`` and the gradient
+    statistics are described in :func:`curve_measures`; ``peak_memory_bytes`` is one training
+    step's peak, measured as ``memory_method`` says ("cuda-peak" or "counted").
     """
 
     curve_steps: np.ndarray
@@ -47,22 +59,59 @@ class TrainResult:
     diverged: bool
     diverged_at: int | None
     final_val_accuracy: float
+    grad_norm: np.ndarray
+    budget_steps: int
+    epochs_to_target: float | None
+    peak_memory_bytes: int
+    memory_method: str
 
-    def summary(self) -> dict[str, float | int | bool | None]:
+    def summary(self) -> dict[str, float | int | bool | str | None]:
         """The scalar results, JSON-ready."""
         return {
             "n_steps": self.n_steps,
+            "budget_steps": self.budget_steps,
             "steps_to_target": self.steps_to_target,
+            "epochs_to_target": self.epochs_to_target,
             "seconds_to_target": self.seconds_to_target,
             "seconds_per_step": self.seconds_per_step,
             "train_seconds": self.train_seconds,
             "diverged": self.diverged,
             "diverged_at": self.diverged_at,
             "final_val_accuracy": self.final_val_accuracy,
+            "peak_memory_bytes": self.peak_memory_bytes,
+            "memory_method": self.memory_method,
+            **curve_measures(self.curve_steps, self.curve_val_accuracy, self.loss, self.grad_norm, self.budget_steps),
         }
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {"curve_steps": self.curve_steps, "curve_val_accuracy": self.curve_val_accuracy, "loss": self.loss}
+        return {"curve_steps": self.curve_steps, "curve_val_accuracy": self.curve_val_accuracy, "loss": self.loss,
+                "grad_norm": self.grad_norm}
+
+
+def curve_measures(curve_steps: np.ndarray, curve_val_accuracy: np.ndarray, loss: np.ndarray,
+                   grad_norm: np.ndarray, budget_steps: int) -> dict[str, float]:
+    """Scalar summaries of one run's curves (shapes as in :class:`TrainResult`).
+
+    * ``aulc``: area under the held-out accuracy curve over the planned budget, divided by the
+      budget, in [0, 1], higher is better: the mean accuracy over training, which rewards early
+      progress and needs no target (the steps a diverged run did not take count as accuracy 0);
+    * ``loss_roughness``: the standard deviation of the step-to-step change of log(loss), lower
+      is smoother; scale-free, and 0 for a loss that changes by the same factor every step;
+      non-finite losses (a divergence) are left out;
+    * ``grad_norm_median`` and ``grad_norm_max``: over the steps' gradient norms (finite ones).
+    """
+    steps = np.asarray(curve_steps, dtype=np.float64)
+    acc = np.asarray(curve_val_accuracy, dtype=np.float64)
+    area = float(np.sum(np.diff(steps) * (acc[1:] + acc[:-1]) / 2)) if len(steps) > 1 else 0.0
+    logs = np.log(np.asarray(loss, dtype=np.float64)[np.isfinite(loss) & (np.asarray(loss) > 0)])
+    g = np.asarray(grad_norm, dtype=np.float64)
+    g = g[np.isfinite(g)]
+    return {
+        "aulc": area / budget_steps if budget_steps > 0 else float("nan"),
+        "loss_roughness": float(np.diff(logs).std()) if len(logs) > 2 else float("nan"),
+        "grad_norm_median": float(np.median(g)) if len(g) else float("nan"),
+        "grad_norm_max": float(g.max()) if len(g) else float("nan"),
+    }
 
 
 def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -83,6 +132,46 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _tensor_bytes(tensors: Iterable[torch.Tensor], seen: set[int]) -> int:
+    """Bytes of the tensors whose storage is not in ``seen`` (which gains them): shared storage
+    (a weight autograd saves, a view) counts once."""
+    total = 0
+    for t in tensors:
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in seen:
+            seen.add(ptr)
+            total += t.untyped_storage().nbytes()
+    return total
+
+
+class _SavedTensors:
+    """Counts the tensors autograd saves for the backward pass while active (one step's activations)."""
+
+    def __init__(self) -> None:
+        self.tensors: list[torch.Tensor] = []
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
+
+    def _pack(self, t: torch.Tensor) -> torch.Tensor:
+        self.tensors.append(t)
+        return t
+
+    def __enter__(self) -> _SavedTensors:
+        self._hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._hooks.__exit__(*exc)
+
+
+def _counted_peak(model: nn.Module, opt: torch.optim.Optimizer, saved: list[torch.Tensor]) -> int:
+    """Parameters, gradients and optimizer state after a step, plus the activations it saved."""
+    seen: set[int] = set()
+    params = list(model.parameters())
+    state = [v for st in opt.state.values() for v in st.values() if isinstance(v, torch.Tensor)]
+    buffers = list(model.buffers())
+    return _tensor_bytes([*params, *buffers, *(p.grad for p in params if p.grad is not None), *state, *saved], seen)
+
+
 def train(model: nn.Module, split: Split, spec: TrainSpec, seed: int, device: str = "cpu",
           on_step: Callable[[int, int], None] | None = None) -> TrainResult:
     """Train ``model`` in place on ``split.train``; ``on_step(step, total)`` reports progress."""
@@ -101,9 +190,15 @@ def train(model: nn.Module, split: Split, spec: TrainSpec, seed: int, device: st
     total = per_epoch * spec.epochs
     steps, accs = [0], [_accuracy(model, xv, yv)]
     losses: list[float] = []
+    grad_norms: list[float] = []
     step, train_seconds = 0, 0.0
     to_target: tuple[int, float] | None = (0, 0.0) if accs[0] >= spec.target_accuracy else None
     diverged_at: int | None = None
+    params = [p for p in model.parameters() if p.requires_grad]
+    peak_memory = 0
+    if dev.type == "cuda":  # the peak of a step, less the data held on the device throughout
+        torch.cuda.reset_peak_memory_stats(dev)
+        data_bytes = torch.cuda.memory_allocated(dev) - _tensor_bytes([*model.parameters(), *model.buffers()], set())
 
     for _ in range(spec.epochs):
         perm = torch.randperm(len(x), generator=order).to(dev)
@@ -111,13 +206,21 @@ def train(model: nn.Module, split: Split, spec: TrainSpec, seed: int, device: st
             idx = perm[i * spec.batch_size:(i + 1) * spec.batch_size]
             model.train()
             t0 = time.perf_counter()
-            loss = F.cross_entropy(model(x[idx]), y[idx])
+            with _SavedTensors() if step == 0 and dev.type != "cuda" else contextlib.nullcontext() as saved:
+                loss = F.cross_entropy(model(x[idx]), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            # one norm over all gradients, read with the loss in a single synchronisation
+            norms = torch._foreach_norm([p.grad for p in params if p.grad is not None])
+            gnorm = torch.linalg.vector_norm(torch.stack(norms)) if norms else loss.new_zeros(())
             opt.step()
-            value = loss.item()  # synchronises, so the timing covers the whole step
+            value, grad_value = torch.stack([loss.detach(), gnorm.to(loss.dtype)]).tolist()
             train_seconds += time.perf_counter() - t0
+            if saved is not None:
+                peak_memory = _counted_peak(model, opt, saved.tensors)
+                saved.tensors.clear()
             losses.append(value)
+            grad_norms.append(grad_value)
             step += 1
             if not math.isfinite(value) or value > spec.divergence_factor * max(losses[0], 1e-8):
                 diverged_at = step
@@ -132,6 +235,8 @@ def train(model: nn.Module, split: Split, spec: TrainSpec, seed: int, device: st
         if diverged_at is not None:
             break
     _sync(dev)
+    if dev.type == "cuda":
+        peak_memory = int(torch.cuda.max_memory_allocated(dev)) - data_bytes
     model.eval()
     return TrainResult(
         curve_steps=np.asarray(steps, dtype=np.int64),
@@ -145,4 +250,9 @@ def train(model: nn.Module, split: Split, spec: TrainSpec, seed: int, device: st
         diverged=diverged_at is not None,
         diverged_at=diverged_at,
         final_val_accuracy=float("nan") if diverged_at is not None else accs[-1],
+        grad_norm=np.asarray(grad_norms, dtype=np.float64),
+        budget_steps=total,
+        epochs_to_target=None if to_target is None else to_target[0] / per_epoch,
+        peak_memory_bytes=peak_memory,
+        memory_method="cuda-peak" if dev.type == "cuda" else "counted",
     )

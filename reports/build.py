@@ -23,7 +23,7 @@ from harness.store import Cell, Store
 from reports.checks import Check, Evals, Records, run_checks
 from reports.claims import Verdict, verdicts
 
-SCHEMA_VERSION = 2  # 2: interval method, claims verdicts, caveats, power fields
+SCHEMA_VERSION = 3  # 2: interval method, claims verdicts, caveats, power fields; 3: training measurements, sweeps
 MEAN_SHIFT = Condition("shift", "all")  # aggregate: mean accuracy over every shift and severity
 
 
@@ -67,7 +67,14 @@ class TrainingRow:
 
 @dataclass(frozen=True)
 class TrainingSummary:
-    """Per variant: how many seeds reached the target, and estimates over seeds (t-intervals)."""
+    """Per variant: how many seeds reached the target, and estimates over seeds (t-intervals).
+
+    The estimates are over the finished, non-diverged seeds; steps and epochs to target only when
+    every one of them reached it (otherwise ``reached`` says how many did). ``aulc`` is the mean
+    held-out accuracy over the budget (higher is better), ``loss_roughness`` the sd of the
+    step-to-step change of log(loss) (lower is smoother), ``grad_norm_median`` the median gradient
+    norm of a step, ``peak_memory_bytes`` one training step's peak (see harness.training).
+    """
 
     variant: str
     n_seeds: int
@@ -77,6 +84,43 @@ class TrainingSummary:
     steps_to_target: stats.Estimate | None  # None unless every finished seed reached the target
     seconds_per_step: stats.Estimate | None
     final_val_accuracy: stats.Estimate | None
+    epochs_to_target: stats.Estimate | None = None
+    seconds_to_target: stats.Estimate | None = None
+    aulc: stats.Estimate | None = None
+    loss_roughness: stats.Estimate | None = None
+    grad_norm_median: stats.Estimate | None = None
+    grad_norm_max: stats.Estimate | None = None
+    peak_memory_bytes: stats.Estimate | None = None
+
+
+TRAINING_SUMMARY_METRICS = ("steps_to_target", "epochs_to_target", "seconds_to_target", "seconds_per_step",
+                            "final_val_accuracy", "aulc", "loss_roughness", "grad_norm_median", "grad_norm_max",
+                            "peak_memory_bytes")
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One point of a sweep for one variant family: how its seeds' runs ended."""
+
+    family: str  # the variant name without the point, e.g. mlp-batch
+    setting: str  # the swept TrainSpec field, e.g. lr
+    value: Any
+    variant: str  # the variant at this point, e.g. mlp-batch@lr=0.1
+    n_seeds: int
+    converged: int  # reached the target without diverging
+    diverged: int
+    final_val_accuracy: stats.Estimate | None
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    """A variant family over one swept setting: the points, and the range of values at which
+    every seed converged (None when no point did)."""
+
+    family: str
+    setting: str
+    points: tuple[SweepPoint, ...]
+    converged_range: tuple[Any, Any] | None
 
 
 @dataclass(frozen=True)
@@ -101,6 +145,7 @@ class Report:
     roc: tuple[dict[str, Any], ...] = ()  # ROC curves per variant and OOD condition, see _roc
     interval: str = "auto"  # the interval method, a key of harness.stats.INTERVALS
     claims: tuple[Verdict, ...] = ()  # a verdict per declared claim
+    sweeps: tuple[SweepSummary, ...] = ()  # per variant family and swept setting, see _sweeps
 
 
 # --- gathering -----------------------------------------------------------------------------
@@ -112,7 +157,7 @@ _PER_EXAMPLE = {"accuracy": "correct", "nll": "loss", "brier": "brier"}  # metri
 
 OOD = ("auroc", "fpr95", "aupr_in", "aupr_out")
 LOWER_IS_BETTER = frozenset({"fpr95", "mce", "relative_mce", "ece", "nll", "brier", "steps_to_target",
-                             "seconds_per_step"})
+                             "seconds_per_step", "loss_roughness"})
 
 
 def _metric_names(cond: Condition) -> tuple[str, ...]:
@@ -218,7 +263,6 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
     variants = tuple(suite["variants"])
     names = [v["name"] for v in variants]
     seeds = tuple(suite["seeds"])
-    baseline_norm = suite["baseline_norm"]
     train_by = {(c.variant, c.seed): c for c in train_cells}
     # a diverged or failed training run has no model to evaluate: say so, and leave it out
     excluded = tuple(
@@ -279,7 +323,8 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
                                                                      _bounds(metric))))
     n_test = next((r.n_examples for (_, k, _), (_, r) in resampled.items() if k == "clean"), 0)
 
-    pairs = _pairs(variants, baseline_norm)
+    spec = Suite.from_dict(suite)
+    pairs = [(v.name, b.name) for v, b in spec.comparisons()]
     estimates += _corruption_errors(conditions, resampled, pairs, names, level, interval)
     # (variant, baseline, condition, metric, comparison, seeds, (S,) per-seed values of both)
     raw: list[tuple[str, str, Condition | None, str, stats.Comparison, tuple[int, ...],
@@ -304,6 +349,8 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
 
     summaries = tuple(_training_summary(v, seeds, train_by, level) for v in names)
     raw += _training_comparisons(pairs, seeds, train_by, level)
+    sweeps = _sweeps(spec, train_by, level)
+    raw += _sweep_comparisons(spec, train_by, level)
     adjusted = stats.ADJUSTMENTS[adjust][1]([c[4].p_value for c in raw]) if raw else np.array([])
     comparisons = tuple(_comparison_row(row, float(p), level) for row, p in zip(raw, adjusted, strict=True))
 
@@ -319,8 +366,10 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
         checks=tuple(run_checks(Records(evals, names, suite, pairs))), excluded=excluded, provenance=prov,
         n_test=n_test, adjust=adjust, attack_settings=_attack_settings(eval_cells),
         reliability=_reliability(conditions, evals, names), interval=interval,
-        claims=verdicts(Suite.from_dict(suite).claims, list(comparisons), {v["name"]: v["norm"] for v in variants},
+        claims=verdicts(spec.claims, list(comparisons),
+                        {**{v.family: v.norm for v in spec.variants}, **{v.name: v.norm for v in spec.variants}},
                         1 - level, tuple(v for v, _ in pairs)),
+        sweeps=sweeps,
         curves=_curves(names, seeds, train_by, level), roc=_roc(conditions, evals, names),
     )
 
@@ -511,15 +560,6 @@ def _corruption_errors(conditions: list[Condition], resampled: dict[tuple[str, s
     return out
 
 
-def _pairs(variants: tuple[dict[str, Any], ...], baseline_norm: str) -> list[tuple[str, str]]:
-    """(variant, baseline) names: same model, options and input handling, baseline's norm."""
-    def same(a: dict[str, Any], b: dict[str, Any]) -> bool:
-        return all(a[k] == b[k] for k in ("model", "standardize", "options"))
-
-    return [(v["name"], b["name"]) for v in variants if v["norm"] != baseline_norm
-            for b in variants if b["norm"] == baseline_norm and same(v, b)]
-
-
 def _ok(cell: Cell | None) -> bool:
     return cell is not None and cell.status == "done" and not cell.result.get("diverged")
 
@@ -528,15 +568,57 @@ def _training_summary(v: str, seeds: tuple[int, ...], train_by: dict[tuple[str, 
                       level: float) -> TrainingSummary:
     cells = [train_by.get((v, s)) for s in seeds]
     done = [c for c in cells if c is not None and _ok(c)]
-    steps = [c.result["steps_to_target"] for c in done if c.result["steps_to_target"] is not None]
+    all_reached = all(c.result["steps_to_target"] is not None for c in done)
+
+    def est(metric: str, bounds: tuple[float, float] = (0, np.inf)) -> stats.Estimate | None:
+        values = [c.result.get(metric) for c in done]  # older records lack the later measurements
+        if (metric.endswith("_to_target") and not all_reached) or any(x is None for x in values):
+            return None
+        return _t_estimate([float(x) for x in values if x is not None and np.isfinite(x)], level, 0, bounds)
+
     return TrainingSummary(
-        variant=v, n_seeds=len(seeds), reached=len(steps),
+        variant=v, n_seeds=len(seeds), reached=sum(c.result["steps_to_target"] is not None for c in done),
         diverged=sum(1 for c in cells if c is not None and c.result.get("diverged")),
         failed=sum(1 for c in cells if c is not None and c.status == "failed"),
-        steps_to_target=_t_estimate(steps, level, 0, (0, np.inf)) if len(steps) == len(done) else None,
-        seconds_per_step=_t_estimate([c.result["seconds_per_step"] for c in done], level, 0, (0, np.inf)),
-        final_val_accuracy=_t_estimate([c.result["final_val_accuracy"] for c in done], level, 0, (0, 1)),
+        **{m: est(m, (0, 1) if m in FRACTIONS else (0, np.inf))
+           for m in TRAINING_SUMMARY_METRICS},
     )
+
+
+FRACTIONS = frozenset({"aulc", "converged_fraction", "final_val_accuracy"})
+# compared between paired variants over seeds; steps to target is capped at the budget, see below
+TRAINING_COMPARISONS = ("steps_to_target", "aulc", "loss_roughness", "seconds_per_step")
+
+
+def _capped_steps(cell: Cell) -> float | None:
+    """Steps to target, a run that never reached it counted at its budget (right-censored)."""
+    r = cell.result
+    if r["steps_to_target"] is not None:
+        return float(r["steps_to_target"])
+    budget = r.get("budget_steps")
+    return None if budget is None else float(budget)
+
+
+def _training_value(cell: Cell, metric: str) -> float | None:
+    """A training metric of one run (steps to target capped at the budget); None when not recorded."""
+    x = _capped_steps(cell) if metric == "steps_to_target" else cell.result.get(metric)
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def _paired_seed_comparison(v: str, base: str, metric: str, common: list[int], a: np.ndarray, b: np.ndarray,
+                            level: float, method: str = "t-interval over per-seed differences"
+                            ) -> tuple[str, str, None, str, stats.Comparison, tuple[int, ...],
+                                       tuple[np.ndarray, np.ndarray]]:
+    """A comparison of per-seed summaries (no example level): t-interval and sign-flip p-value;
+    the interval of a fraction's difference is clipped to [-1, 1]."""
+    d = a - b
+    low, high = np.clip(stats.t_interval(d, level), *((-1, 1) if metric in FRACTIONS else (-np.inf, np.inf)))
+    comps = stats.Components(float(d.var(ddof=1)) / len(d), 0.0, 0.0, len(d))
+    return (v, base, None, metric, stats.Comparison(
+        float(d.mean()), float(low), float(high), level, stats.sign_flip_test(d), method,
+        f"sign-flip permutation over seeds (exact, {2 ** len(d)} sign patterns)", len(d), 0,
+        effect_size=stats.effect_size(d), mde=stats.detectable_difference(comps, level),
+        seeds_needed=stats.seeds_needed(float(d.mean()), comps, level)), tuple(common), (a, b))
 
 
 def _training_comparisons(pairs: list[tuple[str, str]], seeds: tuple[int, ...],
@@ -544,22 +626,77 @@ def _training_comparisons(pairs: list[tuple[str, str]], seeds: tuple[int, ...],
                           ) -> list[tuple[str, str, None, str, stats.Comparison, tuple[int, ...],
                                           tuple[np.ndarray, np.ndarray]]]:
     """Paired per-seed differences of training metrics (t-interval, sign-flip p-value); per-seed
-    summaries have no example level, so the design's variance is the seeds' alone."""
+    summaries have no example level, so the design's variance is the seeds' alone.
+
+    Steps to target of a run that never reached it count as its budget: the compared quantity is
+    steps to target capped at the budget, defined for every finished run, so a censored run stays
+    in the test (the sign-flip test of capped values is exact under the null of no difference)."""
     out = []
     for v, base in pairs:
         common = [s for s in seeds if _ok(train_by.get((v, s))) and _ok(train_by.get((base, s)))]
-        for metric in ("steps_to_target", "seconds_per_step"):
-            vals = [(train_by[(v, s)].result[metric], train_by[(base, s)].result[metric]) for s in common]
+        for metric in TRAINING_COMPARISONS:
+            vals = [(_training_value(train_by[(v, s)], metric), _training_value(train_by[(base, s)], metric))
+                    for s in common]
             if len(vals) < 2 or any(a is None or b is None for a, b in vals):
-                continue  # censored runs have no difference to test; the summary says how many reached
+                continue  # older records without the measurement, or too few seeds to test
             a, b = (np.array(x, dtype=np.float64) for x in zip(*vals, strict=True))
-            d = a - b
-            low, high = stats.t_interval(d, level)
-            p = stats.sign_flip_test(d)
-            comps = stats.Components(float(d.var(ddof=1)) / len(d), 0.0, 0.0, len(d))
-            out.append((v, base, None, metric, stats.Comparison(
-                float(d.mean()), low, high, level, p, "t-interval over per-seed differences",
-                f"sign-flip permutation over seeds (exact, {2 ** len(d)} sign patterns)", len(d), 0,
-                effect_size=stats.effect_size(d), mde=stats.detectable_difference(comps, level),
-                seeds_needed=stats.seeds_needed(float(d.mean()), comps, level)), tuple(common), (a, b)))
+            censored = sum(train_by[(n, s)].result["steps_to_target"] is None for n in (v, base) for s in common)
+            method = "t-interval over per-seed differences" + (
+                f"; {censored} censored run(s) counted at the budget" if metric == "steps_to_target" and censored
+                else "")
+            out.append(_paired_seed_comparison(v, base, metric, common, a, b, level, method))
+    return out
+
+
+def _converged(cell: Cell | None) -> bool:
+    return _ok(cell) and cell is not None and cell.result.get("steps_to_target") is not None
+
+
+def _families(suite: Suite) -> dict[tuple[str, str], list[Any]]:
+    """(family, swept setting) -> the family's variants along that setting, in value order; only
+    variants that override exactly one setting form a sweep."""
+    out: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    for v in suite.variants:
+        if len(v.train) == 1:
+            out[(v.family, v.train[0][0])].append(v)
+    return {k: sorted(vs, key=lambda v: v.train[0][1]) for k, vs in out.items() if len(vs) > 1}
+
+
+def _sweeps(suite: Suite, train_by: dict[tuple[str, int], Cell], level: float) -> tuple[SweepSummary, ...]:
+    """Per variant family and swept setting: at each value, how many seeds converged (reached the
+    target without diverging) and diverged, and the final held-out accuracy; and the range of
+    values at which every seed converged."""
+    out = []
+    for (family, setting), vs in _families(suite).items():
+        points = []
+        for v in vs:
+            cells = [train_by.get((v.name, s)) for s in suite.seeds]
+            done = [c for c in cells if _ok(c)]
+            points.append(SweepPoint(
+                family, setting, v.train[0][1], v.name, len(suite.seeds), sum(_converged(c) for c in cells),
+                sum(1 for c in cells if c is not None and c.result.get("diverged")),
+                _t_estimate([c.result["final_val_accuracy"] for c in done if c is not None], level, 0, (0, 1))))
+        ok = [p.value for p in points if p.converged == p.n_seeds]
+        out.append(SweepSummary(family, setting, tuple(points), (min(ok), max(ok)) if ok else None))
+    return tuple(out)
+
+
+def _sweep_comparisons(suite: Suite, train_by: dict[tuple[str, int], Cell], level: float
+                       ) -> list[tuple[str, str, Condition | None, str, stats.Comparison, tuple[int, ...],
+                                       tuple[np.ndarray, np.ndarray]]]:
+    """Per seed, the share of a sweep's points at which the run converged, compared between each
+    normalized family and its baseline family over seeds (condition "sweep:<setting>" in claims)."""
+    fams = _families(suite)
+    pairs = {(v.family, b.family, v.train[0][0]) for v, b in suite.comparisons() if len(v.train) == 1}
+    out: list[tuple[str, str, Condition | None, str, stats.Comparison, tuple[int, ...],
+                    tuple[np.ndarray, np.ndarray]]] = []
+    for fam, base, setting in sorted(pairs):
+        if (fam, setting) not in fams or (base, setting) not in fams or len(suite.seeds) < 2:
+            continue
+        if [v.train for v in fams[(fam, setting)]] != [v.train for v in fams[(base, setting)]]:
+            continue  # the two families were swept over different values
+        a, b = (np.array([np.mean([_converged(train_by.get((v.name, s))) for v in fams[(f, setting)]])
+                          for s in suite.seeds]) for f in (fam, base))
+        row = _paired_seed_comparison(fam, base, "converged_fraction", list(suite.seeds), a, b, level)
+        out.append((fam, base, Condition("sweep", setting), *row[3:]))  # type: ignore[arg-type]
     return out

@@ -52,7 +52,7 @@ class Verdict:
         c = self.claim
         spec = {"text": c, "metric": None, "direction": None} if isinstance(c, str) else {
             "text": c.text, "metric": c.metric, "direction": c.direction, "condition": c.condition,
-            "norms": list(c.norms), "margin": c.margin}
+            "norms": list(c.norms), "margin": c.margin, "variants": list(c.variants)}
         return {**spec, "verdict": self.verdict, "reason": self.reason,
                 "evidence": [e.__dict__ for e in self.evidence]}
 
@@ -110,11 +110,16 @@ def judge(claim: Claim | str, rows: list[Any], norms: dict[str, str], alpha: flo
             continue
         if claim.norms and norms.get(r.variant) not in claim.norms:
             continue
+        if not claim.names(r.variant):
+            continue
         c = r.comparison
         evidence.append(Evidence(r.variant, r.baseline, key, c.diff, c.ci_low, c.ci_high, r.p_adjusted,
                                  row_verdict(claim.direction, c.ci_low, c.ci_high, r.p_adjusted, alpha, claim.margin),
                                  _seeds_to_settle(claim, r, 1 - alpha)))
-    named = [v for v in expected if not claim.norms or norms.get(v) in claim.norms]
+    if claim.condition.startswith("sweep:"):  # a sweep's rows are per variant family (the name before "@")
+        expected = tuple(dict.fromkeys(v.split("@", 1)[0] for v in expected))
+    named = [v for v in expected if (not claim.norms or norms.get(v) in claim.norms)
+             and claim.names(v)]
     missing = [v for v in named if all(e.variant != v for e in evidence)]
     absent = (f"; no comparison for {', '.join(missing)}" + (
         " (training metrics are compared only when every seed of both variants reached the target)"

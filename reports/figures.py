@@ -27,9 +27,10 @@ from reports.render import METRIC_TEXT, _scale, condition_label, fmt, fmt_interv
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
 DASHES = ("", "6 3", "2 2", "8 3 2 3")
 REFERENCE = "#999999"  # chance and perfect-calibration diagonals
-KIND_ORDER = ("clean", "shift", "natural", "ood", "attack", "training")
+KIND_ORDER = ("clean", "shift", "natural", "ood", "attack", "training", "sweep")
 KIND_TITLE = {"clean": "In-distribution", "shift": "Shifted inputs", "natural": "Natural shifts",
-              "ood": "Out-of-distribution detection", "attack": "Adversarial", "training": "Training"}
+              "ood": "Out-of-distribution detection", "attack": "Adversarial", "training": "Training",
+              "sweep": "Training sweep"}
 # the unit of a difference once scaled by render._scale (accuracy-like metrics: percentage points)
 UNIT = {"accuracy": "percentage points", "fpr95": "percentage points", "ece": "percentage points",
         "mce": "percentage points", "relative_mce": "percentage points", "auroc": "AUROC", "aupr_in": "AUPR-in",

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from harness import stats
 from harness.specs import Condition, clean
-from reports.build import SCHEMA_VERSION, ComparisonRow, EstimateRow, Report, mean_shift
+from reports.build import SCHEMA_VERSION, TRAINING_SUMMARY_METRICS, ComparisonRow, EstimateRow, Report, mean_shift
 
 if TYPE_CHECKING:
     from reports.figures import Figure
 
 # the JSON Schema (draft 2020-12) that results.json follows; shipped in the wheel as package data
-SCHEMA_PATH = Path(__file__).with_name("schema") / "results-v2.schema.json"
+SCHEMA_PATH = Path(__file__).with_name("schema") / "results-v3.schema.json"
 
 METRIC_TEXT = {
     "accuracy": "accuracy, % (higher is better)",
@@ -36,8 +36,12 @@ METRIC_TEXT = {
     "mce": "mean corruption error relative to the reference variant, % (lower is better; the reference is 100)",
     "relative_mce": "relative mean corruption error (errors minus clean error) against the reference, % "
                     "(lower is better; the reference is 100)",
-    "steps_to_target": "steps to target (lower is better)",
+    "steps_to_target": "steps to target, a run that never reached it counted at its budget (lower is better)",
     "seconds_per_step": "ms per step (lower is better)",
+    "aulc": "area under the held-out accuracy curve over the budget, % (higher is better)",
+    "loss_roughness": "roughness of the training loss: sd of the step-to-step change of log(loss) (lower is better)",
+    "converged_fraction": "share of the sweep's points at which a seed's run reached the target without diverging, "
+                          "% (higher is better)",
 }
 
 
@@ -47,8 +51,10 @@ METRIC_TEXT = {
 def _scale(metric: str) -> tuple[float, int]:
     """(multiplier, decimals) for showing a metric."""
     return {"accuracy": (100, 1), "fpr95": (100, 1), "mce": (100, 1), "relative_mce": (100, 1), "ece": (100, 1),
-            "auroc": (1, 3), "steps_to_target": (1, 0),
-            "seconds_per_step": (1000, 2), "final_val_accuracy": (100, 1)}.get(metric, (1, 3))
+            "auroc": (1, 3), "steps_to_target": (1, 0), "epochs_to_target": (1, 2), "seconds_to_target": (1, 2),
+            "seconds_per_step": (1000, 2), "final_val_accuracy": (100, 1), "aulc": (100, 1),
+            "converged_fraction": (100, 0), "grad_norm_median": (1, 2), "grad_norm_max": (1, 1),
+            "peak_memory_bytes": (2.0 ** -20, 2)}.get(metric, (1, 3))
 
 
 def fmt(value: float | None, metric: str, signed: bool = False) -> str:
@@ -80,6 +86,8 @@ def fmt_p(p: float) -> str:
 def condition_label(c: Condition | None) -> str:
     if c is None:
         return "training"
+    if c.kind == "sweep":
+        return f"sweep over {c.name}"
     bn = "" if c.bn_mode == "frozen" else f" [BN {c.bn_mode}]"
     if c.kind == "clean":
         return "clean" + bn
@@ -144,9 +152,14 @@ def to_json(report: Report) -> dict[str, Any]:
         "training_summary": [
             {"variant": s.variant, "n_seeds": s.n_seeds, "reached_target": s.reached, "diverged": s.diverged,
              "failed": s.failed,
-             **{m: None if getattr(s, m) is None else getattr(s, m).to_dict()
-                for m in ("steps_to_target", "seconds_per_step", "final_val_accuracy")}}
+             **{m: None if getattr(s, m) is None else getattr(s, m).to_dict() for m in TRAINING_SUMMARY_METRICS}}
             for s in report.training_summary],
+        "sweeps": [{"family": w.family, "setting": w.setting,
+                    "converged_range": None if w.converged_range is None else list(w.converged_range),
+                    "points": [{"value": p.value, "variant": p.variant, "n_seeds": p.n_seeds, "converged": p.converged,
+                                "diverged": p.diverged, "final_val_accuracy": None if p.final_val_accuracy is None
+                                else p.final_val_accuracy.to_dict()} for p in w.points]}
+                   for w in report.sweeps],
         "attacks": list(report.attack_settings),
         "reliability": list(report.reliability),
         "curves": list(report.curves),
@@ -466,22 +479,32 @@ def to_markdown(report: Report, figs: Sequence[Figure] | None = None) -> str:
     out += claims_section(report)
 
     out += ["## Training", "",
-            f"Held-out target accuracy {100 * report.suite['target_accuracy']:g}%. Steps to target are counted "
-            "when every finished seed reached it; otherwise the count of seeds that did is shown "
-            "(censored runs are not dropped).", ""]
+            f"Held-out target accuracy {100 * report.suite['target_accuracy']:g}%. Steps, epochs and seconds to "
+            "target are shown when every finished seed reached it; otherwise the count of seeds that did "
+            "(censored runs are not dropped: in paired comparisons they count at their budget). AULC: the area "
+            "under the held-out accuracy curve over the budget, % (higher is better). Roughness: the sd of the "
+            "step-to-step change of log(training loss) (lower is smoother). |grad|: the median L2 norm of a step's "
+            "gradients. Memory: one training step's peak, MiB (" + _memory_method(report) + ").", ""]
     out.append(_table(
-        ["variant", "reached", "diverged", "steps to target", "ms / step", "final held-out acc %"],
+        ["variant", "reached", "diverged", "steps to target", "epochs to target", "s to target", "ms / step",
+         "final held-out acc %", "AULC %", "roughness", "|grad|", "memory MiB"],
         [[_esc(t.variant), f"{t.reached}/{t.n_seeds}", str(t.diverged),
-          fmt_estimate(t.steps_to_target, "steps_to_target"), fmt_estimate(t.seconds_per_step, "seconds_per_step"),
-          fmt_estimate(t.final_val_accuracy, "final_val_accuracy")] for t in report.training_summary]))
+          *[fmt_estimate(getattr(t, m), m) for m in ("steps_to_target", "epochs_to_target", "seconds_to_target",
+                                                     "seconds_per_step", "final_val_accuracy", "aulc",
+                                                     "loss_roughness", "grad_norm_median", "peak_memory_bytes")]]
+         for t in report.training_summary]))
     out += ["", "Per run:", "", _table(
-        ["variant", "seed", "status", "steps", "steps to target", "s to target", "ms / step", "final held-out acc %"],
+        ["variant", "seed", "status", "steps", "steps to target", "s to target", "ms / step", "final held-out acc %",
+         "AULC %", "roughness", "max |grad|"],
         [[_esc(t.variant), str(t.seed), "diverged" if t.result.get("diverged") else t.status,
           str(t.result.get("n_steps", "n/a")),
           "not reached" if t.status == "done" and t.result.get("steps_to_target") is None
           else str(t.result.get("steps_to_target", "n/a")),
           fmt(t.result.get("seconds_to_target"), "auroc"), fmt(t.result.get("seconds_per_step"), "seconds_per_step"),
-          fmt(t.result.get("final_val_accuracy"), "final_val_accuracy")] for t in report.training]), ""]
+          fmt(t.result.get("final_val_accuracy"), "final_val_accuracy"), fmt(t.result.get("aulc"), "aulc"),
+          fmt(t.result.get("loss_roughness"), "loss_roughness"), fmt(t.result.get("grad_norm_max"), "grad_norm_max")]
+         for t in report.training]), ""]
+    out += _sweep_section(report)
     out += _figure_lines(figs, "training")
 
     sections = [("In-distribution", "clean", "accuracy"), ("Shifted inputs", "shift", "accuracy"),
@@ -525,6 +548,36 @@ def to_markdown(report: Report, figs: Sequence[Figure] | None = None) -> str:
             f"- platform {p.get('platform')}; started {p.get('started')}",
             f"- command: `{' '.join(map(str, p.get('command') or []))}`", ""]
     return "\n".join(out)
+
+
+def _memory_method(report: Report) -> str:
+    methods = {str(t.result["memory_method"]) for t in report.training if t.result.get("memory_method")}
+    text = {"cuda-peak": "CUDA's allocator peak, less the data kept on the device",
+            "counted": "counted: parameters, gradients, optimizer state and the activations saved for backward"}
+    return "; ".join(text.get(m, m) for m in sorted(methods)) or "not recorded"
+
+
+def _sweep_section(report: Report) -> list[str]:
+    """Per variant family and swept setting: seeds converged at each value, and the range of
+    values at which every seed converged."""
+    if not report.sweeps:
+        return []
+    out = ["### Sweeps", "", "Converged: the seeds whose run reached the target without diverging. Range: the "
+           "values of the setting at which every seed converged (the paired comparisons test the share of points "
+           "converged, per seed, against the baseline family).", ""]
+    for setting in dict.fromkeys(w.setting for w in report.sweeps):
+        ws = [w for w in report.sweeps if w.setting == setting]
+        values = list(dict.fromkeys(p.value for w in ws for p in w.points))
+        rows = []
+        for w in ws:
+            at = {p.value: p for p in w.points}
+            rng = "none" if w.converged_range is None else f"{w.converged_range[0]:g} to {w.converged_range[1]:g}"
+            rows.append([_esc(w.family), *[f"{at[v].converged}/{at[v].n_seeds}" + (f" ({at[v].diverged} div.)"
+                                                                                  if at[v].diverged else "")
+                                           if v in at else "-" for v in values], rng])
+        out += [f"Sweep over `{_esc(setting)}`: seeds converged at each value.", "",
+                _table(["variant", *[f"{setting} {v:g}" for v in values], "range"], rows), ""]
+    return out
 
 
 # --- terminal ------------------------------------------------------------------------------

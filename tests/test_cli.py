@@ -422,3 +422,19 @@ def test_report_adjust_option_is_validated(capsys: pytest.CaptureFixture[str], t
         main(["report", str(tmp_path), "--adjust", "bonferroni"])
     assert info.value.code == 2
     assert "invalid choice: 'bonferroni'" in capsys.readouterr().err
+
+
+def test_an_unknown_size_is_one_error_with_the_sizes_and_nothing_is_written(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["run", "convergence", "--size", "redcued", "--run-dir", str(tmp_path / "r")]) == 2
+    err = _lines(capsys.readouterr().err)
+    assert err[0] == "Error: unknown size of suite 'convergence' 'redcued'"
+    assert err[1].startswith("Hint: did you mean 'reduced'?") and "full" in err[1]
+    assert not (tmp_path / "r").exists()
+
+
+def test_show_a_reduced_size(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", "lr-stability", "--size", "reduced"]) == 0
+    out = capsys.readouterr().out
+    assert "size:       reduced" in out and "other size full" in out
+    assert "mlp-batch@lr=0.3" in out and "variants override lr (a sweep)" in out

@@ -355,6 +355,38 @@ def test_suite_contract(suite: str) -> None:
     keys = [c.key for c in s.conditions()]
     assert len(keys) == len(set(keys)), "two conditions share a key, so their cells would collide"
     assert keys[0] == "clean"
+    assert s.__class__.__module__ and (reg.suites.get(suite).description.strip())
+
+
+def _claim_rows(s: Suite) -> dict[str, list[str]]:
+    """Per declared claim, the (variant vs baseline) pairs of ``s`` it selects."""
+    from harness.specs import Claim
+
+    pairs = s.comparisons()
+    return {c.text: [f"{v.name} vs {b.name}" for v, b in pairs
+                     if c.names(v.family if c.condition.startswith("sweep:") else v.name)
+                     and (not c.norms or v.norm in c.norms)] for c in s.claims if isinstance(c, Claim)}
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_every_claim_of_a_suite_selects_a_comparison(suite: str) -> None:
+    # a claim whose norms or variant patterns match no pair would only ever read "not evaluated"
+    s = reg.suites.get(suite)
+    for text, rows in _claim_rows(s).items():
+        assert rows, f"{suite}: claim {text!r} selects no variant-baseline pair"
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_every_declared_size_of_a_suite_is_runnable_and_keeps_its_claims(suite: str) -> None:
+    s = reg.suites.get(suite)
+    for size in s.sizes:
+        small = s.with_size(size.name)
+        check_names(small)
+        assert small.size == size.name and small.sizes == ()
+        assert small.comparisons(), f"{suite} at size {size.name} compares nothing"
+        assert all(small.with_size(size.name) is small for _ in (0,))
+        # CI runs the reduced size: every kind of claim the suite makes must be judged there too
+        assert any(_claim_rows(small).values()) or not _claim_rows(s), f"{suite} {size.name}: no claim is judged"
 
 
 def test_the_cifar10c_corruptions_are_all_registered() -> None:

@@ -459,3 +459,20 @@ def test_prerendered_bad_folders_are_one_line_errors(tmp_path) -> None:  # type:
     np.save(tmp_path / "fog.npy", np.zeros((10, 4, 4), dtype=np.uint8))
     with pytest.raises(ConfigError, match="holds 7 labels for 2 images per severity"):
         prerendered(tmp_path, "fog", 1)
+
+
+def test_a_capped_split_keeps_class_shares_and_the_validation_part(split) -> None:  # type: ignore[no-untyped-def]
+    from harness.data import cap_split
+
+    capped = cap_split(split, 300, 100, seed=0)
+    assert len(capped.train.y) == pytest.approx(300, abs=10) and len(capped.test.y) == pytest.approx(100, abs=10)
+    assert capped.val is split.val  # the held-out curve and its target mean the same at every size
+    full = np.bincount(split.train.y, minlength=10) / len(split.train.y)
+    assert np.abs(np.bincount(capped.train.y, minlength=10) / len(capped.train.y) - full).max() < 0.02
+    again = cap_split(split, 300, 100, seed=0)
+    assert np.array_equal(again.train.x, capped.train.x)  # deterministic for a seed
+    assert not np.array_equal(cap_split(split, 300, 100, seed=1).train.x, capped.train.x)  # and depends on it
+    assert cap_split(split, None, None, 0) is split
+    # rows come from the original part, in order
+    rows = {r.tobytes() for r in split.train.x}
+    assert all(r.tobytes() in rows for r in capped.train.x)

@@ -37,7 +37,11 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_results_json_carries_the_promised_fields(run_dir: Path) -> None:
     res = json.loads((run_dir / "results.json").read_text())
-    assert res["schema_version"] == 2
+    assert res["schema_version"] == 3
+    for run_record in res["training"]:  # the training measurements of schema 3, from a real run
+        assert run_record["budget_steps"] == run_record["n_steps"] > 0 and 0 < run_record["aulc"] <= 1
+        assert run_record["grad_norm_median"] > 0 and run_record["peak_memory_bytes"] > 0
+        assert run_record["memory_method"] == "counted"
     assert res["suite"]["name"] == "quickstart" and res["suite"]["version"]
     assert res["seeds"] == [0, 1]
     assert [v["name"] for v in res["variants"]] == list(VARIANTS)

@@ -13,7 +13,7 @@ from harness.errors import ConfigError
 from harness.specs import EvalSpec, Suite, TrainSpec, Variant
 from harness.store import Cell, Store
 from reports.build import build_report
-from reports.render import fmt_estimate, print_summary, to_markdown, write_reports
+from reports.render import fmt_estimate, print_summary, to_json, to_markdown, write_reports
 
 CLEAN = {"kind": "clean", "name": "", "params": {}}
 N = 200
@@ -165,3 +165,82 @@ def test_terminal_summary_is_compact(toy_run) -> None:
     console = Console(record=True, width=80)
     print_summary(report, console)
     assert "every number in report.md" in " ".join(console.export_text().split())  # the title wraps at 80
+
+
+# --- training measurements and sweeps -----------------------------------------------------------
+
+
+def _run(variant: str, seed: int, steps: int | None, aulc: float = 0.5, diverged: bool = False) -> Cell:
+    """A training record with the later measurements (budget 100 steps)."""
+    return Cell(f"t-{variant}-{seed}", "train", variant, seed, {}, {
+        "n_steps": 100, "budget_steps": 100, "steps_to_target": steps, "epochs_to_target": None,
+        "seconds_to_target": None, "seconds_per_step": 0.001, "train_seconds": 0.1, "diverged": diverged,
+        "diverged_at": 5 if diverged else None, "final_val_accuracy": float("nan") if diverged else 0.9,
+        "aulc": aulc, "loss_roughness": 0.1 + 0.01 * seed, "grad_norm_median": 1.0, "grad_norm_max": 2.0,
+        "peak_memory_bytes": 1 << 20, "memory_method": "counted"})
+
+
+def test_a_censored_run_counts_at_its_budget_in_the_steps_comparison(tmp_path: Path) -> None:
+    with Store(tmp_path) as store:
+        store.put_meta("suite", _suite().to_dict())
+        for seed, base_steps in zip((0, 1, 2), (80, 81, None), strict=True):
+            store.put(_run("mlp-batch", seed, 50, aulc=0.7 + 0.01 * seed))
+            store.put(_run("mlp-none", seed, base_steps, aulc=0.5))
+    report = build_report(tmp_path, n_resamples=200)
+    rows = {r.metric: r for r in report.comparisons if r.condition is None}
+    steps = rows["steps_to_target"].comparison
+    assert steps.diff == pytest.approx(np.mean([50 - 80, 50 - 81, 50 - 100]))
+    assert "1 censored run(s) counted at the budget" in steps.ci_method
+    assert rows["aulc"].comparison.diff == pytest.approx(0.21) and rows["aulc"].better == "higher"
+    assert rows["loss_roughness"].comparison.diff == pytest.approx(0.0, abs=1e-12)
+    assert rows["loss_roughness"].better == "lower"
+    summary = {t.variant: t for t in report.training_summary}
+    assert summary["mlp-none"].reached == 2 and summary["mlp-none"].steps_to_target is None
+    assert summary["mlp-batch"].aulc.value == pytest.approx(0.71)
+    assert summary["mlp-batch"].peak_memory_bytes.value == 1 << 20
+    md = to_markdown(report)
+    assert "AULC %" in md and "memory MiB" in md and "counted: parameters" in md
+
+
+def _sweep_suite() -> Suite:
+    from harness.specs import Claim, sweep
+
+    base = tuple(Variant(n, "mlp", n.split("-")[1]) for n in ("mlp-none", "mlp-batch"))
+    return Suite("toy-sweep", "0.1", "d", "digits", sweep(base, lr=(0.01, 0.1, 1.0)), (0, 1, 2), TrainSpec(),
+                 EvalSpec(shifts=(), ood_sets=(), attacks=()),
+                 claims=(Claim("batch converges at more rates", "converged_fraction", "higher", "sweep:lr"),
+                         Claim("at lr 1, batch reaches the target", "steps_to_target", "lower",
+                               variants=("*@lr=1",))))
+
+
+def test_a_sweep_reports_converged_seeds_the_range_and_the_paired_share(tmp_path: Path) -> None:
+    # mlp-none converges at 0.01 in every seed, at 0.1 in seed 0 only, diverges at 1; mlp-batch
+    # converges everywhere except seed 2 at lr 1
+    none = {0.01: (30, 30, 30), 0.1: (40, None, None), 1.0: ("div", "div", "div")}
+    batch = {0.01: (20, 20, 20), 0.1: (15, 15, 15), 1.0: (10, 12, None)}
+    with Store(tmp_path) as store:
+        store.put_meta("suite", _sweep_suite().to_dict())
+        for family, grid in (("mlp-none", none), ("mlp-batch", batch)):
+            for lr, per_seed in grid.items():
+                for seed, steps in enumerate(per_seed):
+                    name = f"{family}@lr={lr:g}"
+                    store.put(_run(name, seed, None if steps in (None, "div") else int(steps),
+                                   diverged=steps == "div"))
+    report = build_report(tmp_path, n_resamples=200)
+    sw = {w.family: w for w in report.sweeps}
+    assert [(p.value, p.converged, p.diverged) for p in sw["mlp-none"].points] == [(0.01, 3, 0), (0.1, 1, 0),
+                                                                                  (1.0, 0, 3)]
+    assert sw["mlp-none"].converged_range == (0.01, 0.01)
+    assert sw["mlp-batch"].converged_range == (0.01, 0.1)
+    share = next(r for r in report.comparisons if r.metric == "converged_fraction")
+    assert (share.variant, share.baseline, share.condition.key) == ("mlp-batch", "mlp-none", "sweep:lr")
+    # per seed: batch 3/3, 3/3, 2/3 against none 2/3, 1/3, 1/3
+    assert share.comparison.diff == pytest.approx(np.mean([1 / 3, 2 / 3, 1 / 3]))
+    verdicts = {v.claim.text: v for v in report.claims}
+    assert [e.variant for e in verdicts["batch converges at more rates"].evidence] == ["mlp-batch"]
+    # the diverged baseline at lr 1 leaves no steps comparison there: the claim says which is missing
+    assert "mlp-batch@lr=1" in verdicts["at lr 1, batch reaches the target"].reason
+    md = to_markdown(report)
+    assert "Sweep over `lr`" in md and "0/3 (3 div.)" in md
+    doc = json.loads(json.dumps(to_json(report)))
+    assert doc["sweeps"][0]["points"][0]["variant"].endswith("@lr=0.01")

@@ -43,7 +43,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Doc:
     for key in ("estimates", "comparisons", "training", "training_summary", "attacks", "reliability", "curves", "roc",
                 "claims", "checks"):
         assert doc[key], f"the run should exercise {key}"
-    assert doc["schema_version"] == 2
+    assert doc["schema_version"] == 3
     return doc
 
 
@@ -56,8 +56,8 @@ def validator() -> jsonschema.Draft202012Validator:
 
 def test_schema_is_versioned_draft_2020_12(validator: jsonschema.Draft202012Validator) -> None:
     assert validator.schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert validator.schema["$id"].endswith(":v2") and SCHEMA_PATH.name == "results-v2.schema.json"
-    assert validator.schema["properties"]["schema_version"] == {"const": 2}
+    assert validator.schema["$id"].endswith(":v3") and SCHEMA_PATH.name == "results-v3.schema.json"
+    assert validator.schema["properties"]["schema_version"] == {"const": 3}
     for obj in ("estimate_row", "estimate", "comparison"):
         assert validator.schema["$defs"][obj]["additionalProperties"] is False
 
@@ -107,7 +107,7 @@ INVALID = {
     "n_seeds not an integer": _set("comparisons/0/n_seeds", 2.5),
     "a check status outside pass, fail, n/a": _set("checks/0/status", "ok"),
     "a training status outside done, failed": _set("training/0/status", "running"),
-    "schema_version 1": _set("schema_version", 1),
+    "schema_version 2": _set("schema_version", 2),
     "no estimates": _delete("estimates"),
     "a claim verdict outside the four": _set("claims", [{**CLAIM, "verdict": "probably"}]),
     "a claim direction outside the four": _set("claims", [{**CLAIM, "direction": "sideways"}]),
@@ -116,9 +116,18 @@ INVALID = {
     "seeds_needed not an integer": _set("comparisons/0/seeds_needed", 7.5),
     "interval not a string": _set("interval", 0.95),
     "curves not objects": _set("curves", [1, 2]),
+    "a sweep point without its converged count": _set("sweeps", [{
+        "family": "mlp-batch", "setting": "lr", "converged_range": None,
+        "points": [{"value": 0.1, "variant": "mlp-batch@lr=0.1", "n_seeds": 2, "diverged": 0,
+                    "final_val_accuracy": None}]}]),
+    "a memory method that does not exist": _set("training/0/memory_method", "guessed"),
 }
 
-VALID = {  # the optional fields of schema_version 2, as they will be written
+SWEEP = {"family": "mlp-batch", "setting": "lr", "converged_range": [0.01, 0.1],
+         "points": [{"value": v, "variant": f"mlp-batch@lr={v:g}", "n_seeds": 2, "converged": 2, "diverged": 0,
+                     "final_val_accuracy": None} for v in (0.01, 0.1)]}
+
+VALID = {  # the optional fields of schema_versions 2 and 3, as they will be written
     "claims": _set("claims", [CLAIM, {**CLAIM, "metric": None, "direction": None, "verdict": "not evaluated"}]),
     "free-text suite claims": _set("suite/claims", ["normalization helps"]),
     "interval": _set("interval", "crossed bootstrap (seeds x examples), percentile"),
@@ -126,6 +135,8 @@ VALID = {  # the optional fields of schema_version 2, as they will be written
         effect_size=1.2, prob_improvement=0.8, prob_improvement_low=0.6, prob_improvement_high=0.95, mde=0.02,
         seeds_needed=6, better="higher"),
     "unknown effect size": lambda doc: doc["comparisons"][0].update(effect_size=None, mde=None, seeds_needed=None),
+    "sweeps": _set("sweeps", [SWEEP]),
+    "a comparison over a sweep": _set("comparisons/0/condition", {"kind": "sweep", "name": "lr", "params": {}}),
 }
 
 
@@ -137,7 +148,7 @@ def test_a_mutated_document_fails(what: str, results: Doc, validator: jsonschema
 
 
 @pytest.mark.parametrize("what", sorted(VALID))
-def test_the_optional_v2_fields_validate(what: str, results: Doc, validator: jsonschema.Draft202012Validator
+def test_the_optional_fields_validate(what: str, results: Doc, validator: jsonschema.Draft202012Validator
                                          ) -> None:
     doc = copy.deepcopy(results)
     VALID[what](doc)

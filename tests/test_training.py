@@ -84,7 +84,7 @@ def test_summary_and_arrays_are_json_ready(result: TrainResult) -> None:
     summary = result.summary()
     json.dumps(summary)
     assert summary["n_steps"] == result.n_steps
-    assert set(result.arrays()) == {"curve_steps", "curve_val_accuracy", "loss"}
+    assert set(result.arrays()) == {"curve_steps", "curve_val_accuracy", "loss", "grad_norm"}
 
 
 def test_same_seed_same_losses(split: Split, result: TrainResult) -> None:
@@ -209,3 +209,59 @@ def test_trainspec_defaults_are_valid_and_frozen() -> None:
     spec = TrainSpec()
     with pytest.raises(AttributeError):
         spec.epochs = 3  # type: ignore[misc]
+
+
+# --- the training measurements ------------------------------------------------------------------
+
+
+def test_curve_measures_on_known_curves() -> None:
+    from harness.training import curve_measures
+
+    steps, acc = np.array([0, 50, 100]), np.array([0.0, 1.0, 1.0])
+    geometric = 2.0 * 0.9 ** np.arange(100)  # the same factor every step: perfectly smooth
+    m = curve_measures(steps, acc, geometric, np.array([1.0, 3.0, 2.0]), budget_steps=100)
+    assert m["aulc"] == pytest.approx((0.5 * 50 + 50) / 100)
+    assert m["loss_roughness"] == pytest.approx(0.0, abs=1e-12)
+    assert (m["grad_norm_median"], m["grad_norm_max"]) == (2.0, 3.0)
+    # a run that stopped halfway (diverged) is charged 0 for the steps it did not take
+    half = curve_measures(np.array([0, 50]), np.array([1.0, 1.0]), geometric[:50], np.ones(50), budget_steps=100)
+    assert half["aulc"] == pytest.approx(0.5)
+    rough = curve_measures(steps, acc, np.tile([1.0, 2.0], 50), np.ones(100), budget_steps=100)
+    assert rough["loss_roughness"] == pytest.approx(np.log(2), rel=1e-3)
+    nonfinite = curve_measures(steps, acc, np.array([1.0, 0.5, 0.25, np.inf, np.nan]), np.array([1.0, np.nan]), 100)
+    assert np.isfinite(nonfinite["loss_roughness"]) and nonfinite["grad_norm_max"] == 1.0
+
+
+def test_every_run_records_gradient_norms_memory_and_epochs(result: TrainResult, split: Split) -> None:
+    assert result.grad_norm.shape == (result.n_steps,) and (result.grad_norm > 0).all()
+    assert result.budget_steps == result.n_steps == 2 * (len(split.train.x) // TrainSpec().batch_size)
+    s = result.summary()
+    for key in ("aulc", "loss_roughness", "grad_norm_median", "grad_norm_max", "peak_memory_bytes", "epochs_to_target"):
+        assert key in s
+    assert 0 < s["aulc"] <= 1 and s["loss_roughness"] > 0
+    assert s["memory_method"] == "counted" and s["peak_memory_bytes"] > 0
+    if result.steps_to_target is not None:
+        per_epoch = len(split.train.x) // TrainSpec().batch_size
+        assert result.epochs_to_target == pytest.approx(result.steps_to_target / per_epoch)
+    assert set(result.arrays()) == {"curve_steps", "curve_val_accuracy", "loss", "grad_norm"}
+
+
+def test_the_gradient_norm_is_that_of_the_step_before_the_update(split: Split) -> None:
+    # recompute step 1 by hand from the same init and the same first batch
+    spec = TrainSpec(epochs=1, batch_size=64, eval_every=1000)
+    r = _train(split, spec)
+    m = build_model("mlp", "none", split.train.shape, 10, {}, None, torch_generator(0, "init"))
+    order = torch_generator(0, "data-order")
+    idx = torch.randperm(len(split.train.x), generator=order)[:64]
+    x, y = torch.from_numpy(split.train.x)[idx], torch.from_numpy(split.train.y)[idx]
+    torch.nn.functional.cross_entropy(m(x), y).backward()
+    by_hand = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in m.parameters()]))
+    assert r.grad_norm[0] == pytest.approx(float(by_hand), rel=1e-5)
+
+
+def test_counted_memory_grows_with_the_batch_and_the_model(split: Split) -> None:
+    small = _train(split, TrainSpec(epochs=1, batch_size=16, eval_every=1000)).peak_memory_bytes
+    large = _train(split, TrainSpec(epochs=1, batch_size=128, eval_every=1000)).peak_memory_bytes
+    cnn = _train(split, TrainSpec(epochs=1, batch_size=128, eval_every=1000), model="cnn").peak_memory_bytes
+    assert 0 < small < large
+    assert cnn > large  # conv feature maps saved for backward outweigh the MLP's activations

@@ -1,0 +1,106 @@
+"""Tests for harness.specs: sweeps as factors (names, pairing, per-variant recipes), explicit
+comparison targets, named sizes, claim variant patterns and the dict round trip of all of them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.errors import ConfigError
+from harness.specs import Claim, EvalSpec, Size, Suite, TrainSpec, Variant, sweep, sweep_point
+
+MLPS = (Variant("mlp-none", "mlp", "none"), Variant("mlp-batch", "mlp", "batch"))
+
+
+def _suite(**kw) -> Suite:  # type: ignore[no-untyped-def]
+    return Suite(**{"name": "s", "version": "1", "description": "d", "dataset": "digits", "variants": MLPS,
+                    "seeds": (0, 1), **kw})
+
+
+def test_a_sweep_names_every_point_and_overrides_the_recipe() -> None:
+    vs = sweep(MLPS, lr=(0.01, 0.3))
+    assert [v.name for v in vs] == ["mlp-none@lr=0.01", "mlp-none@lr=0.3", "mlp-batch@lr=0.01", "mlp-batch@lr=0.3"]
+    assert vs[1].family == "mlp-none" and vs[1].train == (("lr", 0.3),)
+    assert vs[1].recipe(TrainSpec(lr=1e-3, epochs=4)) == TrainSpec(lr=0.3, epochs=4)
+    assert MLPS[0].recipe(TrainSpec(lr=1e-3)) == TrainSpec(lr=1e-3)
+
+
+def test_a_two_setting_sweep_is_the_product_in_sorted_setting_order() -> None:
+    vs = sweep(MLPS[:1], lr=(0.1,), batch_size=(2, 8))
+    assert [v.name for v in vs] == ["mlp-none@batch_size=2,lr=0.1", "mlp-none@batch_size=8,lr=0.1"]
+    assert sweep_point((("batch_size", 2), ("lr", 0.1))) == "batch_size=2,lr=0.1"
+
+
+def test_each_sweep_point_is_paired_with_the_baseline_at_the_same_point() -> None:
+    s = _suite(variants=sweep(MLPS, lr=(0.01, 0.3)))
+    assert [(v.name, b.name) for v, b in s.comparisons()] == [
+        ("mlp-batch@lr=0.01", "mlp-none@lr=0.01"), ("mlp-batch@lr=0.3", "mlp-none@lr=0.3")]
+
+
+def test_a_point_without_its_baseline_is_not_compared() -> None:
+    s = _suite(variants=(*sweep(MLPS[1:], lr=(0.3,)), *sweep(MLPS[:1], lr=(0.01,))))
+    assert s.comparisons() == []
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: sweep(MLPS), "at least one value"),
+    (lambda: sweep(MLPS, lr=()), "at least one value"),
+    (lambda: Variant("v", "mlp", "none", train=(("learning_rate", 0.1),)), "unknown training setting 'learning_rate'"),
+    (lambda: sweep(MLPS, lr=(0.0,))[0].recipe(TrainSpec()), "learning rate must be positive"),
+])
+def test_bad_sweeps_fail_with_a_hint(call, message: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError) as info:
+        call()
+    assert message in info.value.message and info.value.hint
+
+
+def test_compare_to_overrides_the_automatic_baseline() -> None:
+    post = Variant("mlp-batch-x", "mlp", "batch", options=(("hidden", (64,)),), compare_to="mlp-none")
+    s = _suite(variants=(*MLPS, post))
+    assert ("mlp-batch-x", "mlp-none") in [(v.name, b.name) for v, b in s.comparisons()]
+    # without it, other options mean no baseline
+    plain = Variant("mlp-batch-x", "mlp", "batch", options=(("hidden", (64,)),))
+    assert ("mlp-batch-x", "mlp-none") not in [(v.name, b.name) for v, b in _suite(variants=(*MLPS, plain))
+                                               .comparisons()]
+
+
+def test_with_size_applies_every_field_and_unknown_sizes_fail() -> None:
+    ev = EvalSpec(shifts=("gaussian-noise", "contrast"), ood_sets=("faces", "photos"))
+    small = Size("reduced", seeds=(0,), variants=("mlp-none",), epochs=1, max_train=100, max_test=50,
+                 shifts=("contrast",), severities=(2,), ood_sets=("faces",))
+    s = _suite(evaluation=ev, sizes=(small,)).with_size("reduced")
+    assert (s.seeds, [v.name for v in s.variants], s.train.epochs) == ((0,), ["mlp-none"], 1)
+    assert (s.max_train, s.max_test, s.size, s.sizes) == (100, 50, "reduced", ())
+    assert (s.evaluation.shifts, s.evaluation.severities, s.evaluation.ood_sets) == (("contrast",), (2,), ("faces",))
+    assert _suite().with_size("full") == _suite()
+    with pytest.raises(ConfigError, match="unknown size") as info:
+        _suite(sizes=(small,)).with_size("reduce")
+    assert "reduced" in str(info.value.hint) or "reduced" in info.value.message
+
+
+def test_claim_variant_patterns_select_names() -> None:
+    c = Claim("t", "accuracy", "lower", "clean", variants=("*@batch_size=2", "vit-rms"))
+    assert c.names("cnn-batch@batch_size=2") and c.names("vit-rms")
+    assert not c.names("cnn-batch@batch_size=128") and not c.names("vit-layer")
+    assert Claim("t", "accuracy", "lower", "clean").names("anything")
+
+
+@pytest.mark.parametrize(("metric", "condition", "ok"), [
+    ("converged_fraction", "sweep:lr", True), ("converged_fraction", "training", False),
+    ("aulc", "training", True), ("loss_roughness", "training", True), ("aulc", "clean", False),
+    ("accuracy", "sweep:lr", False),
+])
+def test_claims_pair_sweep_and_training_metrics_with_their_condition(metric: str, condition: str, ok: bool) -> None:
+    if ok:
+        Claim("t", metric, "higher", condition)
+    else:
+        with pytest.raises(ConfigError, match="pairs metric"):
+            Claim("t", metric, "higher", condition)
+
+
+def test_a_suite_with_sweeps_sizes_and_claims_survives_the_json_round_trip() -> None:
+    s = _suite(variants=(*sweep(MLPS, lr=(0.01, 0.3)), Variant("x", "mlp", "layer", compare_to="mlp-none@lr=0.3")),
+               sizes=(Size("reduced", "d", seeds=(0,), eps=(0.0, 0.1)),), max_train=500,
+               claims=(Claim("c", "converged_fraction", "higher", "sweep:lr", variants=("mlp-*",)),))
+    assert Suite.from_dict(json.loads(json.dumps(s.to_dict()))) == s

@@ -1,0 +1,51 @@
+"""The built-in suites end to end at their reduced size (what CI runs): every suite trains, is
+evaluated on the whole battery (clean, shifted, OOD, attacks, sanity checks) and reported, and
+every claim it declares gets a verdict from real comparisons. The full sizes are run on purpose
+(their wall times are in the README)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import registry as reg
+from harness.runner import run
+from reports.build import build_report
+from reports.claims import NOT_EVALUATED
+from reports.render import write_reports
+
+SIZED = [name for name in reg.suites.names() if any(z.name == "reduced" for z in reg.suites.get(name).sizes)]
+NEEDS_DATA_ROOT = {"mnist", "mnist-train", "fashion-mnist", "fashion-mnist-train", "fashion-mnist-0-5",
+                   "fashion-mnist-6-9"}
+
+
+def test_the_training_claim_suites_all_have_a_reduced_size() -> None:
+    assert {"convergence", "transformer", "recurrent", "lr-stability", "batch-size", "cnn-norms"} <= set(SIZED)
+
+
+@pytest.mark.parametrize("name", SIZED)
+def test_a_suite_at_its_reduced_size_runs_reports_and_judges_every_claim(name: str, tmp_path: Path,
+                                                                          request: pytest.FixtureRequest) -> None:
+    suite = reg.suites.get(name).with_size("reduced")
+    ev = suite.evaluation
+    if {suite.dataset, *ev.ood_sets} & NEEDS_DATA_ROOT:
+        request.getfixturevalue("filled_root")  # skips, saying how to fill it, where the data root is empty
+    summary = run(suite, tmp_path / "run", device="cpu", progress=False)
+    assert summary.ok, summary.failures
+    assert summary.trained == len(suite.variants) * len(suite.seeds)
+    report = build_report(summary.run_dir, n_resamples=300)
+    paths = write_reports(report, summary.run_dir)
+    assert paths["html"].exists() and paths["results"].exists()
+
+    kinds = {r.condition.kind for r in report.estimates}
+    assert {"clean", "shift", "ood", "attack"} <= kinds, f"{name}: the battery is incomplete ({kinds})"
+    assert all(c.status in ("pass", "fail", "n/a") for c in report.checks) and report.checks
+    for t in report.training_summary:
+        if t.n_seeds - t.diverged - t.failed:  # a finished run has every training measurement
+            assert t.aulc is not None and t.loss_roughness is not None and t.peak_memory_bytes is not None, t.variant
+    judged = {v.claim.text: v.verdict for v in report.claims}  # type: ignore[union-attr]
+    assert judged and NOT_EVALUATED not in judged.values(), judged
+    if any(v.train for v in suite.variants):
+        assert report.sweeps and all(w.points for w in report.sweeps)
+        assert any(r.metric == "converged_fraction" for r in report.comparisons) or len(report.sweeps[0].points) < 2
