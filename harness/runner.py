@@ -247,7 +247,9 @@ def plan(suite: Suite, store: Store, device: str) -> list[Unit]:
     An attack sweep is redone whole when any of its cells, or a check that reads it, is missing:
     each eps reuses what the smaller ones broke, and redoing the sweep gives the same records as
     an uninterrupted run."""
-    diverged = {c.key for c in store.cells("train", with_arrays=False) if c.result.get("diverged")}
+    # runs whose model is not evaluated: diverged, or (where the suite asks) never reached the target
+    skip = {c.key for c in store.cells("train", with_arrays=False) if c.result.get("diverged")
+            or (not suite.evaluate_unconverged and c.status == "done" and c.result.get("steps_to_target") is None)}
     conditions = suite.conditions()
     units = []
     for seed in suite.seeds:
@@ -258,7 +260,7 @@ def plan(suite: Suite, store: Store, device: str) -> list[Unit]:
             specs = {c.key: eval_spec(suite, tk, c) for c in conditions}
             missing = {c.key for c in conditions if not store.done(cell_key(specs[c.key]))}
             redo = set().union(*(_sweeps(c, conditions) for c in conditions if c.key in missing))
-            evals = () if tk in diverged else tuple(
+            evals = () if tk in skip else tuple(
                 (c, cell_key(specs[c.key]), specs[c.key]) for c in conditions
                 if c.key in missing or (c.kind == "attack" and _sweeps(c, conditions) <= redo))
             if need_train or evals:
@@ -505,8 +507,10 @@ def check_resumable(store: Store, suite: Suite, device: str) -> None:
                           hint="pass another --run-dir")
     new = json.loads(json.dumps(suite.to_dict()))  # tuples become lists, as they were stored
     # settings added to Suite later read as their defaults in older run directories
-    defaults: dict[str, Any] = {"max_train": None, "max_test": None, "sizes": [], "size": "full"}
-    changed = sorted(k for k in new if k not in ("seeds", "variants") and new[k] != stored.get(k, defaults.get(k)))
+    # (the other sizes a suite declares do not change this run's results)
+    defaults: dict[str, Any] = {"max_train": None, "max_test": None, "size": "full", "evaluate_unconverged": True}
+    changed = sorted(k for k in new if k not in ("seeds", "variants", "sizes")
+                     and new[k] != stored.get(k, defaults.get(k)))
     if changed:
         raise ConfigError(f"{store.run_dir} was run with other settings for {', '.join(changed)}",
                           hint="resume with the same options (only --seeds and --variants may change), "

@@ -359,6 +359,9 @@ class Suite:
     max_test: int | None = None
     sizes: tuple[Size, ...] = ()  # named reduced (or larger) versions, see with_size
     size: str = "full"  # the size this suite object is
+    # False: only runs that reached the target are evaluated (a sweep's failed points are models
+    # that never learned; their robustness is not a question, and they would fail the sanity checks)
+    evaluate_unconverged: bool = True
 
     def __post_init__(self) -> None:
         _check(bool(self.variants), f"suite {self.name!r} declares no variants", "add at least one Variant")
@@ -478,7 +481,7 @@ class Suite:
                                  pairs(v.get("options", ())), pairs(v.get("train", ())), v.get("compare_to", ""))
                          for v in d["variants"])
         rest = {k: d[k] for k in ("test_fraction", "val_fraction", "split_seed", "baseline_norm", "max_train",
-                                  "max_test", "size") if k in d}
+                                  "max_test", "size", "evaluate_unconverged") if k in d}
         sizes = tuple(Size(**{**z, **{k: tuple(z[k]) for k in ("seeds", "variants", "shifts", "severities", "ood_sets",
                                                                 "eps") if z.get(k) is not None}})
                       for z in d.get("sizes", ()))

@@ -265,11 +265,21 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
     seeds = tuple(suite["seeds"])
     train_by = {(c.variant, c.seed): c for c in train_cells}
     # a diverged or failed training run has no model to evaluate: say so, and leave it out
-    excluded = tuple(
-        f"{v} seed {s}: " + ("not trained" if c is None else "diverged" if c.result.get("diverged") else
-                             f"training failed ({(c.error or '').splitlines()[0]})" if c.status == "failed" else "")
-        for v in names for s in seeds
-        if (c := train_by.get((v, s))) is None or c.status == "failed" or c.result.get("diverged"))
+    unconverged_kept = suite.get("evaluate_unconverged", True)
+
+    def why(c: Cell | None) -> str:
+        if c is None:
+            return "not trained"
+        if c.status == "failed":
+            return f"training failed ({(c.error or '').splitlines()[0]})"
+        if c.result.get("diverged"):
+            return "diverged"
+        if not unconverged_kept and c.result.get("steps_to_target") is None:
+            return "did not reach the target (this suite evaluates converged runs only)"
+        return ""
+
+    excluded = tuple(f"{v} seed {s}: {reason}" for v in names for s in seeds
+                     if (reason := why(train_by.get((v, s)))))
 
     evals: dict[tuple[str, str], dict[int, Cell]] = defaultdict(dict)  # (variant, cond key) -> seed -> cell
     for c in eval_cells:
@@ -368,7 +378,7 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
         reliability=_reliability(conditions, evals, names), interval=interval,
         claims=verdicts(spec.claims, list(comparisons),
                         {**{v.family: v.norm for v in spec.variants}, **{v.name: v.norm for v in spec.variants}},
-                        1 - level, tuple(v for v, _ in pairs)),
+                        1 - level, tuple(v for v, _ in pairs), adjust),
         sweeps=sweeps,
         curves=_curves(names, seeds, train_by, level), roc=_roc(conditions, evals, names),
     )

@@ -12,6 +12,11 @@ variant's norm. Each row is judged on its interval and its adjusted p-value:
 The claim is supported when every row is and every variant it names has a row, contradicted
 when any row is, inconclusive otherwise (with the seeds the rows' designs say would settle it),
 and "not evaluated" when no row matches.
+
+Claims are declared before the run: they are the report's confirmatory family. Their rows' raw
+p-values are adjusted together (Holm, or Benjamini-Hochberg with ``--adjust bh``) across every
+row any claim matches, not across the report's whole exploratory table of comparisons, whose
+adjusted p-values stay as they are in that table. A claim-free report adjusts nothing here.
 """
 
 from __future__ import annotations
@@ -94,27 +99,31 @@ def _seeds_to_settle(claim: Claim, row: Any, level: float) -> int | None:
     return stats.seeds_needed(distance, c.components, level)
 
 
+def matches(claim: Claim, row: Any, norms: dict[str, str]) -> bool:
+    """Whether comparison ``row`` (reports.build.ComparisonRow) is evidence for ``claim``."""
+    key = "training" if row.condition is None else row.condition.key
+    return (row.metric == claim.metric and fnmatchcase(key, claim.condition) and claim.names(row.variant)
+            and (not claim.norms or norms.get(row.variant) in claim.norms))
+
+
 def judge(claim: Claim | str, rows: list[Any], norms: dict[str, str], alpha: float,
-          expected: tuple[str, ...] = ()) -> Verdict:
+          expected: tuple[str, ...] = (), p_family: dict[int, float] | None = None) -> Verdict:
     """The verdict on ``claim`` from report comparison rows (reports.build.ComparisonRow);
     ``norms`` maps variant names to their norm, ``alpha`` = 1 - the report's level, ``expected``
     names the variants that have a baseline to be compared with (those the claim's norms select
-    must each have a row for the claim to be supported)."""
+    must each have a row for the claim to be supported); ``p_family`` maps a row's index in
+    ``rows`` to its p-value adjusted across the claims' family (default: the row's own adjusted p)."""
     if isinstance(claim, str):
         return Verdict(claim, NOT_EVALUATED, "stated as free text: declare it as a harness.specs.Claim "
                        "(metric, direction, condition) to get a verdict", ())
     evidence = []
-    for r in rows:
+    for i, r in enumerate(rows):
+        if not matches(claim, r, norms):
+            continue
         key = "training" if r.condition is None else r.condition.key
-        if r.metric != claim.metric or not fnmatchcase(key, claim.condition):
-            continue
-        if claim.norms and norms.get(r.variant) not in claim.norms:
-            continue
-        if not claim.names(r.variant):
-            continue
-        c = r.comparison
-        evidence.append(Evidence(r.variant, r.baseline, key, c.diff, c.ci_low, c.ci_high, r.p_adjusted,
-                                 row_verdict(claim.direction, c.ci_low, c.ci_high, r.p_adjusted, alpha, claim.margin),
+        c, p = r.comparison, r.p_adjusted if p_family is None else p_family[i]
+        evidence.append(Evidence(r.variant, r.baseline, key, c.diff, c.ci_low, c.ci_high, p,
+                                 row_verdict(claim.direction, c.ci_low, c.ci_high, p, alpha, claim.margin),
                                  _seeds_to_settle(claim, r, 1 - alpha)))
     if claim.condition.startswith("sweep:"):  # a sweep's rows are per variant family (the name before "@")
         expected = tuple(dict.fromkeys(v.split("@", 1)[0] for v in expected))
@@ -147,6 +156,19 @@ def judge(claim: Claim | str, rows: list[Any], norms: dict[str, str], alpha: flo
                    + hint + absent, tuple(evidence))
 
 
+def family_p_values(claims: tuple[Claim | str, ...], rows: list[Any], norms: dict[str, str],
+                    adjust: str = "holm") -> dict[int, float]:
+    """Row index -> raw p-value adjusted (harness.stats.ADJUSTMENTS[adjust]) across every row that
+    some claim matches: the claims' confirmatory family, each row counted once."""
+    family = sorted({i for c in claims if isinstance(c, Claim) for i, r in enumerate(rows) if matches(c, r, norms)})
+    if not family:
+        return {}
+    adjusted = stats.ADJUSTMENTS[adjust][1]([rows[i].comparison.p_value for i in family])
+    return {i: float(p) for i, p in zip(family, adjusted, strict=True)}
+
+
 def verdicts(claims: tuple[Claim | str, ...], rows: list[Any], norms: dict[str, str], alpha: float,
-             expected: tuple[str, ...] = ()) -> tuple[Verdict, ...]:
-    return tuple(judge(c, rows, norms, alpha, expected) for c in claims)
+             expected: tuple[str, ...] = (), adjust: str = "holm") -> tuple[Verdict, ...]:
+    """Every claim's verdict, with p-values adjusted across the claims' family (see the module)."""
+    p_family = family_p_values(claims, rows, norms, adjust)
+    return tuple(judge(c, rows, norms, alpha, expected, p_family) for c in claims)

@@ -314,6 +314,37 @@ def training_figures(report: Report) -> list[Figure]:
     ]
 
 
+def training_sweep_figures(report: Report) -> list[Figure]:
+    """Per swept setting: the share of seeds that converged (reached the target without diverging)
+    against the setting's value (log10 when every value is positive and they span a factor of 10 or
+    more), one line per variant family, coloured as the family's first variant."""
+    out = []
+    first: dict[str, str] = {}
+    for v in report.variants:
+        first.setdefault(v["name"].split("@", 1)[0], v["name"])
+    for setting in dict.fromkeys(w.setting for w in report.sweeps):
+        ws = [w for w in report.sweeps if w.setting == setting]
+        values = [float(p.value) for w in ws for p in w.points]
+        log = min(values) > 0 and max(values) / min(values) >= 10
+
+        def x(value: float, log: bool = log) -> float:
+            return math.log10(value) if log else value
+
+        series = []
+        for w in ws:
+            color, dash = _style(report).get(first.get(w.family, ""), (PALETTE[0], ""))
+            series.append(Series(w.family, tuple(x(float(p.value)) for p in w.points),
+                                 tuple(100 * p.converged / p.n_seeds for p in w.points), None, None, color, dash))
+        title = f"Seeds that converged, by {setting}"
+        out.append(Figure(f"sweep-{setting}", title,
+                          f"Share of seeds whose run reached the {100 * report.suite['target_accuracy']:g}% target "
+                          f"without diverging, at each value of {setting} (higher is better)"
+                          + (f"; x is log10({setting})." if log else "."),
+                          line_chart(title, series, f"log10 {setting}" if log else setting, "seeds converged %",
+                                     y_range=(0, 100)), "training"))
+    return out
+
+
 def _sweep_figures(report: Report, kinds: tuple[str, ...], param: str, x_label: str, prefix: str,
                    start: dict[str, Condition]) -> list[Figure]:
     """Accuracy against ``param`` (eps or severity): one figure per condition family of ``kinds``
@@ -414,7 +445,8 @@ def figures(report: Report) -> list[Figure]:
     """Every figure that has data, in the order of the report's sections, each with a unique file-safe name."""
     out: list[Figure] = []
     seen: set[str] = set()
-    for f in (*forest_figure(report), *training_figures(report), *severity_figures(report),
+    for f in (*forest_figure(report), *training_figures(report), *training_sweep_figures(report),
+              *severity_figures(report),
               *reliability_figures(report), *roc_figures(report), *attack_figures(report)):
         name, k = _slug(f.name), 2
         while name in seen:  # two plugin names may slug alike

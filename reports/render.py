@@ -352,17 +352,21 @@ def claims_section(report: Report) -> list[str]:
     """The verdict on each declared claim, with the comparisons it rests on."""
     if not report.claims:
         return []
+    n_family = len({(e.variant, e.baseline, e.condition) + (v.to_dict()["metric"],) for v in report.claims
+                    for e in v.evidence})
     out = ["## Claims", "", f"Each claim is judged on its matching paired comparisons: supported when every "
-           f"interval lies on the claimed side and every {_adjust_name(report)}-adjusted p is below "
-           f"{1 - report.level:.2g}; contradicted when one does so on the other side; inconclusive otherwise.", "",
+           f"interval lies on the claimed side and every adjusted p is below {1 - report.level:.2g}; contradicted "
+           "when one does so on the other side; inconclusive otherwise. The claims were declared before the run, "
+           f"so their p-values are {_adjust_name(report)}-adjusted as one family: the {n_family} comparisons the "
+           "claims rest on (the table of all comparisons below adjusts across all of them).", "",
            _table(["claim", "verdict", "why"], [[_esc(v.to_dict()["text"]), f"**{v.verdict}**", _esc(v.reason)]
                                               for v in report.claims]), ""]
     for v in report.claims:
         if v.evidence:
             metric = v.to_dict()["metric"]
             out += [f"Evidence for \"{_esc(v.to_dict()['text'])}\":", "", _table(
-                ["variant", "baseline", "condition", "difference", "interval", f"p ({_adjust_name(report)})",
-                 "verdict"],
+                ["variant", "baseline", "condition", "difference", "interval",
+                 f"p ({_adjust_name(report)}, claims)", "verdict"],
                 [[_esc(e.variant), _esc(e.baseline), _esc(e.condition), fmt(e.diff, metric, signed=True),
                   fmt_interval(e.ci_low, e.ci_high, metric, signed=True), fmt_p(e.p_adjusted), e.verdict]
                  for e in v.evidence]), ""]

@@ -108,3 +108,24 @@ def test_seeds_to_settle_a_margin_claim_use_the_gap_to_the_margin() -> None:
     close = judge(margin, [row(0.019)], NORMS, 0.05).evidence[0].seeds_needed
     assert near is not None and (close is None or close > near)
     assert near == stats.seeds_needed(0.01, comps)
+
+
+def test_claims_adjust_their_p_values_as_one_family_not_the_whole_report() -> None:
+    from reports.claims import family_p_values, verdicts
+
+    claim = Claim("batch and layer need fewer steps", "steps_to_target", "lower", norms=("batch", "layer"))
+    # raw p 0.01 and 0.02; the report-wide adjustment over many comparisons made them 0.4 and 0.5
+    rows = [_row("mlp-batch", None, "steps_to_target", -300, -100, 0.4),
+            _row("mlp-layer", None, "steps_to_target", -250, -50, 0.5),
+            _row("mlp-batch", Condition("clean"), "accuracy", 0.01, 0.02, 0.9)]
+    rows = [ComparisonRow(r.variant, r.baseline, r.condition, r.metric,
+                          stats.Comparison(r.comparison.diff, r.comparison.ci_low, r.comparison.ci_high, 0.95, raw,
+                                           "t", "sign-flip", 3, 100), r.p_adjusted, r.seeds)
+            for r, raw in zip(rows, (0.01, 0.02, 0.001), strict=True)]
+    assert judge(claim, rows, NORMS, 0.05).verdict == INCONCLUSIVE  # on the report-wide p-values
+    p = family_p_values((claim,), rows, NORMS, "holm")
+    assert p == {0: pytest.approx(0.02), 1: pytest.approx(0.02)}  # Holm over the claim's two rows only
+    (v,) = verdicts((claim,), rows, NORMS, 0.05)
+    assert v.verdict == SUPPORTED and [e.p_adjusted for e in v.evidence] == [pytest.approx(0.02)] * 2
+    assert family_p_values((claim,), rows, NORMS, "bh") == {0: pytest.approx(0.02), 1: pytest.approx(0.02)}
+    assert family_p_values(("free text",), rows, NORMS) == {}

@@ -244,3 +244,8 @@ def test_a_sweep_reports_converged_seeds_the_range_and_the_paired_share(tmp_path
     assert "Sweep over `lr`" in md and "0/3 (3 div.)" in md
     doc = json.loads(json.dumps(to_json(report)))
     assert doc["sweeps"][0]["points"][0]["variant"].endswith("@lr=0.01")
+    from reports.figures import figures
+
+    (fig,) = [f for f in figures(report) if f.name == "sweep-lr"]
+    assert fig.section == "training" and "log10(lr)" in fig.caption  # 0.01 to 1 spans two decades
+    assert fig.svg.count('<g class="series"') == 2 and 'data-label="mlp-batch"' in fig.svg

