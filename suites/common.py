@@ -24,6 +24,16 @@ def battery(ood_sets: tuple[str, ...], eps: tuple[float, ...] = EPS, apgd_steps:
     return EvalSpec(shifts=shifts, ood_sets=ood_sets, ood_scores=("msp",), attacks=tuple(attacks))
 
 
+def digits_battery() -> EvalSpec:
+    """The battery of the sweep suites on digits, which evaluate many models: clean, the three
+    corruptions at severity 3, OOD against faces, FGSM, PGD-10 and APGD-CE (20 steps, as the
+    quick start) at eps 0 and 0.1, and the sanity checks."""
+    eps = (0.0, 0.1)
+    return EvalSpec(shifts=SHIFTS, severities=(3,), ood_sets=("faces",),
+                    attacks=(AttackSpec("fgsm", eps), AttackSpec("pgd-linf", eps, (("restarts", 1), ("steps", 10))),
+                             AttackSpec("apgd-ce", eps, (("steps", 20),))))
+
+
 def reduced(variants: tuple[str, ...], ood_set: str, max_train: int | None = 2000, max_test: int | None = 200,
             epochs: int | None = 1, seeds: tuple[int, ...] = (0, 1)) -> Size:
     """The size CI runs: two seeds, the named variants, a capped split, one corruption at one

@@ -19,12 +19,12 @@ Claims tested:
 ``harness run batch-size --size reduced`` is what CI runs.
 """
 
-from harness.specs import AttackSpec, Claim, EvalSpec, Size, Suite, TrainSpec, Variant, sweep, variant_name
+from harness.specs import Claim, Size, Suite, TrainSpec, Variant, sweep, variant_name
+from suites.common import digits_battery
 
 NORMS = ("none", "batch", "group", "layer")
 BATCH_SIZES = (2, 8, 32, 128)
 BASE = tuple(Variant(variant_name("cnn", n), "cnn", n, options=(("channels", (16, 32)),)) for n in NORMS)
-EPS = (0.0, 0.1)
 
 SUITE = Suite(
     name="batch-size",
@@ -35,10 +35,7 @@ SUITE = Suite(
     # eight seeds: the claims' family has four comparisons, and 2 / 2^8 * 4 < 0.05
     seeds=tuple(range(8)),
     train=TrainSpec(epochs=8, batch_size=32, lr=1e-3, optimizer="adam", target_accuracy=0.95, eval_every=10),
-    evaluation=EvalSpec(shifts=("gaussian-noise", "gaussian-blur", "contrast"), severities=(3,), ood_sets=("faces",),
-                        attacks=(AttackSpec("fgsm", EPS), AttackSpec("pgd-linf", EPS, (("restarts", 1),
-                                                                                        ("steps", 10))),
-                                 AttackSpec("apgd-ce", EPS, (("steps", 20),)))),
+    evaluation=digits_battery(),
     claims=(
         Claim("at batch size 2, BatchNorm is less accurate than no normalization (clean)", "accuracy", "lower",
               "clean", norms=("batch",), variants=("*@batch_size=2",)),

@@ -23,13 +23,13 @@ Claims tested:
 ``harness run lr-stability --size reduced`` is what CI runs (2 seeds, the MLPs, three rates).
 """
 
-from harness.specs import AttackSpec, Claim, EvalSpec, Size, Suite, TrainSpec, Variant, sweep, variant_name
+from harness.specs import Claim, Size, Suite, TrainSpec, Variant, sweep, variant_name
+from suites.common import digits_battery
 
 NORMS = ("none", "batch", "layer")
 OPTIONS = {"mlp": (), "cnn": (("channels", (16, 32)),)}
 RATES = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 BASE = tuple(Variant(variant_name(m, n), m, n, options=OPTIONS[m]) for m in ("mlp", "cnn") for n in NORMS)
-EPS = (0.0, 0.1)
 
 SUITE = Suite(
     name="lr-stability",
@@ -42,10 +42,7 @@ SUITE = Suite(
     seeds=tuple(range(10)),
     train=TrainSpec(epochs=6, batch_size=32, lr=0.01, optimizer="sgd", momentum=0.9, target_accuracy=0.90,
                     eval_every=10),
-    evaluation=EvalSpec(shifts=("gaussian-noise", "gaussian-blur", "contrast"), severities=(3,), ood_sets=("faces",),
-                        attacks=(AttackSpec("fgsm", EPS), AttackSpec("pgd-linf", EPS, (("restarts", 1),
-                                                                                        ("steps", 10))),
-                                 AttackSpec("apgd-ce", EPS, (("steps", 20),)))),
+    evaluation=digits_battery(),
     evaluate_unconverged=False,
     claims=(
         Claim("batch and layer normalization converge at a larger share of the learning-rate grid than none",
