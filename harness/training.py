@@ -160,11 +160,13 @@ class _GradNorms:
             return
         k = len(self._pending[0])
         if k and all(len(n) == k for n in self._pending):  # the usual case: one stack for the window
-            flat = torch.stack([t.float() for n in self._pending for t in n]).view(len(self._pending), k)
-            total = torch.linalg.vector_norm(flat, dim=1)
+            # one stack (it promotes mixed dtypes) and one norm; a per-tensor .float() would cost a
+            # dispatch per norm, as much as the stack itself
+            flat = torch.stack([t for n in self._pending for t in n]).view(len(self._pending), k)
+            total = torch.linalg.vector_norm(flat.double(), dim=1)
         else:  # some parameter had no gradient in some step
-            total = torch.stack([torch.linalg.vector_norm(torch.stack([t.float() for t in n])).cpu() if n
-                                 else torch.zeros(()) for n in self._pending])
+            total = torch.stack([torch.linalg.vector_norm(torch.stack(list(n)).double()).cpu() if n
+                                 else torch.zeros((), dtype=torch.float64) for n in self._pending])
         self._done.append(total.double().cpu().numpy())
         self._pending.clear()
 

@@ -131,7 +131,8 @@ def judge(claim: Claim | str, rows: list[Any], norms: dict[str, str], alpha: flo
              and claim.names(v)]
     missing = [v for v in named if all(e.variant != v for e in evidence)]
     absent = (f"; no comparison for {', '.join(missing)}" + (
-        " (training metrics are compared only when every seed of both variants reached the target)"
+        " (training metrics are compared over the seeds at which both variants finished without diverging, "
+        "at least two)"
         if claim.condition == "training" else "")) if missing else ""
     if not evidence:
         return Verdict(claim, NOT_EVALUATED, "no comparison in this report matches the claim's metric, condition "

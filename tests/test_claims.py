@@ -88,7 +88,7 @@ def test_a_named_variant_without_a_comparison_keeps_a_claim_from_support() -> No
     rows = [_row("mlp-batch", None, "steps_to_target", -300, -100, 0.01)]
     v = judge(claim, rows, NORMS, 0.05, expected=("mlp-batch", "mlp-layer", "mlp-group"))
     assert v.verdict == INCONCLUSIVE
-    assert "no comparison for mlp-layer" in v.reason and "reached the target" in v.reason
+    assert "no comparison for mlp-layer" in v.reason and "finished without diverging" in v.reason
 
 
 def test_seeds_to_settle_a_margin_claim_use_the_gap_to_the_margin() -> None:
