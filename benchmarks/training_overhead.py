@@ -23,7 +23,8 @@ Data: the digits (``stratified_split(load("digits"), 0.25, 0.1, 0)``, 12 epochs 
 the quickstart suite: 432 steps, so the call's fixed costs, such as building the optimizer and
 the first step's memory count, weigh as they do in a real run) and, when MNIST is in the data
 root (``$HARNESS_DATA_ROOT``), its 8,000 training images
-(``stratified_split(load("mnist"), 0.1, 0.1, 0)``, 1 epoch of batch 64, as the mnist suite). Models: mlp with none and layer, cnn (16, 32 channels) with batch, and resnet, gru
+(``stratified_split(load("mnist"), 0.1, 0.1, 0)``, 1 epoch of batch 64, as the mnist suite).
+Models: mlp with none and layer, cnn (16, 32 channels) with batch, and resnet, gru
 and vit with layer where they are registered.
 
 Timing: every configuration is warmed up once (all its runs), and timing the plain loop again
