@@ -20,6 +20,7 @@ order, so those are paired too.
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Callable
 from typing import Any
@@ -178,7 +179,7 @@ class ResNet(nn.Module):
         return self.head(self.features(x))
 
 
-class _RecurrentNet(nn.Module):
+class _RecurrentNet(nn.Module, abc.ABC):
     """Base of :class:`GRUNet` and :class:`LSTMNet`: reads an image (N, C, H, W) as H time
     steps of C * W features (one row per step) and classifies the last hidden state.
 
@@ -193,7 +194,7 @@ class _RecurrentNet(nn.Module):
     module called at every step, so in training each step uses its own batch statistics while the
     running statistics used in eval are accumulated over all steps (at the first step the hidden
     state is zero, so ``W_h h`` is the bias alone, constant over the batch).
-    Subclasses set ``gates`` and define :meth:`cell`."""
+    Subclasses set ``gates`` and define :meth:`cell`; the base itself cannot be built."""
 
     gates: int
 
@@ -208,12 +209,12 @@ class _RecurrentNet(nn.Module):
         self.norm_h = norm(self.gates * hidden, False)
         self.head = nn.Linear(hidden, n_classes)
 
+    @abc.abstractmethod
     def cell(self, gx: torch.Tensor, gh: torch.Tensor, h: torch.Tensor,
              c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One step: the normalized gate pre-activations from the input, ``gx``, and from the
         hidden state, ``gh`` (N, gates * hidden), the hidden state ``h`` and cell state ``c``
         (N, hidden; unused by the GRU) -> the new (h, c)."""
-        raise NotImplementedError
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The last hidden state (N, hidden) of the row sequence of x (N, C, H, W)."""

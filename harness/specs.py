@@ -56,7 +56,7 @@ class Variant:
     @property
     def family(self) -> str:
         """The name without the sweep point: every point of ``mlp-batch@lr=0.1`` is ``mlp-batch``."""
-        return self.name.split("@", 1)[0]
+        return family_of(self.name)
 
     def recipe(self, base: TrainSpec) -> TrainSpec:
         """The suite's recipe ``base`` with this variant's overrides (validated again)."""
@@ -66,6 +66,11 @@ class Variant:
         """The same architecture, input handling and sweep point with ``norm`` in the slot."""
         name = variant_name(self.model, norm, self.standardize) + (f"@{sweep_point(self.train)}" if self.train else "")
         return dataclasses.replace(self, name=name, norm=norm, compare_to="")
+
+
+def family_of(name: str) -> str:
+    """A variant name without its sweep point (``mlp-batch@lr=0.1`` -> ``mlp-batch``)."""
+    return name.split("@", 1)[0]
 
 
 def variant_name(model: str, norm: str, standardize: bool = False) -> str:

@@ -228,7 +228,8 @@ def train(model: nn.Module, split: Split, spec: TrainSpec, seed: int, device: st
     diverged_at: int | None = None
     params = [p for p in model.parameters() if p.requires_grad]
     peak_memory = 0
-    if dev.type == "cuda":  # the peak of a step, less the data held on the device throughout
+    counted = dev.type != "cuda"  # the CPU has no allocator peak: count the first step instead
+    if not counted:  # the peak of a step, less the data held on the device throughout
         torch.cuda.reset_peak_memory_stats(dev)
         data_bytes = torch.cuda.memory_allocated(dev) - _tensor_bytes([*model.parameters(), *model.buffers()], set())
 
@@ -241,7 +242,7 @@ def train(model: nn.Module, split: Split, spec: TrainSpec, seed: int, device: st
         for i in range(per_epoch):
             idx = perm[i * spec.batch_size:(i + 1) * spec.batch_size]
             t0 = time.perf_counter()
-            if step == 0 and dev.type != "cuda":  # count what the first step holds (see _counted_peak)
+            if step == 0 and counted:  # count what the first step holds (see _counted_peak)
                 with _SavedTensors() as saved:
                     loss = F.cross_entropy(model(x[idx]), y[idx])
             else:
@@ -252,7 +253,7 @@ def train(model: nn.Module, split: Split, spec: TrainSpec, seed: int, device: st
             opt.step()
             value = loss.item()  # synchronises, so the timing covers the whole step
             train_seconds += time.perf_counter() - t0
-            if step == 0 and dev.type != "cuda":
+            if step == 0 and counted:
                 peak_memory = _counted_peak(model, opt, saved.tensors)
                 saved.tensors.clear()
             losses.append(value)
@@ -272,7 +273,7 @@ def train(model: nn.Module, split: Split, spec: TrainSpec, seed: int, device: st
         if diverged_at is not None:
             break
     _sync(dev)
-    if dev.type == "cuda":
+    if not counted:
         peak_memory = int(torch.cuda.max_memory_allocated(dev)) - data_bytes
     model.eval()
     return TrainResult(
@@ -291,5 +292,5 @@ def train(model: nn.Module, split: Split, spec: TrainSpec, seed: int, device: st
         budget_steps=total,
         epochs_to_target=None if to_target is None else to_target[0] / per_epoch,
         peak_memory_bytes=peak_memory,
-        memory_method="cuda-peak" if dev.type == "cuda" else "counted",
+        memory_method="counted" if counted else "cuda-peak",
     )

@@ -26,7 +26,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from harness import stats
-from harness.specs import Claim
+from harness.specs import Claim, family_of
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_EVALUATED = "supported", "contradicted", "inconclusive", "not evaluated"
 
@@ -126,7 +126,7 @@ def judge(claim: Claim | str, rows: list[Any], norms: dict[str, str], alpha: flo
                                  row_verdict(claim.direction, c.ci_low, c.ci_high, p, alpha, claim.margin),
                                  _seeds_to_settle(claim, r, 1 - alpha)))
     if claim.condition.startswith("sweep:"):  # a sweep's rows are per variant family (the name before "@")
-        expected = tuple(dict.fromkeys(v.split("@", 1)[0] for v in expected))
+        expected = tuple(dict.fromkeys(family_of(v) for v in expected))
     named = [v for v in expected if (not claim.norms or norms.get(v) in claim.norms)
              and claim.names(v)]
     missing = [v for v in named if all(e.variant != v for e in evidence)]

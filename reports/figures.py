@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from harness.specs import Condition, clean
+from harness.specs import Condition, clean, family_of
 from reports.build import EstimateRow, Report
 from reports.render import METRIC_TEXT, _scale, condition_label, fmt, fmt_interval, fmt_p
 
@@ -321,7 +321,7 @@ def training_sweep_figures(report: Report) -> list[Figure]:
     out = []
     first: dict[str, str] = {}
     for v in report.variants:
-        first.setdefault(v["name"].split("@", 1)[0], v["name"])
+        first.setdefault(family_of(v["name"]), v["name"])
     for setting in dict.fromkeys(w.setting for w in report.sweeps):
         ws = [w for w in report.sweeps if w.setting == setting]
         values = [float(p.value) for w in ws for p in w.points]
