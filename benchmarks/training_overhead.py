@@ -12,9 +12,10 @@ batches of ``batch_size`` with drop_last):
   held-out accuracy is computed only twice: before the first step (``train`` always does) and
   after the last. Those two evaluations (the validation part to tensors and two ``_accuracy``
   calls, the function ``train`` uses) are timed on their own after every plain run and
-  subtracted; what remains, against plain, is the training step's overhead: the per-tensor
-  gradient norms of every step (one ``torch._foreach_norm``, combined after the timed steps), the
-  per-step timer, the bookkeeping, and the first step's memory count (saved-tensor hooks);
+  subtracted; what remains, against plain, is the training step's overhead: the gradient norm of
+  every step (``harness.training._Gradients``: after the first step the gradients are views of one
+  flat buffer, zeroed in one op, their norm one op, combined after the timed steps), the per-step
+  timer, the bookkeeping, and the first step's memory count (saved-tensor hooks);
 * **harness + curve**: ``train`` with the suite's usual ``eval_every`` (10 on the digits, 20 on
   MNIST); its extra time over **harness**, as a share of plain, is what the held-out curve costs:
   measurement work the plain loop does not do, reported apart and not counted as overhead.
@@ -43,10 +44,10 @@ computation in the same order).
 
 Where the overhead goes: for every configuration over the 5% target in every repeat (so not by
 chance; ``--ablate all``: every one), ``train`` is run again with one extra switched off at a
-time, in place (``torch._foreach_norm`` returning no norms, so no gradient norm; no saved-tensor
-hooks or memory count), interleaved with plain and the full harness; the time each saves, as a share of plain,
-is what it costs. A last table times each extra alone in a hot loop (CPU microseconds per step;
-a lower bound, as caches are warm there).
+time, in place (the plain loop's ``zero_grad(set_to_none=True)`` and no gradient norm; no
+saved-tensor hooks or memory count), interleaved with plain and the full harness; the time each
+saves, as a share of plain, is what it costs. A last table times each extra alone in a hot loop
+(CPU microseconds per step; a lower bound, as caches are warm there).
 Usage:
 
     python benchmarks/training_overhead.py [--repeat 5] [--device cpu] [--threads 1]
@@ -56,6 +57,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import gc
 import math
@@ -77,7 +79,7 @@ CNN_OPTIONS = (("channels", (16, 32)),)
 CONFIGS = (("mlp", "none", ()), ("mlp", "layer", ()), ("cnn", "batch", CNN_OPTIONS),
            ("resnet", "layer", ()), ("gru", "layer", ()), ("vit", "layer", ()))
 PARTS = ("grad norm", "memory count")  # what the ablation switches off
-EXTRAS = ("norm", "combine", "timer", "first")  # what the hot-loop table times
+EXTRAS = ("flat", "norm", "combine", "timer", "first")  # what the hot-loop table times
 
 Run = Callable[[], dict[str, float]]
 
@@ -191,21 +193,40 @@ class _NoCount:
         pass
 
 
+class _NoNorm:
+    """Stands in for harness.training._Gradients: the plain loop's ``zero_grad(set_to_none=True)``
+    and no norm (a zero, made once, for every step)."""
+
+    def __init__(self, params: list[torch.Tensor], opt: torch.optim.Optimizer) -> None:
+        self._opt, self._zero, self._steps = opt, torch.zeros((), dtype=torch.float64), 0
+
+    def zero(self) -> None:
+        self._opt.zero_grad(set_to_none=True)
+
+    def record(self) -> None:
+        self._steps += 1
+
+    def flush(self) -> None:
+        pass
+
+    def values(self) -> np.ndarray:
+        return np.zeros(self._steps)
+
+
 def train_without(net: nn.Module, cfg: Config, spec: Any, dev: torch.device, without: tuple[str, ...] = ()) -> Any:
     """``harness.training.train`` with the extras in ``without`` (of PARTS) switched off in place;
     returns (wall, cpu, TrainResult)."""
     import harness.training as ht
 
-    kept = (torch._foreach_norm, ht._SavedTensors, ht._counted_peak)
+    kept = (ht._Gradients, ht._SavedTensors, ht._counted_peak)
     if "grad norm" in without:
-        setattr(torch, "_foreach_norm", lambda tensors: [])  # noqa: B010 (train() then reads a zero norm)
+        ht._Gradients = _NoNorm  # type: ignore[misc]
     if "memory count" in without:
         ht._SavedTensors, ht._counted_peak = _NoCount, lambda *args: 0  # type: ignore[misc,assignment]
     try:
         return timed(lambda: ht.train(net, cfg.split, spec, SEED, str(dev)), dev)
     finally:
-        setattr(torch, "_foreach_norm", kept[0])  # noqa: B010
-        ht._SavedTensors, ht._counted_peak = kept[1], kept[2]  # type: ignore[misc]
+        ht._Gradients, ht._SavedTensors, ht._counted_peak = kept  # type: ignore[misc]
 
 
 def plain_run(cfg: Config, dev: torch.device) -> Run:
@@ -245,14 +266,18 @@ def rounds(cfg: Config, runs: list[Run], r: int, record: bool) -> None:
 def hot_loop_extras(cfg: Config, dev: torch.device, repeat: int) -> dict[str, list[float]]:
     """CPU seconds per step of each extra of the harness's step, timed alone, per repeat."""
     from harness.data import as_tensor
-    from harness.training import _counted_peak, _GradNorms, _SavedTensors
+    from harness.training import _counted_peak, _Gradients, _SavedTensors
 
     net = fresh_model(cfg).to(dev)
     net.train()
     x, y = as_tensor(cfg.split.train.x, dev), as_tensor(cfg.split.train.y, dev)
     xb, yb = x[:cfg.spec.batch_size], y[:cfg.spec.batch_size]
     opt = torch.optim.Adam(net.parameters(), lr=cfg.spec.lr)
-    params = [p for p in net.parameters() if p.requires_grad]
+    # a twin trained the harness's way (its gradients move to the flat buffer after one step), so
+    # the plain steps, which set gradients to None, never undo that
+    twin = copy.deepcopy(net)
+    twin_opt = torch.optim.Adam(twin.parameters(), lr=cfg.spec.lr)
+    grads = _Gradients([p for p in twin.parameters() if p.requires_grad], twin_opt)
 
     def step() -> None:
         loss = F.cross_entropy(net(xb), yb)
@@ -269,15 +294,19 @@ def hot_loop_extras(cfg: Config, dev: torch.device, repeat: int) -> dict[str, li
         _counted_peak(net, opt, saved.tensors)
         saved.tensors.clear()
 
-    norms = _GradNorms()
+    def flat_step() -> None:  # a step of train() without the norm: the gradients in one flat buffer
+        loss = F.cross_entropy(twin(xb), yb)
+        grads.zero()
+        loss.backward()
+        twin_opt.step()
 
-    def grad_norm() -> None:  # as in a step of train(): the per-tensor norms, kept
-        norms.add(torch._foreach_norm([p.grad for p in params if p.grad is not None]))
+    def grad_norm() -> None:  # as in a step of train(): the norm of all gradients, kept
+        grads.record()
 
     def combine() -> None:  # as train() does at each held-out evaluation, for eval_every steps at once
         for _ in range(cfg.spec.eval_every):
             grad_norm()
-        norms.flush()
+        grads.flush()
 
     def timer() -> None:
         t0 = time.perf_counter()
@@ -293,12 +322,17 @@ def hot_loop_extras(cfg: Config, dev: torch.device, repeat: int) -> dict[str, li
 
     for _ in range(3):
         step()
-    grad_norm()
+    flat_step()
+    grad_norm()  # the first step's record: the next zero() puts the gradients in the flat buffer
+    flat_step()
     fig: dict[str, list[float]] = {k: [] for k in ("step", *EXTRAS)}
     for _ in range(repeat):
-        fig["step"].append(per_call(step, 20))
+        # interleaved, so drift affects both: the flat buffer's cost (zeroing, accumulating in place)
+        plain = per_call(step, 20)
+        fig["step"].append(plain)
+        fig["flat"].append(per_call(flat_step, 20) - plain)
         per_step = per_call(grad_norm, 500)
-        norms.flush()
+        grads.flush()
         fig["norm"].append(per_step)
         # the flush, per step of its window: a window of norms and the flush, less the norms alone
         fig["combine"].append(per_call(combine, 50) / cfg.spec.eval_every - per_step)
@@ -419,7 +453,7 @@ def main() -> None:
         which = "every configuration" if args.ablate == "all" else f"configurations over {TARGET:.0%} in every repeat"
         print(f"\nWhere the overhead goes ({which}): train() rerun with one extra switched off, interleaved with "
               "plain and the full harness;\nthe time switching it off saves, as % of plain, median (min to max) of the "
-              "repeats. grad norm: the per-step _foreach_norm and the combining at each evaluation;\n"
+              "repeats. grad norm: the flat gradient buffer, the per-step norm and the combining at each evaluation;\n"
               "memory count: the saved-tensor hooks and counting of step 0; rest: what remains with both off "
               "(timer, bookkeeping), 2 evaluations subtracted")
         for cfg in over:
@@ -447,12 +481,13 @@ def main() -> None:
                   + f"{'yes' if cfg.same_losses else 'NO':>13}")
 
     print("\nThe harness's extras timed alone in a hot loop (a lower bound: warm caches): CPU us per step, median "
-          "(min to max) of the repeats. step: a plain step (forward, backward,\nupdate, no read); grad norm: "
-          "the step's _foreach_norm; combine: turning a window of them into per-step norms at an evaluation, "
-          "per step; timer: two\nperf_counter calls; 1st step: the memory count of step 0 (saved-tensor hooks "
+          "(min to max) of the repeats. step: a plain step (forward, backward,\nupdate, no read); flat: a step with "
+          "the gradients in the flat buffer (zeroed, accumulated in place) less a plain step; grad norm: the step's "
+          "norm;\ncombine: turning a window of them into per-step norms at an evaluation, per step; timer: two "
+          "perf_counter calls; 1st step: the memory count of step 0 (saved-tensor hooks "
           "+ counting) less a plain step, spread over the run's steps; sum: the extras as % of a step")
     w = 20
-    print(f"{'dataset':8}{'model':14}{'step':>{w}}{'grad norm':>{w}}{'combine':>{w}}{'timer':>{w}}"
+    print(f"{'dataset':8}{'model':14}{'step':>{w}}{'flat':>{w}}{'grad norm':>{w}}{'combine':>{w}}{'timer':>{w}}"
           f"{'1st step':>{w}}{'sum %':>8}")
     for cfg in configs:
         fig = hot_loop_extras(cfg, dev, args.repeat)

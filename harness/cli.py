@@ -96,6 +96,13 @@ def _add_report_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no terminal summary on stderr")
 
 
+def _add_suite_path_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--suite-path", action="append", type=Path, metavar="DIR", default=[],
+                   help="also register the suites of this folder, not installed: each *.py file or package in "
+                        "DIR that defines a module-level SUITE (a harness.specs.Suite), under SUITE.name; "
+                        "repeatable; $HARNESS_SUITE_PATH (folders joined by ':') does the same")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="harness", description="Paired, statistically honest benchmarks of normalization "
                      "layers: training efficiency, in-distribution, OOD, shift and adversarial robustness.",
@@ -107,8 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list registered plugins (suites, models, norms, shifts, attacks, ...)",
                        description="List registered plugins: every kind, or the entries of one kind with "
                                    "their one-line descriptions.")
-    p.add_argument("kind", nargs="?", help="a plugin kind, e.g. suites, models, attacks (default: all kinds)")
+    p.add_argument("kind", nargs="?", help="a plugin kind, e.g. suites, models, attacks (default: all kinds); "
+                   "entries that do not come from norm-harness itself name their package or file in brackets")
     p.add_argument("--json", action="store_true", help="print JSON to stdout")
+    _add_suite_path_option(p)
 
     p = sub.add_parser("show", help="describe a suite: data, variants, seeds, battery",
                        description="Describe a registered suite: its data, variants, seeds, training recipe "
@@ -116,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("suite", help="suite name, e.g. quickstart")
     p.add_argument("--size", default="full", help="describe the suite at this size, e.g. reduced (default full)")
     p.add_argument("--json", action="store_true", help="print the suite specification as JSON")
+    _add_suite_path_option(p)
 
     p = sub.add_parser("run", help="train and evaluate a suite, then write its report",
                        description="Train every variant of a suite with every seed, evaluate each model on the "
@@ -133,11 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int, help="override the training epochs")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.add_argument("--executor", default="process",
-                   help="how cells are scheduled: process (a local pool, the default) or serial; "
-                        "see 'harness list executors'")
+                   help="how cells are scheduled: process (a local pool, the default), serial, or ray (a Ray "
+                        "cluster when RAY_ADDRESS is set, else a local Ray instance; pip install "
+                        "'norm-harness[ray]'); see 'harness list executors'")
     p.add_argument("--workers", type=_positive_int,
-                   help="worker processes for the process executor (default: one per core on the CPU, 1 on CUDA)")
+                   help="worker processes for the process and ray executors (default: one per core on the CPU, "
+                        "1 on CUDA; for ray, one per CPU of the cluster, or per GPU on CUDA)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_suite_path_option(p)
     _add_report_options(p)
 
     p = sub.add_parser("report", help="rebuild report.md and results.json from a run directory",
@@ -167,6 +180,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fail-on-change", action="store_true",
                    help="exit status 1 when a row changed beyond its interval, a row is in one run only, or a "
                         "sanity check changed status (for CI)")
+
+    p = sub.add_parser("new", help="start a plugin: 'harness new suite NAME' writes an installable suite package",
+                       description="Write a new plugin package to start from.")
+    new = p.add_subparsers(dest="new_command", metavar="KIND", parser_class=_Parser, required=True)
+    q = new.add_parser("suite", help="write harness-suite-NAME/: an installable suite package with a passing test",
+                       description="Write the folder harness-suite-NAME/: a pyproject.toml that registers the suite "
+                                   "in the harness.suites entry-point group, a package whose SUITE is a small, "
+                                   "documented experiment on the embedded digits dataset (an MLP without and with "
+                                   "LayerNorm, five seeds, a reduced size, one claim), a README saying how to "
+                                   "install, run and test it, and tests/test_NAME.py (hyphens as underscores), "
+                                   "which runs the reduced size end to end and checks the results. Install it with "
+                                   "'pip install -e harness-suite-NAME'; until then 'harness run --suite-path "
+                                   "harness-suite-NAME NAME' runs it from the folder. An existing folder is never "
+                                   "overwritten.")
+    q.add_argument("name", metavar="NAME",
+                   help="the suite's registry name: lowercase words joined by hyphens, e.g. my-norms; it must "
+                        "not be registered already")
+    q.add_argument("--dir", type=Path, default=Path("."), metavar="DIR",
+                   help="the existing folder to write harness-suite-NAME into (default: the current folder)")
 
     p = sub.add_parser("data", help="datasets: fetch MNIST and Fashion-MNIST, contact sheets of the corruptions",
                        description="Work with the registered datasets.")
@@ -221,7 +253,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     else:
         width = max((len(n) for n in rows), default=0)
         for name, summary in rows.items():
-            print(f"{name:<{width}}  {summary}")
+            origin = reg.entry(name).origin  # where a plugin from outside the harness comes from
+            print(f"{name:<{width}}  {summary}" + (f" [{origin}]" if origin != "norm-harness" else ""))
     return 0
 
 
@@ -286,10 +319,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite).with_size(args.size).with_overrides(seeds=args.seeds, variants=args.variants,
                                                                        epochs=args.epochs)
     run_dir = args.run_dir or default_run_dir(suite)
-    if not args.quiet:
-        print(f"run dir: {run_dir}", file=sys.stderr)
+
+    def started(path: Path) -> None:  # once the input is checked: where to resume from
+        if not args.quiet:
+            print(f"run dir: {path}", file=sys.stderr)
+
     summary = run(suite, run_dir, device=args.device, executor=args.executor, workers=args.workers,
-                  progress=not args.no_progress and not args.quiet, argv=["harness", *sys.argv[1:]])
+                  progress=not args.no_progress and not args.quiet, argv=["harness", *sys.argv[1:]],
+                  on_start=started)
     if not args.quiet:
         print(f"trained {summary.trained} models ({summary.diverged} diverged), evaluated {summary.evaluated} "
               f"cells, reused {summary.skipped} finished cells", file=sys.stderr)
@@ -322,6 +359,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 1 if args.fail_on_change and result.changed else 0
 
 
+def cmd_new(args: argparse.Namespace) -> int:
+    from harness.scaffold import new_suite
+
+    target = new_suite(args.name, args.dir)
+    print(target)
+    print(f"next: pip install -e {target} && harness run {args.name} --size reduced; "
+          f"the test: cd {target} && pytest", file=sys.stderr)
+    return 0
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     if args.data_command == "fetch":
         from harness.fetch import fetch
@@ -338,7 +385,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"list": cmd_list, "show": cmd_show, "run": cmd_run, "report": cmd_report, "compare": cmd_compare,
-            "data": cmd_data}
+            "new": cmd_new, "data": cmd_data}
 
 
 def cli_reference() -> str:
@@ -380,6 +427,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if getattr(args, "suite_path", None):
+            from harness.registry import add_suite_path
+
+            for folder in args.suite_path:
+                add_suite_path(folder)
         return COMMANDS[args.command](args)
     except HarnessError as err:
         if args.debug:

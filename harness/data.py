@@ -3,7 +3,9 @@
 Every set is returned as an :class:`ImageSet`: ``x`` float32 of shape (N, C, H, W) with values
 in [0, 1], ``y`` int64 of shape (N,) or None for OOD sets without labels. Loaders are
 registered as ``datasets`` plugins and take no arguments; OOD sets come at their native
-resolution and :func:`fit_to` brings them to the in-distribution shape.
+resolution and :func:`fit_to` brings them to the in-distribution shape. :func:`load` also takes
+a data source string (``hf:PATH``, ``torchvision:FashionMNIST``, ``folder:PATH``, ...), read by
+:mod:`harness.sources`.
 
 MNIST and Fashion-MNIST are read from a data root in torchvision's on-disk layout
 (``ROOT/MNIST/raw/`` and ``ROOT/FashionMNIST/raw/``, four uncompressed IDX files each): the
@@ -442,7 +444,12 @@ def uniform_noise() -> ImageSet:
 
 
 def load(name: str) -> ImageSet:
-    """Load a registered dataset by name and check what the plugin returned."""
+    """Load a registered dataset by name and check what the plugin returned; a name with a
+    colon is a data source (``hf:PATH``, ``torchvision:FashionMNIST``, ... see harness.sources)."""
+    if ":" in name:  # registered names are lowercase-with-hyphens, so never hold one
+        from harness.sources import load_source
+
+        return load_source(name)
     from harness.registry import datasets
 
     out = datasets.get(name)()

@@ -12,19 +12,26 @@ Rules the registries enforce:
 * a duplicate name is an error naming both origins, never a silent override;
 * an unknown name fails with "did you mean" and the list of available names;
 * a plugin that fails to import is an error naming it, never silently skipped.
+
+Suites that are not packaged yet come from folders: :func:`add_suite_path` (``--suite-path DIR``
+on the command line, or ``$HARNESS_SUITE_PATH``) registers the ``SUITE`` of every module in a
+folder, with the file as its origin.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import os
 import re
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from harness.errors import PluginError, UnknownNameError
+from harness.errors import ConfigError, PluginError, UnknownNameError
 
 T = TypeVar("T")
 
@@ -37,7 +44,7 @@ class Entry:
 
     name: str
     target: str  # "module:attr"
-    origin: str  # distribution name, or "python" for register() calls
+    origin: str  # distribution name, "python" for register() calls, or a file for add_suite_path
 
 
 def _import(target: str) -> Any:
@@ -96,6 +103,9 @@ class Registry(Generic[T]):
         for ep in metadata.entry_points(group=self.group):
             origin = ep.dist.name if ep.dist is not None else "unknown distribution"
             self._add(Entry(ep.name, ep.value, origin))
+        # suite folders named in $HARNESS_SUITE_PATH: how a spawned worker finds the suites (and the
+        # plugins their modules register in code) that its parent loaded with add_suite_path
+        _load_env_suite_paths()
 
     # -- lookup -------------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -172,3 +182,148 @@ def registry(kind: str) -> Registry[Any]:
         return REGISTRIES[kind]
     except KeyError:
         raise unknown_name("plugin kind", kind, sorted(REGISTRIES)) from None
+
+
+# --- suites from folders (--suite-path) ----------------------------------------------------
+
+SUITE_PATH_ENV = "HARNESS_SUITE_PATH"
+_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_suite_paths: dict[Path, list[str]] = {}  # folders loaded in this process -> the suite names they gave
+_env_loaded = False
+
+
+def add_suite_path(path: str | os.PathLike[str]) -> list[str]:
+    """Register the suites of a folder that is not an installed package; returns their names.
+
+    Every ``*.py`` file and every package (a subfolder with ``__init__.py``) directly in ``path``,
+    except names starting with ``_`` or ``.``, is imported as a top-level module of its own name
+    (the folder is appended to ``sys.path``), in sorted order; each that defines a module-level
+    ``SUITE`` (a :class:`harness.specs.Suite`) is registered under ``SUITE.name``, with the file as
+    its origin. Other modules (helpers) are imported and otherwise left alone. The module name is
+    stable, so anything defined in the file pickles by reference, like an installed module's.
+
+    A folder that does not exist is a :class:`~harness.errors.ConfigError`; a file that fails to
+    import, a module name that another module already has, a ``SUITE`` that is not a Suite or
+    is badly named, and a suite name that is already registered (by a package or another file)
+    are a :class:`~harness.errors.PluginError` naming the file. Nothing of the folder is
+    registered unless all of it is. Loading a folder again is a no-op.
+
+    The folder is also added to ``$HARNESS_SUITE_PATH``, so worker processes started from here
+    (the ``process`` executor spawns them) load the same modules at their first registry lookup:
+    a plugin that a suite file registers in code (``norms.register(...)``) exists there too.
+    """
+    return _add_suite_path(path, source="")
+
+
+def _add_suite_path(path: str | os.PathLike[str], source: str) -> list[str]:
+    where = f" (from ${SUITE_PATH_ENV})" if source == "env" else ""
+    folder = Path(path).expanduser()
+    if not folder.exists():
+        raise ConfigError(f"suite path {str(path)!r}{where} does not exist",
+                          hint=f"remove it from ${SUITE_PATH_ENV}, or create it" if where else
+                          "pass a folder of suite modules (*.py files or packages that define SUITE)")
+    if not folder.is_dir():
+        raise ConfigError(f"suite path {str(path)!r}{where} is not a folder",
+                          hint=f"pass the folder that holds it: --suite-path {folder.parent}")
+    folder = folder.resolve()
+    if folder in _suite_paths:
+        return list(_suite_paths[folder])
+    suites._discover()  # installed suites first, so a clash names both origins
+    if folder in _suite_paths:  # the discovery just loaded it from $HARNESS_SUITE_PATH
+        return list(_suite_paths[folder])
+    found: list[tuple[Entry, Any]] = []
+    for file in _suite_files(folder):
+        suite = _import_suite_file(file, folder)
+        if suite is None:
+            continue
+        name, target = suite.name, f"{_module_name(file)}:SUITE"
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise PluginError(f"suite file {file} names its suite {name!r}, which is not lowercase-with-hyphens",
+                              hint="set the Suite's name to lowercase words joined by hyphens, e.g. 'my-norms'")
+        old = suites._entries.get(name) or next((e for e, _ in found if e.name == name), None)
+        if old is not None and old.target != target:
+            raise PluginError(f"suites {name!r} is registered twice: by {old.origin} ({old.target}) and by {file} "
+                              f"({target})", hint="rename one of the two suites (the name of its Suite), or uninstall "
+                              "the package that registers the other")
+        found.append((Entry(name, target, str(file)), suite))
+    for entry, suite in found:
+        suites._add(entry)
+        suites._loaded[entry.name] = suite
+    _suite_paths[folder] = [entry.name for entry, _ in found]
+    listed = [p for p in os.environ.get(SUITE_PATH_ENV, "").split(os.pathsep) if p]
+    if str(folder) not in listed:
+        os.environ[SUITE_PATH_ENV] = os.pathsep.join([*listed, str(folder)])
+    return list(_suite_paths[folder])
+
+
+def _suite_files(folder: Path) -> list[Path]:
+    """The modules of a suite folder: ``*.py`` files and packages' ``__init__.py``, sorted by name."""
+    out = []
+    for child in sorted(folder.iterdir()):
+        if child.name.startswith(("_", ".")):
+            continue
+        if child.is_file() and child.suffix == ".py":
+            out.append(child)
+        elif child.is_dir() and (child / "__init__.py").is_file():
+            out.append(child / "__init__.py")
+    return out
+
+
+def _module_name(file: Path) -> str:
+    return file.parent.name if file.name == "__init__.py" else file.stem
+
+
+def _import_suite_file(file: Path, folder: Path) -> Any:
+    """Import one module of a suite folder under its own name; its ``SUITE``, or None."""
+    import importlib.util
+
+    from harness.specs import Suite
+
+    name = _module_name(file)
+    if not _MODULE_NAME.match(name):
+        fixed = re.sub(r"\W", "_", name)
+        fixed = fixed if fixed[:1].isalpha() or fixed[:1] == "_" else "suite_" + fixed
+        raise PluginError(f"suite file {file} cannot be imported: {name!r} is not a Python module name",
+                          hint=f"rename it to letters, digits and underscores, e.g. {fixed!r}")
+    rename = f"rename {file.parent.name if file.name == '__init__.py' else file.name} to a name no other module has"
+    module = sys.modules.get(name)
+    if module is None:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):  # a broken module of that name elsewhere: still taken
+            spec = None
+        taken = spec.origin if spec is not None else None
+        if spec is not None and (taken is None or Path(taken).resolve() != file):
+            raise PluginError(f"suite file {file} cannot be imported as module {name!r}: that name is already "
+                              f"taken by {taken or 'a namespace package'}",
+                              hint=rename)
+        if str(folder) not in sys.path:
+            sys.path.append(str(folder))  # appended: a suite file never shadows an installed module
+        importlib.invalidate_caches()  # the folder's files may be newer than the import system's listing
+        try:
+            module = importlib.import_module(name)
+        except Exception as exc:  # any import-time failure of a suite file is reported, not hidden
+            raise PluginError(f"suite file {file} failed to import: {type(exc).__name__}: {exc}",
+                              hint="fix the file or move it out of the suite path; run with --debug for the "
+                                   "traceback") from exc
+    loaded = getattr(module, "__file__", None)
+    if loaded is None or Path(loaded).resolve() != file:
+        raise PluginError(f"suite file {file} cannot be imported as module {name!r}: that name is already taken "
+                          f"by {loaded or 'a module without a file'}",
+                          hint=rename)
+    suite = getattr(module, "SUITE", None)
+    if suite is not None and not isinstance(suite, Suite):
+        raise PluginError(f"suite file {file} defines SUITE as a {type(suite).__name__}, not a harness.specs.Suite",
+                          hint="set SUITE = harness.specs.Suite(...), or rename the variable in a helper module")
+    return suite
+
+
+def _load_env_suite_paths() -> None:
+    """Load the folders in ``$HARNESS_SUITE_PATH`` once per process (see :func:`add_suite_path`)."""
+    global _env_loaded
+    if _env_loaded:
+        return
+    _env_loaded = True  # first, so the registrations of the loaded modules do not come back here
+    for folder in os.environ.get(SUITE_PATH_ENV, "").split(os.pathsep):
+        if folder:
+            _add_suite_path(folder, source="env")

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import ConfigError, RunError
+from harness.errors import ConfigError
+from harness.executors import Task
 from harness.specs import Condition, Suite, Variant
-from harness.store import Cell, Store, cell_key, load_weights, save_weights
+from harness.store import STORE_FILE, Cell, Store, cell_key, load_weights, save_weights
 
 DEFAULT_RUNS_DIR = Path("runs")
 
@@ -72,104 +73,6 @@ class RunSummary:
         return not self.failures
 
 
-Task = tuple[str, "Unit"]  # ("train" | "eval", unit)
-
-
-class SerialExecutor:
-    """Runs tasks one after another in this process, with every torch thread.
-
-    Deterministic and the simplest to debug; progress is reported per training step, and
-    plugins registered in code (not through entry points) are visible."""
-
-    workers = 1
-
-    def __init__(self, workers: int | None = None) -> None:
-        pass
-
-    def __enter__(self) -> SerialExecutor:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        pass
-
-    def start(self, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
-        initializer(*initargs)
-
-    def map(self, fn: Callable[[Task], Iterator[Cell]], tasks: Iterable[Task]) -> Iterator[Cell]:
-        for task in tasks:
-            yield from fn(task)
-
-
-def _collect(fn: Callable[[Task], Iterator[Cell]], task: Task) -> list[Cell]:
-    return list(fn(task))
-
-
-class ProcessExecutor:
-    """A local pool of worker processes, one per core (the default).
-
-    The cores are split between the workers
-    (``torch.set_num_threads(cores // workers)`` in each), which pays off for the small models
-    that dominate suites: a 2-core machine trains two models at once. ``workers`` defaults to
-    the number of usable cores on the CPU and to 1 on CUDA (where one process keeps the GPU
-    busy). With one worker it runs in this process, like ``serial``.
-
-    Workers are started with ``spawn`` (never ``fork``: torch's thread pools do not survive a
-    fork), each loads the suite's data once, and a task's cells come back when it finishes.
-    """
-
-    def __init__(self, workers: int | None = None) -> None:
-        self.workers = workers
-        self._pool: Any = None
-
-    def __enter__(self) -> ProcessExecutor:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-
-    def start(self, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        device = initargs[1]
-        n = self.workers or (1 if str(device).startswith("cuda") else usable_cores())
-        self.workers = n
-        if n <= 1:
-            initializer(*initargs)
-            return
-        threads = max(1, usable_cores() // n)
-        self._pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=initializer, initargs=(*initargs, threads))
-
-    def map(self, fn: Callable[[Task], Iterator[Cell]], tasks: Iterable[Task]) -> Iterator[Cell]:
-        from concurrent.futures import as_completed
-
-        if self._pool is None:
-            for task in tasks:
-                yield from fn(task)
-            return
-        from concurrent.futures.process import BrokenProcessPool
-
-        futures = [self._pool.submit(_collect, fn, t) for t in tasks]
-        try:
-            for f in as_completed(futures):
-                yield from f.result()
-        except BrokenProcessPool as exc:
-            raise RunError(
-                "a worker process died before finishing its cells (cells finished so far are stored)",
-                hint="run the same command again to resume; from a Python script, call run() under "
-                     "'if __name__ == \"__main__\":'; or use --executor serial to see the error") from exc
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (the affinity mask where the OS has one)."""
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 # --- planning ------------------------------------------------------------------------------
 
 
@@ -187,18 +90,25 @@ def resolve_device(device: str) -> str:
 
 
 def check_names(suite: Suite) -> None:
-    """Fail before any work if the suite names a plugin that is not registered."""
+    """Fail before any work if the suite names a plugin that is not registered, a data source
+    that is malformed or not there (harness.sources.check: without loading the data), or weights
+    that cannot be found or read (harness.weights.check)."""
     from harness import registry as r
+    from harness.sources import check_name
 
-    r.datasets.entry(suite.dataset)
+    check_name(suite.dataset)
     for v in suite.variants:
         r.models.entry(v.model)
         r.norms.entry(v.norm)
+        if v.weights is not None:
+            from harness.weights import check
+
+            check(v.weights)
     ev = suite.evaluation
     for name in ev.shifts:
         r.shifts.entry(name)
     for name in (*ev.ood_sets, *ev.natural_shifts):
-        r.datasets.entry(name)
+        check_name(name)
     for name in ev.ood_scores:
         r.ood_scores.entry(name)
     for a in ev.attacks:
@@ -206,8 +116,10 @@ def check_names(suite: Suite) -> None:
 
 
 def train_spec(suite: Suite, variant: Variant, seed: int, device: str) -> dict[str, Any]:
-    """Everything that determines a training cell's result."""
-    return {
+    """Everything that determines a training cell's result. For a variant that loads weights,
+    the weights (their source and the file's sha256, so a changed file is a new cell) take the
+    place of the recipe, which a loaded model never sees."""
+    spec = {
         "suite": suite.name, "suite_version": suite.version, "dataset": suite.dataset,
         "split": [suite.test_fraction, suite.val_fraction, suite.split_seed],
         "variant": {"model": variant.model, "norm": variant.norm, "standardize": variant.standardize,
@@ -217,6 +129,12 @@ def train_spec(suite: Suite, variant: Variant, seed: int, device: str) -> dict[s
         **({"max_train": suite.max_train, "max_test": suite.max_test}
            if suite.max_train is not None or suite.max_test is not None else {}),
     }
+    if variant.weights is not None:
+        from harness.weights import resolve
+
+        del spec["train"]
+        spec["weights"] = {"source": variant.weights, "sha256": resolve(variant.weights).sha256}
+    return spec
 
 
 def eval_spec(suite: Suite, train_key: str, cond: Condition) -> dict[str, Any]:
@@ -291,18 +209,40 @@ def _build(ctx: Context, v: Variant, seed: int) -> Any:
                        _input_stats(split.train.x) if v.standardize else None, torch_generator(seed, "init"))
 
 
+def _load_pretrained(model: Any, v: Variant, spec: dict[str, Any]) -> dict[str, Any]:
+    """Load a variant's weights into its built model; the training cell's result, which says
+    the model was loaded, not trained (no curve, no training measurements)."""
+    from harness.weights import load_into, resolve
+
+    wf = resolve(v.weights or "")
+    if wf.sha256 != spec["weights"]["sha256"]:
+        raise ConfigError(f"weights {wf.path} changed since this run was planned (sha256 {wf.sha256[:12]}..., "
+                          f"planned {spec['weights']['sha256'][:12]}...)", hint="run the same command again")
+    load_into(model, wf, f"variant {v.name!r} (model {v.model}, norm {v.norm})")
+    return {"trained": False, "weights": v.weights, "weights_file": str(wf.path), "weights_sha256": wf.sha256}
+
+
 def train_unit(ctx: Context, unit: Unit, on_step: Callable[[int, int], None] | None = None) -> Iterator[Cell]:
-    """Train one (variant, seed) and store its weights; yields its training cell (failed if the
-    model cannot be built or trained, with the error)."""
+    """Train one (variant, seed), or load its weights (``Variant.weights``), and store the
+    weights; yields its training cell (failed if the model cannot be built, trained or loaded,
+    with the error)."""
     from harness.training import train
 
     v, t0 = unit.variant, time.perf_counter()
     try:  # a broken model or norm plugin fails its cell, not the run
         model = _build(ctx, v, unit.seed)
-        result = train(model, ctx.split, v.recipe(ctx.suite.train), unit.seed, ctx.device, on_step)
+        if v.weights is not None:
+            loaded = _load_pretrained(model, v, unit.train_spec)
+        else:
+            result = train(model, ctx.split, v.recipe(ctx.suite.train), unit.seed, ctx.device, on_step)
     except Exception as exc:
         yield Cell(unit.train_key, "train", v.name, unit.seed, unit.train_spec, {}, "failed",
                    _error_text(exc), time.perf_counter() - t0)
+        return
+    if v.weights is not None:  # stored as a trained model's are, so evaluation reads them the same way
+        save_weights(ctx.store_dir, unit.train_key, model.state_dict())
+        yield Cell(unit.train_key, "train", v.name, unit.seed, unit.train_spec, loaded,
+                   seconds=time.perf_counter() - t0)
         return
     if not result.diverged:
         save_weights(ctx.store_dir, unit.train_key, model.state_dict())
@@ -350,12 +290,19 @@ def evaluate_unit(ctx: Context, unit: Unit) -> Iterator[Cell]:
 _WORKER: dict[str, Any] = {}
 
 
+# The context run() prepared before opening the store (so bad data fails with nothing written):
+# a worker in the same process reuses it instead of loading the data again.
+_PREPARED: dict[str, Context] = {}
+
+
 def _init_worker(suite: Suite, device: str, store_dir: Path, threads: int | None = None) -> None:
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
-    _WORKER.update(ctx=prepare(suite, device, store_dir), on_step=None)
+    pre = _PREPARED.get("ctx")
+    same = pre is not None and pre.suite == suite and pre.device == device and pre.store_dir == store_dir
+    _WORKER.update(ctx=pre if same else prepare(suite, device, store_dir), on_step=None)
 
 
 def execute_task(task: Task) -> Iterator[Cell]:
@@ -470,11 +417,6 @@ def _split(suite: Suite) -> Any:
     return cap_split(split, suite.max_train, suite.max_test, suite.split_seed)
 
 
-def train_size(suite: Suite) -> int:
-    """The number of training examples of the suite's split."""
-    return len(_split(suite).train.x)
-
-
 def prepare(suite: Suite, device: str, store_dir: Path) -> Context:
     """Load and split the data and the OOD sets once for the whole run (once per worker)."""
     from harness.data import fit_to, load, prerendered
@@ -523,11 +465,15 @@ def check_resumable(store: Store, suite: Suite, device: str) -> None:
 
 def run(suite: str | Suite, run_dir: Path | str | None = None, device: str = "auto",
         executor: str = "process", workers: int | None = None, progress: bool = True,
-        argv: list[str] | None = None, console: Any = None) -> RunSummary:
+        argv: list[str] | None = None, console: Any = None,
+        on_start: Callable[[Path], None] | None = None) -> RunSummary:
     """Run every missing cell of ``suite`` into ``run_dir`` (created if new, resumed if not).
 
-    Two phases: every missing training cell, then every missing evaluation cell (so the
-    transfer check always finds its paired model), each spread over ``executor``'s workers.
+    Everything is checked first (plugin names, device, executor, every dataset the run reads):
+    bad input raises a ConfigError before the run directory is created or changed. Then
+    ``on_start(run_dir)`` is called, and the work begins in two phases: every missing training
+    cell, then every missing evaluation cell (so the transfer check always finds its paired
+    model), each spread over ``executor``'s workers.
     Returns a summary; the report is built separately from the store
     (:func:`reports.build.build_report`), so it can always be rebuilt offline.
     """
@@ -538,60 +484,80 @@ def run(suite: str | Suite, run_dir: Path | str | None = None, device: str = "au
     device = resolve_device(device)
     if workers is not None and workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers}", hint="use e.g. --workers 2")
-    executor_cls = executors.get(executor)  # an unknown name fails before anything is written
+    ex = executors.get(executor)(workers)  # an unknown or unavailable executor fails before anything is written
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(suite)
-    with Store(run_dir) as store, executor_cls(workers) as ex:
-        check_resumable(store, suite, device)
-        store.put_meta("suite", suite.to_dict())
-        store.put_meta("device", device.split(":")[0])
-        units = plan(suite, store, device)
-        n_cells = len(suite.variants) * len(suite.seeds) * (1 + len(suite.conditions()))
-        todo = sum(u.need_train + len(u.evals) for u in units)
-        counts = {"trained": 0, "evaluated": 0, "diverged": 0, "train_steps": 0}
-        failures: list[tuple[str, str]] = []
-        if not units:
-            return RunSummary(run_dir, 0, 0, n_cells, 0)
-        ex.start(_init_worker, (suite, device, run_dir))
-        # torch_threads is this process's; each worker uses usable_cores() // workers
-        store.put_meta("provenance", {**provenance(device, argv), "executor": executor, "workers": ex.workers})
-        n_train = len(_WORKER["ctx"].split.train.x) if "ctx" in _WORKER else train_size(suite)
+    if run_dir.exists():  # a run directory to resume: it must hold this experiment
+        if not run_dir.is_dir():
+            raise ConfigError(f"{run_dir} is a file, not a run directory", hint="pass a folder path")
+        if (run_dir / STORE_FILE).exists():
+            with Store(run_dir, create=False) as old:
+                check_resumable(old, suite, device)
+    # every dataset the run reads is loaded and checked before the run directory is created
+    _PREPARED["ctx"] = prepare(suite, device, run_dir)
+    try:
+        if on_start is not None:
+            on_start(run_dir)
+        with Store(run_dir) as store, ex:
+            return _run(suite, store, ex, device, executor, progress, argv, console)
+    finally:
+        _PREPARED.clear()
 
-        def steps_of(v: Variant) -> int:  # a sweep's variants train for different numbers of steps
-            recipe = v.recipe(suite.train)
-            return (n_train // recipe.batch_size) * recipe.epochs
 
-        with _progress(console, progress) as bar:
-            t_train = bar.add_task("train", total=sum(steps_of(u.variant) for u in units if u.need_train))
-            t_eval = bar.add_task("evaluate", total=sum(len(u.evals) for u in units))
+def _run(suite: Suite, store: Store, ex: Any, device: str, executor: str, progress: bool, argv: list[str] | None,
+         console: Any) -> RunSummary:
+    """run() once the store is open: plan, execute what is missing, store each cell as it comes."""
+    run_dir = store.run_dir
+    check_resumable(store, suite, device)
+    store.put_meta("suite", suite.to_dict())
+    store.put_meta("device", device.split(":")[0])
+    units = plan(suite, store, device)
+    n_cells = len(suite.variants) * len(suite.seeds) * (1 + len(suite.conditions()))
+    todo = sum(u.need_train + len(u.evals) for u in units)
+    counts = {"trained": 0, "evaluated": 0, "diverged": 0, "train_steps": 0}
+    failures: list[tuple[str, str]] = []
+    if not units:
+        return RunSummary(run_dir, 0, 0, n_cells, 0)
+    ex.start(_init_worker, (suite, device, run_dir))
+    # torch_threads is this process's; each worker uses usable_cores() // workers
+    store.put_meta("provenance", {**provenance(device, argv), "executor": executor, "workers": ex.workers})
+    n_train = len(_PREPARED["ctx"].split.train.x)
 
-            def store_all(cells: Iterator[Cell]) -> None:
-                for cell in cells:
-                    store.put(cell)
-                    if cell.status == "failed":
-                        where = f"{cell.kind} {cell.variant} seed {cell.seed}" + (
-                            f" {Condition.from_dict(cell.condition).key}" if cell.condition else "")
-                        failures.append((where, (cell.error or "").splitlines()[0]))
-                    elif cell.kind == "train":
-                        counts["trained"] += 1
-                        counts["diverged"] += bool(cell.result.get("diverged"))
-                    else:
-                        counts["evaluated"] += 1
-                    if cell.kind == "train":  # a diverged run stops early: its remaining steps count as done
-                        counts["train_steps"] += steps_of(suite.variant(cell.variant))
-                        bar.update(t_train, completed=counts["train_steps"])
-                    else:
-                        bar.advance(t_eval)
+    def steps_of(v: Variant) -> int:  # a sweep's variants train for different numbers of steps
+        recipe = v.recipe(suite.train)
+        return (n_train // recipe.batch_size) * recipe.epochs
 
-            if "ctx" in _WORKER:  # work runs in this process: report every training step
-                _WORKER["on_step"] = lambda step, total: bar.update(t_train, completed=counts["train_steps"] + step)
-            try:
-                store_all(ex.map(execute_task, [("train", u) for u in units if u.need_train]))
-                # after training: what is left to evaluate (not diverged, training not failed)
-                evals = [u for u in plan(suite, store, device) if u.evals and not u.need_train]
-                bar.update(t_eval, total=bar.tasks[t_eval].completed + sum(len(u.evals) for u in evals))
-                store_all(ex.map(execute_task, [("eval", u) for u in evals]))
-            finally:
-                _WORKER.clear()
+    with _progress(console, progress) as bar:
+        t_train = bar.add_task("train", total=sum(steps_of(u.variant) for u in units if u.need_train))
+        t_eval = bar.add_task("evaluate", total=sum(len(u.evals) for u in units))
+
+        def store_all(cells: Iterator[Cell]) -> None:
+            for cell in cells:
+                store.put(cell)
+                if cell.status == "failed":
+                    where = f"{cell.kind} {cell.variant} seed {cell.seed}" + (
+                        f" {Condition.from_dict(cell.condition).key}" if cell.condition else "")
+                    failures.append((where, (cell.error or "").splitlines()[0]))
+                elif cell.kind == "train":
+                    counts["trained"] += 1
+                    counts["diverged"] += bool(cell.result.get("diverged"))
+                else:
+                    counts["evaluated"] += 1
+                if cell.kind == "train":  # a diverged run stops early: its remaining steps count as done
+                    counts["train_steps"] += steps_of(suite.variant(cell.variant))
+                    bar.update(t_train, completed=counts["train_steps"])
+                else:
+                    bar.advance(t_eval)
+
+        if "ctx" in _WORKER:  # work runs in this process: report every training step
+            _WORKER["on_step"] = lambda step, total: bar.update(t_train, completed=counts["train_steps"] + step)
+        try:
+            store_all(ex.map(execute_task, [("train", u) for u in units if u.need_train]))
+            # after training: what is left to evaluate (not diverged, training not failed)
+            evals = [u for u in plan(suite, store, device) if u.evals and not u.need_train]
+            bar.update(t_eval, total=bar.tasks[t_eval].completed + sum(len(u.evals) for u in evals))
+            store_all(ex.map(execute_task, [("eval", u) for u in evals]))
+        finally:
+            _WORKER.clear()
     return RunSummary(run_dir, counts["trained"], counts["evaluated"], n_cells - todo, counts["diverged"],
                       tuple(failures))
 

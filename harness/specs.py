@@ -37,6 +37,10 @@ class Variant:
     ``(("lr", 0.1),)``, named ``mlp-batch@lr=0.1``. ``compare_to`` names the variant this one is
     compared with when the automatic rule (same model, options and recipe with the suite's
     baseline norm) does not fit, e.g. a post-LN transformer against the one without norms.
+    ``weights`` names pretrained weights to load instead of training (harness.weights: a
+    ``.safetensors`` or ``.pt``/``.pth`` state-dict file, ``torchvision:ARCH.WEIGHTS`` from the
+    local torch hub cache, ``hf:REPO[#file=NAME]`` from the Hugging Face hub or its cache); the
+    model is then evaluated on the whole battery like a trained one, with no training record.
     """
 
     name: str
@@ -46,12 +50,19 @@ class Variant:
     options: tuple[Param, ...] = ()
     train: tuple[Param, ...] = ()
     compare_to: str = ""
+    weights: str | None = None
 
     def __post_init__(self) -> None:
         fields = {f.name for f in dataclasses.fields(TrainSpec)}
         for k, _ in self.train:
             _check(k in fields, f"variant {self.name!r} overrides unknown training setting {k!r}",
                    f"use fields of TrainSpec: {', '.join(sorted(fields))}")
+        if self.weights is not None:
+            _check(isinstance(self.weights, str) and bool(self.weights.strip()),
+                   f"variant {self.name!r} names empty weights {self.weights!r}",
+                   "give a file path, torchvision:ARCH.WEIGHTS or hf:REPO, or weights=None to train")
+            _check(not self.train, f"variant {self.name!r} loads weights and overrides training settings "
+                   f"({sweep_point(self.train)})", "a loaded model is not trained: drop the overrides or the weights")
 
     @property
     def family(self) -> str:
@@ -379,6 +390,12 @@ class Suite:
                and self.test_fraction + self.val_fraction < 1,
                f"test_fraction {self.test_fraction} and val_fraction {self.val_fraction} must both be positive "
                "and leave data to train on", "use e.g. 0.25 and 0.1 (the held-out curve needs a validation part)")
+        loaded = [v.name for v in self.variants if v.weights is not None]
+        # a loaded model has no target to reach, so "evaluate converged runs only" would drop it
+        _check(self.evaluate_unconverged or not loaded,
+               f"suite {self.name!r} evaluates converged runs only, but {', '.join(loaded)} "
+               f"{'loads' if len(loaded) == 1 else 'load'} weights and never train{'s' if len(loaded) == 1 else ''}",
+               "keep evaluate_unconverged=True, or put the loaded variants in another suite")
 
     def with_size(self, name: str) -> Suite:
         """This suite at the declared size ``name`` ("full" is the suite itself)."""
@@ -483,7 +500,8 @@ class Suite:
             if k in ev:  # fields added later keep their defaults for older records
                 ev[k] = tuple(ev[k])
         variants = tuple(Variant(v["name"], v["model"], v["norm"], v.get("standardize", False),
-                                 pairs(v.get("options", ())), pairs(v.get("train", ())), v.get("compare_to", ""))
+                                 pairs(v.get("options", ())), pairs(v.get("train", ())), v.get("compare_to", ""),
+                                 v.get("weights"))
                          for v in d["variants"])
         rest = {k: d[k] for k in ("test_fraction", "val_fraction", "split_seed", "baseline_norm", "max_train",
                                   "max_test", "size", "evaluate_unconverged") if k in d}

@@ -179,7 +179,8 @@ def save_weights(run_dir: Path | str, key: str, state: Mapping[str, Any]) -> Pat
 
     path = weights_path(run_dir, key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    # a name of this process's own: a run killed mid-write may leave a worker finishing the same file
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp))
     os.replace(tmp, path)
     return path

@@ -357,7 +357,8 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
                 raw.append((v, base, cond, metric, cmp, tuple(common),
                             (ra.point, rb.point)))
 
-    summaries = tuple(_training_summary(v, seeds, train_by, level) for v in names)
+    loaded = {c.variant for c in train_cells if c.status == "done" and c.result.get("trained") is False}
+    summaries = tuple(_training_summary(v, seeds, train_by, level) for v in names if v not in loaded)
     raw += _training_comparisons(pairs, seeds, train_by, level)
     sweeps = _sweeps(spec, train_by, level)
     raw += _sweep_comparisons(spec, train_by, level)
@@ -571,7 +572,10 @@ def _corruption_errors(conditions: list[Condition], resampled: dict[tuple[str, s
 
 
 def _ok(cell: Cell | None) -> bool:
-    return cell is not None and cell.status == "done" and not cell.result.get("diverged")
+    """A finished training run that did not diverge; a model loaded from weights (Variant.weights)
+    was not trained, so it has no training measurements to summarise or compare."""
+    return (cell is not None and cell.status == "done" and not cell.result.get("diverged")
+            and cell.result.get("trained", True) is not False)
 
 
 def _training_summary(v: str, seeds: tuple[int, ...], train_by: dict[tuple[str, int], Cell],

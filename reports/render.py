@@ -500,9 +500,10 @@ def to_markdown(report: Report, figs: Sequence[Figure] | None = None) -> str:
     out += ["", "Per run:", "", _table(
         ["variant", "seed", "status", "steps", "steps to target", "s to target", "ms / step", "final held-out acc %",
          "AULC %", "roughness", "max |grad|"],
-        [[_esc(t.variant), str(t.seed), "diverged" if t.result.get("diverged") else t.status,
+        [[_esc(t.variant), str(t.seed), "diverged" if t.result.get("diverged") else
+          "loaded" if t.result.get("trained") is False else t.status,  # weights loaded, not trained
           str(t.result.get("n_steps", "n/a")),
-          "not reached" if t.status == "done" and t.result.get("steps_to_target") is None
+          "not reached" if t.status == "done" and "steps_to_target" in t.result and t.result["steps_to_target"] is None
           else str(t.result.get("steps_to_target", "n/a")),
           fmt(t.result.get("seconds_to_target"), "auroc"), fmt(t.result.get("seconds_per_step"), "seconds_per_step"),
           fmt(t.result.get("final_val_accuracy"), "final_val_accuracy"), fmt(t.result.get("aulc"), "aulc"),

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from harness.errors import ConfigError
+from harness.executors import ProcessExecutor, SerialExecutor
 from harness.registry import suites
-from harness.runner import ProcessExecutor, SerialExecutor, run
+from harness.runner import run
 from harness.store import Store
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.data import Split
+from harness.data import Split, as_tensor
 from harness.errors import ConfigError
 from harness.models import MLP, Classifier, build_model, init_weights
 from harness.registry import norms
@@ -257,6 +257,65 @@ def test_the_gradient_norm_is_that_of_the_step_before_the_update(split: Split) -
     torch.nn.functional.cross_entropy(m(x), y).backward()
     by_hand = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in m.parameters()]))
     assert r.grad_norm[0] == pytest.approx(float(by_hand), rel=1e-5)
+
+
+def _by_hand(model: torch.nn.Module, split: Split, spec: TrainSpec, seed: int = 0) -> tuple[list[float], list[float]]:
+    """One epoch of a hand-written loop: per step the loss and the gradients' L2 norm."""
+    opt = torch.optim.Adam(model.parameters(), lr=spec.lr)
+    x, y = as_tensor(split.train.x, "cpu"), torch.from_numpy(split.train.y)  # row-major, as train() has them
+    perm = torch.randperm(len(x), generator=torch_generator(seed, "data-order"))
+    losses, grad_norms = [], []
+    model.train()
+    for i in range(len(x) // spec.batch_size):
+        idx = perm[i * spec.batch_size:(i + 1) * spec.batch_size]
+        loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norms.append(float(torch.linalg.vector_norm(
+            torch.stack([p.grad.double().norm() for p in model.parameters() if p.grad is not None]))))
+        opt.step()
+        losses.append(loss.item())
+    return losses, grad_norms
+
+
+@pytest.mark.parametrize("model,norm", [("mlp", "none"), ("mlp", "batch"), ("cnn", "layer")])
+def test_every_step_matches_a_hand_written_loop(split: Split, model: str, norm: str) -> None:
+    # after the first step the gradients are views of one flat buffer (see _Gradients): the
+    # losses must still be those of the plain loop, bit for bit, and the norms the same
+    spec = TrainSpec(epochs=1, batch_size=64, eval_every=5)
+    trained = build_model(model, norm, split.train.shape, 10, {}, None, torch_generator(0, "init"))
+    r = train(trained, split, spec, 0)
+    grads = [p.grad for p in trained.parameters()]
+    assert all(g is not None and g._base is grads[0]._base is not None for g in grads)  # the flat path was taken
+    m = build_model(model, norm, split.train.shape, 10, {}, None, torch_generator(0, "init"))
+    losses, grad_norms = _by_hand(m, split, spec)
+    assert len(losses) == r.n_steps > 5
+    assert r.loss.tolist() == losses
+    np.testing.assert_allclose(r.grad_norm, grad_norms, rtol=1e-5)
+
+
+class _HalfUsed(torch.nn.Module):
+    """A model with a parameter its forward pass never uses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+        self.unused = torch.nn.Linear(3, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def test_a_parameter_without_gradient_is_left_alone_as_by_a_plain_loop(split: Split) -> None:
+    torch.manual_seed(0)
+    m, twin = _HalfUsed(), _HalfUsed()
+    twin.load_state_dict(m.state_dict())
+    before = m.unused.weight.detach().clone()
+    spec = TrainSpec(epochs=1, batch_size=64, eval_every=5)
+    r = train(m, split, spec, 0)
+    losses, grad_norms = _by_hand(twin, split, spec)
+    assert r.loss.tolist() == losses and torch.equal(m.unused.weight, before) and m.unused.weight.grad is None
+    np.testing.assert_allclose(r.grad_norm, grad_norms, rtol=1e-5)
 
 
 def test_counted_memory_grows_with_the_batch_and_the_model(split: Split) -> None:

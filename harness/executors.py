@@ -1,0 +1,362 @@
+"""Executors: how a run's tasks are scheduled (the ``executors`` plugin kind).
+
+An executor is a context manager with ``workers`` (an int once started), ``start(initializer,
+initargs)``, which sets up each worker's context (``initializer(*initargs)``, plus a torch
+thread count where the executor splits the cores), and ``map(fn, tasks)``, which yields the
+cells of every task as they finish (in any order). Tasks are ``("train" | "eval", unit)``
+pairs; the runner stores each cell as it comes back, so an executor never touches the store.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import ConfigError, HarnessError, RunError
+
+if TYPE_CHECKING:
+    from harness.runner import Unit
+    from harness.store import Cell
+
+Task = tuple[str, "Unit"]  # ("train" | "eval", unit)
+
+
+class SerialExecutor:
+    """Runs tasks one after another in this process, with every torch thread.
+
+    Deterministic and the simplest to debug; progress is reported per training step, and
+    plugins registered in code (not through entry points) are visible."""
+
+    workers = 1
+
+    def __init__(self, workers: int | None = None) -> None:
+        if workers is not None and workers > 1:
+            raise ConfigError(f"the serial executor runs one task at a time, not {workers} workers",
+                              hint="drop --workers, or use --executor process")
+
+    def __enter__(self) -> SerialExecutor:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+    def start(self, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
+        initializer(*initargs)
+
+    def map(self, fn: Callable[[Task], Iterator[Cell]], tasks: Iterable[Task]) -> Iterator[Cell]:
+        for task in tasks:
+            yield from fn(task)
+
+
+def _collect(fn: Callable[[Task], Iterator[Cell]], task: Task) -> list[Cell]:
+    return list(fn(task))
+
+
+class ProcessExecutor:
+    """A local pool of worker processes, one per core (the default).
+
+    The cores are split between the workers
+    (``torch.set_num_threads(cores // workers)`` in each), which pays off for the small models
+    that dominate suites: a 2-core machine trains two models at once. ``workers`` defaults to
+    the number of usable cores on the CPU and to 1 on CUDA (where one process keeps the GPU
+    busy). With one worker it runs in this process, like ``serial``.
+
+    Workers are started with ``spawn`` (never ``fork``: torch's thread pools do not survive a
+    fork), each loads the suite's data once, and a task's cells come back when it finishes.
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers
+        self._pool: Any = None
+
+    def __enter__(self) -> ProcessExecutor:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def start(self, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        device = initargs[1]
+        n = self.workers or (1 if str(device).startswith("cuda") else usable_cores())
+        self.workers = n
+        if n <= 1:
+            initializer(*initargs)
+            return
+        threads = max(1, usable_cores() // n)
+        self._pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_start_worker,
+                                         initargs=(os.getpid(), initializer, (*initargs, threads)))
+
+    def map(self, fn: Callable[[Task], Iterator[Cell]], tasks: Iterable[Task]) -> Iterator[Cell]:
+        from concurrent.futures import as_completed
+
+        if self._pool is None:
+            for task in tasks:
+                yield from fn(task)
+            return
+        from concurrent.futures.process import BrokenProcessPool
+
+        futures = [self._pool.submit(_collect, fn, t) for t in tasks]
+        try:
+            for f in as_completed(futures):
+                yield from f.result()
+        except BrokenProcessPool as exc:
+            raise RunError(
+                "a worker process died before finishing its cells (cells finished so far are stored)",
+                hint="run the same command again to resume; from a Python script, call run() under "
+                     "'if __name__ == \"__main__\":'; or use --executor serial to see the error") from exc
+
+
+class _RayWorker:
+    """The body of one Ray actor: a worker process that sets up the run's context once (the
+    runner's initializer loads the suite's data) and then runs one task at a time.
+
+    A failing initializer is kept and reported by :meth:`ready` rather than raised, so that the
+    driver gets the exception itself (a ConfigError keeps its hint) instead of a dead actor."""
+
+    def __init__(self, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
+        self._error: BaseException | None = None
+        try:
+            initializer(*initargs)
+        except Exception as exc:
+            self._error = exc
+
+    def ready(self, run_dir: str) -> BaseException | None:
+        import os
+        import socket
+
+        if self._error is None and not os.path.isdir(run_dir):
+            return ConfigError(f"the run directory {run_dir} is not visible on Ray node {socket.gethostname()}",
+                               hint="put the run directory on a filesystem every node mounts at the same path "
+                                    "(see 'Executors' in docs/plugins.md)")
+        return self._error
+
+    def run(self, fn: Callable[[Task], Iterator[Cell]], task: Task) -> list[Cell]:
+        return list(fn(task))
+
+
+def _import_ray() -> Any:
+    """The ``ray`` module, or a ConfigError saying how to install it."""
+    try:
+        import ray
+    except ImportError as exc:
+        if exc.name == "ray":
+            raise ConfigError("the ray executor needs Ray, which is not installed",
+                              hint="pip install 'norm-harness[ray]', or use --executor process") from None
+        # installed, but one of its own dependencies is missing or broken
+        raise ConfigError(f"Ray is installed but fails to import: {_first_line(exc)}",
+                          hint="reinstall it: pip install --force-reinstall 'norm-harness[ray]'") from exc
+    return ray
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast on a ``host:port`` RAY_ADDRESS that nothing listens on: ``ray.init`` itself
+    retries for minutes, printing warnings, before it gives up."""
+    import socket
+
+    hint = "start the cluster (ray start --head) or unset RAY_ADDRESS to run on a local Ray instance"
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep:
+        return  # "auto" and other forms Ray resolves itself
+    if not port.isdigit() or not host:
+        raise ConfigError(f"RAY_ADDRESS={address!r} is not HOST:PORT", hint=hint)
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise ConfigError(f"nothing answers at RAY_ADDRESS={address!r} ({exc.strerror or exc})", hint=hint) from None
+
+
+class RayExecutor:
+    """Runs tasks on a Ray cluster, one actor (a worker process) per worker.
+
+    Install with ``pip install 'norm-harness[ray]'``. With ``RAY_ADDRESS`` set it joins that
+    cluster and leaves it running; in a process already connected to Ray (a script that called
+    ``ray.init`` itself) it uses that connection; otherwise it starts a local Ray instance with
+    this machine's usable cores and shuts it down at the end. Ray's logs stay in its own log
+    folder (``/tmp/ray``), off the terminal.
+
+    ``workers`` defaults to the cluster's CPUs (its GPUs on CUDA). Each actor reserves an equal
+    share of them, runs torch with that many threads (``cores // workers`` on one machine, as
+    the process pool does), loads the suite's data once and runs one task at a time; the cells
+    come back to this process, the only one that writes the store.
+
+    Training tasks write weights into the run directory and evaluation tasks, on any worker,
+    read them: **on a cluster of several machines the run directory must be on a shared
+    filesystem** mounted at the same path on every node (a worker that cannot see it fails the
+    start), and every node needs the same norm-harness, plugins and data root. A worker that
+    dies, or a task that fails outside the cells' own error handling, ends the run with a
+    RunError; the cells already stored stay, so running the same command again resumes.
+    """
+
+    start_timeout = 300.0  # seconds for every actor to start and load the data; a cluster may need to scale up
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers
+        self._ray = _import_ray()  # here, so a missing Ray fails before any work
+        self._started = False
+        self._actors: list[Any] = []
+
+    def __enter__(self) -> RayExecutor:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import contextlib
+
+        ray = self._ray
+        # cleaning up must not mask the error that ended the run (the cluster may be gone)
+        with contextlib.suppress(Exception):
+            for actor in self._actors:  # actors on a cluster we do not own would keep their cores
+                ray.kill(actor)
+        self._actors = []
+        if self._started:
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+            self._started = False
+
+    def _connect(self) -> None:
+        import logging
+        import os
+
+        ray = self._ray
+        if ray.is_initialized():
+            return
+        quiet = {"include_dashboard": False, "log_to_driver": False, "configure_logging": True,
+                 "logging_level": logging.ERROR}
+        address = os.environ.get("RAY_ADDRESS", "").strip()
+        if address and address != "local":
+            _check_reachable(address)
+            try:
+                ray.init(address=address, **quiet)
+            except (ConnectionError, RuntimeError) as exc:  # no cluster there, or one of another Ray/Python version
+                raise ConfigError(f"cannot join the Ray cluster at RAY_ADDRESS={address!r}: {_first_line(exc)}",
+                                  hint="start it (ray start --head) or unset RAY_ADDRESS to run on a local Ray "
+                                       "instance") from None
+            return
+        # a local instance that lives for one run has nothing to report to Ray's usage statistics
+        # (the user's own setting wins)
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        ray.init(address="local", num_cpus=usable_cores(), **quiet)
+        self._started = True
+
+    def start(self, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
+        from pathlib import Path
+
+        ray = self._ray
+        # the runner's initargs are (suite, device, run_dir): workers may run in another folder or
+        # on another machine, so the run directory travels as an absolute path
+        device = str(initargs[1])
+        run_dir = Path(initargs[2]).absolute()
+        cuda = device.startswith("cuda")
+        if cuda and device not in ("cuda", "cuda:0"):
+            raise ConfigError(f"the ray executor gives each worker a GPU of its own, which it sees as cuda:0, "
+                              f"so {device} names no GPU a worker can use", hint="use --device cuda")
+        self._connect()
+        resources = ray.cluster_resources()
+        cpus, gpus = float(resources.get("CPU", 0)), float(resources.get("GPU", 0))
+        if cpus <= 0 or (cuda and gpus <= 0):
+            what = "GPUs" if cuda else "CPUs"
+            raise ConfigError(f"the Ray cluster has no {what}",
+                              hint=f"add nodes with {what}, or use --executor process")
+        n = self.workers or max(1, int(gpus if cuda else cpus))
+        share = {"num_cpus": _floor4(cpus / n), "num_gpus": _floor4(gpus / n) if cuda else 0}
+        threads = max(1, int(cpus // n))
+        worker = ray.remote(_RayWorker).options(**share)
+        self._actors = [worker.remote(initializer, (*initargs[:2], run_dir, *initargs[3:], threads))
+                        for _ in range(n)]
+        waiting = [a.ready.remote(str(run_dir)) for a in self._actors]
+        done, pending = ray.wait(waiting, num_returns=n, timeout=self.start_timeout)
+        if pending:
+            raise RunError(f"only {len(done)} of {n} Ray workers started within {self.start_timeout:.0f} s "
+                           f"(the cluster has {cpus:g} CPUs, {gpus:g} GPUs)",
+                           hint="pass fewer --workers, or see what holds the cluster with 'ray status'")
+        for ref in done:
+            try:
+                error = ray.get(ref)
+            except ray.exceptions.RayError as exc:  # the actor could not even be created
+                raise RunError(f"a Ray worker failed to start: {_first_line(exc)}",
+                               hint="every node needs norm-harness and the suite's plugins installed; "
+                                    "try --executor process to see the error") from exc
+            if isinstance(error, HarnessError):
+                raise error
+            if error is not None:
+                raise RunError(f"a Ray worker failed to set up the run: {_first_line(error)}",
+                               hint="use --executor serial to see the traceback") from error
+        self.workers = n
+
+    def map(self, fn: Callable[[Task], Iterator[Cell]], tasks: Iterable[Task]) -> Iterator[Cell]:
+        import copy
+
+        ray = self._ray
+        todo = iter(tasks)
+        running: dict[Any, Any] = {}  # result reference -> the actor computing it
+
+        def feed(actor: Any) -> None:
+            task = next(todo, None)
+            if task is not None:
+                running[actor.run.remote(fn, task)] = actor
+
+        for actor in self._actors:
+            feed(actor)
+        while running:
+            [ref], _ = ray.wait(list(running), num_returns=1)
+            actor = running.pop(ref)
+            cells = self._result(ref)
+            feed(actor)  # before the driver stores these cells, so the worker is never idle meanwhile
+            # arrays out of Ray's object store can be read-only views of its shared memory, which
+            # goes away with the instance: the cells handed on own their arrays
+            yield from copy.deepcopy(cells)
+
+    def _result(self, ref: Any) -> list[Cell]:
+        ray = self._ray
+        hint = "run the same command again to resume; or use --executor serial to see the error"
+        try:
+            cells: list[Cell] = ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:
+            raise RunError(f"a task failed on a Ray worker (cells finished so far are stored): "
+                           f"{_first_line(exc.cause if exc.cause is not None else exc)}", hint=hint) from exc
+        except ray.exceptions.RayError as exc:  # the actor, its node or the object died
+            raise RunError("a Ray worker died before finishing its cells (cells finished so far are stored): "
+                           f"{_first_line(exc)}", hint=hint) from exc
+        return cells
+
+
+def _floor4(x: float) -> float:
+    """x rounded down to Ray's resource precision (1e-4), so n shares never exceed the total."""
+    import math
+
+    return math.floor(x * 10_000) / 10_000
+
+
+def _start_worker(parent: int, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
+    """A pool worker's start: exit when the run that started it is gone, then set up its context.
+
+    A run killed outright (SIGKILL, the machine's OOM killer) cannot stop its pool, and its
+    workers would otherwise finish their tasks for nobody, holding the cores the resumed run
+    needs."""
+    import threading
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:  # re-parented: the run's process has died
+                os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-run", daemon=True).start()
+    initializer(*initargs)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (the affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
