@@ -251,26 +251,52 @@ def _counted_peak(model: nn.Module, opt: torch.optim.Optimizer, saved: list[torc
     return _tensor_bytes([*params, *buffers, *(p.grad for p in params if p.grad is not None), *state, *saved], seen)
 
 
-def train(model: nn.Module, split: Split, spec: TrainSpec, seed: int, device: str = "cpu",
-          on_step: Callable[[int, int], None] | None = None) -> TrainResult:
-    """Train ``model`` in place on ``split.train``; ``on_step(step, total)`` reports progress."""
-    dev = torch.device(device)
-    model.to(dev)
-    x, xv = as_tensor(split.train.x, dev), as_tensor(split.val.x, dev)
-    y, yv = as_tensor(split.train.y, dev), as_tensor(split.val.y, dev)  # type: ignore[arg-type]
+@dataclass(frozen=True, eq=False)
+class Fit:
+    """What :func:`fit` measured: the held-out curve (``steps``, ``curve``), the loss and gradient
+    norm of every step, when the target was first reached (step, training seconds) or None, the
+    step the run diverged at or None, and one step's peak memory."""
+
+    steps: np.ndarray  # (K,) int64
+    curve: np.ndarray  # (K,) float64, the held-out measure at those steps
+    loss: np.ndarray  # (n_steps,) float64
+    grad_norm: np.ndarray  # (n_steps,) float64
+    n_steps: int
+    budget_steps: int
+    per_epoch: int
+    to_target: tuple[int, float] | None
+    diverged_at: int | None
+    train_seconds: float
+    peak_memory_bytes: int
+    memory_method: str
+
+
+def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, spec: TrainSpec, seed: int, dev: torch.device,
+        batch_loss: Callable[[nn.Module, torch.Tensor, torch.Tensor | None], torch.Tensor],
+        held_out: Callable[[nn.Module], float], reached: Callable[[float], bool],
+        on_step: Callable[[int, int], None] | None = None) -> Fit:
+    """The training loop every objective shares: ``spec``'s optimizer over ``spec.epochs`` epochs
+    of the seed's ``data-order`` stream (batches of ``spec.batch_size``, the last partial one
+    dropped), minimising ``batch_loss(model, x[idx], y[idx] or None)`` (a scalar tensor).
+
+    ``held_out(model)`` (a float; it may leave the model in eval mode) is measured before the
+    first step, every ``spec.eval_every`` steps and after the last; the target is reached the
+    first time ``reached(value)`` holds. Time is measured per step (forward, backward, update)
+    and excludes those measurements. Divergence (a non-finite loss, or one above
+    ``spec.divergence_factor`` times the first step's) ends the run. ``x`` and ``y`` are on
+    ``dev``, where the model is."""
     order = torch_generator(seed, "data-order")
     opt = _optimizer(model, spec)
-
     # drop_last: a final batch of one example would make BatchNorm fail in training mode
     per_epoch = len(x) // spec.batch_size
     if per_epoch == 0:
         raise ConfigError(f"batch_size {spec.batch_size} is larger than the {len(x)} training examples",
                           hint="use a smaller batch_size")
     total = per_epoch * spec.epochs
-    steps, accs = [0], [_accuracy(model, xv, yv)]
+    steps, curve = [0], [held_out(model)]
     losses: list[float] = []
     step, train_seconds = 0, 0.0
-    to_target: tuple[int, float] | None = (0, 0.0) if accs[0] >= spec.target_accuracy else None
+    to_target: tuple[int, float] | None = (0, 0.0) if reached(curve[0]) else None
     diverged_at: int | None = None
     norms = _Gradients([p for p in model.parameters() if p.requires_grad], opt)
     peak_memory = 0
@@ -290,9 +316,9 @@ def train(model: nn.Module, split: Split, spec: TrainSpec, seed: int, device: st
             t0 = time.perf_counter()
             if step == 0 and counted:  # count what the first step holds (see _counted_peak)
                 with _SavedTensors() as saved:
-                    loss = F.cross_entropy(model(x[idx]), y[idx])
+                    loss = batch_loss(model, x[idx], None if y is None else y[idx])
             else:
-                loss = F.cross_entropy(model(x[idx]), y[idx])
+                loss = batch_loss(model, x[idx], None if y is None else y[idx])
             norms.zero()
             loss.backward()
             norms.record()
@@ -309,10 +335,10 @@ def train(model: nn.Module, split: Split, spec: TrainSpec, seed: int, device: st
                 break
             if step % spec.eval_every == 0 or step == total:
                 steps.append(step)
-                accs.append(_accuracy(model, xv, yv))
+                curve.append(held_out(model))
                 model.train()
                 norms.flush()  # outside the timed steps
-                if to_target is None and accs[-1] >= spec.target_accuracy:
+                if to_target is None and reached(curve[-1]):
                     to_target = (step, train_seconds)
             if on_step is not None:
                 on_step(step, total)
@@ -322,21 +348,41 @@ def train(model: nn.Module, split: Split, spec: TrainSpec, seed: int, device: st
     if not counted:
         peak_memory = int(torch.cuda.max_memory_allocated(dev)) - data_bytes
     model.eval()
+    return Fit(np.asarray(steps, dtype=np.int64), np.asarray(curve, dtype=np.float64),
+               np.asarray(losses, dtype=np.float64), norms.values(), step, total, per_epoch, to_target, diverged_at,
+               train_seconds, peak_memory, "counted" if counted else "cuda-peak")
+
+
+def _cross_entropy(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor | None) -> torch.Tensor:
+    return F.cross_entropy(model(xb), yb)  # type: ignore[arg-type]
+
+
+def train(model: nn.Module, split: Split, spec: TrainSpec, seed: int, device: str = "cpu",
+          on_step: Callable[[int, int], None] | None = None) -> TrainResult:
+    """Train a classifier in place on ``split.train`` (cross-entropy; held-out accuracy on
+    ``split.val``, target ``spec.target_accuracy``); ``on_step(step, total)`` reports progress."""
+    dev = torch.device(device)
+    model.to(dev)
+    x, xv = as_tensor(split.train.x, dev), as_tensor(split.val.x, dev)
+    y, yv = as_tensor(split.train.y, dev), as_tensor(split.val.y, dev)  # type: ignore[arg-type]
+    r = fit(model, x, y, spec, seed, dev, _cross_entropy, lambda m: _accuracy(m, xv, yv),
+            lambda acc: acc >= spec.target_accuracy, on_step)
+    diverged = r.diverged_at is not None
     return TrainResult(
-        curve_steps=np.asarray(steps, dtype=np.int64),
-        curve_val_accuracy=np.asarray(accs, dtype=np.float64),
-        loss=np.asarray(losses, dtype=np.float64),
-        n_steps=step,
-        steps_to_target=None if to_target is None else to_target[0],
-        seconds_to_target=None if to_target is None else to_target[1],
-        seconds_per_step=train_seconds / max(step, 1),
-        train_seconds=train_seconds,
-        diverged=diverged_at is not None,
-        diverged_at=diverged_at,
-        final_val_accuracy=float("nan") if diverged_at is not None else accs[-1],
-        grad_norm=norms.values(),
-        budget_steps=total,
-        epochs_to_target=None if to_target is None else to_target[0] / per_epoch,
-        peak_memory_bytes=peak_memory,
-        memory_method="counted" if counted else "cuda-peak",
+        curve_steps=r.steps,
+        curve_val_accuracy=r.curve,
+        loss=r.loss,
+        n_steps=r.n_steps,
+        steps_to_target=None if r.to_target is None else r.to_target[0],
+        seconds_to_target=None if r.to_target is None else r.to_target[1],
+        seconds_per_step=r.train_seconds / max(r.n_steps, 1),
+        train_seconds=r.train_seconds,
+        diverged=diverged,
+        diverged_at=r.diverged_at,
+        final_val_accuracy=float("nan") if diverged else float(r.curve[-1]),
+        grad_norm=r.grad_norm,
+        budget_steps=r.budget_steps,
+        epochs_to_target=None if r.to_target is None else r.to_target[0] / r.per_epoch,
+        peak_memory_bytes=r.peak_memory_bytes,
+        memory_method=r.memory_method,
     )

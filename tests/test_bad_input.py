@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.registry import REGISTRIES, suites
+from harness.registry import REGISTRIES, SUITE_PATH_ENV, suites
 from harness.store import Store
 
 
@@ -61,15 +62,38 @@ def _suite_file(body: str) -> Callable[[Path], None]:
     return _file(f"suites/{name}.py", (head + textwrap.dedent(body)).encode())
 
 
+def _all(*setups: Callable[[Path], None]) -> Callable[[Path], None]:
+    def setup(tmp: Path) -> None:
+        for one in setups:
+            one(tmp)
+    return setup
+
+
+class _Payload:
+    """Unpickling this creates the file ``marker``: what a malicious checkpoint would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return open, (str(self.marker), "w")
+
+
+def _malicious_pickle(name: str) -> Callable[[Path], None]:
+    def setup(tmp: Path) -> None:  # the marker would appear in the snapshot if it were ever unpickled
+        (tmp / name).write_bytes(pickle.dumps({"net.body.1.weight": _Payload(tmp / "pwned")}))
+    return setup
+
+
 def _quickstart(**changes: object) -> dict[str, object]:
     return json.loads(json.dumps({**suites.get("quickstart").to_dict(), **changes}))
 
 
-def _tiny_suite(dataset: str, **evaluation: str) -> str:
+def _tiny_suite(dataset: str, weights: str | None = None, **evaluation: str) -> str:
     ev = ", ".join(f"{k}={v}" for k, v in evaluation.items())
     return (f"SUITE = Suite(name='bad', version='1', description='a suite with bad input', dataset={dataset!r}, "
-            f"variants=(Variant('mlp-none', 'mlp', 'none'),), seeds=(0,), train=TrainSpec(epochs=1), "
-            f"evaluation=EvalSpec({ev}))\n")
+            f"variants=(Variant('mlp-none', 'mlp', 'none', weights={weights!r}),), seeds=(0,), "
+            f"train=TrainSpec(epochs=1), evaluation=EvalSpec({ev}))\n")
 
 
 def _dataset_plugin(name: str, x: str, y: str) -> str:
@@ -147,7 +171,37 @@ CASES = [
     # a suite that fails to import
     Case("suite-fails-to-import", "run bad --suite-path {tmp}/suites", "broken_suite.py",
          setup=_file("suites/broken_suite.py", b"import numpy\nraise RuntimeError('this suite is broken')\n")),
-    Case("missing-suite-path", "run quickstart --suite-path {tmp}/no-such-folder", "no-such-folder"),
+    Case("missing-suite-path", "run quickstart --suite-path {tmp}/no-such-folder", "no-such-folder' does not exist",
+         "pass a folder of suite modules"),
+    Case("suite-path-is-a-file", "list --suite-path {tmp}/notes.txt", "is not a folder", "--suite-path",
+         setup=_file("notes.txt", b"my notes\n")),
+    # data sources: an unknown scheme, a missing path, a misspelt option, a dataset script
+    Case("unknown-source-scheme", "run bad --suite-path {tmp}/suites", "unknown data source scheme 'hff'",
+         "did you mean 'hf'", setup=_suite_file(_tiny_suite("hff:my-data"))),
+    Case("missing-source-path", "run bad --suite-path {tmp}/suites", "does not exist", "check the path",
+         setup=_suite_file(_tiny_suite("folder:no-such-folder"))),
+    Case("misspelt-source-option", "run bad --suite-path {tmp}/suites", "take no option 'splt'",
+         "did you mean 'split'", setup=_all(_file("my-data/state.json", b"{}"),
+                                           _suite_file(_tiny_suite("hf:my-data#splt=test")))),
+    Case("dataset-script", "run bad --suite-path {tmp}/suites", "dataset scripts are never run",
+         setup=_all(_file("loader.py", b"import os\n"), _suite_file(_tiny_suite("hf:loader.py")))),
+    # weights: a malicious pickle (as .pt and under a safetensors name), a corrupt and a missing file
+    Case("malicious-pickle", "run bad --suite-path {tmp}/suites", "were refused", "only load files you trust",
+         setup=_all(_malicious_pickle("evil.pt"), _suite_file(_tiny_suite("digits", weights="evil.pt")))),
+    Case("pickle-named-safetensors", "run bad --suite-path {tmp}/suites", "not a readable safetensors file",
+         setup=_all(_malicious_pickle("evil.safetensors"),
+                    _suite_file(_tiny_suite("digits", weights="evil.safetensors")))),
+    Case("corrupt-checkpoint", "run bad --suite-path {tmp}/suites", "not a PyTorch state-dict file",
+         setup=_all(_file("model.pt", b"this is not a checkpoint" * 4),
+                    _suite_file(_tiny_suite("digits", weights="model.pt")))),
+    Case("missing-checkpoint", "run bad --suite-path {tmp}/suites", "does not exist", setup=_suite_file(
+        _tiny_suite("digits", weights="trained/model.safetensors"))),
+    # harness new suite
+    Case("new-suite-bad-name", "new suite My_Suite --dir {tmp}", "is not lowercase words joined by hyphens",
+         "e.g. 'my-norms'"),
+    Case("new-suite-taken-name", "new suite quickstart --dir {tmp}", "already registered", "pick another NAME"),
+    Case("new-suite-existing-folder", "new suite my-norms --dir {tmp}", "already exists", "never overwrites",
+         setup=_file("harness-suite-my-norms/README.md", b"mine\n")),
 ]
 
 
@@ -176,6 +230,9 @@ def test_bad_input_is_one_error_a_hint_exit_2_and_nothing_written(
     for name, value in case.env:
         monkeypatch.setenv(name, value.format(tmp=work))
     monkeypatch.chdir(work)  # a default run directory would be made here
+    # --suite-path exports its folders for worker processes: undone after the test (monkeypatch
+    # restores the variable as it was), so later subprocesses do not import these broken files
+    monkeypatch.delenv(SUITE_PATH_ENV, raising=False)
     before = _tree(work)
     capfd.readouterr()
     registered = {kind: set(r.names()) for kind, r in REGISTRIES.items()}

@@ -133,7 +133,7 @@ def test_unknown_executor_is_one_error_and_nothing_is_written(capsys: pytest.Cap
     assert main(["run", "quickstart", "--executor", "proces", "--run-dir", str(tmp_path / "r")]) == 2
     lines = _lines(capsys.readouterr().err)
     assert "Error: unknown executor 'proces'" in lines
-    assert "Hint: did you mean 'process'? available: process, serial" in lines
+    assert "Hint: did you mean 'process'? available: process, ray, serial" in lines
     assert not (tmp_path / "r").exists()
 
 
@@ -187,7 +187,7 @@ def test_list_json(capsys: pytest.CaptureFixture[str]) -> None:
     data = json.loads(capsys.readouterr().out)
     assert data["attacks"] == ["apgd-ce", "apgd-dlr", "fgsm", "pgd-l2", "pgd-linf"]
     assert "batch" in data["norms"]
-    assert data["executors"] == ["process", "serial"]
+    assert data["executors"] == ["process", "ray", "serial"]
 
 
 def test_list_attacks(capsys: pytest.CaptureFixture[str]) -> None:
@@ -438,3 +438,50 @@ def test_show_a_reduced_size(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "size:       reduced" in out and "other size full" in out
     assert "mlp-batch@lr=0.3" in out and "variants override lr (a sweep)" in out
+
+
+BROKEN_SUITE = '''
+import torch
+from harness.registry import models
+from harness.specs import EvalSpec, Suite, TrainSpec, Variant
+
+
+class Broken(torch.nn.Module):
+    """A model plugin whose forward pass raises."""
+
+    def __init__(self, in_shape, n_classes, norm):
+        super().__init__()
+        self.head = torch.nn.Linear(1, n_classes)
+
+    def forward(self, x):
+        raise RuntimeError("this model is broken on purpose")
+
+
+models.register("broken", Broken)
+SUITE = Suite(name="half-broken", version="1", description="one model that trains, one that raises",
+              dataset="digits", variants=(Variant("mlp-none", "mlp", "none"), Variant("broken-none", "broken", "none")),
+              seeds=(0,), train=TrainSpec(epochs=1), evaluation=EvalSpec(shifts=("fog",), severities=(1,), ood_sets=()))
+'''
+
+
+def test_a_failing_cell_is_stored_summarised_and_the_exit_status_says_so(tmp_path: Path) -> None:
+    # through the command line with the default executor: the pool's workers import the suite file too
+    (tmp_path / "suites").mkdir()
+    (tmp_path / "suites" / "half_broken.py").write_text(BROKEN_SUITE)
+    run_dir = tmp_path / "run"
+    done = _run_cli("run", "half-broken", "--suite-path", str(tmp_path / "suites"), "--run-dir", str(run_dir),
+                    "--no-progress")
+    assert done.returncode == 1, done.stderr
+    lines = _lines(done.stderr)
+    failed = [line for line in lines if line.startswith("failed: ")]
+    assert failed == ["failed: train broken-none seed 0: RuntimeError: this model is broken on purpose"]
+    assert lines[-2:] == ["Error: 1 cell(s) failed; the others were stored and reported",
+                          f"Hint: fix the cause and run the same command with --run-dir {run_dir} to redo only the "
+                          "failed cells"]
+    from harness.store import Store
+
+    with Store(run_dir, create=False) as store:
+        cells = {(c.kind, c.variant, c.status) for c in store.cells(with_arrays=False)}
+    assert ("train", "broken-none", "failed") in cells and ("train", "mlp-none", "done") in cells
+    assert {("eval", "mlp-none", "done")} == {c for c in cells if c[0] == "eval"}
+    assert "broken-none" in (run_dir / "report.md").read_text()  # the report says what was left out
