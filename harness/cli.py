@@ -274,7 +274,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"variants:   {', '.join(v.name for v in suite.variants)}",
         f"seeds:      {', '.join(map(str, suite.seeds))}",
         f"training:   {suite.train.optimizer} lr {suite.train.lr:g}, batch {suite.train.batch_size}, "
-        f"{suite.train.epochs} epochs, target {100 * suite.train.target_accuracy:g}% held-out accuracy"
+        f"{suite.train.epochs} epochs, target "
+        + (f"{100 * suite.train.target_accuracy:g}% held-out accuracy" if suite.diffusion is None else
+           f"held-out denoising loss {suite.diffusion.target_loss:g} (a {suite.diffusion.steps}-step noise schedule; "
+           f"{suite.diffusion.samples} samples judged by {suite.diffusion.judge_model}-{suite.diffusion.judge_norm})")
         + (f"; variants override {', '.join(sorted({k for v in suite.variants for k, _ in v.train}))} (a sweep)"
            if any(v.train for v in suite.variants) else ""),
         f"size:       {suite.size}" + (f", training capped at {suite.max_train} examples" if suite.max_train else "")
@@ -285,11 +288,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"shifts:     {', '.join(ev.shifts) or '-'} at severities {', '.join(map(str, ev.severities))}",
         f"batchnorm:  test-time statistics {', '.join(ev.bn_modes)}",
         f"natural:    {', '.join(ev.natural_shifts) or '-'}",
-        f"ood:        {', '.join(ev.ood_sets) or '-'} scored by {', '.join(ev.ood_scores)}",
+        f"ood:        {', '.join(ev.ood_sets) or '-'} scored by "
+        + ("the ELBO (denoise suite)" if suite.diffusion is not None else ', '.join(ev.ood_scores)),
         "attacks:    " + ("; ".join(f"{a.name} eps {', '.join(f'{e:g}' for e in a.eps)}" for a in ev.attacks)
                           or "-"),
         "checks:     " + (", ".join(c.name for c in suite.check_conditions()) + f" (eps {ev.check_eps:g}, "
-                              f"large eps {ev.large_eps:g})" if ev.attacks and ev.checks else "-"),
+                              f"large eps {ev.large_eps:g})" if ev.attacks and ev.checks and suite.diffusion is None
+                              else "-"),
         f"cells:      {len(suite.variants) * len(suite.seeds)} training, "
         f"{len(suite.variants) * len(suite.seeds) * len(suite.conditions())} evaluation",
     ]

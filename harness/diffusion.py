@@ -27,6 +27,7 @@ seed starts from bit-identical convolution and linear weights.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -274,13 +275,17 @@ class UNet(nn.Module):
 
 
 def build_denoiser(norm: str, in_shape: tuple[int, int, int], options: dict[str, Any],
-                   generator: torch.Generator) -> UNet:
-    """A :class:`UNet` with the registered norm ``norm`` (``none``, ``group``, ``layer``, ``rms``,
+                   generator: torch.Generator, model: str = "unet") -> nn.Module:
+    """The registered denoiser ``model`` (``harness.registry.denoisers``, by default the
+    :class:`UNet`) with the registered norm ``norm`` (``none``, ``group``, ``layer``, ``rms``,
     ``batch`` ...) and weights drawn from ``generator`` (use ``torch_generator(seed, "init")``
-    as :func:`harness.models.build_model` does, so the variants of a seed are paired)."""
-    from harness.registry import norms
+    as :func:`harness.models.build_model` does, so the variants of a seed are paired).
 
-    net = UNet(in_shape, norms.get(norm), **options)
+    A denoiser plugin is a ``(in_shape, norm_factory, **options) -> nn.Module`` whose
+    ``forward(x_t, t)`` returns x_t's shape and which has an ``in_shape`` attribute."""
+    from harness.registry import denoisers, norms
+
+    net = denoisers.get(model)(in_shape, norms.get(norm), **options)
     init_weights(net, generator)
     return net
 
@@ -339,13 +344,21 @@ def elbo_score(model: nn.Module, schedule: NoiseSchedule, x0: torch.Tensor, gene
     largest weights. Differentiable like :func:`denoising_loss`; the model is used in its
     current mode (call ``model.eval()`` first to evaluate); batch the call yourself: the noise
     follows the order of the calls."""
+    ts = elbo_timesteps(schedule, n_t).tolist()
+    noises = [torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype) for _ in ts]
+    return -_weighted_error(model, schedule, x0, ts, noises)
+
+
+def _weighted_error(model: nn.Module, schedule: NoiseSchedule, x0: torch.Tensor, ts: list[int],
+                    noises: list[torch.Tensor]) -> torch.Tensor:
+    """(N,) float64: ``(1 / len(ts)) sum_k w(t_k) ||noises[k] - eps_hat(x_{t_k}, t_k)||^2``, the
+    negative of :func:`elbo_score` for given timesteps and noise (differentiable in x0)."""
     weights = schedule.elbo_weights
     total = torch.zeros(len(x0), dtype=torch.float64, device=x0.device)
-    for t in elbo_timesteps(schedule, n_t).tolist():
-        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    for t, noise in zip(ts, noises, strict=True):
         tt = torch.full((len(x0),), t, dtype=torch.int64, device=x0.device)
         total = total + float(weights[t]) * _eps_error(model, schedule, x0, tt, noise).double()
-    return -total / n_t
+    return total / len(ts)
 
 
 # --- sampling ----------------------------------------------------------------------------------
@@ -576,3 +589,199 @@ def train_denoiser(model: nn.Module, schedule: NoiseSchedule, split: Split, spec
         peak_memory_bytes=r.peak_memory_bytes,
         memory_method=r.memory_method,
     )
+
+
+# --- evaluation --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DenoisePGD:
+    """PGD (Madry et al., 2018) in the L-inf ball that *maximises* a denoiser's ELBO-style loss
+    (the negative of :func:`elbo_score`) with its (timestep, noise) draws fixed for the whole run:
+    ``n_t`` stratified timesteps (:func:`elbo_timesteps`) and, per timestep, noise (N, C, H, W)
+    drawn once from the generator, after the random start. A fixed objective gives the
+    iterations a consistent direction; the evaluation then scores ``x_adv`` with its own,
+    independent draws (:func:`evaluate_denoiser`), so the attack is not fitted to the noise it is
+    judged with.
+
+    Defaults as for the classifiers' PGD: ``steps`` 10, step size ``alpha`` = 2.5 * eps / steps,
+    a uniform random start, ``restarts`` 1; per example the iterate with the highest objective over
+    every step and restart is returned (worst case). ``perturb(model, schedule, x, generator)``:
+    x (N, C, H, W) in [0, 1] -> x_adv like x, within eps of x and in [0, 1], x not mutated; the
+    model runs in eval mode and its mode is restored; no parameter gradients. At eps = 0 it
+    returns a copy of x without running anything.
+    """
+
+    eps: float
+    steps: int = 10
+    alpha: float | None = None
+    restarts: int = 1
+    random_start: bool = True
+    n_t: int = 4
+    norm: str = "linf"
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.eps) and 0 <= self.eps <= 1):
+            raise ConfigError(f"eps {self.eps} is outside [0, 1]", hint="eps is in [0, 1] input units, e.g. 0.05")
+        if self.steps < 1 or self.restarts < 1 or self.n_t < 1:
+            raise ConfigError(f"steps, restarts and n_t must be at least 1, got {self.steps}, {self.restarts}, "
+                              f"{self.n_t}", hint="use e.g. steps=10, restarts=1, n_t=4")
+        if self.norm != "linf":
+            raise ConfigError(f"the denoising-loss PGD is L-inf only, got norm {self.norm!r}", hint="use norm='linf'")
+        if self.alpha is not None and not self.alpha >= 0:
+            raise ConfigError(f"PGD step size alpha must be non-negative, got {self.alpha}",
+                              hint="leave it out for 2.5 * eps / steps")
+
+    @property
+    def step_size(self) -> float:
+        return self.alpha if self.alpha is not None else 2.5 * self.eps / self.steps
+
+    def perturb(self, model: nn.Module, schedule: NoiseSchedule, x: torch.Tensor,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        from harness.attacks import project
+
+        x = x.detach()
+        if self.eps == 0 or len(x) == 0:
+            return x.clone()
+        ts = elbo_timesteps(schedule, min(self.n_t, schedule.steps)).tolist()
+        was_training = model.training
+        model.eval()
+        try:
+            best, best_loss = x.clone(), torch.full((len(x),), -math.inf, dtype=torch.float64, device=x.device)
+            for _ in range(self.restarts):
+                if self.random_start:
+                    start = 2 * torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) - 1
+                    x_cur = project(x, x + self.eps * start, self.eps, "linf")
+                else:
+                    x_cur = x.clone()
+                noises = [torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype) for _ in ts]
+                for step in range(self.steps + 1):
+                    x_cur = x_cur.detach().requires_grad_(step < self.steps)
+                    with torch.set_grad_enabled(step < self.steps):
+                        loss = _weighted_error(model, schedule, x_cur, ts, noises)
+                    better = loss.detach() > best_loss
+                    best[better], best_loss[better] = x_cur.detach()[better], loss.detach()[better]
+                    if step < self.steps:
+                        (grad,) = torch.autograd.grad(loss.sum(), x_cur)
+                        x_cur = project(x, x_cur.detach() + self.step_size * grad.sign(), self.eps, "linf")
+        finally:
+            model.train(was_training)
+        return best
+
+
+def class_tv(pred: np.ndarray, labels: np.ndarray, n_classes: int) -> float:
+    """Total-variation distance between the class histogram of predictions ``pred`` (n,) and of
+    reference labels ``labels`` (m,), both integers in 0 .. n_classes - 1: half the L1 distance
+    of the two class frequency vectors, in [0, 1], lower is better (0: the same class mix)."""
+    p = np.bincount(np.asarray(pred, dtype=np.int64), minlength=n_classes)[:n_classes] / max(len(pred), 1)
+    q = np.bincount(np.asarray(labels, dtype=np.int64), minlength=n_classes)[:n_classes] / max(len(labels), 1)
+    return float(0.5 * np.abs(p - q).sum())
+
+
+def negative_elbo(model: nn.Module, schedule: NoiseSchedule, x: torch.Tensor, seed: int, n_t: int,
+                  batch_size: int) -> np.ndarray:
+    """(N,) float64: the per-example ELBO-style denoising loss ``-elbo_score`` of images x (N, C, H, W)
+    in [0, 1], lower is better, without gradients, in batches of ``batch_size``. The noise comes
+    from a fresh ``torch_generator(seed, "elbo")`` at every call, so every call on a set of the same
+    size (clean, shifted, attacked: the same examples) gets the same draws per example, and every
+    variant of a seed too: differences are the input's and the model's, not the noise's."""
+    gen = torch_generator(seed, "elbo", device=x.device.type)
+    with torch.no_grad():
+        out = [-elbo_score(model, schedule, x[i:i + batch_size], gen, n_t) for i in range(0, len(x), batch_size)]
+    return torch.cat(out).cpu().numpy() if out else np.zeros(0)
+
+
+@dataclass(frozen=True, eq=False)
+class Judge:
+    """The suite's own trained classifier, which judges generated samples: ``model`` (eval mode,
+    with ``features(x)``), and its features (n, D) of the real test images."""
+
+    model: nn.Module
+    test_features: np.ndarray
+
+
+def sample_quality(model: nn.Module, schedule: NoiseSchedule, judge: Judge, y_test: np.ndarray, n: int,
+                   generator: torch.Generator, batch_size: int) -> dict[str, np.ndarray]:
+    """Generate ``n`` samples (:func:`sample`, in batches of ``batch_size`` from one generator) and
+    judge them: ``pred`` (n,) int64 and ``confidence`` (n,) the judge's class and its softmax
+    probability; ``class_counts`` (K,) the histogram of ``pred``; ``class_tv`` (1,) the
+    total-variation distance of that histogram from the test labels' (:func:`class_tv`) and
+    ``fid`` (1,) the Frechet distance (:func:`feature_distance`) between the judge's penultimate
+    features of the samples and of the test images; both lower is better."""
+    from harness.evaluation import features, predict
+
+    xs = torch.cat([sample(model, schedule, min(batch_size, n - i), generator) for i in range(0, n, batch_size)])
+    logits = predict(judge.model, xs, batch_size)
+    probs = logits.double().softmax(1)
+    pred = probs.argmax(1).cpu().numpy().astype(np.int64)
+    k = logits.shape[1]
+    fid = feature_distance(features(judge.model, xs, batch_size).cpu().numpy(), judge.test_features)
+    return {"pred": pred, "confidence": probs.max(1).values.cpu().numpy(),
+            "class_counts": np.bincount(pred, minlength=k).astype(np.int64),
+            "class_tv": np.array([class_tv(pred, y_test, k)]), "fid": np.array([fid])}
+
+
+def evaluate_denoiser(model: nn.Module, schedule: NoiseSchedule, x_test: np.ndarray, y_test: np.ndarray,
+                      ood_sets: dict[str, np.ndarray], conditions: list[Any], seed: int, condition_seed: int,
+                      batch_size: int = 512, device: str = "cpu", n_t: int = 10, judge: Judge | None = None,
+                      n_samples: int = 256) -> Any:
+    """Yield (condition, per-example outcome) for each condition of a denoise suite, in order.
+
+    * clean, shift: ``denoise_loss`` (N,), :func:`negative_elbo` of the (shifted) test images,
+      lower is better; shifted images as the classifiers get them (generator keyed on the
+      condition seed and the shift), so every model sees the same ones;
+    * ood: ``score_in`` (N,) and ``score_out`` (M,), the ELBO score (higher = more
+      in-distribution) of the test images and of the OOD set;
+    * attack ``pgd-linf``: :class:`DenoisePGD` (its parameters from the condition, its random start and
+      objective noise from ``torch_generator(seed, condition key)``), then ``denoise_loss`` of
+      x_adv as for clean (so eps = 0 gives the clean values exactly), and ``linf`` / ``l2``;
+    * samples: :func:`sample_quality` with ``n_samples`` samples from the seed's
+      ``torch_generator(seed, "samples")`` (every variant of a seed starts from the same noise).
+
+    ``seed`` is the training seed; ``n_t`` the ELBO's timesteps; the model is used in eval mode.
+    """
+    from harness.registry import shifts
+    from harness.specs import shift
+
+    dev = torch.device(device)
+    model.to(dev).eval()
+    x = as_tensor(x_test, dev)
+    clean_loss: np.ndarray | None = None
+
+    def loss_of(images: torch.Tensor) -> np.ndarray:
+        return negative_elbo(model, schedule, images, seed, n_t, batch_size)
+
+    for cond in conditions:
+        if cond.kind == "clean":
+            clean_loss = loss_of(x) if clean_loss is None else clean_loss
+            yield cond, {"denoise_loss": clean_loss}
+        elif cond.kind == "shift":
+            gen = torch_generator(condition_seed, shift(cond.name, cond.param("severity")).key, device=dev.type)
+            yield cond, {"denoise_loss": loss_of(shifts.get(cond.name)(x, cond.param("severity"), gen))}
+        elif cond.kind == "ood":
+            s_in = -(loss_of(x) if clean_loss is None else clean_loss)
+            s_out = -loss_of(as_tensor(ood_sets[cond.name], dev))
+            yield cond, {"score_in": s_in, "score_out": s_out}
+        elif cond.kind == "attack":
+            gen = torch_generator(seed, cond.key, device=dev.type)
+            atk = DenoisePGD(**dict(cond.params))
+            x_adv = torch.cat([atk.perturb(model, schedule, x[i:i + batch_size], gen)
+                               for i in range(0, len(x), batch_size)])
+            delta = (x_adv - x).flatten(1)
+            yield cond, {"denoise_loss": loss_of(x_adv), "linf": delta.abs().max(1).values.double().cpu().numpy(),
+                         "l2": delta.norm(dim=1).double().cpu().numpy()}
+        elif cond.kind == "samples":
+            if judge is None:
+                raise ConfigError("the samples condition needs the suite's judge classifier",
+                                  hint="pass judge= to evaluate_denoiser (the runner trains it once per run)")
+            gen = torch_generator(seed, "samples", device=dev.type)
+            yield cond, sample_quality(model, schedule, judge, np.asarray(y_test), n_samples, gen, batch_size)
+        else:
+            raise ValueError(f"a denoise suite has no condition kind {cond.kind!r}")
+
+
+def denoise_attack_settings(cond: Any) -> dict[str, Any]:
+    """The denoising-loss PGD a condition runs, with every default resolved (for the record)."""
+    atk = DenoisePGD(**dict(cond.params))
+    return {"attack": type(atk).__name__, "norm": atk.norm, "settings": dataclasses.asdict(atk),
+            "step_size": atk.step_size}

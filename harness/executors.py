@@ -205,6 +205,9 @@ class RayExecutor:
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers
         self._ray = _import_ray()  # here, so a missing Ray fails before any work
+        address = os.environ.get("RAY_ADDRESS", "").strip()
+        if address and address != "local":  # and a cluster that is not there (the runner makes nothing before this)
+            _check_reachable(address)
         self._started = False
         self._actors: list[Any] = []
 
@@ -235,8 +238,7 @@ class RayExecutor:
         quiet = {"include_dashboard": False, "log_to_driver": False, "configure_logging": True,
                  "logging_level": logging.ERROR}
         address = os.environ.get("RAY_ADDRESS", "").strip()
-        if address and address != "local":
-            _check_reachable(address)
+        if address and address != "local":  # checked reachable when the executor was made
             try:
                 ray.init(address=address, **quiet)
             except (ConnectionError, RuntimeError) as exc:  # no cluster there, or one of another Ray/Python version

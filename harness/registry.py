@@ -1,6 +1,6 @@
 """The one module that owns every plugin registry.
 
-A plugin kind (suites, models, norms, datasets, shifts, attacks, ood-scores, metrics,
+A plugin kind (suites, models, denoisers, norms, datasets, shifts, attacks, ood-scores, metrics,
 executors) has one :class:`Registry`. Entries are found through the entry-point group
 ``harness.<kind>`` (hyphens become underscores); the project registers its own built-ins there too (see pyproject.toml),
 so the plugin path is exercised by every run. An entry is a ``"module:attr"`` reference that
@@ -164,6 +164,8 @@ def unknown_name(kind: str, name: str, available: list[str]) -> UnknownNameError
 suites: Registry[Any] = Registry("suites", "experiment suites (harness run NAME)")
 models: Registry[Callable[..., Any]] = Registry("models", "architectures with a normalization slot")
 norms: Registry[Callable[..., Any]] = Registry("norms", "normalization layers that fill the slot")
+denoisers: Registry[Callable[..., Any]] = Registry(
+    "denoisers", "diffusion denoisers with a normalization slot (suites with task 'denoise')")
 datasets: Registry[Callable[..., Any]] = Registry("datasets", "image sets: in-distribution and OOD")
 shifts: Registry[Callable[..., Any]] = Registry("shifts", "corruptions (x, severity, generator) -> x'")
 attacks: Registry[Callable[..., Any]] = Registry("attacks", "adversarial attacks (frozen dataclasses)")
@@ -172,7 +174,7 @@ metrics: Registry[Callable[..., Any]] = Registry("metrics", "pure metric functio
 executors: Registry[Callable[..., Any]] = Registry("executors", "how cells are scheduled")
 
 REGISTRIES: dict[str, Registry[Any]] = {
-    r.kind: r for r in (suites, models, norms, datasets, shifts, attacks, ood_scores, metrics, executors)
+    r.kind: r for r in (suites, models, denoisers, norms, datasets, shifts, attacks, ood_scores, metrics, executors)
 }
 
 

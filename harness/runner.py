@@ -98,7 +98,7 @@ def check_names(suite: Suite) -> None:
 
     check_name(suite.dataset)
     for v in suite.variants:
-        r.models.entry(v.model)
+        (r.denoisers if suite.task == "denoise" else r.models).entry(v.model)
         r.norms.entry(v.norm)
         if v.weights is not None:
             from harness.weights import check
@@ -109,6 +109,10 @@ def check_names(suite: Suite) -> None:
         r.shifts.entry(name)
     for name in (*ev.ood_sets, *ev.natural_shifts):
         check_name(name)
+    if suite.diffusion is not None:  # the judge of the samples; the ELBO is the OOD score, the attack its own
+        r.models.entry(suite.diffusion.judge_model)
+        r.norms.entry(suite.diffusion.judge_norm)
+        return
     for name in ev.ood_scores:
         r.ood_scores.entry(name)
     for a in ev.attacks:
@@ -128,6 +132,8 @@ def train_spec(suite: Suite, variant: Variant, seed: int, device: str) -> dict[s
         # caps on the split only when set, so the keys of uncapped suites stay what they were
         **({"max_train": suite.max_train, "max_test": suite.max_test}
            if suite.max_train is not None or suite.max_test is not None else {}),
+        # a denoiser's schedule and target (only for denoise suites, so classifiers' keys stay what they were)
+        **({"diffusion": suite.diffusion.train_params()} if suite.diffusion is not None else {}),
     }
     if variant.weights is not None:
         from harness.weights import resolve
@@ -141,7 +147,16 @@ def eval_spec(suite: Suite, train_key: str, cond: Condition) -> dict[str, Any]:
     """Everything that determines an evaluation cell's result."""
     ev = suite.evaluation
     return {"train_cell": train_key, "condition": cond.to_dict(), "batch_size": ev.batch_size,
-            "condition_seed": suite.split_seed}
+            "condition_seed": suite.split_seed,
+            **({"diffusion": suite.diffusion.eval_params()} if suite.diffusion is not None else {})}
+
+
+def judge_spec(suite: Suite, device: str) -> dict[str, Any]:
+    """Everything that determines a denoise suite's judge classifier (trained once per run)."""
+    assert suite.diffusion is not None
+    return {"judge": suite.diffusion.judge_params(), "dataset": suite.dataset,
+            "split": [suite.test_fraction, suite.val_fraction, suite.split_seed],
+            "caps": [suite.max_train, suite.max_test], "device": device.split(":")[0]}
 
 
 def _sweeps(cond: Condition, conditions: list[Condition]) -> set[tuple[str, tuple[Any, ...]]]:
@@ -205,6 +220,10 @@ def _build(ctx: Context, v: Variant, seed: int) -> Any:
     from harness.seeding import torch_generator
 
     split = ctx.split
+    if ctx.suite.task == "denoise":
+        from harness.diffusion import build_denoiser
+
+        return build_denoiser(v.norm, split.train.shape, dict(v.options), torch_generator(seed, "init"), v.model)
     return build_model(v.model, v.norm, split.train.shape, split.train.n_classes, dict(v.options),
                        _input_stats(split.train.x) if v.standardize else None, torch_generator(seed, "init"))
 
@@ -229,10 +248,17 @@ def train_unit(ctx: Context, unit: Unit, on_step: Callable[[int, int], None] | N
     from harness.training import train
 
     v, t0 = unit.variant, time.perf_counter()
+    result: Any = None  # a TrainResult, or a DenoiserTrainResult for a denoise suite
     try:  # a broken model or norm plugin fails its cell, not the run
         model = _build(ctx, v, unit.seed)
         if v.weights is not None:
             loaded = _load_pretrained(model, v, unit.train_spec)
+        elif ctx.suite.diffusion is not None:
+            from harness.diffusion import NoiseSchedule, train_denoiser
+
+            d = ctx.suite.diffusion
+            result = train_denoiser(model, NoiseSchedule(d.steps), ctx.split, v.recipe(ctx.suite.train), unit.seed,
+                                    d.target_loss, ctx.device, d.val_draws, on_step)
         else:
             result = train(model, ctx.split, v.recipe(ctx.suite.train), unit.seed, ctx.device, on_step)
     except Exception as exc:
@@ -263,11 +289,14 @@ def evaluate_unit(ctx: Context, unit: Unit) -> Iterator[Cell]:
         model = _build(ctx, v, unit.seed)
         model.load_state_dict(load_weights(ctx.store_dir, unit.train_key))
         model.to(ctx.device).eval()
-        source = _transfer_source(ctx, unit) if any(c.kind == "check" and c.name == "transfer" for c in conds) \
-            else None
-        outcomes = evaluate(model, split.test.x, split.test.y, ctx.ood, conds, unit.seed, suite.split_seed,
-                            suite.evaluation.batch_size, ctx.device, transfer_source=source,
-                            fit_data=(split.train.x, split.train.y), natural_sets=ctx.natural)
+        if suite.diffusion is not None:
+            outcomes = _evaluate_denoiser(ctx, unit, model, conds)
+        else:
+            source = _transfer_source(ctx, unit) if any(c.kind == "check" and c.name == "transfer" for c in conds) \
+                else None
+            outcomes = evaluate(model, split.test.x, split.test.y, ctx.ood, conds, unit.seed, suite.split_seed,
+                                suite.evaluation.batch_size, ctx.device, transfer_source=source,
+                                fit_data=(split.train.x, split.train.y), natural_sets=ctx.natural)
     except Exception as exc:  # the model cannot be rebuilt: every missing cell fails
         outcomes, failure = iter(()), exc
     for cond in conds:
@@ -280,7 +309,7 @@ def evaluate_unit(ctx: Context, unit: Unit) -> Iterator[Cell]:
             yield Cell(key, "eval", v.name, unit.seed, spec, {}, "failed", _error_text(exc),
                        time.perf_counter() - t0, cond.to_dict())
             return
-        yield Cell(key, "eval", v.name, unit.seed, spec, _eval_summary(cond, arrays),
+        yield Cell(key, "eval", v.name, unit.seed, spec, _eval_summary(cond, arrays, suite.task),
                    seconds=time.perf_counter() - t0, condition=cond.to_dict(), arrays=arrays)
         t0 = time.perf_counter()
 
@@ -327,14 +356,110 @@ def _transfer_source(ctx: Context, unit: Unit) -> Any:
     return model.to(ctx.device).eval()
 
 
-def _eval_summary(cond: Condition, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+def _evaluate_denoiser(ctx: Context, unit: Unit, model: Any, conds: list[Condition]) -> Iterator[Any]:
+    from harness.diffusion import NoiseSchedule, evaluate_denoiser
+
+    suite, split = ctx.suite, ctx.split
+    d = suite.diffusion
+    assert d is not None
+    judge = load_judge(ctx) if any(c.kind == "samples" for c in conds) else None
+    return evaluate_denoiser(model, NoiseSchedule(d.steps), split.test.x, split.test.y, ctx.ood, conds, unit.seed,
+                             suite.split_seed, suite.evaluation.batch_size, ctx.device, d.n_t, judge, d.samples)
+
+
+_JUDGES: dict[tuple[Path, str], Any] = {}  # (store dir, judge key) -> harness.diffusion.Judge, per process
+
+
+def _build_judge(ctx: Context) -> Any:
+    from harness.models import build_model
+    from harness.seeding import torch_generator
+
+    d, split = ctx.suite.diffusion, ctx.split
+    assert d is not None
+    return build_model(d.judge_model, d.judge_norm, split.train.shape, split.train.n_classes, dict(d.judge_options),
+                       None, torch_generator(d.judge_seed, "init"))
+
+
+def train_judge(ctx: Context, store: Store) -> dict[str, Any]:
+    """Train a denoise suite's judge classifier once per run directory (skipped when its weights are
+    there) on the suite's split, from the DiffusionSpec's seed, and record what it scores: its
+    accuracy on the test images, and the reference values of the sample metrics for real images,
+    ``reference_fid`` and ``reference_class_tv`` of as many training images as the samples (a
+    fixed random subset) against the test images: what a perfect generator would score at that n."""
+    import torch
+
+    from harness.diffusion import class_tv, feature_distance
+    from harness.evaluation import features, predict
+    from harness.seeding import torch_generator
+    from harness.store import weights_path
+    from harness.training import train
+
+    d, split = ctx.suite.diffusion, ctx.split
+    assert d is not None
+    key = cell_key(judge_spec(ctx.suite, ctx.device))
+    meta = store.get_meta("judge")
+    if meta is not None and meta.get("key") == key and weights_path(ctx.store_dir, key).exists():
+        return dict(meta)
+    model = _build_judge(ctx)
+    result = train(model, split, d.judge_train, d.judge_seed, ctx.device)
+    save_weights(ctx.store_dir, key, model.state_dict())
+    model.eval()
+    dev = torch.device(ctx.device)
+    x_test = torch.from_numpy(split.test.x).to(dev)
+    bs = ctx.suite.evaluation.batch_size
+    acc = float((predict(model, x_test, bs).argmax(1).cpu().numpy() == split.test.y).mean())
+    n = min(d.samples, len(split.train.x))
+    pick = torch.randperm(len(split.train.x), generator=torch_generator(d.judge_seed, "judge-reference"))[:n].numpy()
+    x_ref = torch.from_numpy(split.train.x[pick]).to(dev)
+    ref_pred = predict(model, x_ref, bs).argmax(1).cpu().numpy()
+    meta = {"key": key, "model": d.judge_model, "norm": d.judge_norm, "seed": d.judge_seed,
+            "test_accuracy": acc, "final_val_accuracy": result.final_val_accuracy, "n_test": len(split.test.x),
+            "reference_n": n,
+            "reference_fid": feature_distance(features(model, x_ref, bs).cpu().numpy(),
+                                              features(model, x_test, bs).cpu().numpy()),
+            "reference_class_tv": class_tv(ref_pred, split.test.y, split.train.n_classes)}
+    store.put_meta("judge", meta)
+    return meta
+
+
+def load_judge(ctx: Context) -> Any:
+    """The judge classifier that :func:`train_judge` stored, with its test features (cached per process)."""
+    import torch
+
+    from harness.diffusion import Judge
+    from harness.evaluation import features
+
+    key = cell_key(judge_spec(ctx.suite, ctx.device))
+    if (ctx.store_dir, key) not in _JUDGES:
+        model = _build_judge(ctx)
+        model.load_state_dict(load_weights(ctx.store_dir, key))
+        model.to(ctx.device).eval()
+        x_test = torch.from_numpy(ctx.split.test.x).to(ctx.device)
+        _JUDGES[(ctx.store_dir, key)] = Judge(model, features(model, x_test, ctx.suite.evaluation.batch_size)
+                                              .cpu().numpy())
+    return _JUDGES[(ctx.store_dir, key)]
+
+
+def _eval_summary(cond: Condition, arrays: dict[str, np.ndarray], task: str = "classify") -> dict[str, Any]:
     """Scalars stored beside the arrays: the headline metric, and an attack's resolved settings."""
     from harness.evaluation import attack_settings
     from harness.metrics import auroc, fpr_at_tpr
 
-    out: dict[str, Any] = attack_settings(cond) if cond.kind == "attack" else {}
+    out: dict[str, Any] = {}
+    if cond.kind == "attack":
+        if task == "denoise":
+            from harness.diffusion import denoise_attack_settings
+
+            out = denoise_attack_settings(cond)
+        else:
+            out = attack_settings(cond)
     if not arrays:
         out["not_applicable"] = True
+    elif "denoise_loss" in arrays:
+        out["denoising_loss"] = float(arrays["denoise_loss"].mean())
+    elif "fid" in arrays:
+        out.update(sample_fid=float(arrays["fid"][0]), class_tv=float(arrays["class_tv"][0]),
+                   n_samples=len(arrays["pred"]))
     elif "correct" in arrays:
         out["accuracy"] = float(arrays["correct"].mean())
     elif "score_in" in arrays:
@@ -450,7 +575,8 @@ def check_resumable(store: Store, suite: Suite, device: str) -> None:
     new = json.loads(json.dumps(suite.to_dict()))  # tuples become lists, as they were stored
     # settings added to Suite later read as their defaults in older run directories
     # (the other sizes a suite declares do not change this run's results)
-    defaults: dict[str, Any] = {"max_train": None, "max_test": None, "size": "full", "evaluate_unconverged": True}
+    defaults: dict[str, Any] = {"max_train": None, "max_test": None, "size": "full", "evaluate_unconverged": True,
+                                "task": "classify", "diffusion": None}
     changed = sorted(k for k in new if k not in ("seeds", "variants", "sizes")
                      and new[k] != stored.get(k, defaults.get(k)))
     if changed:
@@ -517,6 +643,8 @@ def _run(suite: Suite, store: Store, ex: Any, device: str, executor: str, progre
     failures: list[tuple[str, str]] = []
     if not units:
         return RunSummary(run_dir, 0, 0, n_cells, 0)
+    if suite.diffusion is not None and any(c.kind == "samples" for u in units for c, _, _ in u.evals):
+        train_judge(_PREPARED["ctx"], store)  # once, before the workers that read it start
     ex.start(_init_worker, (suite, device, run_dir))
     # torch_threads is this process's; each worker uses usable_cores() // workers
     store.put_meta("provenance", {**provenance(device, argv), "executor": executor, "workers": ex.workers})

@@ -14,11 +14,12 @@ from typing import Any, Literal
 from harness.errors import ConfigError
 
 # "sweep" names a training sweep in report comparisons (reports.build), never an evaluation cell
-ConditionKind = Literal["clean", "shift", "natural", "ood", "attack", "check", "sweep"]
+ConditionKind = Literal["clean", "shift", "natural", "ood", "attack", "check", "sweep", "samples"]
 Param = tuple[str, Any]
 
 SEVERITIES = (1, 2, 3, 4, 5)
 BN_MODES = ("frozen", "batch", "adapt")  # how BatchNorm statistics are used at test time
+TASKS = ("classify", "denoise")  # what a suite's variants are: classifiers, or diffusion denoisers
 
 
 def _check(ok: bool, message: str, hint: str) -> None:
@@ -205,6 +206,70 @@ class EvalSpec:
 
 
 @dataclass(frozen=True)
+class DiffusionSpec:
+    """What a denoise suite (``Suite(task="denoise")``) adds to its recipe and battery.
+
+    Training: the noise schedule has ``steps`` (T) steps (harness.diffusion.NoiseSchedule, the
+    DDPM linear schedule scaled to T); ``target_loss`` is the held-out denoising loss
+    (harness.diffusion.held_out_loss, the per-pixel "L_simple" over ``val_draws`` draws of
+    (t, noise) per validation image) whose first crossing is recorded as steps and seconds to
+    target, as ``TrainSpec.target_accuracy`` is for classifiers (which a denoise suite ignores).
+
+    Evaluation: the per-example ELBO-style loss uses ``n_t`` stratified timesteps; the samples
+    condition generates ``samples`` images per model and judges them with the suite's own
+    classifier, ``judge_model`` with ``judge_norm`` and ``judge_options``, trained with
+    ``judge_train`` from seed ``judge_seed`` on the suite's split (once per run; its test accuracy
+    is recorded beside the report).
+    """
+
+    target_loss: float
+    steps: int = 100
+    val_draws: int = 2
+    n_t: int = 10
+    samples: int = 256
+    judge_model: str = "cnn"
+    judge_norm: str = "batch"
+    judge_options: tuple[Param, ...] = (("channels", (16, 32)),)
+    judge_train: TrainSpec = field(default_factory=lambda: TrainSpec(epochs=12, batch_size=32, lr=1e-3))
+    judge_seed: int = 0
+
+    def __post_init__(self) -> None:
+        import math
+
+        _check(isinstance(self.target_loss, (int, float)) and math.isfinite(self.target_loss)
+               and self.target_loss > 0, f"target_loss must be a positive number, got {self.target_loss!r}",
+               "give a held-out denoising loss to reach, e.g. target_loss=0.2")
+        # the DDPM schedule scaled to T steps (harness.diffusion.NoiseSchedule) has beta_T = 20 / T < 1
+        for name, low in (("steps", 21), ("val_draws", 1), ("n_t", 1), ("samples", 2)):
+            value = getattr(self, name)
+            _check(isinstance(value, int) and not isinstance(value, bool) and value >= low,
+                   f"diffusion {name} must be an integer of at least {low}, got {value!r}",
+                   "e.g. steps=100, val_draws=2, n_t=10, samples=256 (a schedule needs at least 21 steps)")
+        _check(self.n_t <= self.steps, f"diffusion n_t {self.n_t} exceeds the schedule's {self.steps} steps",
+               "use at most one ELBO timestep per schedule step")
+
+    def train_params(self) -> dict[str, Any]:
+        """What determines a denoiser's training cell (beside the suite's TrainSpec)."""
+        return {"steps": self.steps, "target_loss": self.target_loss, "val_draws": self.val_draws}
+
+    def eval_params(self) -> dict[str, Any]:
+        """What determines a denoiser's evaluation cells (beside the trained model)."""
+        return {"n_t": self.n_t, "samples": self.samples, "judge": self.judge_params()}
+
+    def judge_params(self) -> dict[str, Any]:
+        return {"model": self.judge_model, "norm": self.judge_norm, "options": dict(self.judge_options),
+                "train": dataclasses.asdict(self.judge_train), "seed": self.judge_seed}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DiffusionSpec:
+        opts = d.get("judge_options", ())
+        pairs = opts.items() if isinstance(opts, dict) else opts  # JSON turned the tuples to lists
+        return cls(**{**d, "judge_options": tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in pairs),
+                      "judge_train": TrainSpec(**d["judge_train"]) if "judge_train" in d else TrainSpec(
+                          epochs=12, batch_size=32, lr=1e-3)})
+
+
+@dataclass(frozen=True)
 class Condition:
     """One evaluation setting. ``params`` is a sorted tuple of (name, value) pairs."""
 
@@ -262,6 +327,11 @@ def attack(name: str, eps: float, params: tuple[Param, ...] = ()) -> Condition:
     return Condition("attack", name, tuple(sorted((("eps", float(eps)), *params))))
 
 
+def samples() -> Condition:
+    """A denoise suite's sample-quality condition: generated images judged by the suite's classifier."""
+    return Condition("samples")
+
+
 def check(name: str, **params: Any) -> Condition:
     """A sanity-check condition of the adversarial battery (see harness.evaluation.CHECKS)."""
     return Condition("check", name, tuple(sorted((k, float(v) if k == "eps" else v) for k, v in params.items())))
@@ -269,10 +339,12 @@ def check(name: str, **params: Any) -> Condition:
 
 CLAIM_DIRECTIONS = ("lower", "higher", "not-higher", "not-lower")
 # metrics a report compares between variants (harness.reports.build): evaluation and training
-TRAINING_METRICS = ("steps_to_target", "aulc", "loss_roughness", "seconds_per_step")
+TRAINING_METRICS = ("steps_to_target", "aulc", "loss_roughness", "seconds_per_step", "mean_val_loss")
 SWEEP_METRICS = ("converged_fraction",)  # per seed, over the points of a sweep (condition "sweep:<setting>")
+# a denoise suite's: the per-example ELBO-style loss, and per seed the samples' feature distance and class mix
+DENOISE_METRICS = ("denoising_loss", "sample_fid", "class_tv")
 CLAIM_METRICS = ("accuracy", "auroc", "fpr95", "aupr_in", "aupr_out", "ece", "nll", "brier", *TRAINING_METRICS,
-                 *SWEEP_METRICS)
+                 *SWEEP_METRICS, *DENOISE_METRICS)
 
 
 @dataclass(frozen=True)
@@ -328,7 +400,8 @@ class Size:
     variants, epochs, examples or a smaller battery. Every field left at None keeps the suite's.
 
     ``max_train`` / ``max_test`` cap the training and test parts of the split (a stratified
-    subset, the same for every variant); ``eps`` replaces every attack's radii.
+    subset, the same for every variant); ``eps`` replaces every attack's radii; ``diffusion``
+    overrides fields of a denoise suite's DiffusionSpec, e.g. ``(("samples", 64),)``.
     """
 
     name: str
@@ -342,8 +415,13 @@ class Size:
     severities: tuple[int, ...] | None = None
     ood_sets: tuple[str, ...] | None = None
     eps: tuple[float, ...] | None = None
+    diffusion: tuple[Param, ...] | None = None
 
     def __post_init__(self) -> None:
+        fields = {f.name for f in dataclasses.fields(DiffusionSpec)}
+        for k, _ in self.diffusion or ():
+            _check(k in fields, f"size {self.name!r} overrides unknown diffusion setting {k!r}",
+                   f"use fields of DiffusionSpec: {', '.join(sorted(fields))}")
         for n in (self.max_train, self.max_test):
             _check(n is None or n >= 10, f"size {self.name!r}: max_train / max_test {n} is below 10",
                    "keep at least 10 examples (one per class)")
@@ -378,9 +456,13 @@ class Suite:
     # False: only runs that reached the target are evaluated (a sweep's failed points are models
     # that never learned; their robustness is not a question, and they would fail the sanity checks)
     evaluate_unconverged: bool = True
+    # "denoise": the variants are diffusion denoisers (harness.registry.denoisers), see DiffusionSpec
+    task: str = "classify"
+    diffusion: DiffusionSpec | None = None
 
     def __post_init__(self) -> None:
         _check(bool(self.variants), f"suite {self.name!r} declares no variants", "add at least one Variant")
+        self._check_task()
         _check(bool(self.seeds), f"suite {self.name!r} declares no seeds", "pass --seeds 0,1,2")
         _check(len(set(self.seeds)) == len(self.seeds), f"seeds {list(self.seeds)} repeat a seed",
                "give each seed once")
@@ -396,6 +478,25 @@ class Suite:
                f"suite {self.name!r} evaluates converged runs only, but {', '.join(loaded)} "
                f"{'loads' if len(loaded) == 1 else 'load'} weights and never train{'s' if len(loaded) == 1 else ''}",
                "keep evaluate_unconverged=True, or put the loaded variants in another suite")
+
+    def _check_task(self) -> None:
+        _check(self.task in TASKS, f"suite {self.name!r} has task {self.task!r}", f"use one of {', '.join(TASKS)}")
+        if self.task == "classify":
+            _check(self.diffusion is None, f"suite {self.name!r} classifies but declares a DiffusionSpec",
+                   "set task='denoise' for diffusion denoisers, or drop diffusion=")
+            return
+        _check(isinstance(self.diffusion, DiffusionSpec), f"denoise suite {self.name!r} declares no DiffusionSpec",
+               "pass diffusion=DiffusionSpec(target_loss=...)")
+        ev = self.evaluation
+        bad = sorted({a.name for a in ev.attacks} - {"pgd-linf"})
+        _check(not bad, f"denoise suite {self.name!r} runs attacks {', '.join(bad)}",
+               "a denoise suite's only attack is 'pgd-linf' (PGD on the denoising loss)")
+        _check(not ev.natural_shifts and not ev.prerendered_shifts and ev.bn_modes == ("frozen",),
+               f"denoise suite {self.name!r} declares natural shifts, pre-rendered shifts or BatchNorm test-time modes",
+               "a denoise suite evaluates clean, shifted, OOD, attacked inputs and samples; drop the others")
+        odd = [v.name for v in self.variants if v.standardize or v.weights is not None]
+        _check(not odd, f"denoise suite {self.name!r}: {', '.join(odd)} standardize inputs or load weights",
+               "a denoiser variant is trained from scratch on [0, 1] images: drop standardize and weights")
 
     def with_size(self, name: str) -> Suite:
         """This suite at the declared size ``name`` ("full" is the suite itself)."""
@@ -413,6 +514,11 @@ class Suite:
             ood_sets=ev.ood_sets if sz.ood_sets is None else sz.ood_sets,
             attacks=ev.attacks if sz.eps is None else tuple(dataclasses.replace(a, eps=sz.eps) for a in ev.attacks))
         out = self.with_overrides(seeds=sz.seeds, variants=sz.variants, epochs=sz.epochs)
+        if sz.diffusion:
+            _check(self.diffusion is not None, f"size {name!r} of suite {self.name!r} overrides diffusion settings, "
+                   "but the suite is not a denoise suite", "drop the Size's diffusion overrides")
+            assert self.diffusion is not None
+            out = dataclasses.replace(out, diffusion=dataclasses.replace(self.diffusion, **dict(sz.diffusion)))
         return dataclasses.replace(out, evaluation=ev, size=name, sizes=(),
                                    max_train=self.max_train if sz.max_train is None else sz.max_train,
                                    max_test=self.max_test if sz.max_test is None else sz.max_test)
@@ -448,6 +554,9 @@ class Suite:
         ev = self.evaluation
         out = [clean()]
         out += [shift(s, sev) for s in ev.shifts for sev in ev.severities]
+        if self.task == "denoise":  # the ELBO score is the OOD score; no sanity checks (they are classifiers')
+            return out + [ood(o, "elbo") for o in ev.ood_sets] + [
+                attack(a.name, e, a.params) for a in ev.attacks for e in sorted(a.eps)] + [samples()]
         for mode in ev.bn_modes[1:]:
             out += [clean(mode)] + [shift(s, sev, mode) for s in ev.shifts for sev in ev.severities]
         out += [natural(n) for n in ev.natural_shifts]
@@ -503,11 +612,19 @@ class Suite:
                                  pairs(v.get("options", ())), pairs(v.get("train", ())), v.get("compare_to", ""),
                                  v.get("weights"))
                          for v in d["variants"])
-        rest = {k: d[k] for k in ("test_fraction", "val_fraction", "split_seed", "baseline_norm", "max_train",
-                                  "max_test", "size", "evaluate_unconverged") if k in d}
-        sizes = tuple(Size(**{**z, **{k: tuple(z[k]) for k in ("seeds", "variants", "shifts", "severities", "ood_sets",
-                                                                "eps") if z.get(k) is not None}})
-                      for z in d.get("sizes", ()))
+        rest: dict[str, Any] = {k: d[k] for k in ("test_fraction", "val_fraction", "split_seed", "baseline_norm",
+                                                  "max_train", "max_test", "size", "evaluate_unconverged", "task")
+                                if k in d}
+        if d.get("diffusion") is not None:
+            rest["diffusion"] = DiffusionSpec.from_dict(d["diffusion"])
+        def size(z: dict[str, Any]) -> Size:
+            z = {**z, **{k: tuple(z[k]) for k in ("seeds", "variants", "shifts", "severities", "ood_sets", "eps")
+                         if z.get(k) is not None}}
+            if z.get("diffusion") is not None:  # TrainSpec values (judge_train) come back as dicts
+                z["diffusion"] = tuple((k, TrainSpec(**v) if k == "judge_train" else v) for k, v in z["diffusion"])
+            return Size(**z)
+
+        sizes = tuple(size(z) for z in d.get("sizes", ()))
         return cls(name=d["name"], version=d["version"], description=d["description"], dataset=d["dataset"],
                    variants=variants, seeds=tuple(d["seeds"]), train=TrainSpec(**d["train"]),
                    evaluation=EvalSpec(**ev),

@@ -36,7 +36,8 @@ def mean_shift(bn_mode: str = "frozen") -> Condition:
 class EstimateRow:
     variant: str
     condition: Condition
-    metric: str  # accuracy, auroc (higher is better); fpr95, mce, relative_mce, ece, nll, brier (lower)
+    metric: str  # accuracy, auroc (higher is better); fpr95, mce, relative_mce, ece, nll, brier, denoising_loss,
+    # sample_fid, class_tv (lower)
     estimate: stats.Estimate
 
 
@@ -73,7 +74,10 @@ class TrainingSummary:
     every one of them reached it (otherwise ``reached`` says how many did). ``aulc`` is the mean
     held-out accuracy over the budget (higher is better), ``loss_roughness`` the sd of the
     step-to-step change of log(loss) (lower is smoother), ``grad_norm_median`` the median gradient
-    norm of a step, ``peak_memory_bytes`` one training step's peak (see harness.training).
+    norm of a step, ``peak_memory_bytes`` one training step's peak (see harness.training). A denoiser
+    has ``final_val_loss`` and ``mean_val_loss`` (the held-out denoising loss at the end and averaged
+    over the budget, lower is better) where a classifier has ``final_val_accuracy`` and ``aulc``;
+    the other's stay None.
     """
 
     variant: str
@@ -91,11 +95,13 @@ class TrainingSummary:
     grad_norm_median: stats.Estimate | None = None
     grad_norm_max: stats.Estimate | None = None
     peak_memory_bytes: stats.Estimate | None = None
+    final_val_loss: stats.Estimate | None = None
+    mean_val_loss: stats.Estimate | None = None
 
 
 TRAINING_SUMMARY_METRICS = ("steps_to_target", "epochs_to_target", "seconds_to_target", "seconds_per_step",
                             "final_val_accuracy", "aulc", "loss_roughness", "grad_norm_median", "grad_norm_max",
-                            "peak_memory_bytes")
+                            "peak_memory_bytes", "final_val_loss", "mean_val_loss")
 
 
 @dataclass(frozen=True)
@@ -146,23 +152,29 @@ class Report:
     interval: str = "auto"  # the interval method, a key of harness.stats.INTERVALS
     claims: tuple[Verdict, ...] = ()  # a verdict per declared claim
     sweeps: tuple[SweepSummary, ...] = ()  # per variant family and swept setting, see _sweeps
+    judge: dict[str, Any] | None = None  # a denoise suite's judge classifier, as harness.runner.train_judge stored it
 
 
 # --- gathering -----------------------------------------------------------------------------
 
 
 CALIBRATION = ("ece", "nll", "brier")  # lower is better; on clean and shifted inputs
-_PER_EXAMPLE = {"accuracy": "correct", "nll": "loss", "brier": "brier"}  # metrics that are a per-example mean
+# metrics that are a per-example mean, and the array they average
+_PER_EXAMPLE = {"accuracy": "correct", "nll": "loss", "brier": "brier", "denoising_loss": "denoise_loss"}
+SAMPLE_METRICS = ("sample_fid", "class_tv")  # a denoiser's samples: one value per seed (lower is better)
 
 
 OOD = ("auroc", "fpr95", "aupr_in", "aupr_out")
 LOWER_IS_BETTER = frozenset({"fpr95", "mce", "relative_mce", "ece", "nll", "brier", "steps_to_target",
-                             "seconds_per_step", "loss_roughness"})
+                             "seconds_per_step", "loss_roughness", "denoising_loss", "sample_fid", "class_tv",
+                             "mean_val_loss", "final_val_loss"})
 
 
-def _metric_names(cond: Condition) -> tuple[str, ...]:
+def _metric_names(cond: Condition, task: str = "classify") -> tuple[str, ...]:
     if cond.kind == "ood":
         return OOD
+    if task == "denoise":  # a denoiser has a loss, no accuracy or calibration; samples are per seed (below)
+        return () if cond.kind == "samples" else ("denoising_loss",)
     return ("accuracy", *CALIBRATION) if cond.kind in ("clean", "shift", "natural") else ("accuracy",)
 
 
@@ -177,20 +189,20 @@ def _resampled_ece(cells: list[Cell], metric: str, n_resamples: int, seed: int
                               np.stack([c.arrays["correct"] for c in cells]).astype(np.float64), n_resamples, seed)
 
 
-def _aggregate(cells: list[Cell | None], reduce: Callable[..., np.ndarray]) -> Cell | None:
-    """One pseudo-cell whose per-example value reduces the examples' outcomes over several
-    conditions (mean over shifts; all-correct over attacks), so the aggregate stays paired per
-    example. None unless every condition has a record."""
-    if not cells or any(c is None or "correct" not in c.arrays for c in cells):
+def _aggregate(cells: list[Cell | None], reduce: Callable[..., np.ndarray], array: str = "correct") -> Cell | None:
+    """One pseudo-cell whose per-example value reduces the examples' outcomes (``array``) over
+    several conditions (mean over shifts; all-correct over attacks), so the aggregate stays paired
+    per example. None unless every condition has a record."""
+    if not cells or any(c is None or array not in c.arrays for c in cells):
         return None
     first = cells[0]
     assert first is not None
-    value = reduce(np.stack([c.arrays["correct"] for c in cells if c is not None]), axis=0)
-    return Cell("", "eval", first.variant, first.seed, {}, {}, arrays={"correct": value})
+    value = reduce(np.stack([c.arrays[array] for c in cells if c is not None]), axis=0)
+    return Cell("", "eval", first.variant, first.seed, {}, {}, arrays={array: value})
 
 
-def _aggregates(conditions: list[Condition], evals: Evals, names: list[str], seeds: tuple[int, ...]
-                ) -> list[Condition]:
+def _aggregates(conditions: list[Condition], evals: Evals, names: list[str], seeds: tuple[int, ...],
+                task: str = "classify") -> list[Condition]:
     """Add aggregate conditions to ``evals`` and return them: the mean over every shift and
     severity (per BatchNorm test-time mode), and per (norm, eps) the worst case over every attack (an example counts as
     robust only if no attack broke it)."""
@@ -207,10 +219,11 @@ def _aggregates(conditions: list[Condition], evals: Evals, names: list[str], see
     for (norm, eps), keys in by_ball.items():
         if len(keys) > 1:
             groups[Condition("attack", "worst-case", (("eps", eps), ("norm", norm)))] = (keys, np.all)
+    array = "denoise_loss" if task == "denoise" else "correct"  # a denoiser's mean over shifts is of its loss
     for agg, (keys, reduce) in groups.items():
         for v in names:
             for s in seeds:
-                cell = _aggregate([evals.get((v, k), {}).get(s) for k in keys], reduce)
+                cell = _aggregate([evals.get((v, k), {}).get(s) for k in keys], reduce, array)
                 if cell is not None:
                     evals[(v, agg.key)][s] = cell
     return list(groups)
@@ -218,7 +231,7 @@ def _aggregates(conditions: list[Condition], evals: Evals, names: list[str], see
 
 def _bounds(metric: str) -> tuple[float, float]:
     """The range of a metric's values: proportions and rates lie in [0, 1]; NLL and mCE are unbounded above."""
-    return (0.0, np.inf) if metric in ("nll", "mce", "relative_mce") else (0.0, 1.0)
+    return (0.0, np.inf) if metric in ("nll", "mce", "relative_mce", "denoising_loss", "sample_fid") else (0.0, 1.0)
 
 
 def _boot_seed(metric: str) -> int:
@@ -255,6 +268,7 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
     with Store(run_dir, create=False) as store:
         suite = store.get_meta("suite")
         prov = store.get_meta("provenance") or {}
+        judge = store.get_meta("judge")
         train_cells = list(store.cells("train"))
         eval_cells = [c for c in store.cells("eval") if c.status == "done"]
     if suite is None:
@@ -287,8 +301,9 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
         evals[(c.variant, Condition.from_dict(c.condition).key)][c.seed] = c
 
     # checks are evidence for the sanity battery, not estimates
+    task = suite.get("task", "classify")
     conditions = [c for c in Suite.from_dict(suite).conditions() if c.kind != "check"]
-    extra = _aggregates(conditions, evals, names, seeds)
+    extra = _aggregates(conditions, evals, names, seeds, task)
     conditions = conditions[:1] + [c for c in extra if c.kind == "shift"] + conditions[1:] + [
         c for c in extra if c.kind == "attack"]
 
@@ -297,7 +312,7 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
     order: list[tuple[str, Condition, str]] = []
     means: dict[str, list[tuple[tuple[str, str, str], list[int], np.ndarray]]] = defaultdict(list)
     for cond in conditions:
-        for metric in _metric_names(cond):
+        for metric in _metric_names(cond, task):
             for v in names:
                 by_seed = evals.get((v, cond.key), {})
                 have = [s for s in seeds if s in by_seed]
@@ -341,7 +356,7 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
                     tuple[np.ndarray, np.ndarray]]] = []
     for cond in conditions:
         # calibration is compared in-distribution only: under every shift it would triple the family
-        for metric in (m for m in _metric_names(cond) if m not in CALIBRATION or cond == Condition("clean")):
+        for metric in (m for m in _metric_names(cond, task) if m not in CALIBRATION or cond == Condition("clean")):
             boot_seed = _boot_seed(metric)
             for v, base in pairs:
                 if (v, cond.key, metric) not in resampled or (base, cond.key, metric) not in resampled:
@@ -357,6 +372,9 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
                 raw.append((v, base, cond, metric, cmp, tuple(common),
                             (ra.point, rb.point)))
 
+    samples_est, samples_raw = _samples(conditions, evals, names, seeds, pairs, level)
+    estimates += samples_est
+    raw += samples_raw
     loaded = {c.variant for c in train_cells if c.status == "done" and c.result.get("trained") is False}
     summaries = tuple(_training_summary(v, seeds, train_by, level) for v in names if v not in loaded)
     raw += _training_comparisons(pairs, seeds, train_by, level)
@@ -368,13 +386,16 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
     training = tuple(TrainingRow(c.variant, c.seed, c.status, c.result, c.error)
                      for c in sorted(train_cells, key=lambda c: (names.index(c.variant) if c.variant in names
                                                                    else len(names), c.seed)))
+    target = ({"target_loss": suite["diffusion"]["target_loss"]} if task == "denoise"
+              else {"target_accuracy": suite["train"]["target_accuracy"]})  # a denoiser has no target accuracy
     return Report(
         suite={**{k: suite[k] for k in ("name", "version", "description", "dataset", "baseline_norm", "claims")},
-               "target_accuracy": suite["train"]["target_accuracy"],
-               "bn_modes": list(suite["evaluation"].get("bn_modes", ["frozen"]))},
+               **target, "task": task, "bn_modes": list(suite["evaluation"].get("bn_modes", ["frozen"]))},
         seeds=seeds, variants=variants, level=level, n_resamples=n_resamples,
         estimates=tuple(estimates), comparisons=comparisons, training=training, training_summary=summaries,
-        checks=tuple(run_checks(Records(evals, names, suite, pairs))), excluded=excluded, provenance=prov,
+        # the sanity checks are the classifiers' adversarial battery; a denoise suite runs none
+        checks=() if task == "denoise" else tuple(run_checks(Records(evals, names, suite, pairs))),
+        excluded=excluded, provenance=prov, judge=judge,
         n_test=n_test, adjust=adjust, attack_settings=_attack_settings(eval_cells),
         reliability=_reliability(conditions, evals, names), interval=interval,
         claims=verdicts(spec.claims, list(comparisons),
@@ -383,6 +404,39 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
         sweeps=sweeps,
         curves=_curves(names, seeds, train_by, level), roc=_roc(conditions, evals, names),
     )
+
+
+def _samples(conditions: list[Condition], evals: Evals, names: list[str], seeds: tuple[int, ...],
+             pairs: list[tuple[str, str]], level: float
+             ) -> tuple[list[EstimateRow], list[tuple[str, str, Condition | None, str, stats.Comparison,
+                                                      tuple[int, ...], tuple[np.ndarray, np.ndarray]]]]:
+    """A denoise suite's sample metrics (SAMPLE_METRICS): one value per seed (a statistic of the
+    seed's whole set of samples, with no per-example level), so a t-interval over seeds per
+    variant and, per (variant, baseline) pair on at least two common seeds, the paired per-seed
+    differences with a sign-flip test, as the training comparisons are made."""
+    estimates: list[EstimateRow] = []
+    raw: list[tuple[str, str, Condition | None, str, stats.Comparison, tuple[int, ...],
+                    tuple[np.ndarray, np.ndarray]]] = []
+    for cond in (c for c in conditions if c.kind == "samples"):
+        for metric in SAMPLE_METRICS:
+            values: dict[str, dict[int, float]] = {}
+            for v in names:
+                cells = evals.get((v, cond.key), {})
+                values[v] = {s: float(c.result[metric]) for s in seeds if (c := cells.get(s)) is not None
+                             and c.result.get(metric) is not None and np.isfinite(c.result[metric])}
+                if values[v]:
+                    n = int(next(c.result.get("n_samples", 0) for c in cells.values()))
+                    est = _t_estimate(list(values[v].values()), level, n, _bounds(metric))
+                    assert est is not None
+                    estimates.append(EstimateRow(v, cond, metric, est))
+            for v, base in pairs:
+                common = [s for s in seeds if s in values.get(v, {}) and s in values.get(base, {})]
+                if len(common) < 2:
+                    continue
+                a, b = (np.array([values[u][s] for s in common]) for u in (v, base))
+                row = _paired_seed_comparison(v, base, metric, common, a, b, level)
+                raw.append((v, base, cond, *row[3:]))  # type: ignore[arg-type]
+    return estimates, raw
 
 
 def _comparison_row(raw: tuple[str, str, Condition | None, str, stats.Comparison, tuple[int, ...],
@@ -428,6 +482,7 @@ def _curves(names: list[str], seeds: tuple[int, ...], train_by: dict[tuple[str, 
     """Training curves per variant over its finished, non-diverged seeds (as the training summary).
 
     ``steps`` (K,) are where the held-out accuracy was sampled; ``val_accuracy`` (K,) is its mean
+    (``val_loss`` instead for a denoiser: its held-out denoising loss, lower is better, bands clipped at 0)
     over the seeds with a point at that step, ``val_low`` / ``val_high`` (K,) the t-interval over
     those seeds clipped to [0, 1] (NaN with one seed); ``loss_steps`` / ``loss`` (<= 200,) are the
     mean training loss over seeds, averaged over equal windows of steps (the window's last step),
@@ -439,14 +494,17 @@ def _curves(names: list[str], seeds: tuple[int, ...], train_by: dict[tuple[str, 
         if not cells:
             continue
         longest = max(cells, key=lambda c: len(c.arrays["curve_steps"])).arrays["curve_steps"]
-        by_step = [[c.arrays["curve_val_accuracy"][k] for c in cells if len(c.arrays["curve_steps"]) > k]
+        held_out = "curve_val_loss" if "curve_val_loss" in cells[0].arrays else "curve_val_accuracy"
+        by_step = [[c.arrays[held_out][k] for c in cells if len(c.arrays["curve_steps"]) > k]
                    for k in range(len(longest))]
-        bands = [np.clip(stats.t_interval(a, level), 0, 1) for a in by_step]
+        bands = [np.clip(stats.t_interval(a, level), 0, np.inf if held_out == "curve_val_loss" else 1)
+                 for a in by_step]
         n_loss = min(len(c.arrays["loss"]) for c in cells)  # equal for finished runs of one recipe
         loss = np.mean([c.arrays["loss"][:n_loss] for c in cells], axis=0)
         windows = np.array_split(np.arange(n_loss), min(n_loss, MAX_CURVE_POINTS)) if n_loss else []
         out.append({"variant": v, "n_seeds": len(cells), "steps": longest.tolist(),
-                    "val_accuracy": [float(np.mean(a)) for a in by_step],
+                    ("val_loss" if held_out == "curve_val_loss" else "val_accuracy"):
+                        [float(np.mean(a)) for a in by_step],
                     "val_low": [float(b[0]) for b in bands], "val_high": [float(b[1]) for b in bands],
                     "loss_steps": [int(w[-1]) + 1 for w in windows],  # steps count from 1
                     "loss": [float(loss[w].mean()) for w in windows]})
@@ -601,7 +659,8 @@ def _training_summary(v: str, seeds: tuple[int, ...], train_by: dict[tuple[str, 
 
 FRACTIONS = frozenset({"aulc", "converged_fraction", "final_val_accuracy"})
 # compared between paired variants over seeds; steps to target is capped at the budget, see below
-TRAINING_COMPARISONS = ("steps_to_target", "aulc", "loss_roughness", "seconds_per_step")
+# (mean_val_loss: a denoiser's; aulc: a classifier's; a metric a run does not record is not compared)
+TRAINING_COMPARISONS = ("steps_to_target", "aulc", "loss_roughness", "seconds_per_step", "mean_val_loss")
 
 
 def _capped_steps(cell: Cell) -> float | None:
@@ -689,7 +748,8 @@ def _sweeps(suite: Suite, train_by: dict[tuple[str, int], Cell], level: float) -
             points.append(SweepPoint(
                 family, setting, v.train[0][1], v.name, len(suite.seeds), sum(_converged(c) for c in cells),
                 sum(1 for c in cells if c is not None and c.result.get("diverged")),
-                _t_estimate([c.result["final_val_accuracy"] for c in done if c is not None], level, 0, (0, 1))))
+                _t_estimate([x for c in done if c is not None
+                             and (x := c.result.get("final_val_accuracy")) is not None], level, 0, (0, 1))))
         ok = [p.value for p in points if p.converged == p.n_seeds]
         out.append(SweepSummary(family, setting, tuple(points), (min(ok), max(ok)) if ok else None))
     return tuple(out)

@@ -27,15 +27,16 @@ from reports.render import METRIC_TEXT, _scale, condition_label, fmt, fmt_interv
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
 DASHES = ("", "6 3", "2 2", "8 3 2 3")
 REFERENCE = "#999999"  # chance and perfect-calibration diagonals
-KIND_ORDER = ("clean", "shift", "natural", "ood", "attack", "training", "sweep")
+KIND_ORDER = ("clean", "shift", "natural", "ood", "attack", "samples", "training", "sweep")
 KIND_TITLE = {"clean": "In-distribution", "shift": "Shifted inputs", "natural": "Natural shifts",
-              "ood": "Out-of-distribution detection", "attack": "Adversarial", "training": "Training",
-              "sweep": "Training sweep"}
+              "ood": "Out-of-distribution detection", "attack": "Adversarial", "samples": "Samples",
+              "training": "Training", "sweep": "Training sweep"}
 # the unit of a difference once scaled by render._scale (accuracy-like metrics: percentage points)
 UNIT = {"accuracy": "percentage points", "fpr95": "percentage points", "ece": "percentage points",
         "mce": "percentage points", "relative_mce": "percentage points", "auroc": "AUROC", "aupr_in": "AUPR-in",
         "aupr_out": "AUPR-out", "nll": "nats", "brier": "Brier score", "steps_to_target": "steps",
-        "seconds_per_step": "ms per step"}
+        "seconds_per_step": "ms per step", "denoising_loss": "nats (ELBO-style)", "sample_fid": "feature distance",
+        "class_tv": "total variation", "mean_val_loss": "held-out denoising loss"}
 FONT = 'font-family="system-ui, sans-serif" font-size="11"'
 
 
@@ -299,16 +300,24 @@ def training_figures(report: Report) -> list[Figure]:
     """Held-out accuracy against step (mean over seeds, t-interval band) and training loss."""
     if not report.curves:
         return []
-    acc = [_series(report, c["variant"], c["steps"], [_pct(v) for v in c["val_accuracy"]],
-                   [_pct(v) for v in c["val_low"]], [_pct(v) for v in c["val_high"]]) for c in report.curves]
     loss = [_series(report, c["variant"], c["loss_steps"], c["loss"]) for c in report.curves]
     seeds = sorted({c["n_seeds"] for c in report.curves})
     n = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"
     t_acc, t_loss = "Held-out accuracy during training", "Training loss"
+    band = f"Mean over {n} finished seeds per variant; band: {100 * report.level:g}% t-interval over seeds."
+    if all("val_loss" in c for c in report.curves):  # denoisers: the held-out denoising loss
+        t_val = "Held-out denoising loss during training"
+        val = [_series(report, c["variant"], c["steps"], c["val_loss"], c["val_low"], c["val_high"])
+               for c in report.curves]
+        held_out = Figure("training-val-loss", t_val, band + " Lower is better.",
+                          line_chart(t_val, val, "step", "held-out denoising loss"), "training")
+    else:
+        acc = [_series(report, c["variant"], c["steps"], [_pct(v) for v in c["val_accuracy"]],
+                       [_pct(v) for v in c["val_low"]], [_pct(v) for v in c["val_high"]]) for c in report.curves]
+        held_out = Figure("training-accuracy", t_acc, band,
+                          line_chart(t_acc, acc, "step", "held-out accuracy %", y_range=(0, 100)), "training")
     return [
-        Figure("training-accuracy", t_acc,
-               f"Mean over {n} finished seeds per variant; band: {100 * report.level:g}% t-interval over seeds.",
-               line_chart(t_acc, acc, "step", "held-out accuracy %", y_range=(0, 100)), "training"),
+        held_out,
         Figure("training-loss", t_loss, f"Mean over {n} finished seeds per variant, averaged over windows of steps "
                "(lower is better).", line_chart(t_loss, loss, "step", "training loss"), "training"),
     ]
@@ -349,8 +358,12 @@ def _sweep_figures(report: Report, kinds: tuple[str, ...], param: str, x_label: 
                    start: dict[str, Condition]) -> list[Figure]:
     """Accuracy against ``param`` (eps or severity): one figure per condition family of ``kinds``
     (same name and other parameters), a line per variant with the estimate's interval as its band.
-    ``start`` maps a kind to the condition drawn at ``param`` = 0 (clean accuracy for severities)."""
-    rows = [r for r in report.estimates if r.condition.kind in kinds and r.metric == "accuracy"
+    ``start`` maps a kind to the condition drawn at ``param`` = 0 (clean accuracy for severities).
+    A denoise suite's figures show its ELBO-style denoising loss instead of accuracy."""
+    metric = "denoising_loss" if report.suite.get("task") == "denoise" else "accuracy"
+    scale: Callable[[float | None], float] = _pct if metric == "accuracy" else (
+        lambda v: math.nan if v is None else v)
+    rows = [r for r in report.estimates if r.condition.kind in kinds and r.metric == metric
             and any(k == param for k, _ in r.condition.params) and r.condition.bn_mode == "frozen"]
     families: dict[Condition, list[EstimateRow]] = {}
     for r in rows:
@@ -367,19 +380,22 @@ def _sweep_figures(report: Report, kinds: tuple[str, ...], param: str, x_label: 
             by_variant.setdefault(r.variant, []).append(point(float(r.condition.param(param)), r))
         base = start.get(fam.kind)
         for r in report.estimates:
-            if r.condition == base and r.metric == "accuracy" and r.variant in by_variant:
+            if r.condition == base and r.metric == metric and r.variant in by_variant:
                 by_variant[r.variant].append(point(0.0, r))
         series = []
         for v in (v["name"] for v in report.variants if v["name"] in by_variant):
             pts = sorted(by_variant[v])
-            series.append(_series(report, v, [p[0] for p in pts], [_pct(p[1]) for p in pts],
-                                  [_pct(p[2]) for p in pts], [_pct(p[3]) for p in pts]))
+            series.append(_series(report, v, [p[0] for p in pts], [scale(p[1]) for p in pts],
+                                  [scale(p[2]) for p in pts], [scale(p[3]) for p in pts]))
         extra = ", ".join(f"{k} {v}" for k, v in fam.params)
-        title = f"{fam.name}{f' ({extra})' if extra else ''}: accuracy against {param}"
-        caption = (f"Mean accuracy over seeds with its {100 * report.level:g}% interval (band)"
-                   + (f"; {param} 0 is the clean test set" if base is not None else "") + ".")
+        what = "accuracy" if metric == "accuracy" else "denoising loss"
+        title = f"{fam.name}{f' ({extra})' if extra else ''}: {what} against {param}"
+        caption = (f"Mean {what} over seeds with its {100 * report.level:g}% interval (band)"
+                   + (f"; {param} 0 is the clean test set" if base is not None else "")
+                   + ("." if metric == "accuracy" else "; lower is better."))
         out.append(Figure(f"{prefix}-{fam.name}-{'-'.join(str(v) for _, v in fam.params)}", title, caption,
-                          line_chart(title, series, x_label, "accuracy %", y_range=(0, 100)), fam.kind))
+                          line_chart(title, series, x_label, "accuracy %" if metric == "accuracy" else what,
+                                     y_range=(0, 100) if metric == "accuracy" else None), fam.kind))
     return out
 
 

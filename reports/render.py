@@ -42,6 +42,13 @@ METRIC_TEXT = {
     "loss_roughness": "roughness of the training loss: sd of the step-to-step change of log(loss) (lower is better)",
     "converged_fraction": "share of the sweep's points at which a seed's run reached the target without diverging, "
                           "% (higher is better)",
+    "denoising_loss": "ELBO-style denoising loss per test image, nats up to a model-free constant (lower is better)",
+    "sample_fid": "Frechet distance between the judge classifier's features of generated and of real test images "
+                  "(lower is better)",
+    "class_tv": "total-variation distance of the generated images' class mix (as the judge classifies them) from "
+                "the test labels' (lower is better)",
+    "mean_val_loss": "mean held-out denoising loss over the training budget (lower is better)",
+    "final_val_loss": "held-out denoising loss at the end of training (lower is better)",
 }
 
 
@@ -97,6 +104,8 @@ def condition_label(c: Condition | None) -> str:
         return f"{c.name} s{c.param('severity')} (pre-rendered)" if c.params else f"natural: {c.name}"
     if c.kind == "ood":
         return f"OOD {c.name} ({c.param('score')})"
+    if c.kind == "samples":
+        return "samples"
     extra = ", ".join(f"{k} {v}" for k, v in c.params if k != "eps")
     return f"{c.name} eps {c.param('eps'):g}" + (f" ({extra})" if extra else "")
 
@@ -167,6 +176,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "checks": [{"name": c.name, "status": c.status, "detail": c.detail} for c in report.checks],
         "excluded": list(report.excluded),
         "provenance": report.provenance,
+        **({"judge": report.judge} if report.judge is not None else {}),
     })
 
 
@@ -382,8 +392,26 @@ def _comparison_rows(rows: list[ComparisonRow], esc: Callable[[str], str] = _esc
              fmt_p(r.comparison.p_value), fmt_p(r.p_adjusted), str(r.comparison.n_seeds)] for r in rows]
 
 
+def _denoise_columns(report: Report) -> list[tuple[str, str, str]]:
+    """A denoise suite's summary columns: clean and mean shifted denoising loss, AUROC per OOD set,
+    the loss at the largest eps, and the samples' feature distance and class mix."""
+    keys = {r.condition.key for r in report.estimates}
+    cols = [(t, k, "denoising_loss") for t, k in (("clean loss", "clean"), ("shifted loss (mean)", "shift:all"))
+            if k in keys]
+    cols += list(dict.fromkeys((f"AUROC {r.condition.name}", r.condition.key, "auroc") for r in report.estimates
+                               if r.condition.kind == "ood" and r.metric == "auroc"))
+    attacks = [r.condition for r in report.estimates if r.condition.kind == "attack"]
+    if attacks:
+        c = max(attacks, key=lambda c: c.param("eps"))
+        cols.append((f"{c.name} eps {c.param('eps'):g} loss", c.key, "denoising_loss"))
+    return cols + [(t, "samples", m) for t, m in (("sample FD", "sample_fid"), ("class TV", "class_tv"))
+                   if "samples" in keys]
+
+
 def headline_columns(report: Report) -> list[tuple[str, str, str]]:
     """(title, condition key, metric) of the summary table's columns."""
+    if report.suite.get("task") == "denoise":
+        return _denoise_columns(report)
     cols: list[tuple[str, str, str]] = [("clean acc %", "clean", "accuracy")]
     if any(r.condition.key == "shift:all" for r in report.estimates):
         cols.append(("shifted acc % (mean)", "shift:all", "accuracy"))
@@ -405,6 +433,9 @@ def compact_columns(report: Report) -> list[tuple[str, str, str]]:
     """The terminal's few headline columns: clean and mean shifted accuracy, AUROC on the first
     OOD set, and the worst case over all attacks at the largest eps where some variant keeps at
     least 20% accuracy (beyond it every row reads ~0 and says nothing)."""
+    if report.suite.get("task") == "denoise":
+        return [c for c in _denoise_columns(report) if c[1] in ("clean", "shift:all", "samples")
+                or c[0].startswith("AUROC")][:6]
     cols = [c for c in headline_columns(report) if c[1] in ("clean", "shift:all")]
     cols += [c for c in headline_columns(report) if c[0].startswith("AUROC")][:1]
     acc = defaultdict(list)
@@ -482,43 +513,58 @@ def to_markdown(report: Report, figs: Sequence[Figure] | None = None) -> str:
     out += ["## Summary", "", _table(header, rows), "", *caveat_legend(report), *_figure_lines(figs, "summary")]
     out += claims_section(report)
 
+    denoise = report.suite.get("task") == "denoise"
+    target = (f"Held-out target denoising loss {report.suite['target_loss']:g} (the per-pixel DDPM loss on the "
+              "validation images, fixed draws of timestep and noise)" if denoise
+              else f"Held-out target accuracy {100 * report.suite['target_accuracy']:g}%")
+    final, area = ("final_val_loss", "mean_val_loss") if denoise else ("final_val_accuracy", "aulc")
+    final_title, area_title = (("final held-out loss", "mean held-out loss") if denoise
+                               else ("final held-out acc %", "AULC %"))
+    area_text = ("Mean held-out loss: the area under the held-out denoising-loss curve over the budget divided by "
+                 "the budget (lower is better)." if denoise else "AULC: the area "
+                 "under the held-out accuracy curve over the budget, % (higher is better).")
     out += ["## Training", "",
-            f"Held-out target accuracy {100 * report.suite['target_accuracy']:g}%. Steps, epochs and seconds to "
+            f"{target}. Steps, epochs and seconds to "
             "target are shown when every finished seed reached it; otherwise the count of seeds that did "
-            "(censored runs are not dropped: in paired comparisons they count at their budget). AULC: the area "
-            "under the held-out accuracy curve over the budget, % (higher is better). Roughness: the sd of the "
+            "(censored runs are not dropped: in paired comparisons they count at their budget). " + area_text +
+            " Roughness: the sd of the "
             "step-to-step change of log(training loss) (lower is smoother). |grad|: the median L2 norm of a step's "
             "gradients. Memory: one training step's peak, MiB (" + _memory_method(report) + ").", ""]
     out.append(_table(
         ["variant", "reached", "diverged", "steps to target", "epochs to target", "s to target", "ms / step",
-         "final held-out acc %", "AULC %", "roughness", "|grad|", "memory MiB"],
+         final_title, area_title, "roughness", "|grad|", "memory MiB"],
         [[_esc(t.variant), f"{t.reached}/{t.n_seeds}", str(t.diverged),
           *[fmt_estimate(getattr(t, m), m) for m in ("steps_to_target", "epochs_to_target", "seconds_to_target",
-                                                     "seconds_per_step", "final_val_accuracy", "aulc",
+                                                     "seconds_per_step", final, area,
                                                      "loss_roughness", "grad_norm_median", "peak_memory_bytes")]]
          for t in report.training_summary]))
     out += ["", "Per run:", "", _table(
-        ["variant", "seed", "status", "steps", "steps to target", "s to target", "ms / step", "final held-out acc %",
-         "AULC %", "roughness", "max |grad|"],
+        ["variant", "seed", "status", "steps", "steps to target", "s to target", "ms / step", final_title,
+         area_title, "roughness", "max |grad|"],
         [[_esc(t.variant), str(t.seed), "diverged" if t.result.get("diverged") else
           "loaded" if t.result.get("trained") is False else t.status,  # weights loaded, not trained
           str(t.result.get("n_steps", "n/a")),
           "not reached" if t.status == "done" and "steps_to_target" in t.result and t.result["steps_to_target"] is None
           else str(t.result.get("steps_to_target", "n/a")),
           fmt(t.result.get("seconds_to_target"), "auroc"), fmt(t.result.get("seconds_per_step"), "seconds_per_step"),
-          fmt(t.result.get("final_val_accuracy"), "final_val_accuracy"), fmt(t.result.get("aulc"), "aulc"),
+          fmt(t.result.get(final), final), fmt(t.result.get(area), area),
           fmt(t.result.get("loss_roughness"), "loss_roughness"), fmt(t.result.get("grad_norm_max"), "grad_norm_max")]
          for t in report.training]), ""]
     out += _sweep_section(report)
     out += _figure_lines(figs, "training")
 
-    sections = [("In-distribution", "clean", "accuracy"), ("Shifted inputs", "shift", "accuracy"),
+    sections = [("In-distribution", "clean", "accuracy"),
+                ("In-distribution: denoising loss", "clean", "denoising_loss"),
+                ("Shifted inputs", "shift", "accuracy"), ("Shifted inputs: denoising loss", "shift", "denoising_loss"),
                 ("Natural shifts: same classes, another source", "natural", "accuracy"),
                 ("Out-of-distribution detection: AUROC", "ood", "auroc"),
                 ("Out-of-distribution detection: FPR at 95% TPR", "ood", "fpr95"),
                 ("Out-of-distribution detection: AUPR-in", "ood", "aupr_in"),
                 ("Out-of-distribution detection: AUPR-out", "ood", "aupr_out"),
-                ("Adversarial robustness", "attack", "accuracy")]
+                ("Adversarial robustness", "attack", "accuracy"),
+                ("Adversarial: PGD on the denoising loss", "attack", "denoising_loss"),
+                ("Samples: feature distance", "samples", "sample_fid"),
+                ("Samples: class mix", "samples", "class_tv")]
     placed = {"summary", "training"}
     for title, kind, metric in sections:
         if any(r.condition.kind == kind and r.metric == metric for r in report.estimates):
@@ -527,6 +573,8 @@ def to_markdown(report: Report, figs: Sequence[Figure] | None = None) -> str:
             placed.add(kind)
             if kind == "attack":
                 out += _attack_notes(report)
+            if kind == "samples" and metric == "sample_fid":
+                out += _judge_notes(report)
             if kind == "shift":
                 out += _bn_table(report) + _ce_table(report) + _calibration(report) + _figure_lines(figs, "calibration")
                 placed.add("calibration")
@@ -543,7 +591,9 @@ def to_markdown(report: Report, figs: Sequence[Figure] | None = None) -> str:
                    [row + _power_cells(r) for row, r in zip(_comparison_rows(list(report.comparisons)),
                                                              report.comparisons, strict=True)]), ""]
     out += ["## Sanity checks", "", _table(["check", "status", "detail"],
-                                           [[_esc(c.name), c.status, _esc(c.detail)] for c in report.checks]), ""]
+                                           [[_esc(c.name), c.status, _esc(c.detail)] for c in report.checks])
+            if report.checks else "None: the adversarial sanity checks are the classifiers'; a denoise suite's "
+            "attack maximises a loss, which has no accuracy to check.", ""]
     out += ["## Methods", "", *[f"- **{k}**: {v}" for k, v in m.items()], ""]
     versions = ", ".join(f"{k} {v}" for k, v in (p.get("versions") or {}).items() if v)
     out += ["## Provenance", "",
@@ -553,6 +603,21 @@ def to_markdown(report: Report, figs: Sequence[Figure] | None = None) -> str:
             f"- platform {p.get('platform')}; started {p.get('started')}",
             f"- command: `{' '.join(map(str, p.get('command') or []))}`", ""]
     return "\n".join(out)
+
+
+def _judge_notes(report: Report) -> list[str]:
+    """How the samples were judged: the suite's own classifier, its accuracy, and what real images score."""
+    j = report.judge
+    if not j:
+        return []
+    return [f"Each seed's model generates its samples from the same noise for every variant (one value per seed: "
+            f"the interval is a t-interval over seeds, comparisons a sign-flip test over seeds). The judge is the "
+            f"suite's own classifier `{_esc(str(j.get('model')))}` with norm `{_esc(str(j.get('norm')))}`, trained "
+            f"once per run (seed {j.get('seed')}): {100 * float(j.get('test_accuracy', math.nan)):.1f}% accuracy on "
+            f"the {j.get('n_test')} test images. For scale, {j.get('reference_n')} real training images score a "
+            f"feature distance of {float(j.get('reference_fid', math.nan)):.3f} and a class TV of "
+            f"{float(j.get('reference_class_tv', math.nan)):.3f} against the test images: what a perfect "
+            "generator would score at this number of samples.", ""]
 
 
 def _memory_method(report: Report) -> str:

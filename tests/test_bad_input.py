@@ -135,6 +135,10 @@ CASES = [
          "the serial executor runs one task at a time", "use --executor process"),
     Case("cuda-without-cuda", "run quickstart --device cuda", "CUDA is not available", "--device cpu",
          needs_no_cuda=True),
+    Case("ray-address-not-host-port", "run quickstart --executor ray", "RAY_ADDRESS='headnode:port' is not HOST:PORT",
+         "unset RAY_ADDRESS", env=(("RAY_ADDRESS", "headnode:port"),)),
+    Case("ray-address-nothing-there", "run quickstart --executor ray", "nothing answers at RAY_ADDRESS='127.0.0.1:1'",
+         "ray start --head", env=(("RAY_ADDRESS", "127.0.0.1:1"),)),
     # run directories that are not what the command needs
     Case("report-missing-dir", "report {tmp}/nowhere", "is not a run directory", "the folder that 'harness run'"),
     Case("run-dir-is-a-file", "run quickstart --run-dir {tmp}/notes.txt", "is a file, not a run directory",

@@ -3,7 +3,8 @@
 without writing a test for it.
 
 Contracts (see harness/models.py, shifts.py, attacks.py, ood.py, data.py and DESIGN.md):
-norms keep the shape; models map [0, 1] images to (N, K) logits and start from bit-identical
+norms keep the shape; denoisers map (x_t, t) to x_t's shape and start paired across norms;
+models map [0, 1] images to (N, K) logits and start from bit-identical
 linear/conv weights for every norm of a seed; shifts are pure, deterministic, in [0, 1] and
 monotone in severity; attacks stay in the eps-ball and [0, 1], never mutate their input or the
 model, and are exact at eps = 0; OOD scores are higher for more in-distribution logits;
@@ -29,6 +30,7 @@ from harness.specs import Suite
 
 NORMS = reg.norms.names()
 MODELS = reg.models.names()
+DENOISERS = reg.denoisers.names()
 SHIFTS = reg.shifts.names()
 ATTACKS = reg.attacks.names()
 OOD_SCORES = reg.ood_scores.names()
@@ -46,7 +48,7 @@ def digits_batch() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_every_kind_has_entries() -> None:
-    for names in (NORMS, MODELS, SHIFTS, ATTACKS, OOD_SCORES, DATASETS, METRICS, SUITES):
+    for names in (NORMS, MODELS, DENOISERS, SHIFTS, ATTACKS, OOD_SCORES, DATASETS, METRICS, SUITES):
         assert names, "a registry is empty: are the entry points installed (pip install -e .)?"
 
 
@@ -112,6 +114,44 @@ def test_model_init_is_paired_across_norms(model: str) -> None:
         for a, b in zip(params, reference, strict=True):
             assert a.shape == b.shape and torch.equal(a, b), f"{model}-{norm} starts from other weights"
     other = _linear_conv_params(_build(model, NORMS[0], seed=1))
+    assert all(not torch.equal(a, b) for a, b in zip(other, reference, strict=True)), "seed 1 gave seed 0's weights"
+
+
+# --- denoisers ---------------------------------------------------------------------------------
+
+
+def _denoiser(model: str, norm: str, seed: int = 0, shape: tuple[int, int, int] = (1, 8, 8)) -> nn.Module:
+    from harness.diffusion import build_denoiser
+
+    return build_denoiser(norm, shape, {}, torch_generator(seed, "init"), model=model)
+
+
+@pytest.mark.parametrize("norm", NORMS)
+@pytest.mark.parametrize("denoiser", DENOISERS)
+def test_denoiser_contract(denoiser: str, norm: str) -> None:
+    # forward(x_t, t) -> eps_hat of x_t's shape, finite in both modes, for 8x8 and 28x28 images
+    for shape in ((1, 8, 8), (1, 28, 28)):
+        m = _denoiser(denoiser, norm, shape=shape)
+        assert tuple(m.in_shape) == shape  # type: ignore[arg-type]
+        x_t = torch.randn((4, *shape), generator=torch.Generator().manual_seed(0))
+        t = torch.tensor([0, 10, 50, 99])
+        for train in (True, False):
+            m.train(train)
+            out = m(x_t, t)
+            assert out.shape == x_t.shape and out.dtype == torch.float32 and torch.isfinite(out).all()
+            assert m.training == train
+
+
+@pytest.mark.parametrize("denoiser", DENOISERS)
+def test_denoiser_init_is_paired_across_norms(denoiser: str) -> None:
+    reference = _linear_conv_params(_denoiser(denoiser, NORMS[0]))
+    assert reference
+    for norm in NORMS[1:]:
+        params = _linear_conv_params(_denoiser(denoiser, norm))
+        assert len(params) == len(reference), norm
+        for a, b in zip(params, reference, strict=True):
+            assert a.shape == b.shape and torch.equal(a, b), f"{denoiser}-{norm} starts from other weights"
+    other = _linear_conv_params(_denoiser(denoiser, NORMS[0], seed=1))
     assert all(not torch.equal(a, b) for a, b in zip(other, reference, strict=True)), "seed 1 gave seed 0's weights"
 
 

@@ -3,7 +3,9 @@ its validation, the U-Net's shapes for 8x8 and 28x28 with every norm, init paire
 determinism of the losses and of sampling for a generator (and independence from global random
 state), the sampler's arithmetic against an exact Gaussian denoiser, a short training run that
 lowers the held-out denoising loss, the ELBO score separating digits from uniform noise, and the
-Frechet feature distance."""
+Frechet feature distance; the denoising-loss PGD and its attack contract, the per-condition
+outcomes of a denoiser's evaluation (eps 0 reproducing clean exactly, the ELBO score as the OOD
+score, samples judged by a real trained classifier) and their determinism."""
 
 from __future__ import annotations
 
@@ -17,15 +19,20 @@ from torch import nn
 
 from harness.data import Split
 from harness.diffusion import (
+    DenoisePGD,
     DenoiserTrainResult,
+    Judge,
     NoiseSchedule,
     UNet,
     build_denoiser,
+    class_tv,
     denoising_loss,
     elbo_score,
     elbo_timesteps,
+    evaluate_denoiser,
     feature_distance,
     held_out_loss,
+    negative_elbo,
     sample,
     train_denoiser,
 )
@@ -398,3 +405,104 @@ def test_feature_distance_singular_and_bad_input() -> None:
                           (np.full((4, 2), np.nan), np.ones((4, 2)), "non-finite")):
         with pytest.raises(ValueError, match=message):
             feature_distance(a, b)
+
+
+# --- evaluation: the denoising-loss attack, the per-condition outcomes, sample quality ------------
+
+
+def test_denoise_pgd_keeps_the_attack_contract_and_raises_the_loss(trained: tuple[UNet, DenoiserTrainResult],
+                                                                    split: Split) -> None:
+    m, _ = trained
+    x = torch.from_numpy(split.test.x[:64])
+    before = x.clone()
+    grads = [None if p.grad is None else p.grad.clone() for p in m.parameters()]
+    m.train()  # the attack runs in eval mode and gives the mode back
+    x_adv = DenoisePGD(eps=0.05, steps=5).perturb(m, SCHEDULE, x, _gen(0))
+    assert m.training and torch.equal(x, before) and not x_adv.requires_grad
+    m.eval()
+    assert x_adv.shape == x.shape and float((x_adv - x).abs().max()) <= 0.05 + 1e-6
+    assert float(x_adv.min()) >= 0 and float(x_adv.max()) <= 1 and not torch.equal(x_adv, x)
+    assert all((g is None and p.grad is None) or torch.equal(g, p.grad)  # type: ignore[arg-type]
+               for g, p in zip(grads, m.parameters(), strict=True))  # parameter gradients untouched
+    # judged with independent draws (not the attack's), the loss rises, and more with a larger ball
+    clean_loss = negative_elbo(m, SCHEDULE, x, seed=0, n_t=4, batch_size=32)
+    adv_loss = negative_elbo(m, SCHEDULE, x_adv, seed=0, n_t=4, batch_size=32)
+    big = negative_elbo(m, SCHEDULE, DenoisePGD(eps=0.2, steps=5).perturb(m, SCHEDULE, x, _gen(0)), 0, 4, 32)
+    assert adv_loss.mean() > 1.05 * clean_loss.mean() and big.mean() > adv_loss.mean()
+    assert torch.equal(DenoisePGD(eps=0.0).perturb(m, SCHEDULE, x, _gen(0)), x)
+    assert torch.equal(DenoisePGD(eps=0.05, steps=5).perturb(m, SCHEDULE, x, _gen(3)),
+                       DenoisePGD(eps=0.05, steps=5).perturb(m, SCHEDULE, x, _gen(3)))
+
+
+@pytest.mark.parametrize("kwargs, message", [({"eps": 1.5}, "outside"), ({"eps": 0.1, "steps": 0}, "at least 1"),
+                                             ({"eps": 0.1, "norm": "l2"}, "L-inf only"),
+                                             ({"eps": 0.1, "alpha": -1.0}, "non-negative")])
+def test_denoise_pgd_validation(kwargs: dict, message: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ConfigError, match=message):
+        DenoisePGD(**kwargs)
+
+
+def test_class_tv() -> None:
+    labels = np.array([0, 1, 2, 3] * 5)
+    assert class_tv(labels, labels, 4) == 0.0
+    assert class_tv(np.zeros(8, dtype=np.int64), labels, 4) == pytest.approx(0.75)  # all mass on one of 4 classes
+    assert class_tv(np.array([0, 0, 1, 1]), np.array([2, 2, 3, 3]), 4) == pytest.approx(1.0)
+
+
+@pytest.fixture(scope="module")
+def judge(split: Split) -> Judge:
+    from harness.evaluation import features
+    from harness.models import build_model
+    from harness.training import train
+
+    clf = build_model("cnn", "batch", (1, 8, 8), 10, {"channels": (16, 32)}, None, torch_generator(0, "init"))
+    train(clf, split, TrainSpec(epochs=3, batch_size=32), seed=0)
+    clf.eval()
+    return Judge(clf, features(clf, torch.from_numpy(split.test.x), 512).numpy())
+
+
+def test_evaluate_denoiser_gives_every_condition_its_outcome(trained: tuple[UNet, DenoiserTrainResult],
+                                                             split: Split, judge: Judge) -> None:
+    from harness.specs import attack, clean, ood, samples, shift
+
+    m, _ = trained
+    x, y = split.test.x[:100], split.test.y[:100]
+    noise = np.random.default_rng(0).random((50, 1, 8, 8)).astype(np.float32)
+    conds = [clean(), shift("gaussian-noise", 5), ood("uniform", "elbo"), attack("pgd-linf", 0.0, (("steps", 3),)),
+             attack("pgd-linf", 0.1, (("steps", 3),)), samples()]
+
+    def run() -> dict[str, dict[str, np.ndarray]]:
+        return {c.key: o for c, o in evaluate_denoiser(m, SCHEDULE, x, y, {"uniform": noise}, conds, seed=0,
+                                                       condition_seed=0, batch_size=40, n_t=4, judge=judge,
+                                                       n_samples=24)}
+
+    out = run()
+    base = out["clean"]["denoise_loss"]
+    assert base.shape == (100,) and base.dtype == np.float64 and (base > 0).all()
+    assert np.array_equal(out["attack:pgd-linf:eps=0.0,steps=3"]["denoise_loss"], base)  # eps 0 is clean, exactly
+    assert out["attack:pgd-linf:eps=0.1,steps=3"]["denoise_loss"].mean() > base.mean()
+    assert out["attack:pgd-linf:eps=0.1,steps=3"]["linf"].max() <= 0.1 + 1e-6
+    assert out["shift:gaussian-noise:severity=5"]["denoise_loss"].mean() > base.mean()  # noise is unlike digits
+    o = out["ood:uniform:score=elbo"]
+    assert np.array_equal(o["score_in"], -base) and o["score_out"].shape == (50,)
+    assert auroc(o["score_in"], o["score_out"]) > 0.9  # uniform noise is far from digits
+    s = out["samples"]
+    assert s["pred"].shape == s["confidence"].shape == (24,) and s["class_counts"].sum() == 24
+    assert 0 <= s["class_tv"][0] <= 1 and np.isfinite(s["fid"][0]) and s["fid"][0] > 0
+    again = run()  # every draw comes from (seed, condition): the same outcomes twice
+    assert all(np.array_equal(out[k][a], again[k][a]) for k in out for a in out[k])
+
+
+def test_evaluate_denoiser_needs_a_judge_for_samples(trained: tuple[UNet, DenoiserTrainResult], split: Split) -> None:
+    from harness.specs import samples
+
+    with pytest.raises(ConfigError, match="judge"):
+        list(evaluate_denoiser(trained[0], SCHEDULE, split.test.x[:10], split.test.y[:10], {}, [samples()], 0, 0))
+
+
+def test_build_denoiser_resolves_the_registered_model() -> None:
+    from harness.errors import UnknownNameError
+
+    assert isinstance(build_denoiser("group", (1, 8, 8), SMALL, torch_generator(0, "init"), model="unet"), UNet)
+    with pytest.raises(UnknownNameError, match="unet"):
+        build_denoiser("group", (1, 8, 8), SMALL, torch_generator(0, "init"), model="unett")

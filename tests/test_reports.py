@@ -249,3 +249,120 @@ def test_a_sweep_reports_converged_seeds_the_range_and_the_paired_share(tmp_path
     (fig,) = [f for f in figures(report) if f.name == "sweep-lr"]
     assert fig.section == "training" and "log10(lr)" in fig.caption  # 0.01 to 1 spans two decades
     assert fig.svg.count('<g class="series"') == 2 and 'data-label="mlp-batch"' in fig.svg
+
+
+# --- a denoise suite's report ---------------------------------------------------------------------
+
+
+def _denoise_suite() -> Suite:
+    from harness.specs import AttackSpec, Claim, DiffusionSpec
+
+    variants = tuple(Variant(f"unet-{n}", "unet", n) for n in ("none", "group"))
+    return Suite("toy-diffusion", "0.1", "a toy denoise suite", "digits", variants, (0, 1, 2), TrainSpec(),
+                 EvalSpec(shifts=("contrast",), severities=(1, 2), ood_sets=(),
+                          attacks=(AttackSpec("pgd-linf", (0.0, 0.1)),)),
+                 task="denoise", diffusion=DiffusionSpec(target_loss=0.2),
+                 claims=(Claim("group lowers the clean denoising loss", "denoising_loss", "lower", "clean"),
+                         Claim("group reaches the target sooner", "steps_to_target", "lower"),
+                         Claim("group samples are closer to the test images", "sample_fid", "lower", "samples")))
+
+
+def _denoiser_train(variant: str, seed: int, steps: int | None, mean_loss: float) -> Cell:
+    return Cell(f"t-{variant}-{seed}", "train", variant, seed, {}, {
+        "n_steps": 100, "budget_steps": 100, "target_loss": 0.2, "steps_to_target": steps,
+        "seconds_to_target": None if steps is None else 0.1, "seconds_per_step": 0.01, "train_seconds": 1.0,
+        "diverged": False, "diverged_at": None, "final_val_loss": mean_loss - 0.05, "mean_val_loss": mean_loss,
+        "loss_roughness": 0.1, "grad_norm_median": 1.0, "grad_norm_max": 2.0, "peak_memory_bytes": 1000,
+        "memory_method": "counted"}, arrays={"curve_steps": np.array([0, 50, 100]),
+                                             "curve_val_loss": np.array([1.0, mean_loss, mean_loss - 0.05]),
+                                             "loss": np.linspace(1, 0.2, 100), "grad_norm": np.ones(100)})
+
+
+@pytest.fixture()
+def denoise_run(tmp_path: Path) -> tuple[Path, dict[tuple[str, int], np.ndarray], dict[tuple[str, int], float]]:
+    from harness.specs import attack, clean, samples, shift
+
+    rng = np.random.default_rng(1)
+    losses, fids = {}, {}
+    with Store(tmp_path) as store:
+        store.put_meta("suite", _denoise_suite().to_dict())
+        store.put_meta("provenance", {"harness": "test", "command": ["pytest"]})
+        store.put_meta("judge", {"key": "k", "model": "cnn", "norm": "batch", "seed": 0, "test_accuracy": 0.97,
+                                 "n_test": N, "reference_n": 64, "reference_fid": 1.5, "reference_class_tv": 0.05})
+        for seed in (0, 1, 2):
+            base = rng.gamma(4.0, 1.0, N)
+            for variant, scale, steps in (("unet-none", 1.0, None), ("unet-group", 0.8, 40 + seed)):
+                loss = base * scale
+                losses[(variant, seed)] = loss
+                store.put(_denoiser_train(variant, seed, steps, 0.3 * scale))
+                conds = [(clean(), loss), (shift("contrast", 1), loss + 1), (shift("contrast", 2), loss + 3),
+                         (attack("pgd-linf", 0.0), loss), (attack("pgd-linf", 0.1), loss * 2)]
+                for cond, arr in conds:
+                    store.put(Cell(f"e-{variant}-{seed}-{cond.key}", "eval", variant, seed, {},
+                                   {"denoising_loss": float(arr.mean())}, condition=cond.to_dict(),
+                                   arrays={"denoise_loss": arr}))
+                fids[(variant, seed)] = fid = 10.0 * scale + seed
+                store.put(Cell(f"s-{variant}-{seed}", "eval", variant, seed, {},
+                               {"sample_fid": fid, "class_tv": 0.2 * scale, "n_samples": 64},
+                               condition=samples().to_dict(),
+                               arrays={"pred": rng.integers(0, 10, 64), "fid": np.array([fid]),
+                                       "class_tv": np.array([0.2 * scale])}))
+    return tmp_path, losses, fids
+
+
+def test_a_denoise_report_estimates_losses_and_samples_and_fakes_no_classifier_metric(denoise_run) -> None:
+    from harness import stats
+
+    run_dir, losses, fids = denoise_run
+    r = build_report(run_dir, n_resamples=300)
+    est = {(e.variant, e.condition.key, e.metric): e.estimate for e in r.estimates}
+    assert {e.metric for e in r.estimates} == {"denoising_loss", "sample_fid", "class_tv"}
+    for v in ("unet-none", "unet-group"):
+        clean_loss = est[(v, "clean", "denoising_loss")]
+        assert clean_loss.value == pytest.approx(np.mean([losses[(v, s)].mean() for s in (0, 1, 2)]))
+        assert clean_loss.n_seeds == 3 and clean_loss.n_examples == N
+        assert est[(v, "shift:all", "denoising_loss")].value == pytest.approx(clean_loss.value + 2)  # mean of +1, +3
+        at0 = est[(v, "attack:pgd-linf:eps=0.0", "denoising_loss")]  # eps 0 is clean: the same interval too
+        assert (at0.value, at0.ci_low, at0.ci_high) == (clean_loss.value, clean_loss.ci_low, clean_loss.ci_high)
+        fd = est[(v, "samples", "sample_fid")]
+        values = [fids[(v, s)] for s in (0, 1, 2)]
+        assert fd.value == pytest.approx(np.mean(values)) and fd.method == "t-interval over seeds"
+        assert (fd.ci_low, fd.ci_high) == pytest.approx(tuple(stats.t_interval(values, 0.95)))
+    comps = {(c.condition.key if c.condition else "training", c.metric): c for c in r.comparisons}
+    assert comps[("clean", "denoising_loss")].comparison.diff == pytest.approx(
+        np.mean([(losses[("unet-group", s)] - losses[("unet-none", s)]).mean() for s in (0, 1, 2)]))
+    assert comps[("clean", "denoising_loss")].better == "lower"
+    fd_cmp = comps[("samples", "sample_fid")]
+    assert fd_cmp.comparison.diff == pytest.approx(-2.0) and "sign-flip" in fd_cmp.comparison.p_method
+    assert {m for k, m in comps if k == "training"} == {"steps_to_target", "mean_val_loss", "loss_roughness",
+                                                         "seconds_per_step"}  # no AULC: a denoiser has none
+    # steps to target: group's 40-42 against none's budget (never reached, counted at 100)
+    assert comps[("training", "steps_to_target")].comparison.diff == pytest.approx(-59.0)
+    t = {s.variant: s for s in r.training_summary}
+    assert t["unet-group"].mean_val_loss.value == pytest.approx(0.24)  # type: ignore[union-attr]
+    assert t["unet-group"].aulc is None and t["unet-group"].final_val_accuracy is None
+    assert r.checks == () and r.suite["task"] == "denoise" and "target_accuracy" not in r.suite
+    assert {v.claim.text: v.verdict for v in r.claims}.keys() and all(  # type: ignore[union-attr]
+        v.verdict != "not evaluated" for v in r.claims)
+    assert r.curves and "val_loss" in r.curves[0] and "val_accuracy" not in r.curves[0]
+
+
+def test_a_denoise_report_renders_and_validates(denoise_run, tmp_path: Path) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    from reports.render import SCHEMA_PATH
+
+    run_dir, _, _ = denoise_run
+    r = build_report(run_dir, n_resamples=200)
+    md = to_markdown(r)
+    for heading in ("## In-distribution: denoising loss", "## Shifted inputs: denoising loss",
+                    "## Adversarial: PGD on the denoising loss", "## Samples: feature distance",
+                    "## Samples: class mix"):
+        assert heading in md, heading
+    assert "acc %" not in md and "AULC" not in md and "target denoising loss 0.2" in md
+    assert "97.0% accuracy on the 200 test images" in md and "feature distance of 1.500" in md
+    doc = to_json(r)
+    jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text())).validate(doc)
+    paths = write_reports(r, run_dir)
+    assert paths["html"].exists() and "denoising loss" in paths["html"].read_text()
+    assert (run_dir / "figures" / "training-val-loss.svg").exists()
+    print_summary(r)

@@ -105,3 +105,54 @@ def test_a_suite_can_leave_runs_that_never_reached_the_target_unevaluated(tmp_pa
     report = build_report(tmp_path / "r", n_resamples=100)
     assert [e.split(":")[0] for e in report.excluded] == [f"{v} seed 0" for v in sorted(set(train) - reached)]
     assert "evaluates converged runs only" in report.excluded[0]
+
+
+def _tiny_denoise():  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    from harness.specs import DiffusionSpec, TrainSpec
+
+    s = suites.get("diffusion").with_size("reduced").with_overrides(seeds=(0, 1), variants=("unet-none", "unet-group"))
+    return dataclasses.replace(s, diffusion=DiffusionSpec(target_loss=0.3, steps=30, n_t=2, samples=8,
+                                                          judge_train=TrainSpec(epochs=3)), max_train=200, max_test=30)
+
+
+def test_a_denoise_suite_trains_denoisers_and_its_judge_once_and_resumes(tmp_path: Path) -> None:
+    from harness.runner import judge_spec
+    from harness.store import cell_key, weights_path
+
+    suite = _tiny_denoise()
+    first = run(suite, tmp_path / "r", device="cpu", executor="serial", progress=False)
+    assert first.ok, first.failures
+    n_conds = len(suite.conditions())
+    assert first.trained == 4 and first.evaluated == 4 * n_conds
+    with Store(tmp_path / "r", create=False) as store:
+        judge = store.get_meta("judge")
+        train = [c for c in store.cells("train") if c.status == "done"]
+        evals = {(c.variant, c.seed, c.condition["kind"]): c for c in store.cells("eval")}  # type: ignore[index]
+    key = cell_key(judge_spec(suite, "cpu"))
+    assert judge["key"] == key and weights_path(tmp_path / "r", key).exists() and 0 < judge["test_accuracy"] <= 1
+    assert all({"curve_val_loss", "grad_norm"} <= c.arrays.keys() and "mean_val_loss" in c.result for c in train)
+    s = evals[("unet-group", 0, "samples")]
+    assert s.result["n_samples"] == 8 and s.result["sample_fid"] > 0 and 0 <= s.result["class_tv"] <= 1
+    atk = evals[("unet-none", 1, "attack")]
+    assert atk.result["attack"] == "DenoisePGD" and atk.result["settings"]["steps"] == 10
+    again = run(suite, tmp_path / "r", device="cpu", executor="serial", progress=False)
+    assert again.trained == again.evaluated == 0 and again.skipped == 4 * (1 + n_conds)
+    with Store(tmp_path / "r", create=False) as store:
+        assert store.get_meta("judge") == judge  # not retrained
+
+
+def test_an_old_run_directory_without_task_fields_stays_resumable(tmp_path: Path) -> None:
+    from harness.runner import check_resumable
+
+    suite = _small()
+    stored = suite.to_dict()
+    del stored["task"], stored["diffusion"]  # what a run directory written before denoise suites holds
+    with Store(tmp_path) as store:
+        store.put_meta("suite", stored)
+        check_resumable(store, suite, "cpu")  # no error: the new settings read as their defaults
+        with pytest.raises(ConfigError, match="task"):
+            import dataclasses
+
+            check_resumable(store, dataclasses.replace(_tiny_denoise(), name=suite.name), "cpu")

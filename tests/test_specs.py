@@ -8,7 +8,18 @@ import json
 import pytest
 
 from harness.errors import ConfigError
-from harness.specs import Claim, EvalSpec, Size, Suite, TrainSpec, Variant, sweep, sweep_point
+from harness.specs import (
+    AttackSpec,
+    Claim,
+    DiffusionSpec,
+    EvalSpec,
+    Size,
+    Suite,
+    TrainSpec,
+    Variant,
+    sweep,
+    sweep_point,
+)
 
 MLPS = (Variant("mlp-none", "mlp", "none"), Variant("mlp-batch", "mlp", "batch"))
 
@@ -104,3 +115,72 @@ def test_a_suite_with_sweeps_sizes_and_claims_survives_the_json_round_trip() -> 
                sizes=(Size("reduced", "d", seeds=(0,), eps=(0.0, 0.1)),), max_train=500,
                claims=(Claim("c", "converged_fraction", "higher", "sweep:lr", variants=("mlp-*",)),))
     assert Suite.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+
+
+# --- denoise suites ------------------------------------------------------------------------------
+
+UNETS = (Variant("unet-none", "unet", "none"), Variant("unet-group", "unet", "group"))
+
+
+def _denoise(**kw) -> Suite:  # type: ignore[no-untyped-def]
+    return _suite(**{"variants": UNETS, "task": "denoise", "diffusion": DiffusionSpec(target_loss=0.2),
+                     "evaluation": EvalSpec(shifts=("contrast",), severities=(1, 2), ood_sets=("faces",),
+                                            attacks=(AttackSpec("pgd-linf", (0.0, 0.1), (("steps", 5),)),)), **kw})
+
+
+def test_a_denoise_suite_has_its_own_battery_and_no_sanity_checks() -> None:
+    keys = [c.key for c in _denoise().conditions()]
+    assert keys == ["clean", "shift:contrast:severity=1", "shift:contrast:severity=2", "ood:faces:score=elbo",
+                    "attack:pgd-linf:eps=0.0,steps=5", "attack:pgd-linf:eps=0.1,steps=5", "samples"]
+    assert _suite().task == "classify" and _suite().diffusion is None  # the default changes nothing
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"task": "generate"}, "has task 'generate'"),
+    ({"diffusion": None}, "declares no DiffusionSpec"),
+    ({"task": "classify"}, "classifies but declares a DiffusionSpec"),
+    ({"evaluation": EvalSpec(attacks=(AttackSpec("fgsm", (0.1,)),))}, "runs attacks fgsm"),
+    ({"evaluation": EvalSpec(bn_modes=("frozen", "batch"))}, "BatchNorm test-time modes"),
+    ({"variants": (Variant("unet-none", "unet", "none", standardize=True),)}, "standardize inputs"),
+])
+def test_bad_denoise_suites_fail_with_a_hint(kw: dict, message: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ConfigError, match=message) as info:
+        _denoise(**kw)
+    assert info.value.hint
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"target_loss": 0.0}, "target_loss"), ({"target_loss": float("nan")}, "target_loss"),
+    ({"target_loss": 0.1, "steps": 20}, "at least 21"), ({"target_loss": 0.1, "samples": 1}, "samples"),
+    ({"target_loss": 0.1, "steps": 30, "n_t": 31}, "exceeds"), ({"target_loss": 0.1, "val_draws": 0}, "val_draws"),
+])
+def test_bad_diffusion_specs_fail_with_a_hint(kw: dict, message: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ConfigError, match=message):
+        DiffusionSpec(**kw)
+
+
+def test_a_denoise_suite_with_sizes_survives_the_json_round_trip_and_sizes_override_diffusion() -> None:
+    s = _denoise(sizes=(Size("reduced", "d", seeds=(0,), diffusion=(("samples", 8), ("judge_train",
+                                                                                     TrainSpec(epochs=1)))),),
+                 claims=(Claim("c", "denoising_loss", "lower", "clean"), Claim("d", "mean_val_loss", "lower"),
+                         Claim("e", "sample_fid", "lower", "samples")))
+    assert Suite.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+    small = s.with_size("reduced")
+    assert small.diffusion == DiffusionSpec(target_loss=0.2, samples=8, judge_train=TrainSpec(epochs=1))
+    with pytest.raises(ConfigError, match="unknown diffusion setting"):
+        Size("x", diffusion=(("sample", 8),))
+    with pytest.raises(ConfigError, match="not a denoise suite"):
+        _suite(sizes=(Size("x", diffusion=(("samples", 8),)),)).with_size("x")
+
+
+def test_the_diffusion_spec_is_in_the_cell_keys_of_denoise_suites_only() -> None:
+    from harness.runner import eval_spec, train_spec
+    from harness.specs import clean
+
+    plain = train_spec(_suite(), MLPS[0], 0, "cpu")
+    assert "diffusion" not in plain and "diffusion" not in eval_spec(_suite(), "k", clean())
+    s = _denoise()
+    assert train_spec(s, UNETS[0], 0, "cpu")["diffusion"] == {"steps": 100, "target_loss": 0.2, "val_draws": 2}
+    other = _denoise(diffusion=DiffusionSpec(target_loss=0.2, samples=64))
+    assert train_spec(other, UNETS[0], 0, "cpu") == train_spec(s, UNETS[0], 0, "cpu")  # samples: evaluation only
+    assert eval_spec(other, "k", clean()) != eval_spec(s, "k", clean())
