@@ -193,6 +193,18 @@ class FGSM:
             return (x.detach() + self.eps * grad.sign()).clamp(0, 1)
 
 
+def check_alpha(alpha: float | None) -> None:
+    """A PGD step size: None (the default rule) or non-negative."""
+    if alpha is not None and not alpha >= 0:
+        raise ConfigError(f"PGD step size alpha must be non-negative, got {alpha}",
+                          hint="leave it out for 2.5 * eps / steps")
+
+
+def pgd_step_size(alpha: float | None, eps: float, steps: int) -> float:
+    """``alpha``, else 2.5 * eps / steps: enough for the steps to cross the ball and come back."""
+    return alpha if alpha is not None else 2.5 * eps / steps
+
+
 @dataclass(frozen=True)
 class PGD(_Restarted):
     """Projected gradient descent (Madry et al., 2018), L-inf or L2, with worst-case bookkeeping.
@@ -212,13 +224,11 @@ class PGD(_Restarted):
 
     def __post_init__(self) -> None:
         _check(self.eps, self.norm, self.loss, self.steps, self.restarts)
-        if self.alpha is not None and not self.alpha >= 0:
-            raise ConfigError(f"PGD step size alpha must be non-negative, got {self.alpha}",
-                              hint="leave it out for 2.5 * eps / steps")
+        check_alpha(self.alpha)
 
     @property
     def step_size(self) -> float:
-        return self.alpha if self.alpha is not None else 2.5 * self.eps / self.steps
+        return pgd_step_size(self.alpha, self.eps, self.steps)
 
     def _restart(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, worst: _Worst, idx: torch.Tensor,
                  generator: torch.Generator | None) -> None:

@@ -37,12 +37,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from harness.attacks import check_alpha, pgd_step_size
 from harness.data import Split, as_tensor
 from harness.errors import ConfigError
 from harness.models import NormFactory, init_weights
 from harness.seeding import torch_generator
 from harness.specs import TrainSpec
-from harness.training import curve_measures, fit
+from harness.training import curve_measures, fit, run_summary
 
 #: the schedule of the DDPM paper is defined for this many steps; ``scaled=True`` keeps its shape
 REFERENCE_STEPS = 1000
@@ -494,19 +495,9 @@ class DenoiserTrainResult:
                                   self.budget_steps)
         del measures["aulc"]  # an accuracy area; mean_val_loss is the denoiser's
         return {
-            "n_steps": self.n_steps,
-            "budget_steps": self.budget_steps,
+            **run_summary(self),
             "target_loss": self.target_loss,
-            "steps_to_target": self.steps_to_target,
-            "epochs_to_target": self.epochs_to_target,
-            "seconds_to_target": self.seconds_to_target,
-            "seconds_per_step": self.seconds_per_step,
-            "train_seconds": self.train_seconds,
-            "diverged": self.diverged,
-            "diverged_at": self.diverged_at,
             "final_val_loss": self.final_val_loss,
-            "peak_memory_bytes": self.peak_memory_bytes,
-            "memory_method": self.memory_method,
             "mean_val_loss": float(area / self.budget_steps) if self.budget_steps > 0 else float("nan"),
             **measures,
         }
@@ -569,26 +560,8 @@ def train_denoiser(model: nn.Module, schedule: NoiseSchedule, split: Split, spec
             lambda m, xb, _: denoising_loss(m, schedule, xb, noise_gen).mean(),
             lambda m: held_out_loss(m, schedule, xv, seed, draws=val_draws),
             lambda value: value <= target_loss, on_step)
-    diverged = r.diverged_at is not None
-    return DenoiserTrainResult(
-        curve_steps=r.steps,
-        curve_val_loss=r.curve,
-        loss=r.loss,
-        grad_norm=r.grad_norm,
-        n_steps=r.n_steps,
-        budget_steps=r.budget_steps,
-        target_loss=float(target_loss),
-        steps_to_target=None if r.to_target is None else r.to_target[0],
-        seconds_to_target=None if r.to_target is None else r.to_target[1],
-        epochs_to_target=None if r.to_target is None else r.to_target[0] / r.per_epoch,
-        seconds_per_step=r.train_seconds / max(r.n_steps, 1),
-        train_seconds=r.train_seconds,
-        diverged=diverged,
-        diverged_at=r.diverged_at,
-        final_val_loss=float("nan") if diverged else float(r.curve[-1]),
-        peak_memory_bytes=r.peak_memory_bytes,
-        memory_method=r.memory_method,
-    )
+    return DenoiserTrainResult(**r.result_fields(), curve_val_loss=r.curve, target_loss=float(target_loss),
+                               final_val_loss=float("nan") if r.diverged else float(r.curve[-1]))
 
 
 # --- evaluation --------------------------------------------------------------------------------
@@ -628,13 +601,11 @@ class DenoisePGD:
                               f"{self.n_t}", hint="use e.g. steps=10, restarts=1, n_t=4")
         if self.norm != "linf":
             raise ConfigError(f"the denoising-loss PGD is L-inf only, got norm {self.norm!r}", hint="use norm='linf'")
-        if self.alpha is not None and not self.alpha >= 0:
-            raise ConfigError(f"PGD step size alpha must be non-negative, got {self.alpha}",
-                              hint="leave it out for 2.5 * eps / steps")
+        check_alpha(self.alpha)
 
     @property
     def step_size(self) -> float:
-        return self.alpha if self.alpha is not None else 2.5 * self.eps / self.steps
+        return pgd_step_size(self.alpha, self.eps, self.steps)
 
     def perturb(self, model: nn.Module, schedule: NoiseSchedule, x: torch.Tensor,
                 generator: torch.Generator | None = None) -> torch.Tensor:

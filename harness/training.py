@@ -21,6 +21,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,6 +32,15 @@ from harness.data import Split, as_tensor
 from harness.errors import ConfigError
 from harness.seeding import torch_generator
 from harness.specs import TrainSpec
+
+# what every training run records, whatever its objective (TrainResult, diffusion.DenoiserTrainResult)
+RUN_FIELDS = ("n_steps", "budget_steps", "steps_to_target", "epochs_to_target", "seconds_to_target",
+              "seconds_per_step", "train_seconds", "diverged", "diverged_at", "peak_memory_bytes", "memory_method")
+
+
+def run_summary(result: object) -> dict[str, float | int | bool | str | None]:
+    """The :data:`RUN_FIELDS` of a training result, JSON-ready."""
+    return {k: getattr(result, k) for k in RUN_FIELDS}
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,18 +77,8 @@ class TrainResult:
     def summary(self) -> dict[str, float | int | bool | str | None]:
         """The scalar results, JSON-ready."""
         return {
-            "n_steps": self.n_steps,
-            "budget_steps": self.budget_steps,
-            "steps_to_target": self.steps_to_target,
-            "epochs_to_target": self.epochs_to_target,
-            "seconds_to_target": self.seconds_to_target,
-            "seconds_per_step": self.seconds_per_step,
-            "train_seconds": self.train_seconds,
-            "diverged": self.diverged,
-            "diverged_at": self.diverged_at,
+            **run_summary(self),
             "final_val_accuracy": self.final_val_accuracy,
-            "peak_memory_bytes": self.peak_memory_bytes,
-            "memory_method": self.memory_method,
             **curve_measures(self.curve_steps, self.curve_val_accuracy, self.loss, self.grad_norm, self.budget_steps),
         }
 
@@ -270,6 +270,24 @@ class Fit:
     peak_memory_bytes: int
     memory_method: str
 
+    @property
+    def diverged(self) -> bool:
+        return self.diverged_at is not None
+
+    def result_fields(self) -> dict[str, Any]:
+        """The fields every training result takes from the loop (:data:`RUN_FIELDS`, the curve's
+        steps, the losses and gradient norms); each objective adds its held-out measure."""
+        reached = self.to_target
+        return {
+            "curve_steps": self.steps, "loss": self.loss, "grad_norm": self.grad_norm, "n_steps": self.n_steps,
+            "budget_steps": self.budget_steps, "steps_to_target": None if reached is None else reached[0],
+            "seconds_to_target": None if reached is None else reached[1],
+            "epochs_to_target": None if reached is None else reached[0] / self.per_epoch,
+            "seconds_per_step": self.train_seconds / max(self.n_steps, 1), "train_seconds": self.train_seconds,
+            "diverged": self.diverged, "diverged_at": self.diverged_at,
+            "peak_memory_bytes": self.peak_memory_bytes, "memory_method": self.memory_method,
+        }
+
 
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, spec: TrainSpec, seed: int, dev: torch.device,
         batch_loss: Callable[[nn.Module, torch.Tensor, torch.Tensor | None], torch.Tensor],
@@ -367,22 +385,5 @@ def train(model: nn.Module, split: Split, spec: TrainSpec, seed: int, device: st
     y, yv = as_tensor(split.train.y, dev), as_tensor(split.val.y, dev)  # type: ignore[arg-type]
     r = fit(model, x, y, spec, seed, dev, _cross_entropy, lambda m: _accuracy(m, xv, yv),
             lambda acc: acc >= spec.target_accuracy, on_step)
-    diverged = r.diverged_at is not None
-    return TrainResult(
-        curve_steps=r.steps,
-        curve_val_accuracy=r.curve,
-        loss=r.loss,
-        n_steps=r.n_steps,
-        steps_to_target=None if r.to_target is None else r.to_target[0],
-        seconds_to_target=None if r.to_target is None else r.to_target[1],
-        seconds_per_step=r.train_seconds / max(r.n_steps, 1),
-        train_seconds=r.train_seconds,
-        diverged=diverged,
-        diverged_at=r.diverged_at,
-        final_val_accuracy=float("nan") if diverged else float(r.curve[-1]),
-        grad_norm=r.grad_norm,
-        budget_steps=r.budget_steps,
-        epochs_to_target=None if r.to_target is None else r.to_target[0] / r.per_epoch,
-        peak_memory_bytes=r.peak_memory_bytes,
-        memory_method=r.memory_method,
-    )
+    return TrainResult(**r.result_fields(), curve_val_accuracy=r.curve,
+                       final_val_accuracy=float("nan") if r.diverged else float(r.curve[-1]))
