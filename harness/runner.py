@@ -632,8 +632,7 @@ def run(suite: str | Suite, run_dir: Path | str | None = None, device: str = "au
 def _run(suite: Suite, store: Store, ex: Any, device: str, executor: str, progress: bool, argv: list[str] | None,
          console: Any) -> RunSummary:
     """run() once the store is open: plan, execute what is missing, store each cell as it comes."""
-    run_dir = store.run_dir
-    check_resumable(store, suite, device)
+    run_dir = store.run_dir  # run() has checked that an existing store holds this experiment
     store.put_meta("suite", suite.to_dict())
     store.put_meta("device", device.split(":")[0])
     units = plan(suite, store, device)
