@@ -7,6 +7,7 @@ and never touches a model. Renderers (Markdown, JSON, terminal) only format a :c
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -158,6 +159,57 @@ class Report:
 # --- gathering -----------------------------------------------------------------------------
 
 
+def _first_line(text: str | None) -> str:
+    """The first line of a stored error (its exception type and message), or a placeholder."""
+    return next((line for line in (text or "").splitlines() if line.strip()), "no error recorded")
+
+
+def _some(keys: list[str], most: int = 3) -> str:
+    return ", ".join(keys[:most]) + (f" and {len(keys) - most} more" if len(keys) > most else "")
+
+
+def _unevaluated(names: list[str], seeds: tuple[int, ...], conditions: list[Condition],
+                 usable: Callable[[str, int], bool], cells: list[Cell]) -> tuple[str, ...]:
+    """What the report lacks of each usable model's evaluation (``usable(variant, seed)``: its
+    training run is not excluded): every condition whose evaluation cell failed, with the first line
+    of its error, and then, in one entry per model, the conditions with no record at all (an
+    evaluation stops at its model's first failed condition; a run may have been interrupted). A
+    later successful attempt replaces a failed cell, so a failure listed here is the latest word."""
+    done: set[tuple[str, int, str]] = set()
+    failed: dict[tuple[str, int, str], str] = {}
+    for c in cells:
+        if c.condition is not None:
+            k = (c.variant, c.seed, Condition.from_dict(c.condition).key)
+            if c.status == "done":
+                done.add(k)
+            else:
+                failed[k] = _first_line(c.error)
+    out: list[str] = []
+    for v in names:
+        for s in seeds:
+            if not usable(v, s):
+                continue  # listed with its training's reason
+            left = [c.key for c in conditions if (v, s, c.key) not in done]
+            out += [f"{v} seed {s}, {k}: evaluation failed ({failed[(v, s, k)]})" for k in left if (v, s, k) in failed]
+            if never := [k for k in left if (v, s, k) not in failed]:
+                out.append(f"{v} seed {s}: not evaluated on {_some(never)}")
+    return tuple(out)
+
+
+PARTIAL_SEEDS = ("fewer seeds than the suite's: compared on the seeds where both variants have a usable record "
+                 "(the others are listed as excluded)")
+
+
+def _on_common_seeds(cmp: stats.Comparison, common: list[int], seeds: tuple[int, ...]) -> stats.Comparison:
+    """``cmp``, made on ``common`` (the seeds where both variants have a usable record), with
+    :data:`PARTIAL_SEEDS` added to its caveat when that is fewer than the suite's ``seeds``: the
+    missing runs failed, diverged or never ran, which is not missing at random, so the interval
+    answers for those seeds only. ``n_seeds`` and the row's seeds already say which."""
+    if len(common) >= len(seeds):
+        return cmp
+    return dataclasses.replace(cmp, caveat="; ".join(x for x in (cmp.caveat, PARTIAL_SEEDS) if x))
+
+
 CALIBRATION = ("ece", "nll", "brier")  # lower is better; on clean and shifted inputs
 # metrics that are a per-example mean, and the array they average
 _PER_EXAMPLE = {"accuracy": "correct", "nll": "loss", "brier": "brier", "denoising_loss": "denoise_loss"}
@@ -205,7 +257,7 @@ def _aggregates(conditions: list[Condition], evals: Evals, names: list[str], see
                 task: str = "classify") -> list[Condition]:
     """Add aggregate conditions to ``evals`` and return them: the mean over every shift and
     severity (per BatchNorm test-time mode), and per (norm, eps) the worst case over every attack (an example counts as
-    robust only if no attack broke it)."""
+    robust only if no attack broke it; a denoiser's worst case is its highest loss over the attacks)."""
     groups: dict[Condition, tuple[list[str], Callable[..., np.ndarray]]] = {}
     for mode in dict.fromkeys(c.bn_mode for c in conditions if c.kind == "shift"):  # one mean per BatchNorm mode
         keys = [c.key for c in conditions if c.kind == "shift" and c.bn_mode == mode]
@@ -216,9 +268,11 @@ def _aggregates(conditions: list[Condition], evals: Evals, names: list[str], see
             norm = next((cell.result.get("norm", "linf") for v in names
                          for cell in evals.get((v, c.key), {}).values()), "linf")
             by_ball[(norm, c.param("eps"))].append(c.key)
+    # a classifier's worst case keeps an example only if every attack left it correct; a denoiser's is its highest loss
+    worst = np.max if task == "denoise" else np.all
     for (norm, eps), keys in by_ball.items():
         if len(keys) > 1:
-            groups[Condition("attack", "worst-case", (("eps", eps), ("norm", norm)))] = (keys, np.all)
+            groups[Condition("attack", "worst-case", (("eps", eps), ("norm", norm)))] = (keys, worst)
     array = "denoise_loss" if task == "denoise" else "correct"  # a denoiser's mean over shifts is of its loss
     for agg, (keys, reduce) in groups.items():
         for v in names:
@@ -270,7 +324,8 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
         prov = store.get_meta("provenance") or {}
         judge = store.get_meta("judge")
         train_cells = list(store.cells("train"))
-        eval_cells = [c for c in store.cells("eval") if c.status == "done"]
+        every_eval = list(store.cells("eval"))
+    eval_cells = [c for c in every_eval if c.status == "done"]
     if suite is None:
         raise ConfigError(f"{run_dir} holds no finished run (no suite recorded)", hint="run 'harness run' first")
 
@@ -285,7 +340,7 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
         if c is None:
             return "not trained"
         if c.status == "failed":
-            return f"training failed ({(c.error or '').splitlines()[0]})"
+            return f"training failed ({_first_line(c.error)})"
         if c.result.get("diverged"):
             return "diverged"
         if not unconverged_kept and c.result.get("steps_to_target") is None:
@@ -293,7 +348,8 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
         return ""
 
     excluded = tuple(f"{v} seed {s}: {reason}" for v in names for s in seeds
-                     if (reason := why(train_by.get((v, s)))))
+                     if (reason := why(train_by.get((v, s))))) + _unevaluated(
+        names, seeds, Suite.from_dict(suite).conditions(), lambda v, s: not why(train_by.get((v, s))), every_eval)
 
     evals: dict[tuple[str, str], dict[int, Cell]] = defaultdict(dict)  # (variant, cond key) -> seed -> cell
     for c in eval_cells:
@@ -380,6 +436,8 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
     raw += _training_comparisons(pairs, seeds, train_by, level)
     sweeps = _sweeps(spec, train_by, level)
     raw += _sweep_comparisons(spec, train_by, level)
+    # every pair is compared on the seeds where both have a usable record: the row says when that is fewer
+    raw = [(*r[:4], _on_common_seeds(r[4], list(r[5]), seeds), *r[5:]) for r in raw]
     adjusted = stats.ADJUSTMENTS[adjust][1]([c[4].p_value for c in raw]) if raw else np.array([])
     comparisons = tuple(_comparison_row(row, float(p), level) for row, p in zip(raw, adjusted, strict=True))
 

@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 from harness import stats
 from harness.specs import Condition, clean
-from reports.build import SCHEMA_VERSION, TRAINING_SUMMARY_METRICS, ComparisonRow, EstimateRow, Report, mean_shift
+from reports.build import (
+    PARTIAL_SEEDS,
+    SCHEMA_VERSION,
+    TRAINING_SUMMARY_METRICS,
+    ComparisonRow,
+    EstimateRow,
+    Report,
+    mean_shift,
+)
 
 if TYPE_CHECKING:
     from reports.figures import Figure
@@ -350,8 +358,11 @@ def _power_cells(r: ComparisonRow) -> list[str]:
 
 def caveat_legend(report: Report) -> list[str]:
     """One line saying what the caveat mark means in this report (empty when nothing carries one)."""
-    caveats = dict.fromkeys(c for c in [r.estimate.caveat for r in report.estimates]
-                            + [r.comparison.caveat for r in report.comparisons] if c)
+    # a comparison on fewer seeds than the suite's carries build's note after the interval's own caveat: one note each
+    caveats = dict.fromkeys(part for c in [r.estimate.caveat for r in report.estimates]
+                            + [r.comparison.caveat for r in report.comparisons]
+                            for part in (c.removesuffix(PARTIAL_SEEDS).removesuffix("; "),
+                                         PARTIAL_SEEDS if c.endswith(PARTIAL_SEEDS) else "") if part)
     if not caveats:
         return []
     return [f"{CAVEAT_MARK} The interval's design lies outside the range its method was validated for: "
@@ -508,7 +519,8 @@ def to_markdown(report: Report, figs: Sequence[Figure] | None = None) -> str:
            f"Every number is a mean over seeds with its {100 * report.level:g}% interval in brackets; "
            "how intervals and tests are computed is under Methods.", ""]
     if report.excluded:
-        out += ["**Excluded from evaluation** (no usable model): " + "; ".join(map(_esc, report.excluded)), ""]
+        out += ["**Excluded** (no usable model, or an evaluation that failed or never ran; each comparison uses the "
+                "seeds where both variants have a record): " + "; ".join(map(_esc, report.excluded)), ""]
     header, rows = headline(report)
     out += ["## Summary", "", _table(header, rows), "", *caveat_legend(report), *_figure_lines(figs, "summary")]
     out += claims_section(report)

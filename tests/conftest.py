@@ -43,12 +43,16 @@ def split():  # type: ignore[no-untyped-def]
 def filled_root():  # type: ignore[no-untyped-def]
     """The data root (a pathlib.Path) when it holds MNIST and Fashion-MNIST, checksums verified;
     tox fills it in commands_pre. Elsewhere the tests that need it skip and say how to fill it:
-    these are user-supplied datasets, never downloaded by a test."""
+    these are user-supplied datasets, never downloaded by a test. With ``CI`` set they fail
+    instead: CI fills the data root, so an empty one is a broken CI, not a reason to skip."""
     from harness.data import DATA_ROOT_ENV, IDX_SHA256, data_root, missing_idx_files
 
     root = data_root()
     missing = [d for d in IDX_SHA256 if missing_idx_files(d, root)]
     if missing:
-        pytest.skip(f"{' and '.join(missing)} not in the data root {root} (or failing its checksums): fill it with "
-                    f"'python scripts/offline_data.py --root {root}' (tox does this) or set {DATA_ROOT_ENV}")
+        message = (f"{' and '.join(missing)} not in the data root {root} (or failing its checksums): fill it with "
+                   f"'python scripts/offline_data.py --root {root}' (tox does this) or set {DATA_ROOT_ENV}")
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
     return root

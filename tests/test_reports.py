@@ -366,3 +366,71 @@ def test_a_denoise_report_renders_and_validates(denoise_run, tmp_path: Path) -> 
     assert paths["html"].exists() and "denoising loss" in paths["html"].read_text()
     assert (run_dir / "figures" / "training-val-loss.svg").exists()
     print_summary(r)
+
+
+# --- a failed evaluation cell, from a real run ----------------------------------------------------
+
+
+def test_a_failed_evaluation_is_listed_and_its_pair_compared_on_the_common_seeds(tmp_path: Path) -> None:
+    """A real run of two MLPs x 3 seeds on the digits; then one model's weights file is damaged and
+    two of its evaluation cells are removed, so resuming fails the first (the runner stores the
+    failed cell with its error) and leaves the second without a record. The report lists both
+    under excluded, with the variant, seed, condition and reason, and compares the pair on the two
+    seeds both variants have, saying so; where every seed is there it says nothing."""
+    import sqlite3
+
+    import jsonschema
+
+    from harness.runner import run
+    from harness.store import weights_path
+    from reports.build import PARTIAL_SEEDS
+    from reports.render import SCHEMA_PATH
+
+    suite = Suite("fail-eval", "1", "one evaluation fails", "digits",
+                  (Variant("mlp-none", "mlp", "none"), Variant("mlp-batch", "mlp", "batch")), (0, 1, 2),
+                  TrainSpec(epochs=1), EvalSpec(shifts=("gaussian-noise",), severities=(3,), ood_sets=(), attacks=()))
+    clean, shift = (c.key for c in suite.conditions())
+    run_dir = tmp_path / "run"
+    assert run(suite, run_dir, device="cpu", executor="serial", progress=False).ok
+    with Store(run_dir, create=False) as store:
+        key = next(c.key for c in store.cells("train", with_arrays=False) if (c.variant, c.seed) == ("mlp-batch", 1))
+    db = sqlite3.connect(run_dir / "store.sqlite")
+    db.execute("PRAGMA foreign_keys = ON")  # as the store does: a cell's arrays go with it
+    with db:
+        gone = db.execute("DELETE FROM cells WHERE kind = 'eval' AND variant = 'mlp-batch' AND seed = 1").rowcount
+    db.close()
+    assert gone == 2
+    weights_path(run_dir, key).write_bytes(b"not safetensors")
+    again = run(suite, run_dir, device="cpu", executor="serial", progress=False)
+    assert again.trained == again.evaluated == 0 and [w for w, _ in again.failures] == ["eval mlp-batch seed 1 clean"]
+
+    report = build_report(run_dir, n_resamples=200)
+    failed, never = report.excluded
+    assert failed.startswith(f"mlp-batch seed 1, {clean}: evaluation failed (ConfigError: cannot read weights "
+                             f"{weights_path(run_dir, key)}")
+    assert never == f"mlp-batch seed 1: not evaluated on {shift}"
+
+    # the clean accuracy comparison: on seeds 0 and 2, the hand-computed mean of the paired differences
+    with Store(run_dir, create=False) as store:
+        acc = {(c.variant, c.seed): c.arrays["correct"].mean() for c in store.cells("eval")
+               if c.status == "done" and c.condition == {"kind": "clean", "name": "", "params": {}}}
+    assert len(acc) == 5
+    row = next(r for r in report.comparisons if r.condition is not None and r.condition.key == clean
+               and r.metric == "accuracy")
+    assert row.seeds == (0, 2) and row.comparison.n_seeds == 2
+    assert row.comparison.diff == pytest.approx(np.mean([acc[("mlp-batch", s)] - acc[("mlp-none", s)]
+                                                         for s in (0, 2)]))
+    assert PARTIAL_SEEDS in row.comparison.caveat
+    est = {(r.variant, r.condition.key, r.metric): r.estimate.n_seeds for r in report.estimates}
+    assert (est[("mlp-none", clean, "accuracy")], est[("mlp-batch", clean, "accuracy")]) == (3, 2)
+    training = [r for r in report.comparisons if r.condition is None]
+    assert training and all(r.seeds == (0, 1, 2) and PARTIAL_SEEDS not in r.comparison.caveat for r in training)
+
+    doc = json.loads(json.dumps(to_json(report), allow_nan=False))
+    assert doc["excluded"] == [failed, never]
+    assert [e.message for e in jsonschema.Draft202012Validator(
+        json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))).iter_errors(doc)] == []
+    md = to_markdown(report)
+    assert f"mlp-batch seed 1, {clean}: evaluation failed (ConfigError: cannot read weights" in md
+    assert f"mlp-batch seed 1: not evaluated on {shift}" in md
+    assert md.count(PARTIAL_SEEDS) == 1  # once in the caveat legend, however many rows carry it

@@ -69,6 +69,31 @@ def test_resume_after_losing_cells_gives_the_uninterrupted_records(serial_dir: P
             assert np.array_equal(a, after[key][n]), f"{key} {n}"
 
 
+def test_a_run_directory_is_not_resumed_on_another_device(serial_dir: Path, tmp_path: Path) -> None:
+    """A run made on one device type is not finished on another (results may differ between
+    them): the store's recorded device is checked before anything is written. Only the CPU is here,
+    so the recorded device of a real CPU run is rewritten to what a GPU run records."""
+    copy = tmp_path / "copy"
+    shutil.copytree(serial_dir, copy)
+    db = sqlite3.connect(copy / "store.sqlite")
+    db.execute("PRAGMA foreign_keys = ON")  # as the store does: a cell's arrays go with it
+    with db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'device'").fetchone() == ('"cpu"',)
+        db.execute("""UPDATE meta SET value = '"cuda"' WHERE key = 'device'""")
+        db.execute("DELETE FROM cells WHERE kind = 'eval' AND rowid = (SELECT max(rowid) FROM cells)")  # work left
+    db.close()
+    before = (copy / "store.sqlite").read_bytes()
+    with pytest.raises(ConfigError) as info:
+        run(_small(), copy, device="cpu", executor="serial", progress=False)
+    assert info.value.message == f"{copy} was run on cuda, not cpu"
+    assert info.value.hint == "resume with --device cuda, or pass another --run-dir"
+    assert (copy / "store.sqlite").read_bytes() == before  # nothing written, the lost cell not redone
+    with Store(copy) as store:
+        store.put_meta("device", "cpu")  # the device it was really run on: then it resumes
+    summary = run(_small(), copy, device="cpu", executor="serial", progress=False)
+    assert summary.ok and summary.trained == 0 and summary.evaluated >= 1
+
+
 def test_zero_workers_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="workers must be at least 1"):
         run(_small(), tmp_path / "r", device="cpu", workers=0, progress=False)

@@ -132,6 +132,36 @@ def test_the_cell_key_follows_the_file(trained: dict[str, Any], tmp_path: Path) 
     assert cell_key(train_spec(_suite((v,)), v, 0, "cpu")) != first
 
 
+def test_weights_changed_after_planning_fail_their_cell(trained: dict[str, Any], tmp_path: Path) -> None:
+    """The plan records the weights file's sha256 (it is part of the cell's key); a file replaced
+    between planning and loading fails the training cell with an error naming it, instead of
+    storing another model under the planned key. The runner's own plan, context and training unit."""
+    from harness.data import file_sha256
+    from harness.runner import plan, prepare, train_unit
+
+    path = tmp_path / "w.safetensors"
+    state = dict(trained["states"]["mlp-none"])
+    save_file(state, str(path))
+    planned = file_sha256(path)
+    suite = _suite((dataclasses.replace(VARIANTS[0], weights=str(path)),))
+    with Store(tmp_path / "run") as store:
+        (unit,) = plan(suite, store, "cpu")
+    assert unit.need_train and unit.train_spec["weights"]["sha256"] == planned
+    ctx = prepare(suite, "cpu", tmp_path / "run")
+    (cell,) = train_unit(ctx, unit)  # the file as planned: loaded
+    assert cell.status == "done" and cell.result["weights_sha256"] == planned
+    state["net.head.bias"] = state["net.head.bias"] + 1
+    save_file(state, str(path))
+    os.utime(path, ns=(1, 1))  # another version of the file, whatever the clock's resolution
+    changed = file_sha256(path)
+    assert changed != planned
+    (cell,) = train_unit(ctx, unit)
+    assert (cell.status, cell.key, cell.result) == ("failed", unit.train_key, {})
+    assert (cell.error or "").splitlines()[0] == (
+        f"ConfigError: weights {path} changed since this run was planned (sha256 {changed[:12]}..., planned "
+        f"{planned[:12]}...) (run the same command again)")
+
+
 def test_a_bare_model_state_dict_loads_into_the_model_plugin(trained: dict[str, Any], tmp_path: Path) -> None:
     model = build_model("mlp", "batch", (1, 8, 8), 10, {}, None, torch_generator(0, "init"))
     model.load_state_dict(trained["states"]["mlp-batch"])
@@ -331,6 +361,9 @@ def test_torchvision_weights_come_from_the_hub_cache_only(tmp_path: Path, monkey
 
 
 def test_published_torchvision_weights_load_where_cached() -> None:
+    """The published file, where a machine has it cached; CI has not (nothing is downloaded), and
+    no checkpoint a test builds can stand in for it: its name carries the first 8 hex digits of the
+    published file's sha256, which resolve() checks. The README lists this path as untested in CI."""
     pytest.importorskip("torchvision")
     try:
         wf = resolve("torchvision:resnet18.IMAGENET1K_V1")
