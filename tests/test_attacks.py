@@ -1,6 +1,7 @@
 """Tests for harness.attacks beyond the plugin contract (tests/test_contracts.py): the APGD
-step-size schedule, the DLR loss, the L2 ball, worst-case bookkeeping, the resolved defaults,
-and a cross-check against a peer library (torchattacks) on a model trained on real digits."""
+checkpoints and step-size rule against the paper's algorithm (Croce & Hein, 2020) on a scripted
+trajectory, the DLR loss, the L2 ball, worst-case bookkeeping, the resolved defaults, and
+cross-checks against a peer library (torchattacks) on a model trained on real digits."""
 
 from __future__ import annotations
 
@@ -33,9 +34,144 @@ def _robust_accuracy(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor) -> 
 
 
 def test_apgd_checkpoints_follow_the_paper() -> None:
-    # p = 0, 0.22, 0.41, 0.57, 0.70, 0.80, 0.87, 0.93, 0.99 (times the steps, rounded up)
+    # p = 0, 0.22, 0.41, 0.57, 0.70, 0.80, 0.87, 0.93, 0.99, 1.05 (by hand); w = ceil(p * steps), below steps
     assert apgd_checkpoints(100) == [22, 41, 57, 70, 80, 87, 93, 99]
-    assert apgd_checkpoints(10) == [3, 5, 6, 7, 8, 9]
+    assert apgd_checkpoints(10) == [3, 5, 6, 7, 8, 9]  # 2.2, 4.1, 5.7, 7.0, 8.0, 8.7 up; 9.3 and 9.9 reach 10
+    assert apgd_checkpoints(50) == [11, 21, 29, 35, 40, 44, 47]  # 20.5, 28.5, 43.5, 46.5 up; 49.5 reaches 50
+    assert apgd_checkpoints(5) == [2, 3, 4]  # 1.1, 2.05, 2.85, 3.5, 4.0 up, 4.35 reaches 5
+    assert apgd_checkpoints(1) == []
+
+
+def test_apgd_checkpoints_match_exact_arithmetic_for_every_budget() -> None:
+    # Section 3.2 of the paper in whole hundredths, so nothing is rounded: p0 = 0, p1 = 22,
+    # p(j+1) = p(j) + max(p(j) - p(j-1) - 3, 6); w = ceil(p * steps / 100) by integer division
+    p = [0, 22]
+    while p[-1] < 100:
+        p.append(p[-1] + max(p[-1] - p[-2] - 3, 6))
+    assert p == [0, 22, 41, 57, 70, 80, 87, 93, 99, 105]
+    for steps in range(1, 301):
+        exact = sorted({w for q in p[1:] if (w := -(-q * steps // 100)) < steps})
+        assert apgd_checkpoints(steps) == exact, f"{steps} steps"
+
+
+# --- APGD's step-size rule on a scripted trajectory ------------------------------------------
+
+
+class _Scripted(nn.Module):
+    """A 3-class model whose loss is scripted call by call, recording every input it is given.
+
+    Call k maps x (N, 1, 1, D) to logits (5, level[k] + 1e-3 <directions[k, n], x[n]>, 0) for
+    each example n, so the cross-entropy of class 0 is the scripted ``levels[k]`` (calls,) give or
+    take 1e-2, and its input gradient points along the signs ``directions[k]`` (calls, N, D). Class
+    0 always wins (levels stay below 5), so APGD never drops an example and traces every step.
+    """
+
+    def __init__(self, levels: torch.Tensor, directions: torch.Tensor) -> None:
+        super().__init__()
+        self.levels, self.directions = levels, directions
+        self.inputs: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = len(self.inputs)
+        assert k < len(self.levels), f"call {k}: APGD made more model calls than one per iterate"
+        self.inputs.append(x.detach().clone())
+        g = self.levels[k] + 1e-3 * (x.flatten(1) * self.directions[k]).sum(1)
+        return torch.stack([torch.full_like(g, 5.0), g, torch.zeros_like(g)], dim=1)
+
+
+# The loss of iterate k, in tenths: u/d rise/fall by 1, U/D by 5. One string per stretch between
+# the checkpoints 0, 22, 41, 57, 70, 80, 87, 93, 99 of 100 steps; 'rises' counts the steps whose
+# loss beat the previous iterate's, against the threshold rho * length (rho = 0.75). A count equal
+# to the threshold halves: "at most a share rho", as in the authors' code (check_oscillation's <=).
+_SCRIPT = (
+    "uuuuu" + "d" * 17,                   # 1-22: 5 rises <= 16.5: halve (condition 1), back to x5
+    "D" + "UUUUU" + "u" * 12 + "d",       # 23-41: 17 > 14.25, best 0.5 -> 2.0: keep
+    "DDd" + "UUU" + "u" * 6 + "Uuu" + "d",  # 42-57: 12 <= 12 (best 2.0 -> 2.6): halve, back to x56
+    "DDd" + "u" * 10,                     # 58-70: 10 > 9.75 (condition 2 off: halved last time): keep
+    "DD" + "u" * 8,                       # 71-80: 8 > 7.5, but kept last time and best still 2.6: halve
+    "U" + "d" * 6,                        # 81-87: 1 <= 5.25 (best 2.6 -> 2.7): halve, back to x81
+    "D" + "u" * 5,                        # 88-93: 5 > 4.5, best still 2.7, but halved last time: keep
+    "D" + "u" * 5,                        # 94-99: 5 > 4.5, but kept last time and best still 2.7: halve
+    "d",                                  # 100: the last step
+)
+_RISES = (5, 17, 12, 10, 8, 1, 5, 5)
+# the checkpoints that halve the step size (conditions 1, 1 at equality, 2, 1, 2), each with the
+# iterate of best loss it restarts from; 41, 70 and 93 keep it
+_HALVED_AT = {22: 5, 57: 56, 80: 56, 87: 81, 99: 81}
+
+
+def _levels() -> torch.Tensor:
+    tenths = [0]
+    for letter in "".join(_SCRIPT):
+        tenths.append(tenths[-1] + {"u": 1, "d": -1, "U": 5, "D": -5}[letter])
+    return torch.tensor(tenths, dtype=torch.float64) / 10
+
+
+def _paper_trajectory(x: torch.Tensor, x0: torch.Tensor, eps: float, directions: torch.Tensor,
+                      halved_at: dict[int, int]) -> list[torch.Tensor]:
+    """The iterates x0 .. x(steps) (each like x) of Algorithm 1 of Croce & Hein (2020), L-inf,
+    with the step-size decisions given: ``halved_at`` maps a checkpoint k to the iterate of
+    best loss that the step restarts from, with half the step size. The gradient's sign at
+    iterate k is ``directions[k]`` (steps + 1, *x.shape)."""
+    def p(v: torch.Tensor) -> torch.Tensor:  # P_S: the eps-ball around x, within [0, 1]
+        return (x + (v - x).clamp(-eps, eps)).clamp(0, 1)
+
+    xs, eta = [x0], 2 * eps  # eta(0) = 2 eps
+    x_prev = x_cur = x0
+    sign = directions[0]
+    for k in range(len(directions) - 1):
+        if k in halved_at:
+            eta, x_cur, sign = eta / 2, xs[halved_at[k]], directions[halved_at[k]]
+        a = 1.0 if k == 0 else 0.75
+        z = p(x_cur + eta * sign)
+        x_prev, x_cur = x_cur, p(x_cur + a * (z - x_cur) + (1 - a) * (x_cur - x_prev))
+        xs.append(x_cur)
+        sign = directions[k + 1]
+    return xs
+
+
+def test_apgd_scripted_loss_has_the_designed_rises_and_best_points() -> None:
+    # the script is what its comments say (the trajectory test below relies on it)
+    levels = _levels()
+    assert [len(s) for s in _SCRIPT] == [22, 19, 16, 13, 10, 7, 6, 6, 1] and levels.max() < 5
+    bounds = (0, 22, 41, 57, 70, 80, 87, 93, 99)
+    rises = [int((levels[a + 1:b + 1] > levels[a:b]).sum()) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    assert tuple(rises) == _RISES
+    best = [float(levels[:b + 1].max()) for b in bounds]
+    improved = [after > before for before, after in zip(best[:-1], best[1:], strict=True)]
+    assert improved == [True, True, True, False, False, True, False, False]
+    for k, start in _HALVED_AT.items():
+        assert int(levels[:k + 1].argmax()) == start
+    # every loss is 0.1 or more from the best before it, so the 1e-2 around each level never decides
+    assert ((levels[1:] - levels.cummax(0).values[:-1]).abs() >= 0.1 - 1e-9).all()
+
+
+def test_apgd_follows_the_papers_algorithm_step_by_step() -> None:
+    """Iterate by iterate against Algorithm 1 on the scripted loss: first step 2 eps to the
+    corner (momentum 1), momentum 0.75 after, the step size halved at the checkpoints where
+    condition 1 or 2 holds and kept at the others, the iterate restarted from the best point."""
+    eps, steps = 0.25, 100
+    # three examples: the middle of [0, 1], one whose ball [0, 1] cuts on both sides, one off-centre
+    x = torch.tensor([[0.5, 0.5, 0.5, 0.5], [0.1, 0.9, 0.5, 0.3], [0.3, 0.6, 0.7, 0.45]],
+                     dtype=torch.float64).view(3, 1, 1, 4)
+    y = torch.zeros(3, dtype=torch.long)
+    signs = torch.randint(0, 2, (steps + 1, *x.shape), generator=torch.Generator().manual_seed(0)) * 2.0 - 1
+    model = _Scripted(_levels(), signs.to(torch.float64).flatten(2))
+    x_adv = APGD(eps=eps, steps=steps).perturb(model, x, y, generator=torch.Generator().manual_seed(1))
+
+    seen = model.inputs
+    assert len(seen) == steps + 1 and all(s.shape == x.shape for s in seen), "one model call per iterate"
+    x0 = seen[0]  # the random start: inside the ball, off its faces
+    assert ((x0 - x).abs() < eps).all() and not torch.equal(x0, x)
+    # by hand: 2 eps along the gradient's sign from inside the ball lands on its corner
+    assert torch.equal(seen[1], (x + eps * signs[0]).clamp(0, 1))
+    expected = _paper_trajectory(x, x0, eps, signs.to(torch.float64), _HALVED_AT)
+    for k, (ours, paper) in enumerate(zip(seen, expected, strict=True)):
+        assert torch.allclose(ours, paper, rtol=0, atol=1e-12), (
+            f"iterate {k} is not the paper's: {ours.flatten(1).tolist()} vs {paper.flatten(1).tolist()}")
+    assert torch.allclose(x_adv, expected[-1], rtol=0, atol=1e-12)  # nothing misclassified: the last iterate
+    # each restart from the best point moves the iterate, so skipping one cannot go unseen
+    assert all(not torch.equal(seen[k], seen[b]) for k, b in _HALVED_AT.items())
 
 
 def test_dlr_loss_is_invariant_to_shift_and_scale_of_logits() -> None:
@@ -121,3 +257,36 @@ def test_pgd_breaks_at_least_as_many_examples_as_torchattacks(trained) -> None: 
         ours = _robust_accuracy(model, PGD(eps=eps, steps=10, alpha=eps / 4).perturb(
             model, x, y, generator=torch_generator(0, "peer")), y)
         assert ours <= theirs + slack, f"eps {eps}: harness PGD {ours:.3f} vs torchattacks {theirs:.3f}"
+
+
+@pytest.mark.parametrize("loss", ["ce", "dlr"])
+def test_apgd_robust_accuracy_matches_torchattacks_both_ways(loss: str, trained) -> None:  # type: ignore[no-untyped-def]
+    """Neither weaker nor implausibly stronger than torchattacks' APGD (a port of the authors'
+    code) with the same eps, steps, restarts, rho and loss.
+
+    Like with like: 100 steps, where torchattacks' schedule (a first window of int(0.22 N) steps,
+    each next 3% shorter down to 6%) lands on the paper's checkpoints; only the examples the
+    model classifies correctly (torchattacks counts the rest broken before it starts); an
+    example counts as broken when any iterate fooled the model, which both keep (torchattacks
+    returns the last such iterate, the harness the first). What differs is the random start
+    (torchattacks' touches a face of the ball), and torchattacks compares the first step's loss
+    with 0 rather than the start's. Over 10 starts each on the 450 test digits at eps 0.1, the
+    two mean robust accuracies agreed within 0.1 points (CE and DLR), and the number of examples
+    left standing had a standard deviation of 2 to 3 for either attack, 3 to 4 for a difference
+    of two runs; the tolerance, 3 points of about 420 examples (12), is 3 to 4 of those.
+    """
+    import torchattacks  # the peer, from the 'test' extra: missing it is a failure, not a skip
+    model, x, y = trained
+    with torch.no_grad():
+        correct = model(x).argmax(1) == y
+    x, y = x[correct], y[correct]
+    assert len(y) >= 400
+    ours = _robust_accuracy(model, APGD(eps=0.1, steps=100, loss=loss).perturb(
+        model, x, y, generator=torch_generator(0, "peer")), y)
+    with torch.random.fork_rng(devices=[]):  # torchattacks reseeds the global generator
+        theirs = _robust_accuracy(model, torchattacks.APGD(
+            model, norm="Linf", eps=0.1, steps=100, n_restarts=1, seed=0, loss=loss, rho=0.75)(x, y), y)
+    # the budget is one that breaks about half of the examples, where a weaker attack shows most
+    assert 0.25 < theirs < 0.75
+    assert ours <= theirs + 0.03, f"harness APGD-{loss} weaker: {ours:.3f} vs torchattacks {theirs:.3f}"
+    assert ours >= theirs - 0.03, f"harness APGD-{loss} implausibly stronger: {ours:.3f} vs torchattacks {theirs:.3f}"
