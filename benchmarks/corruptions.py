@@ -2,12 +2,15 @@
 ``imagecorruptions`` package (per-image numpy, the reference code of ImageNet-C), in one process.
 
 ``imagecorruptions`` refuses images below 32x32 and three of its corruptions no longer run on
-current numpy / scikit-image (glass blur, gaussian blur, fog), so the comparison is on the
-corruptions it can still run, on the same real images (scikit-learn digits enlarged to 32x32,
+current numpy / scikit-image (glass blur and gaussian blur pass ``multichannel=True`` to
+``skimage.filters.gaussian``, removed in scikit-image 0.20; fog uses ``np.float_``, gone since
+NumPy 2; tests/test_shifts.py runs them through shims), so the comparison is on the corruptions
+it can still run, on the same real images (scikit-learn digits enlarged to 32x32,
 as RGB), at every severity. A second ratio answers the question a user of 28x28 grayscale data
 (MNIST) asks: the harness on the 28x28 images themselves against the peer on the closest input
 it accepts (the same images at 32x32 RGB). Saturation is left out of that ratio: it is an
-identity on grayscale. Needs ``pip install imagecorruptions "setuptools<81"`` (it imports pkg_resources).
+identity on grayscale. Needs ``pip install imagecorruptions "setuptools<82"`` (it imports pkg_resources), which
+the 'test' extra installs.
 Usage:
 
     python benchmarks/corruptions.py [--n-harness 2048] [--n-peer 48] [--threads N]

@@ -144,10 +144,17 @@ def train_spec(suite: Suite, variant: Variant, seed: int, device: str) -> dict[s
 
 
 def eval_spec(suite: Suite, train_key: str, cond: Condition) -> dict[str, Any]:
-    """Everything that determines an evaluation cell's result."""
+    """Everything that determines an evaluation cell's result: for a shift, its implementation's
+    revision too (harness.shifts.revised), only when above 1 so the keys of unchanged shifts stay."""
     ev = suite.evaluation
+    revision = 1
+    if cond.kind == "shift":
+        from harness.registry import shifts
+
+        revision = getattr(shifts.get(cond.name), "revision", 1)
     return {"train_cell": train_key, "condition": cond.to_dict(), "batch_size": ev.batch_size,
             "condition_seed": suite.split_seed,
+            **({"shift_revision": revision} if revision != 1 else {}),
             **({"diffusion": suite.diffusion.eval_params()} if suite.diffusion is not None else {})}
 
 

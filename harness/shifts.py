@@ -11,11 +11,19 @@ Levels follow CIFAR-10-C (Hendrycks & Dietterich, 2019), whose parameters were s
 images. Spatial parameters (blur widths, displacements, fog and snow scales) are expressed
 relative to a 32-pixel image and scaled to the image's height, so a corruption covers the same
 fraction of an 8x8 digit as of a 32x32 photo; a few are pixel-level by nature and stay in pixels
-(glass blur's pixel swaps, JPEG's 8x8 blocks). Three differ from CIFAR-10-C on purpose and say so
+(glass blur's pixel swaps, JPEG's 8x8 blocks). Some differ from CIFAR-10-C on purpose and say so
 in their docstrings: ``gaussian-noise`` and ``gaussian-blur`` use ImageNet-C's stronger levels
-(CIFAR-10-C's Gaussian blur is sub-pixel at 8x8, an identity), and ``frost`` overlays a
-procedural frost texture (the original overlays photographs that are not redistributable).
-Colour corruptions (``saturate``) leave grayscale images unchanged: they have no saturation.
+(CIFAR-10-C's Gaussian blur is sub-pixel at 8x8, an identity), ``glass-blur`` ImageNet-C's
+widths with a shuffle of its own, ``motion-blur`` Tiny-ImageNet-C's levels, ``defocus-blur``
+levels of its own, ``frost`` overlays a procedural frost texture (the original overlays
+photographs that are not redistributable) and ``spatter``'s water is a flat blend.
+tests/test_shifts.py compares every corruption with the reference code (imagecorruptions) run
+with these levels. Colour corruptions (``saturate``) leave grayscale images unchanged: they have
+no saturation.
+
+A shift whose output changes between releases carries a higher ``revision`` (set with
+:func:`revised`; 1 when unset): it joins the key of the evaluation cells that use the shift, so a
+resumed run recomputes them rather than mixing the old implementation's results with the new.
 
 Severity orders strength as CIFAR-10-C orders it. For most corruptions the change to an image
 grows at every step (tests/test_contracts.py checks it on real digits and photographs); for
@@ -26,6 +34,8 @@ grow at every step on every image.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +44,17 @@ from harness.errors import ConfigError
 
 Tensor = torch.Tensor
 Gen = torch.Generator | None
+
+
+def revised(revision: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a shift function as changed: ``revision`` (an int above 1) goes into the key of every
+    evaluation cell that applies it (``harness.runner.eval_spec``), so results stored under an
+    earlier revision are not reused."""
+    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn.revision = revision  # type: ignore[attr-defined]
+        return fn
+    return mark
+
 
 # per-severity parameters (index severity - 1)
 NOISE_SIGMA = (0.08, 0.12, 0.18, 0.26, 0.38)
@@ -50,7 +71,7 @@ FROST = ((1.0, 0.2), (1.0, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45))  # (imag
 SNOW = (  # (mean, std, zoom, threshold, motion radius at 32 px, motion sigma, image blend)
     (0.1, 0.2, 1.0, 0.6, 8, 3, 0.95), (0.1, 0.2, 1.0, 0.5, 10, 4, 0.9), (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
     (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85), (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8))
-SPATTER = (  # (mean, std, blur sigma at 32 px, threshold, intensity, mud)
+SPATTER = (  # (mean, std, blur sigma at 32 px, threshold, water's intensity | mud's blur sigma at 32 px, mud)
     (0.62, 0.1, 0.7, 0.7, 0.5, False), (0.65, 0.1, 0.8, 0.7, 0.5, False), (0.65, 0.3, 1.0, 0.69, 0.5, False),
     (0.65, 0.1, 0.7, 0.69, 0.6, True), (0.65, 0.1, 0.5, 0.68, 0.6, True))
 BRIGHTNESS = (0.05, 0.1, 0.15, 0.2, 0.3)
@@ -87,9 +108,15 @@ def _scale(x: Tensor) -> float:
 # --- building blocks ----------------------------------------------------------------------
 
 
-def _gaussian_kernel(sigma: float, device: torch.device, dtype: torch.dtype) -> Tensor:
+def _gaussian_kernel(sigma: float, device: torch.device, dtype: torch.dtype, sampled: bool = False) -> Tensor:
     """The Gaussian integrated over each pixel's extent: sampling it at pixel centres would make
-    the sub-pixel widths of small images (0.25 px at 8x8) an identity."""
+    the sub-pixel widths of small images (0.25 px at 8x8) an identity. ``sampled``: sampled at
+    pixel centres out to 4 sigma instead, as scikit-image's, where a threshold was tuned to it."""
+    if sampled:
+        t = torch.arange(-max(1, math.ceil(4 * sigma)), max(1, math.ceil(4 * sigma)) + 1, device=device,
+                         dtype=torch.float64)
+        k = torch.exp(-(t ** 2) / (2 * max(sigma, 1e-6) ** 2))
+        return (k / k.sum()).to(dtype)
     radius = max(1, math.ceil(3 * sigma))
     edges = torch.arange(-radius - 0.5, radius + 1.0, device=device, dtype=torch.float64) / (
         max(sigma, 1e-6) * math.sqrt(2))
@@ -116,9 +143,9 @@ def _conv(x: Tensor, kernel: Tensor) -> Tensor:
     return y.reshape(n, c, h, w)
 
 
-def _blur(x: Tensor, sigma: float) -> Tensor:
-    """Separable Gaussian blur with a pixel-integrated kernel of width ``sigma`` pixels."""
-    k = _gaussian_kernel(sigma, x.device, x.dtype)
+def _blur(x: Tensor, sigma: float, sampled: bool = False) -> Tensor:
+    """Separable Gaussian blur with a pixel-integrated (or ``sampled``) kernel of width ``sigma`` pixels."""
+    k = _gaussian_kernel(sigma, x.device, x.dtype, sampled)
     r = (len(k) - 1) // 2
     n, c, h, w = x.shape
     mode = "reflect" if r < min(h, w) else "replicate"
@@ -126,6 +153,16 @@ def _blur(x: Tensor, sigma: float) -> Tensor:
     y = F.conv2d(F.pad(y, (r, r, 0, 0), mode=mode), k.view(1, 1, 1, -1))
     y = F.conv2d(F.pad(y, (0, 0, r, r), mode=mode), k.view(1, 1, -1, 1))
     return y.reshape(n, c, h, w)
+
+
+def _smooth_noise(noise: Tensor, sigma_at_32: float, scale: float, sampled: bool = False) -> Tensor:
+    """White zero-mean ``noise`` (N, C, H, W) blurred by ``sigma_at_32`` pixels of a 32-pixel image
+    (times ``scale``, pixels per such pixel), at the amplitude the blur leaves it on a 32-pixel
+    image: a blur over fewer pixels averages less noise away, and a threshold on the result should
+    cut the same share of any image. On a 32-pixel image, the blur alone."""
+    here = _gaussian_kernel(sigma_at_32 * scale, noise.device, torch.float64, sampled)
+    at32 = _gaussian_kernel(sigma_at_32, noise.device, torch.float64, sampled)
+    return _blur(noise, sigma_at_32 * scale, sampled) * float((at32 ** 2).sum() / (here ** 2).sum())
 
 
 def _identity_grid(x: Tensor) -> Tensor:
@@ -182,15 +219,21 @@ def _fractal(n: int, h: int, w: int, decay: float, x: Tensor, gen: Gen) -> Tenso
     return (out - lo) / (hi - lo).clamp_min(1e-12)
 
 
-def _motion_kernels(n: int, radius: float, sigma: float, x: Tensor, gen: Gen) -> Tensor:
-    """(n, k, k) one-sided motion-blur kernels: Gaussian weights (``sigma``) along a line of
-    length ``radius`` pixels at a random angle per image, splatted bilinearly."""
-    length = max(radius, 1.0)
-    k = 2 * math.ceil(length) + 1
+def _motion_kernels(n: int, radius: float, sigma: float, scale: float, x: Tensor, gen: Gen,
+                    angles: tuple[float, float] = (-45.0, 45.0)) -> Tensor:
+    """(n, k, k) one-sided motion-blur kernels as ImageMagick's MotionBlurImage makes them for a
+    32-pixel image: weights exp(-i^2 / (2 sigma^2)) at the steps i = 0, 1, ..., 2 * radius along a
+    line at a random angle per image (uniform in ``angles``, degrees; 0 points right, -90 up), here
+    with the steps scaled by ``scale`` (pixels per pixel of a 32-pixel image), at most one pixel
+    apart, and splatted bilinearly. Steps past 4 sigma (weight below 3e-4) are left out."""
+    step = min(1.0, scale)  # pixels between samples: ImageMagick's one pixel, scaled down on small images
+    extent = max(min(2 * radius, 4 * sigma) * scale, step)
+    t = torch.arange(0, extent + step / 2, step, device=x.device, dtype=x.dtype)
+    weight = torch.exp(-((t / scale) ** 2) / (2 * max(sigma, 1e-3) ** 2))
+    k = 2 * math.ceil(extent) + 1
     c = k // 2
-    t = torch.linspace(0, length, max(2, int(4 * length) + 1), device=x.device, dtype=x.dtype)
-    weight = torch.exp(-(t ** 2) / (2 * max(sigma, 1e-3) ** 2))
-    angle = (_rand((n, 1), x, gen) * 2 - 1) * math.pi / 4  # -45 to 45 degrees, as CIFAR-10-C draws it
+    lo, hi = angles
+    angle = (lo + (hi - lo) * _rand((n, 1), x, gen)) * (math.pi / 180)
     px, py = c + t * torch.cos(angle), c + t * torch.sin(angle)
     kern = torch.zeros((n, k * k), device=x.device, dtype=x.dtype)
     x0, y0 = px.floor(), py.floor()
@@ -276,7 +319,8 @@ def defocus_blur(x: Tensor, severity: int, generator: Gen = None) -> Tensor:
 def glass_blur(x: Tensor, severity: int, generator: Gen = None) -> Tensor:
     """Frosted glass: Gaussian blur (sigma 0.7 / 0.9 / 1 / 1.1 / 1.5 px at 32 px, ImageNet-C's:
     CIFAR-10-C's 0.05-0.4 vanish below 32 px), then every pixel takes the value of a random
-    neighbour at most 1 / 1 / 1 / 2 / 2 pixels away, in 1 / 2 / 3 / 2 / 3 passes, then blur again.
+    neighbour at most 1 / 1 / 1 / 2 / 2 pixels away, in 1 / 2 / 3 / 2 / 3 passes (the harness's
+    own levels: CIFAR-10-C's are 1 pixel in 1 / 1 / 1 / 2 / 2 passes), then blur again.
     The neighbour shift is a pixel-level effect and is not scaled. Batched: all pixels draw their
     neighbour at once, where the original swaps pixels one after another."""
     sigma, delta, passes = _level(GLASS, severity)
@@ -293,13 +337,14 @@ def glass_blur(x: Tensor, severity: int, generator: Gen = None) -> Tensor:
     return _done(_blur(y, sigma))
 
 
+@revised(2)  # 2: follows the reference (tests/test_shifts.py)
 def motion_blur(x: Tensor, severity: int, generator: Gen = None) -> Tensor:
     """Motion blur along a random direction per image (-45 to 45 degrees), one-sided, with
     ImageMagick's radius 10 / 10 / 10 / 10 / 12 and sigma 1 / 1.5 / 2 / 2.5 / 3 pixels at 32 px,
-    scaled to the image height."""
+    scaled to the image height. These are Tiny-ImageNet-C's levels (CIFAR-10-C's are radius 6 / 6 /
+    6 / 8 / 9, sigma 1 / 1.5 / 2 / 2 / 2.5: its severities 3 and 4 blur alike)."""
     radius, sigma = _level(MOTION_AT_32PX, severity)
-    s = _scale(x)
-    return _done(_conv(x, _motion_kernels(x.shape[0], radius * s, sigma * s, x, generator)))
+    return _done(_conv(x, _motion_kernels(x.shape[0], radius, sigma, _scale(x), x, generator)))
 
 
 def zoom_blur(x: Tensor, severity: int, generator: Gen = None) -> Tensor:
@@ -315,18 +360,20 @@ def zoom_blur(x: Tensor, severity: int, generator: Gen = None) -> Tensor:
 # --- weather ------------------------------------------------------------------------------
 
 
+@revised(2)  # 2: follows the reference (tests/test_shifts.py)
 def snow(x: Tensor, severity: int, generator: Gen = None) -> Tensor:
     """Snow: a layer of Gaussian noise (mean, std, zoom), thresholded into flakes, smeared by a
-    motion blur (radius 8-14 px at 32 px, random angle); the image is whitened towards its
-    luminance and the flakes (and the flakes turned by 180 degrees) are added."""
+    motion blur (radius 8-14 px at 32 px, at a random angle from -135 to -45 degrees: falling);
+    the image is whitened towards its luminance and the flakes (and the flakes turned by 180
+    degrees) are added."""
     mean, std, zoom, thresh, radius, sigma, blend = _level(SNOW, severity)
     n, c, h, w = x.shape
     side_h, side_w = max(2, round(h / zoom)), max(2, round(w / zoom))
     layer = mean + std * _randn((n, 1, side_h, side_w), x, generator)
     layer = F.interpolate(layer, size=(h, w), mode="bilinear", align_corners=False)
     layer = torch.where(layer < thresh, torch.zeros_like(layer), layer)
-    s = _scale(x)
-    flakes = _conv(layer, _motion_kernels(n, radius * s, sigma * s, x, generator))
+    # falling: -135 to -45 degrees, as CIFAR-10-C draws it (motion blur's -45 to 45 would smear sideways)
+    flakes = _conv(layer, _motion_kernels(n, radius, sigma, _scale(x), x, generator, angles=(-135.0, -45.0)))
     base = blend * x + (1 - blend) * torch.maximum(x, _luminance(x) * 1.5 + 0.5)
     return _done(base + flakes + torch.rot90(flakes, 2, dims=(-2, -1)))
 
@@ -352,16 +399,32 @@ def fog(x: Tensor, severity: int, generator: Gen = None) -> Tensor:
     return _done((x + strength * clouds) * top / (top + strength))
 
 
+@revised(2)  # 2: follows the reference (tests/test_shifts.py)
 def spatter(x: Tensor, severity: int, generator: Gen = None) -> Tensor:
-    """Spatter (held out): blobs from thresholded, blurred Gaussian noise; water (severities 1-3)
-    lightens and smooths what it covers, mud (4-5) darkens it."""
+    """Spatter (held out): blobs where blurred Gaussian noise passes a threshold. Water (severities
+    1-3) lightens what it covers towards pale turquoise (a flat blend where CIFAR-10-C adds a
+    sheen drawn from edge distances). Mud (4-5) as CIFAR-10-C's: the blobs, blurred by 0.6 pixels
+    at 32 px and kept where that is at least 0.8, replace the image by mud brown (made at 32 px and
+    averaged down on smaller images)."""
     mean, std, sigma, thresh, intensity, mud = _level(SPATTER, severity)
     n, c, h, w = x.shape
-    liquid = _blur(mean + std * _randn((n, 1, h, w), x, generator), sigma * _scale(x))
+    if mud:  # CIFAR-10-C's fifth parameter is the mask's blur here, and its 0.8 cut assumes kernels
+        # sampled at pixel centres and blobs of several pixels: below 32 px, made at 32 and averaged down
+        side = (max(h, 32), max(w, 32))
+        scale = side[0] / 32
+        noise = _randn((n, 1, *side), x, generator)
+        blobs = (mean + std * _smooth_noise(noise, sigma, scale, sampled=True) >= thresh).to(x.dtype)
+        cover = _blur(blobs, intensity * scale, sampled=True)
+        cover = torch.where(cover >= 0.8, cover, torch.zeros_like(cover))
+        if side != (h, w):
+            cover = F.interpolate(cover, size=(h, w), mode="area")
+        brown = torch.tensor([63 / 255, 42 / 255, 20 / 255] if c == 3 else [0.179] * c,  # gray: its luminance
+                             device=x.device, dtype=x.dtype).view(1, c, 1, 1)
+        return _done(x * (1 - cover) + brown * cover)
+    noise = _randn((n, 1, h, w), x, generator)
+    liquid = mean + std * _smooth_noise(noise, sigma, _scale(x))
     mask = (liquid >= thresh).to(x.dtype) * ((liquid - thresh) / (1 - thresh)).clamp(0, 1).sqrt()
-    if mud:
-        return _done(x * (1 - intensity * mask))
-    water = torch.tensor([238 / 255, 238 / 255, 175 / 255] if c == 3 else [0.9] * c,
+    water = torch.tensor([175 / 255, 238 / 255, 238 / 255] if c == 3 else [0.9] * c,  # pale turquoise
                          device=x.device, dtype=x.dtype).view(1, c, 1, 1)
     return _done(x * (1 - intensity * mask) + water * intensity * mask)
 
@@ -378,10 +441,12 @@ def brightness(x: Tensor, severity: int, generator: Gen = None) -> Tensor:
     return _done(_hsv_to_rgb(torch.stack((hsv[:, 0], hsv[:, 1], (hsv[:, 2] + b).clamp(0, 1)), 1)))
 
 
+@revised(2)  # 2: follows the reference (tests/test_shifts.py)
 def contrast(x: Tensor, severity: int, generator: Gen = None) -> Tensor:
-    """Contrast reduction towards each image's mean, factor 0.75 / 0.5 / 0.4 / 0.3 / 0.15."""
+    """Contrast reduction towards the mean of each channel of each image, factor 0.75 / 0.5 / 0.4 /
+    0.3 / 0.15."""
     f = _level(CONTRAST_FACTOR, severity)
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    mean = x.mean(dim=(2, 3), keepdim=True)
     return _done((x - mean) * f + mean)
 
 
@@ -395,31 +460,48 @@ def saturate(x: Tensor, severity: int, generator: Gen = None) -> Tensor:
     return _done(_hsv_to_rgb(torch.stack((hsv[:, 0], (hsv[:, 1] * a + b).clamp(0, 1), hsv[:, 2]), 1)))
 
 
+@revised(2)  # 2: follows the reference (tests/test_shifts.py)
 def elastic_transform(x: Tensor, severity: int, generator: Gen = None) -> Tensor:
-    """Elastic transform: a random affine jitter of the corners (up to 8 / 7 / 6 / 5 / 3% of the
-    image) and a smooth random displacement field (strength 0 / 5 / 8 / 10 / 10% of the image,
-    smoothness 0 / 20 / 6 / 4 / 3%), bilinear, reflected at the border."""
+    """Elastic transform as CIFAR-10-C's: a random affine that moves three points (two thirds of
+    the way from the centre to three corners) by up to 8 / 7 / 6 / 5 / 3% of the image each, then
+    a displacement field of uniform noise in [-1, 1] smoothed by a Gaussian of 0 / 20 / 6 / 4 / 3% of
+    the image and multiplied by 0 / 5 / 8 / 10 / 10% of the image; bilinear, reflected at the
+    border. The field's amplitude is the one it has on a 32-pixel image (smoothing shrinks noise
+    less on fewer pixels), so the displacement is the same fraction of any image."""
     alpha, sigma, jitter = _level(ELASTIC, severity)
     n, _, h, w = x.shape
     grid = _identity_grid(x)
-    # affine: the identity plus a random perturbation of the 2x3 matrix of size ~jitter
-    theta = torch.eye(2, 3, device=x.device, dtype=x.dtype).expand(n, 2, 3)
-    theta = theta + (_rand((n, 2, 3), x, generator) * 2 - 1) * jitter
+    # in grid units, where the image spans 2: theta maps each point p to p + its jitter
+    points = torch.tensor([[2 / 3, 2 / 3, 1], [2 / 3, -2 / 3, 1], [-2 / 3, -2 / 3, 1]], dtype=torch.float64)
+    jitters = (_rand((n, 3, 2), x, generator) * 2 - 1) * (2 * jitter)
+    theta = torch.eye(2, 3, device=x.device, dtype=x.dtype) + (
+        torch.linalg.inv(points).to(x.device, x.dtype) @ jitters).transpose(1, 2)
     grid = torch.einsum("nhwk,nik->nhwi", torch.cat((grid, torch.ones_like(grid[..., :1])), -1), theta)
-    if alpha > 0:  # in grid units, where the image spans 2
-        field = _blur(_rand((n, 2, h, w), x, generator) * 2 - 1, sigma * h)
-        field = field / field.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
+    if alpha > 0:
+        field = _smooth_noise(_rand((n, 2, h, w), x, generator) * 2 - 1, sigma * 32, _scale(x))
         grid = grid + 2 * alpha * field.permute(0, 2, 3, 1)
     return _done(_sample(x, grid))
 
 
+def _box_matrix(n_in: int, n_out: int, x: Tensor) -> Tensor:
+    """(n_out, n_in) downsampling weights of PIL's BOX filter: each output pixel is the mean of the
+    input pixels whose centres fall in its footprint (one or two of them when shrinking by less
+    than 2x; an area average would mix two or three into every output pixel)."""
+    s = n_in / n_out
+    lo = torch.arange(n_out, device=x.device, dtype=torch.float64)[:, None] * s
+    centre = torch.arange(n_in, device=x.device, dtype=torch.float64)[None, :] + 0.5
+    w = ((centre > lo) & (centre <= lo + s)).to(torch.float64)
+    return (w / w.sum(1, keepdim=True)).to(x.dtype)
+
+
+@revised(2)  # 2: follows the reference (tests/test_shifts.py)
 def pixelate(x: Tensor, severity: int, generator: Gen = None) -> Tensor:
-    """Pixelation: box-downsampled to 0.95 / 0.9 / 0.85 / 0.75 / 0.65 of the size, then back up by
-    nearest neighbour."""
+    """Pixelation: box-downsampled to 0.95 / 0.9 / 0.85 / 0.75 / 0.65 of the size as PIL's BOX
+    filter does it, then back up by nearest neighbour (pixel centres, as PIL's NEAREST)."""
     f = _level(PIXELATE, severity)
     h, w = x.shape[-2:]
-    small = F.interpolate(x, size=(max(1, int(h * f)), max(1, int(w * f))), mode="area")
-    return _done(F.interpolate(small, size=(h, w), mode="nearest"))
+    small = _box_matrix(h, max(1, int(h * f)), x) @ x @ _box_matrix(w, max(1, int(w * f)), x).T
+    return _done(F.interpolate(small, size=(h, w), mode="nearest-exact"))
 
 
 # JPEG's standard quantisation tables (ITU-T T.81, Annex K), luminance and chrominance

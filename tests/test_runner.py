@@ -181,3 +181,20 @@ def test_an_old_run_directory_without_task_fields_stays_resumable(tmp_path: Path
             import dataclasses
 
             check_resumable(store, dataclasses.replace(_tiny_denoise(), name=suite.name), "cpu")
+
+
+def test_a_revised_shift_gets_new_evaluation_keys_and_an_unrevised_one_keeps_its_own() -> None:
+    # a shift whose implementation changed (harness.shifts.revised) must not reuse the cells its old
+    # code stored; every other cell keeps the key it had, so existing run directories resume as before
+    from harness.runner import eval_spec
+    from harness.shifts import pixelate
+    from harness.specs import clean, shift
+    from harness.store import cell_key
+
+    suite = suites.get("quickstart")
+    assert pixelate.revision == 2  # type: ignore[attr-defined]
+    revised_spec = eval_spec(suite, "t", shift("pixelate", 3))
+    assert revised_spec["shift_revision"] == 2
+    assert cell_key(revised_spec) != cell_key({k: v for k, v in revised_spec.items() if k != "shift_revision"})
+    for cond in (shift("gaussian-noise", 3), clean()):  # unchanged: no revision in the spec at all
+        assert "shift_revision" not in eval_spec(suite, "t", cond)
