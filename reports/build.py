@@ -749,7 +749,7 @@ def _paired_seed_comparison(v: str, base: str, metric: str, common: list[int], a
         float(d.mean()), float(low), float(high), level, stats.sign_flip_test(d), method,
         f"sign-flip permutation over seeds (exact, {2 ** len(d)} sign patterns)", len(d), 0,
         effect_size=stats.effect_size(d), mde=stats.detectable_difference(comps, level),
-        seeds_needed=stats.seeds_needed(float(d.mean()), comps, level)), tuple(common), (a, b))
+        seeds_needed=stats.seeds_needed(float(d.mean()), comps, level), components=comps), tuple(common), (a, b))
 
 
 def _training_comparisons(pairs: list[tuple[str, str]], seeds: tuple[int, ...],

@@ -10,8 +10,9 @@ variant's norm. Each row is judged on its interval and its adjusted p-value:
   lies beyond the margin and the adjusted p is below alpha; otherwise inconclusive.
 
 The claim is supported when every row is and every variant it names has a row, contradicted
-when any row is, inconclusive otherwise (with the seeds the rows' designs say would settle it),
-and "not evaluated" when no row matches.
+when any row is, inconclusive otherwise (with the seeds the rows' designs say would settle it,
+allowing for the family's adjustment of the p-values below), and "not evaluated" when no row
+matches.
 
 Claims are declared before the run: they are the report's confirmatory family. Their rows' raw
 p-values are adjusted together (Holm, or Benjamini-Hochberg with ``--adjust bh``) across every
@@ -91,12 +92,18 @@ def _distance(direction: str, diff: float, margin: float) -> float:
     return abs(margin - diff) if direction == "not-higher" else abs(diff + margin)
 
 
-def _seeds_to_settle(claim: Claim, row: Any, level: float) -> int | None:
+def _seeds_to_settle(claim: Claim, row: Any, alpha: float, factor: float) -> int | None:
+    """Seeds that would settle ``row`` with 80% power (harness.stats.seeds_needed), its p-value
+    multiplied by up to ``factor`` in the claims' family. A margin claim is supported by its
+    interval alone, so on that side of the margin no p-value has to reach alpha. None without the
+    comparison's variance components (harness.stats.compare and reports.build attach them)."""
     c = row.comparison
-    distance = _distance(claim.direction, c.diff, claim.margin)
-    if c.components is None:  # training metrics: a t-interval over seeds, no example part
-        return c.seeds_needed if claim.direction in ("lower", "higher") else None
-    return stats.seeds_needed(distance, c.components, level)
+    if c.components is None:
+        return None
+    needs_p = (claim.direction in ("lower", "higher") or (claim.direction == "not-higher" and c.diff > claim.margin)
+               or (claim.direction == "not-lower" and c.diff < -claim.margin))
+    return stats.seeds_needed(_distance(claim.direction, c.diff, claim.margin), c.components, 1 - alpha,
+                              alpha=alpha, factor=factor, p_value=needs_p)
 
 
 def matches(claim: Claim, row: Any, norms: dict[str, str]) -> bool:
@@ -107,24 +114,31 @@ def matches(claim: Claim, row: Any, norms: dict[str, str]) -> bool:
 
 
 def judge(claim: Claim | str, rows: list[Any], norms: dict[str, str], alpha: float,
-          expected: tuple[str, ...] = (), p_family: dict[int, float] | None = None) -> Verdict:
+          expected: tuple[str, ...] = (), p_family: dict[int, float] | None = None, adjust: str = "holm") -> Verdict:
     """The verdict on ``claim`` from report comparison rows (reports.build.ComparisonRow);
     ``norms`` maps variant names to their norm, ``alpha`` = 1 - the report's level, ``expected``
     names the variants that have a baseline to be compared with (those the claim's norms select
     must each have a row for the claim to be supported); ``p_family`` maps a row's index in
-    ``rows`` to its p-value adjusted across the claims' family (default: the row's own adjusted p)."""
+    ``rows`` to its p-value adjusted (``adjust``, a key of harness.stats.ADJUSTMENTS) across the
+    claims' family (default: the row's own p, adjusted across all of ``rows``).
+
+    The seeds to settle an inconclusive row allow for that adjustment: Holm multiplies the smallest
+    of m p-values by m, so the exact sign-flip test's floor 2 / 2**S must reach alpha / m;
+    Benjamini-Hochberg multiplies by at most m / k when the claim's k rows all reach that p."""
     if isinstance(claim, str):
         return Verdict(claim, NOT_EVALUATED, "stated as free text: declare it as a harness.specs.Claim "
                        "(metric, direction, condition) to get a verdict", ())
+    matched = [i for i, r in enumerate(rows) if matches(claim, r, norms)]
+    family = len(rows) if p_family is None else len(p_family)
+    factor = family / len(matched) if adjust == "bh" and matched else float(family)
     evidence = []
-    for i, r in enumerate(rows):
-        if not matches(claim, r, norms):
-            continue
+    for i in matched:
+        r = rows[i]
         key = "training" if r.condition is None else r.condition.key
         c, p = r.comparison, r.p_adjusted if p_family is None else p_family[i]
         evidence.append(Evidence(r.variant, r.baseline, key, c.diff, c.ci_low, c.ci_high, p,
                                  row_verdict(claim.direction, c.ci_low, c.ci_high, p, alpha, claim.margin),
-                                 _seeds_to_settle(claim, r, 1 - alpha)))
+                                 _seeds_to_settle(claim, r, alpha, factor)))
     if claim.condition.startswith("sweep:"):  # a sweep's rows are per variant family (the name before "@")
         expected = tuple(dict.fromkeys(family_of(v) for v in expected))
     named = [v for v in expected if (not claim.norms or norms.get(v) in claim.norms)
@@ -149,7 +163,12 @@ def judge(claim: Claim | str, rows: list[Any], norms: dict[str, str], alpha: flo
     if not open_rows:
         hint = ""
     elif all(n is not None for n in needed):
-        hint = f"; about {max(n for n in needed if n is not None)} seeds would settle it at the observed differences"
+        most = max(n for n in needed if n is not None)
+        hint = f"; about {most} seeds would settle it at the observed differences"
+        if claim.direction in ("lower", "higher") and most == stats.seeds_to_reach(alpha, factor):
+            hint += f" (the fewest with which the exact sign-flip test can reach p < {alpha:g}" + (
+                f", {stats.ADJUSTMENTS[adjust][0]}-adjusted over {family} comparisons)" if family > 1
+                else ")")
     else:
         hint = ("; more seeds alone would not settle it at the observed differences (too close to the claim's "
                 "boundary for the test set's noise)")
@@ -172,4 +191,4 @@ def verdicts(claims: tuple[Claim | str, ...], rows: list[Any], norms: dict[str, 
              expected: tuple[str, ...] = (), adjust: str = "holm") -> tuple[Verdict, ...]:
     """Every claim's verdict, with p-values adjusted across the claims' family (see the module)."""
     p_family = family_p_values(claims, rows, norms, adjust)
-    return tuple(judge(c, rows, norms, alpha, expected, p_family) for c in claims)
+    return tuple(judge(c, rows, norms, alpha, expected, p_family, adjust) for c in claims)

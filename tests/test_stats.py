@@ -380,3 +380,176 @@ def test_benjamini_hochberg_hand_computed_and_never_above_holm() -> None:
     assert benjamini_hochberg(p) == pytest.approx([0.04, 0.03, 0.04])
     q = np.random.default_rng(1).uniform(size=30)
     assert (benjamini_hochberg(q) <= holm(q) + 1e-15).all()
+
+
+# --- the numbers behind verdicts: effect size, P(better), MDE, variance components, seeds --------
+
+
+def test_effect_size_is_cohens_d_z_with_ddof_1() -> None:
+    # mean 3, sd (ddof 1) sqrt(14 / 3) = 2.160247: d_z 1.388730 (ddof 0 would give 1.603567)
+    from harness.stats import effect_size
+
+    assert effect_size([1.0, 2.0, 3.0, 6.0]) == pytest.approx(1.388730, abs=1e-6)
+    assert effect_size([-1.0, -2.0, -3.0, -6.0]) == pytest.approx(-1.388730, abs=1e-6)
+    assert effect_size([0.5]) is None and effect_size([2.0, 2.0, 2.0]) is None
+
+
+def test_probability_of_improvement_counts_ties_half_and_equals_mann_whitney() -> None:
+    from scipy.stats import mannwhitneyu
+
+    from harness.stats import probability_of_improvement
+
+    # a = 1 beats 0 (1 pair); a = 2 ties both 2s and beats 0 (2); a = 3 beats all three (3): 6 of 9
+    a, b = [1.0, 2.0, 3.0], [2.0, 2.0, 0.0]
+    assert probability_of_improvement(a, b) == pytest.approx(6 / 9)
+    assert probability_of_improvement(a, b, higher_is_better=False) == pytest.approx(3 / 9)
+    assert probability_of_improvement(b, a) == pytest.approx(3 / 9)
+    # the Mann-Whitney U of a against b over all S_a x S_b pairs, ties counting half
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(0.3, 1.0, 7).round(1), rng.normal(0.0, 1.0, 5).round(1)
+    assert probability_of_improvement(x, y) == pytest.approx(mannwhitneyu(x, y).statistic / 35)
+
+
+def test_probability_of_improvement_interval_is_the_exact_paired_bootstraps_quantiles() -> None:
+    from harness.stats import probability_of_improvement, probability_of_improvement_interval
+
+    # Three paired seeds: a beats b on seed 0, loses on seed 1, ties on seed 2 (11 of 18 half-pairs).
+    # The paired bootstrap draws one of 27 equally likely seed triples; enumerated, its P(better)
+    # is 0 (1 triple), 1/6 (3), 1/3 (3), 4/9 (3), 1/2 (1), 11/18 (6), 7/9 (6), 17/18 (3), 1 (1), so
+    # the 10% and 90% quantiles are 1/6 and 17/18 (the cumulative shares 0.037 and 0.148 bracket
+    # 10%, 0.852 and 0.963 bracket 90%), the 2.5% and 97.5% ones 0 and 1.
+    a, b = np.array([3.0, 1.0, 2.0]), np.array([1.0, 2.0, 2.0])
+    assert probability_of_improvement(a, b) == pytest.approx(11 / 18)
+    exact = sorted(probability_of_improvement(a[list(i)], b[list(i)]) for i in itertools.product(range(3), repeat=3))
+    assert exact[2] == pytest.approx(1 / 6) and exact[24] == pytest.approx(17 / 18)  # 10% and 90% of 27
+    assert probability_of_improvement_interval(a, b, level=0.8, n_resamples=20000) == pytest.approx((1 / 6, 17 / 18))
+    assert probability_of_improvement_interval(a, b, n_resamples=20000) == pytest.approx((0.0, 1.0))
+    assert probability_of_improvement_interval(a, b, False, 0.8, 20000) == pytest.approx((1 / 18, 5 / 6))
+    with pytest.raises(ValueError, match="a has 3 seeds but b has 2; they must be paired"):
+        probability_of_improvement_interval(a, b[:2])
+
+
+def test_detectable_difference_hand_computed() -> None:
+    from harness.stats import Components, detectable_difference
+
+    # seeds alone, S = 5, variance of the mean 1: t quantiles on 4 df, 2.776445 (97.5%) + 0.940965 (80%)
+    assert detectable_difference(Components(1.0, 0.0, 0.0, 5)) == pytest.approx(3.717410, abs=1e-6)
+    # the test set alone (infinite df), sd 0.01: 1.959964 + 0.841621 = 2.80 standard errors
+    assert detectable_difference(Components(0.0, 1e-4, 0.0, 5)) == pytest.approx(0.02801585, abs=1e-8)
+    assert detectable_difference(Components(0.0, 1.0, 0.0, 5), level=0.9, power=0.5) == pytest.approx(1.644854,
+                                                                                                      abs=1e-6)
+    assert detectable_difference(Components(0.0, 0.0, 0.0, 5)) == 0.0
+    with pytest.raises(ValueError, match=r"power must be in \(0, 1\); got 1.0"):
+        detectable_difference(Components(1.0, 0.0, 0.0, 5), power=1.0)
+
+
+def test_components_hand_computed() -> None:
+    from harness.stats import Components
+
+    c = Components(between=0.4, examples=0.3, interaction=0.1, n_seeds=4, example_df=99.0)
+    assert (c.seed, c.total, c.seed_share) == (pytest.approx(0.3), pytest.approx(0.6), pytest.approx(0.5))
+    # Satterthwaite: 0.6^2 / (0.4^2 / 3 + 0.3^2 / 99)
+    assert c.df == pytest.approx(6.636872, abs=1e-6)
+    # at 8 seeds the seed part (0.3) and the interaction (0.1) halve, the example effects (0.2) stay
+    eight = c.with_seeds(8)
+    assert (eight.between, eight.examples, eight.interaction, eight.n_seeds, eight.example_df) == (
+        pytest.approx(0.2), pytest.approx(0.25), pytest.approx(0.05), 8, 99.0)
+    assert eight.total == pytest.approx(0.4)
+    # noise drove the sum below 0: the floor is half the larger part; no seed part
+    low = Components(between=0.1, examples=0.2, interaction=0.5, n_seeds=4)
+    assert (low.total, low.seed, low.seed_share) == (pytest.approx(0.1), 0.0, 0.0)
+    assert Components(0.0, 0.0, 0.0, 3).df == np.inf and Components(0.0, 0.0, 0.0, 3).seed_share == 0.0
+    assert Components(1.0, 0.0, 0.0, 5).df == pytest.approx(4.0)  # seeds alone: S - 1
+
+
+def test_variance_components_of_designed_datasets() -> None:
+    from harness.stats import variance_components
+
+    a = np.random.default_rng(0).normal(size=40)
+    w = example_weights(40, 500, seed=3)
+    # seed effects -1, 0, 1 (variance 1) plus example effects, no interaction: the seed part is
+    # exactly 1 / 3, the interaction 0, the example part the variance of the resampled example mean
+    r = resample_mean(np.array([-1.0, 0.0, 1.0])[:, None] + a[None, :], 500, seed=3)
+    c = variance_components(r.point, r.boot, r.n_examples)
+    assert (c.between, c.seed, c.n_seeds, c.example_df) == (pytest.approx(1 / 3), pytest.approx(1 / 3), 3, 39.0)
+    assert c.interaction == pytest.approx(0.0, abs=1e-25)
+    assert c.examples == pytest.approx(np.var(w @ a / 40, ddof=1), rel=1e-9)
+    # two seeds mirroring each other about 0: pure interaction; the mean over seeds is 0 in every
+    # resample, so the between and example parts are 0 and so is the variance of the mean
+    e = a - a.mean()
+    r = resample_mean(np.stack([e, -e]), 500, seed=3)
+    c = variance_components(r.point, r.boot, r.n_examples)
+    assert c.between == pytest.approx(0.0, abs=1e-25) and c.examples == pytest.approx(0.0, abs=1e-25)
+    assert c.interaction == pytest.approx(np.var(w @ e / 40, ddof=1), rel=1e-9)
+    assert c.total == pytest.approx(0.0, abs=1e-25)
+    # one seed: only the example part
+    one = variance_components(r.point[:1], r.boot[:, :1], 40)
+    assert (one.between, one.interaction, one.n_seeds) == (0.0, 0.0, 1)
+    assert one.examples == pytest.approx(np.var(w @ e / 40, ddof=1), rel=1e-9)
+
+
+def test_compare_reports_effect_size_mde_and_seeds_of_its_differences() -> None:
+    # b plus a constant per seed (1, 2, 3, 6): the differences have no example part, so everything
+    # is a t computation on four values: mean 3, variance of the mean 14 / 3 / 4 = 7 / 6
+    base = np.random.default_rng(0).random((4, 50))
+    delta = np.array([1.0, 2.0, 3.0, 6.0])
+    c = compare(resample_mean(base + delta[:, None], 300, seed=1), resample_mean(base, 300, seed=1), seed=1)
+    assert c.diff == pytest.approx(3.0) and c.effect_size == pytest.approx(1.388730, abs=1e-6)
+    assert (c.ci_low, c.ci_high) == pytest.approx(t_interval(delta))
+    assert c.p_value == 0.125  # all four positive: 2 of 16 sign patterns
+    # (t_3(0.975) 3.182446 + t_3(0.8) 0.978472) * sqrt(7 / 6)
+    assert c.mde == pytest.approx(4.494306, abs=1e-6)
+    # (t_{S-1}(0.975) + t_{S-1}(0.8)) * sqrt(14 / 3 / S) first reaches 3 at S = 7 (2.737; 3.078 at 6)
+    assert c.seeds_needed == 7
+
+
+def test_seeds_needed_hand_computed() -> None:
+    from harness.stats import Components, seeds_needed
+
+    seeds = Components(1.0, 0.0, 0.0, 4)  # per-seed differences with sd 2, no example part
+    # (t_{S-1}(0.975) + t_{S-1}(0.8)) * 2 / sqrt(S) <= 2: 1.0646 at S = 9, 0.9946 at 10
+    assert seeds_needed(2.0, seeds) == 10 and seeds_needed(-2.0, seeds) == 10
+    # one of 8 Holm-adjusted comparisons: the test at 1 - 0.05 / 16, 2.0217 at 16 and 1.9454 at 17
+    assert seeds_needed(2.0, seeds, factor=8) == 17
+    assert seeds_needed(2.0, seeds, factor=2) == 13
+    # far beyond the seeds' spread the exact sign-flip test's floor decides: 2 / 2**S below 0.05
+    # from 6 seeds, 8 * 2 / 2**S from 9, 2 / 2**S below 0.01 from 8; the interval alone needs 2
+    assert seeds_needed(100.0, seeds) == 6 and seeds_needed(100.0, seeds, factor=8) == 9
+    assert seeds_needed(100.0, seeds, alpha=0.01) == 8 and seeds_needed(100.0, seeds, p_value=False) == 2
+    # the test set's own sd of 0.01 stays whatever the seeds: 2.80 of it, 0.028, is the least detectable
+    examples = Components(0.0, 1e-4, 0.0, 5)
+    assert seeds_needed(0.02, examples) is None
+    assert seeds_needed(0.03, examples) == 6 and seeds_needed(0.03, examples, factor=8) == 9
+    assert seeds_needed(2.0, seeds, most=9) is None and seeds_needed(2.0, seeds, most=10) == 10
+    # at the floor the exact test is a sign test: 1.5 sds clear the t approximation at 6 seeds
+    # ((2.571 + 0.920) / sqrt(6) = 1.425), but all six differences share the sign with probability
+    # Phi(1.5)^6 = 0.66; at 7 the next p, 4 / 128, is below 0.05 too and the t approximation holds
+    assert seeds_needed(1.5, Components(1 / 3, 0.0, 0.0, 3)) == 7
+    assert seeds_needed(1.5, Components(1 / 3, 0.0, 0.0, 3), power=0.65) == 6
+    assert seeds_needed(0.0, seeds) is None and seeds_needed(1.0, Components(0.0, 1.0, 0.0, 1)) is None
+
+
+@pytest.mark.parametrize(("diff", "factor", "power"),
+                         [(2.0, 1, 0.8), (1.3, 1, 0.9), (2.0, 8, 0.8), (0.9, 3, 0.8), (3.0, 1, 0.8), (4.0, 8, 0.9)])
+def test_seeds_needed_equals_a_direct_search_with_scipy(diff: float, factor: int, power: float) -> None:
+    # per-seed differences with sd 2: the fewest S at which the sign-flip test's floor allows it,
+    # a t-test at 0.05 / factor has the power (scipy's t quantiles) and, where only a pattern of
+    # equal signs can reach that level, all S differences share the sign with that probability
+    from scipy.stats import norm, t
+
+    from harness.stats import Components, seeds_needed
+
+    expected = next(n for n in range(2, 1000) if factor * 2.0 ** (1 - n) < 0.05
+                    and (t.ppf(1 - 0.025 / factor, n - 1) + t.ppf(power, n - 1)) * 2 / np.sqrt(n) <= diff
+                    and (factor * 2.0 ** (2 - n) < 0.05 or norm.cdf(diff / 2) ** n >= power))
+    assert seeds_needed(diff, Components(1.0, 0.0, 0.0, 4), power=power, factor=factor) == expected
+
+
+def test_seeds_to_reach_a_family_adjusted_p() -> None:
+    from harness.stats import seeds_to_reach
+
+    assert (seeds_to_reach(0.05), seeds_to_reach(0.05, 8), seeds_to_reach(0.05, 2), seeds_to_reach(0.01)) == (
+        6, 9, 7, 8)
+    assert seeds_to_reach(0.0625) == 6  # strictly below: 2 / 2**5 is 0.0625 itself
+    # from 16 seeds the test samples 20,000 sign patterns and cannot go below 1 / 20001
+    assert seeds_to_reach(0.05, 1000) == 16 and seeds_to_reach(0.05, 1001) is None
