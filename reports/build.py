@@ -241,7 +241,7 @@ def _resampled_ece(cells: list[Cell], metric: str, n_resamples: int, seed: int
                               np.stack([c.arrays["correct"] for c in cells]).astype(np.float64), n_resamples, seed)
 
 
-def _aggregate(cells: list[Cell | None], reduce: Callable[..., np.ndarray], array: str = "correct") -> Cell | None:
+def _aggregate(cells: list[Cell | None], reduce: Callable[..., np.ndarray], array: str) -> Cell | None:
     """One pseudo-cell whose per-example value reduces the examples' outcomes (``array``) over
     several conditions (mean over shifts; all-correct over attacks), so the aggregate stays paired
     per example. None unless every condition has a record."""

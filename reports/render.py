@@ -297,19 +297,14 @@ def _interval_text(report: Report, pct: str) -> str:
             "'harness report --interval'.")
 
 
-def _seeds_needed(n_comparisons: int, alpha: float = 0.05) -> int:
-    """Fewest seeds whose smallest sign-flip p, Holm-adjusted over the family, is below alpha."""
-    s = 1
-    while max(n_comparisons, 1) * stats.min_attainable_p(s) >= alpha:
-        s += 1
-    return s
-
-
 def _power_note(n_seeds: int, n_comparisons: int) -> str:
     """What the design can and cannot show, stated before anyone reads a p-value."""
-    need = (f"A seed-level test needs at least 6 seeds (smallest p 0.031), and at least "
-            f"{_seeds_needed(n_comparisons)} for the strongest of {n_comparisons} Holm-adjusted comparisons to "
-            "reach p < 0.05 (fewer variants make fewer comparisons).")
+    one, family = stats.seeds_to_reach(0.05), stats.seeds_to_reach(0.05, max(n_comparisons, 1))
+    need = (f"A seed-level test needs at least {one} seeds (smallest p {stats.min_attainable_p(one or 0):.2g}), and "
+            + (f"at least {family} for the strongest of {n_comparisons} Holm-adjusted comparisons to reach p < 0.05 "
+               "(fewer variants make fewer comparisons)." if family is not None else
+               f"no number of seeds lets the strongest of {n_comparisons} Holm-adjusted comparisons reach p < 0.05 "
+               f"(the sign-flip test's smallest p times {n_comparisons} stays above it): compare fewer variants."))
     if n_seeds == 1:
         return ("With one seed, p-values come from McNemar's exact test on per-example outcomes: they say whether "
                 "these two trained models differ on these test examples, not whether the variants differ across "

@@ -434,3 +434,18 @@ def test_a_failed_evaluation_is_listed_and_its_pair_compared_on_the_common_seeds
     assert f"mlp-batch seed 1, {clean}: evaluation failed (ConfigError: cannot read weights" in md
     assert f"mlp-batch seed 1: not evaluated on {shift}" in md
     assert md.count(PARTIAL_SEEDS) == 1  # once in the caveat legend, however many rows carry it
+
+
+@pytest.mark.parametrize(("n_seeds", "n_comparisons", "says"), [
+    # 2/2**S < 0.05 from S = 6 (0.031); times 8 comparisons, 2/2**S * 8 < 0.05 from S = 9 (0.03125)
+    (3, 8, ["smallest two-sided p-value the sign-flip test can give is 0.25", "at least 6 seeds (smallest p 0.031)",
+            "at least 9 for the strongest of 8 Holm-adjusted"]),
+    (1, 1, ["McNemar's exact test", "at least 6 for the strongest of 1 Holm-adjusted"]),
+    # the sampled test (2**S > 20000) cannot go below 1/20001: 2000 comparisons can never reach 0.05
+    (1, 2000, ["no number of seeds lets the strongest of 2000 Holm-adjusted comparisons reach p < 0.05"]),
+])
+def test_the_power_note_states_the_seeds_a_test_needs(n_seeds: int, n_comparisons: int, says: list[str]) -> None:
+    from reports.render import _power_note
+
+    note = _power_note(n_seeds, n_comparisons)
+    assert all(s in note for s in says), note
