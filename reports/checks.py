@@ -122,10 +122,13 @@ def monotone(r: Records) -> Check:
     return _verdict("accuracy never rises with eps", bad, n, f"non-increasing in all {n} (variant, attack) sweeps")
 
 
+PGD_FGSM = "PGD is at least as strong as FGSM, on average and per example"
+
+
 def pgd_beats_fgsm(r: Records) -> Check:
     by_name = {a["name"]: a for a in r.attacks}
     if "fgsm" not in by_name or "pgd-linf" not in by_name:
-        return Check("PGD is at least as strong as FGSM", "n/a", "the suite does not run both fgsm and pgd-linf")
+        return Check(PGD_FGSM, "n/a", "the suite does not run both fgsm and pgd-linf")
     fg, pg = by_name["fgsm"], by_name["pgd-linf"]
     bad, n = [], 0
     for v in r.variants:
@@ -142,7 +145,7 @@ def pgd_beats_fgsm(r: Records) -> Check:
             if p_ok.mean() > f_ok.mean() + PGD_FGSM_MARGIN or only_fgsm > FGSM_ONLY_SHARE:
                 bad.append(f"{v} eps {e:g}: PGD {_pct(p_ok.mean())} vs FGSM {_pct(f_ok.mean())}, "
                            f"{_pct(only_fgsm)} of examples broken by FGSM only")
-    return _verdict("PGD is at least as strong as FGSM, on average and per example", bad, n,
+    return _verdict(PGD_FGSM, bad, n,
                     f"in all {n} (variant, eps) pairs PGD's accuracy is within {_pct(PGD_FGSM_MARGIN)} of FGSM's "
                     f"or lower, and FGSM alone breaks at most {_pct(FGSM_ONLY_SHARE)} of examples")
 

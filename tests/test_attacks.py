@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from harness.attacks import APGD, FGSM, PGD, PGDL2, apgd_checkpoints, dlr_loss
@@ -290,3 +291,90 @@ def test_apgd_robust_accuracy_matches_torchattacks_both_ways(loss: str, trained)
     assert 0.25 < theirs < 0.75
     assert ours <= theirs + 0.03, f"harness APGD-{loss} weaker: {ours:.3f} vs torchattacks {theirs:.3f}"
     assert ours >= theirs - 0.03, f"harness APGD-{loss} implausibly stronger: {ours:.3f} vs torchattacks {theirs:.3f}"
+
+
+# --- DLR against the paper's definition, by hand ----------------------------------------------
+
+
+def test_dlr_loss_hand_computed_from_the_papers_definition() -> None:
+    """DLR(x, y) = -(z_y - max_{i != y} z_i) / (z_pi1 - z_pi3), pi sorting the logits descending
+    (Croce & Hein, 2020, eq. 6): the denominator spans the largest and the third-largest logit."""
+    # sorted: 3, 1, 0, -2, so z_pi1 - z_pi3 = 3 - 0 = 3 for every label
+    z = torch.tensor([[3.0, 1.0, 0.0, -2.0]] * 4, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 3])
+    # y = 0 is the top class: -(3 - 1) / 3; the others: -(z_y - 3) / 3
+    expected = torch.tensor([-2 / 3, 2 / 3, 1.0, 5 / 3], dtype=torch.float64)
+    assert torch.allclose(dlr_loss(z, y), expected, rtol=0, atol=1e-12)
+    # unsorted, and the top class not in column 0: logits (0.5, 4, -1, 2, 1), sorted 4, 2, 1, 0.5, -1
+    z = torch.tensor([[0.5, 4.0, -1.0, 2.0, 1.0]] * 3, dtype=torch.float64)
+    y = torch.tensor([1, 3, 2])
+    # y = 1 on top: -(4 - 2) / (4 - 1); y = 3: -(2 - 4) / 3; y = 2: -(-1 - 4) / 3
+    expected = torch.tensor([-2 / 3, 2 / 3, 5 / 3], dtype=torch.float64)
+    assert torch.allclose(dlr_loss(z, y), expected, rtol=0, atol=1e-12)
+    # a tie for the top: max over the other classes is the tied value, so both labels give 0
+    z = torch.tensor([[2.0, 2.0, 1.0]] * 2, dtype=torch.float64)
+    assert torch.allclose(dlr_loss(z, torch.tensor([0, 1])), torch.zeros(2, dtype=torch.float64), rtol=0, atol=1e-12)
+
+
+def test_dlr_loss_is_invariant_to_shift_and_positive_scale_by_hand() -> None:
+    z = torch.tensor([[3.0, 1.0, 0.0, -2.0], [0.5, 4.0, -1.0, 2.0]], dtype=torch.float64)
+    y = torch.tensor([0, 3])
+    # by hand: -(3 - 1) / (3 - 0); sorted 4, 2, 0.5, -1: -(2 - 4) / (4 - 0.5)
+    expected = torch.tensor([-2 / 3, 2 / 3.5], dtype=torch.float64)
+    for scale, shift in ((1.0, 10.0), (1.0, -7.5), (0.25, 0.0), (40.0, 3.0)):
+        assert torch.allclose(dlr_loss(scale * z + shift, y), expected, rtol=0, atol=1e-9), (scale, shift)
+
+
+def test_dlr_loss_on_two_classes_is_a_config_error_with_a_hint() -> None:
+    with pytest.raises(ConfigError) as info:
+        dlr_loss(torch.tensor([[1.0, 0.0]]), torch.tensor([0]))
+    assert info.value.message == "the DLR loss needs at least 3 classes, the model has 2"
+    assert "apgd-ce" in info.value.hint
+
+
+# --- PGD's worst case against a plain PGD ------------------------------------------------------
+
+
+def _plain_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float, steps: int,
+               generator: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Every iterate of L-inf PGD on the whole batch, start and last included, each with the
+    mask (N,) of the examples it misclassifies: a uniform start in the ball, steps of ``alpha``
+    along the sign of the cross-entropy's input gradient, each projected onto the ball and [0, 1]."""
+    lo, hi = (x - eps).clamp(0, 1), (x + eps).clamp(0, 1)
+    x_cur = torch.min(torch.max(x + eps * (2 * torch.rand(x.shape, generator=generator) - 1), lo), hi)
+    out = []
+    for k in range(steps + 1):
+        x_cur = x_cur.detach().requires_grad_(True)
+        logits = model(x_cur)
+        out.append((x_cur.detach(), (logits.argmax(1) != y).detach()))
+        if k < steps:
+            (grad,) = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), x_cur)
+            x_cur = torch.min(torch.max(x_cur + alpha * grad.sign(), lo), hi)
+    return out
+
+
+@pytest.mark.parametrize("alpha", [None, 0.2], ids=["default-step", "step-2eps"])
+def test_pgd_keeps_every_example_that_any_iterate_broke(alpha: float | None, trained) -> None:  # type: ignore[no-untyped-def]
+    """The harness's PGD returns, per example, the first iterate that fooled the model, else the
+    last; checked against a plain PGD on the whole batch (the model is in eval mode, so one
+    example's iterates do not depend on the others and dropping broken ones changes nothing).
+    With steps of 2 eps the iterates jump between corners of the ball, and some examples are
+    broken at one iterate and classified correctly again at the last."""
+    model, x, y = trained
+    eps, steps = 0.1, 10
+    iterates = _plain_pgd(model, x, y, eps, alpha if alpha is not None else 2.5 * eps / steps, steps,
+                          torch.Generator().manual_seed(3))
+    wrong = torch.stack([w for _, w in iterates])  # (steps + 1, N)
+    ever, last = wrong.any(0), wrong[-1]
+    assert (ever & ~last).sum() >= 1, "no example recovers at the last iterate: the test would be vacuous"
+    assert 0.2 < ever.float().mean() < 0.8
+    x_adv = PGD(eps=eps, steps=steps, alpha=alpha).perturb(model, x, y, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        broken = model(x_adv).argmax(1) != y
+    assert torch.equal(broken, ever), f"{int((broken != ever).sum())} examples differ from the plain PGD's"
+    # the first misclassified iterate, else the last; the two projections (a box clamp here, x plus a
+    # clamped difference there) may round apart by an ulp
+    first = wrong.float().argmax(0)
+    expected = torch.stack([iterates[int(first[i]) if ever[i] else steps][0][i] for i in range(len(y))])
+    assert torch.allclose(x_adv, expected, rtol=0, atol=1e-6), float((x_adv - expected).abs().max())
+    assert (x_adv - x).abs().max() <= eps + 1e-7 and x_adv.min() >= 0 and x_adv.max() <= 1

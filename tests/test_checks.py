@@ -429,3 +429,65 @@ def test_stored_transfer_records_are_pgd_computed_on_the_paired_model(planted_ru
     # the perturbation is the source's own adversarial one: white-box there, it breaks far more
     on_source = (predict(nets["cnn-none"], x_adv, 512).argmax(1) == y).numpy()
     assert on_source.mean() < on_target.mean() - 0.2
+
+
+# --- the titles users read, and n/a where a check has no condition --------------------------
+
+# the eleven titles of the battery, in report order, as the report prints them
+TITLES = [
+    "eps = 0 reproduces clean predictions",
+    "perturbations stay inside the eps-ball",
+    "accuracy never rises with eps",
+    "PGD is at least as strong as FGSM, on average and per example",
+    "a large eps reaches chance",
+    "twice the steps of the strongest attack change robust accuracy little",
+    "random noise of the same size is weaker than the attack",
+    "a transfer attack from the paired variant is weaker than white-box",
+    "input gradients are finite and non-zero",
+    "repeated forward passes give identical logits",
+    "predictions do not depend on batch composition",
+]
+
+
+def test_the_battery_has_the_eleven_titles_in_order() -> None:
+    got = checks.run_checks(_records(_healthy()))
+    assert [c.name for c in got] == TITLES
+    assert [c.status for c in got] == ["pass"] * 11
+
+
+def test_a_suite_with_its_checks_off_gets_n_a_for_each_check_condition() -> None:
+    """checks=False: the run stores no records of the check conditions, so the seven checks
+    that read them say n/a; the four that read the attack sweeps still judge them."""
+    suite = _suite()
+    suite["evaluation"]["checks"] = False
+    assert not set(Suite.from_dict(suite).conditions()) & set(CHECK.values())  # nothing of them is run
+    got = checks.run_checks(_records(_drop(_healthy(), *CHECK.values()), suite))
+    assert got == [Check(t, "pass", c.detail) for t, c in zip(TITLES[:4], got[:4], strict=True)] + [
+        Check(t, "n/a", "no records for this check") for t in TITLES[4:]]
+
+
+# Each check called on its own for a suite that runs no attack (run_checks gives such a suite one
+# line; a caller of a single check gets n/a, not an error): no check condition exists, so even
+# the records of the healthy run under the check conditions' keys are not read.
+NO_ATTACK = [
+    (checks.eps_zero, Check(TITLES[0], "n/a", "no attack was run at eps = 0")),
+    (checks.eps_ball, Check(TITLES[1], "n/a", "no records for this check")),
+    (checks.monotone, Check(TITLES[2], "n/a", "no records for this check")),
+    (checks.pgd_beats_fgsm, Check("PGD is at least as strong as FGSM, on average and per example", "n/a",
+                                  "the suite does not run both fgsm and pgd-linf")),
+    (checks.large_eps, Check(TITLES[4], "n/a", "no records for this check")),
+    (checks.stronger, Check(TITLES[5], "n/a", "no records for this check")),
+    (checks.noise, Check(TITLES[6], "n/a", "no records for this check")),
+    (checks.transfer, Check(TITLES[7], "n/a", "no records for this check")),
+    (checks.gradients, Check(TITLES[8], "n/a", "no records for this check")),
+    (checks.repeat, Check(TITLES[9], "n/a", "no records for this check")),
+    (checks.batch_composition, Check(TITLES[10], "n/a", "no records for this check")),
+]
+
+
+@pytest.mark.parametrize(("check", "expected"), NO_ATTACK, ids=[c.__name__ for c, _ in NO_ATTACK])
+def test_each_check_alone_is_not_applicable_to_a_suite_without_attacks(check: Callable[[Records], Check],
+                                                                       expected: Check) -> None:
+    records = _records(_healthy(), _suite(()))
+    assert all(records.check(name) is None for name in CHECK)
+    assert check(records) == expected

@@ -22,6 +22,7 @@ from harness.metrics import (
     fpr_at_tpr,
     fpr_at_tpr_weighted,
     nll,
+    ood_metrics_weighted,
     reliability_bins,
 )
 
@@ -285,3 +286,32 @@ def test_bad_input_raises_one_line_value_error(call: Callable[[], object], messa
 
 # Timing (a quick script, not a test; B=2000, n=450, m=500, this 2-core machine): auroc_weighted
 # ~20 ms and fpr_at_tpr_weighted ~24 ms per call, against a 30 ms target.
+
+
+# Weights of the wrong length, one per weighted form: (call, the whole message). The message names
+# the array, its shape, the length expected and the scores it must match.
+_WRONG_LENGTH_WEIGHTS: list[tuple[Callable[[], object], str]] = [
+    (lambda: expected_calibration_error_weighted([0.5, 0.9, 0.2], [1, 1, 0], np.ones((2, 4))),
+     "w has shape (2, 4); expected (B, 3) to match confidence"),
+    (lambda: expected_calibration_error_weighted([0.5], [1], np.ones((1, 2)), n_bins=5),
+     "w has shape (1, 2); expected (B, 1) to match confidence"),
+    *[(lambda f=f: f([1.0, 2.0], [0.0], np.ones((3, 3)), np.ones((3, 1))),
+       "w_in has shape (3, 3); expected (B, 2) to match score_in")
+      for f in (auroc_weighted, fpr_at_tpr_weighted, aupr_in_weighted, aupr_out_weighted)],
+    *[(lambda f=f: f([1.0, 2.0], [0.0, 0.5, 3.0], np.ones((2, 2)), np.ones((2, 4))),
+       "w_out has shape (2, 4); expected (B, 3) to match score_out")
+      for f in (auroc_weighted, fpr_at_tpr_weighted, aupr_in_weighted, aupr_out_weighted)],
+    (lambda: ood_metrics_weighted([1.0, 2.0], [0.0], np.ones((1, 1)), np.ones((1, 1)), ["auroc"]),
+     "w_in has shape (1, 1); expected (B, 2) to match score_in"),
+    (lambda: ood_metrics_weighted([1.0], [0.0, 2.0], np.ones((1, 1)), np.ones((1, 3)), ["fpr95", "aupr_out"]),
+     "w_out has shape (1, 3); expected (B, 2) to match score_out"),
+]
+
+
+@pytest.mark.parametrize(("call", "message"), _WRONG_LENGTH_WEIGHTS,
+                         ids=[f"{i}-{m.split()[0]}" for i, (_, m) in enumerate(_WRONG_LENGTH_WEIGHTS)])
+def test_weights_of_the_wrong_length_name_the_scores_they_must_match(call: Callable[[], object],
+                                                                     message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        call()
+    assert str(info.value) == message
