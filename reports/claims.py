@@ -172,8 +172,10 @@ def judge(claim: Claim | str, rows: list[Any], norms: dict[str, str], alpha: flo
     else:
         hint = ("; more seeds alone would not settle it at the observed differences (too close to the claim's "
                 "boundary for the test set's noise)")
-    return Verdict(claim, INCONCLUSIVE, f"{len(open_rows)} of {len(evidence)} matching comparisons are inconclusive"
-                   + hint + absent, tuple(evidence))
+    # every matching row may support it while a variant it names has no row: then that is what is open
+    head = (f"{len(open_rows)} of {len(evidence)} matching comparisons are inconclusive" if open_rows
+            else f"all {len(evidence)} matching comparisons support it")
+    return Verdict(claim, INCONCLUSIVE, head + hint + absent, tuple(evidence))
 
 
 def family_p_values(claims: tuple[Claim | str, ...], rows: list[Any], norms: dict[str, str],

@@ -211,3 +211,17 @@ def test_the_quick_starts_steps_claim_needs_9_seeds_not_6() -> None:
                         adjust=adjust)[0].verdict == SUPPORTED
         fewer = verdicts(SUITE.claims, _quickstart_rows(enough - 1), QUICKSTART_NORMS, 0.05, adjust=adjust)[0]
         assert fewer.verdict == INCONCLUSIVE and [e.seeds_needed for e in fewer.evidence] == [enough] * 4
+
+
+def test_a_sweep_claim_needs_a_row_per_variant_family() -> None:
+    # a sweep's rows are per family (the name before "@"), while expected lists every sweep point
+    claim = Claim("normalization converges more often", "converged_fraction", "higher", "sweep:lr")
+    expected = ("mlp-batch@lr=0.01", "mlp-batch@lr=0.1", "mlp-layer@lr=0.01", "mlp-layer@lr=0.1")
+    rows = [_row("mlp-batch", Condition("sweep", "lr"), "converged_fraction", 0.2, 0.4, 0.01)]
+    v = judge(claim, rows, NORMS, 0.05, expected=expected)
+    assert v.verdict == INCONCLUSIVE
+    assert v.reason == "all 1 matching comparisons support it; no comparison for mlp-layer"
+    rows.append(_row("mlp-layer", Condition("sweep", "lr"), "converged_fraction", 0.1, 0.3, 0.02))
+    v = judge(claim, rows, NORMS, 0.05, expected=expected)
+    assert (v.verdict, v.reason) == (SUPPORTED, "all 2 matching comparisons support it")
+    assert [e.variant for e in v.evidence] == ["mlp-batch", "mlp-layer"]

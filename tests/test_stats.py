@@ -553,3 +553,56 @@ def test_seeds_to_reach_a_family_adjusted_p() -> None:
     assert seeds_to_reach(0.0625) == 6  # strictly below: 2 / 2**5 is 0.0625 itself
     # from 16 seeds the test samples 20,000 sign patterns and cannot go below 1 / 20001
     assert seeds_to_reach(0.05, 1000) == 16 and seeds_to_reach(0.05, 1001) is None
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "p_value"),
+    [
+        # binary outcomes, per-seed differences 0.25 and 0.5: only the observed pattern and its mirror reach |0.75|
+        ([[1, 1, 1, 0], [1, 1, 1, 1]], [[1, 1, 0, 0], [1, 1, 0, 0]], 0.5),
+        # losses, per-seed differences 0.25 and -0.5: every pattern's |sum| reaches |-0.25|
+        ([[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]], [[0.5, 2.0, 3.0, 3.5], [2.0, 2.0, 3.0, 5.0]], 1.0),
+    ],
+)
+def test_compare_two_seeds_uses_the_exact_sign_flip_test(a: list[list[float]], b: list[list[float]],
+                                                         p_value: float) -> None:
+    from harness.stats import resample_means
+
+    ra, rb = resample_means([np.array(a, dtype=float), np.array(b, dtype=float)], 50, seed=0)
+    c = compare(ra, rb)
+    assert c.p_method == "sign-flip permutation over seeds (exact, 4 sign patterns)"
+    assert c.p_value == p_value
+
+
+def test_compare_one_seed_proportion_against_a_loss_uses_the_bootstrap_p() -> None:
+    from harness.stats import resample_means
+
+    # a is 0/1 (McNemar would apply were b too), b a loss; a - b > 0 in every resample, so p is 0
+    ra, rb = resample_means([np.ones((1, 4)), np.array([[0.2, 0.3, 0.2, 0.3]])], 50, seed=0)
+    assert ra.binary is not None and rb.binary is None
+    for c in (compare(ra, rb), compare(rb, ra)):
+        assert (c.p_method, c.p_value) == ("bootstrap", 0.0)
+
+
+@pytest.mark.parametrize(("a", "b", "name"), [([], [1.0], "a"), ([1.0], [], "b")])
+def test_probability_of_improvement_names_the_empty_argument(a: list[float], b: list[float], name: str) -> None:
+    from harness.stats import probability_of_improvement
+
+    with pytest.raises(ValueError) as exc:
+        probability_of_improvement(a, b)
+    assert str(exc.value) == f"{name} is empty: a probability of improvement needs at least one value"
+
+
+@pytest.mark.parametrize(
+    ("n_in", "n_out", "message"),
+    [
+        (0, 3, "score_in is empty: an OOD metric needs at least one in-distribution score"),
+        (3, 0, "score_out is empty: an OOD metric needs at least one OOD score"),
+    ],
+)
+def test_resample_ood_names_the_empty_scores(n_in: int, n_out: int, message: str) -> None:
+    from harness.stats import resample_ood
+
+    with pytest.raises(ValueError) as exc:
+        resample_ood(np.ones((1, n_in)), np.ones((1, n_out)), ("auroc",), n_resamples=10)
+    assert str(exc.value) == message
