@@ -606,3 +606,21 @@ def test_resample_ood_names_the_empty_scores(n_in: int, n_out: int, message: str
     with pytest.raises(ValueError) as exc:
         resample_ood(np.ones((1, n_in)), np.ones((1, n_out)), ("auroc",), n_resamples=10)
     assert str(exc.value) == message
+
+
+def test_effect_size_of_two_seeds_is_their_mean_over_their_sd() -> None:
+    from harness.stats import effect_size
+
+    # two seeds are enough: mean 2, sd (ddof 1) sqrt(2), so d_z = sqrt(2); one seed has no spread to scale by
+    assert effect_size([1.0, 3.0]) == pytest.approx(np.sqrt(2.0), rel=1e-12)
+    assert effect_size([1.0]) is None
+
+
+def test_wilson_interval_of_one_example() -> None:
+    # n = 1 is a valid sample: z = 1.95996..., shrink = 1 + z^2, centre = (1 + z^2 / 2) / shrink for
+    # one success; the bounds are exact at 1 (all successes) and 0 (no success)
+    z = 1.959963984540054
+    low, high = wilson_interval(1, 1)
+    assert high == 1.0 and low == pytest.approx((1 + z**2 / 2) / (1 + z**2) - z / (1 + z**2) * np.sqrt(z**2 / 4),
+                                                 rel=1e-12)
+    assert wilson_interval(0, 1)[0] == 0.0
