@@ -225,3 +225,13 @@ def test_a_sweep_claim_needs_a_row_per_variant_family() -> None:
     v = judge(claim, rows, NORMS, 0.05, expected=expected)
     assert (v.verdict, v.reason) == (SUPPORTED, "all 2 matching comparisons support it")
     assert [e.variant for e in v.evidence] == ["mlp-batch", "mlp-layer"]
+
+
+@pytest.mark.parametrize(("direction", "low", "high", "verdict"), [
+    # an interval that reaches 0 does not exclude it, however small p is: inconclusive on either side
+    ("lower", -1.0, 0.0, INCONCLUSIVE), ("lower", -1.0, -1e-9, SUPPORTED), ("lower", 0.0, 1.0, INCONCLUSIVE),
+    ("lower", 1e-9, 1.0, CONTRADICTED), ("higher", 0.0, 1.0, INCONCLUSIVE), ("higher", 1e-9, 1.0, SUPPORTED),
+    ("higher", -1.0, 0.0, INCONCLUSIVE), ("higher", -1.0, -1e-9, CONTRADICTED),
+])
+def test_an_interval_touching_zero_settles_nothing(direction: str, low: float, high: float, verdict: str) -> None:
+    assert row_verdict(direction, low, high, p_adjusted=0.001, alpha=0.05) == verdict
