@@ -14,6 +14,7 @@ from harness.stats import (
     Comparison,
     Estimate,
     Resampled,
+    benjamini_hochberg,
     compare,
     estimate,
     example_weights,
@@ -624,3 +625,26 @@ def test_wilson_interval_of_one_example() -> None:
     assert high == 1.0 and low == pytest.approx((1 + z**2 / 2) / (1 + z**2) - z / (1 + z**2) * np.sqrt(z**2 / 4),
                                                  rel=1e-12)
     assert wilson_interval(0, 1)[0] == 0.0
+
+
+def test_holm_and_bh_name_their_input_when_it_is_not_1_d() -> None:
+    for adjust in (holm, benjamini_hochberg):
+        with pytest.raises(ValueError) as err:
+            adjust([[0.1, 0.2]])
+        assert str(err.value) == "p_values must be 1-D; got shape (1, 2)"
+
+
+def test_resampled_refuses_zero_replicates_and_says_the_shape() -> None:
+    with pytest.raises(ValueError) as err:
+        Resampled(np.zeros(2), np.zeros((0, 2)), 10, None)
+    assert str(err.value) == "Resampled.boot must have shape (B, 2) with B >= 1; got (0, 2)"
+
+
+def test_one_example_replicate_gives_no_example_or_interaction_variance() -> None:
+    # with a single replicate there is no spread over example draws to measure: both parts are 0,
+    # and the between-seed part is still the variance of the per-seed values over S
+    from harness.stats import variance_components
+
+    c = variance_components(np.array([0.5, 0.7]), np.array([[0.5, 0.7]]), 100)
+    assert (c.examples, c.interaction) == (0.0, 0.0)
+    assert c.between == pytest.approx(0.02 / 2, rel=1e-12)
