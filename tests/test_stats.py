@@ -23,6 +23,7 @@ from harness.stats import (
     min_attainable_p,
     resample_mean,
     resample_two_sample,
+    seed_bootstrap,
     sign_flip_test,
     t_interval,
     wilson_interval,
@@ -648,3 +649,14 @@ def test_one_example_replicate_gives_no_example_or_interaction_variance() -> Non
     c = variance_components(np.array([0.5, 0.7]), np.array([[0.5, 0.7]]), 100)
     assert (c.examples, c.interaction) == (0.0, 0.0)
     assert c.between == pytest.approx(0.02 / 2, rel=1e-12)
+
+
+@pytest.mark.parametrize(("method", "bca"), [("seed-percentile", False), ("seed-bca", True)])
+def test_each_seed_bootstrap_method_is_the_interval_it_names(method: str, bca: bool) -> None:
+    # skewed per-seed values, where BCa and the expanded percentile interval differ
+    rng = np.random.default_rng(3)
+    values = rng.lognormal(0.0, 1.0, 20)
+    r = resample_mean(np.repeat(values[:, None], 4, axis=1), 500, seed=0)
+    e = estimate(r, seed=7, method=method)
+    assert (e.ci_low, e.ci_high) == seed_bootstrap(r.point, 0.95, 500, 7, bca=bca)
+    assert (e.ci_low, e.ci_high) != seed_bootstrap(r.point, 0.95, 500, 7, bca=not bca)
