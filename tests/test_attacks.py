@@ -378,3 +378,12 @@ def test_pgd_keeps_every_example_that_any_iterate_broke(alpha: float | None, tra
     expected = torch.stack([iterates[int(first[i]) if ever[i] else steps][0][i] for i in range(len(y))])
     assert torch.allclose(x_adv, expected, rtol=0, atol=1e-6), float((x_adv - expected).abs().max())
     assert (x_adv - x).abs().max() <= eps + 1e-7 and x_adv.min() >= 0 and x_adv.max() <= 1
+
+
+def test_an_unknown_attack_norm_is_refused_with_the_norms_to_use() -> None:
+    from harness.attacks import PGD
+    from harness.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        PGD(eps=0.1, norm="l1")
+    assert (err.value.message, err.value.hint) == ("unknown attack norm 'l1'", "use 'linf' or 'l2'")

@@ -235,3 +235,11 @@ def test_a_sweep_claim_needs_a_row_per_variant_family() -> None:
 ])
 def test_an_interval_touching_zero_settles_nothing(direction: str, low: float, high: float, verdict: str) -> None:
     assert row_verdict(direction, low, high, p_adjusted=0.001, alpha=0.05) == verdict
+
+
+def test_an_unmatched_claim_says_why_and_an_unknown_direction_names_it() -> None:
+    v = judge(Claim("x", "auroc", "higher", "ood:*"), [], NORMS, 0.05)
+    assert v.reason == "no comparison in this report matches the claim's metric, condition and norms"
+    with pytest.raises(ValueError) as err:
+        row_verdict("sideways", -1.0, 1.0, 0.5, 0.05)
+    assert str(err.value) == "unknown claim direction 'sideways'"

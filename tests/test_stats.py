@@ -22,6 +22,7 @@ from harness.stats import (
     mcnemar_exact,
     min_attainable_p,
     resample_mean,
+    resample_means,
     resample_two_sample,
     seed_bootstrap,
     sign_flip_test,
@@ -660,3 +661,33 @@ def test_each_seed_bootstrap_method_is_the_interval_it_names(method: str, bca: b
     e = estimate(r, seed=7, method=method)
     assert (e.ci_low, e.ci_high) == seed_bootstrap(r.point, 0.95, 500, 7, bca=bca)
     assert (e.ci_low, e.ci_high) != seed_bootstrap(r.point, 0.95, 500, 7, bca=not bca)
+
+
+def test_an_unknown_interval_method_lists_the_known_ones() -> None:
+    from harness.stats import INTERVALS, check_interval
+
+    with pytest.raises(ValueError) as err:
+        check_interval("wald")
+    assert str(err.value) == f"unknown interval method 'wald'; expected one of {', '.join(INTERVALS)}"
+    assert "crossed-t, " in str(err.value)
+
+
+def test_compare_passes_its_seed_to_the_sampled_sign_flip_test() -> None:
+    # from 15 seeds (2**15 > 20000 sign patterns) the test samples patterns: its p-value then
+    # depends on the seed compare is given, and must be the sign-flip test's at that seed
+    rng = np.random.default_rng(0)
+    a = rng.random((16, 40)) < 0.8
+    b = rng.random((16, 40)) < 0.78
+    ra, rb = resample_means([a, b], 200, seed=0)
+    for seed in (0, 5):
+        c = compare(ra, rb, seed=seed)
+        assert c.p_value == sign_flip_test(ra.point - rb.point, 20000, seed)
+    assert compare(ra, rb, seed=0).p_value != compare(ra, rb, seed=5).p_value
+
+
+def test_integer_and_boolean_inputs_are_read_as_floats() -> None:
+    from harness.metrics import _as_float_array
+
+    for x in ([1, 0, 1], [True, False, True]):
+        arr = _as_float_array(x, "x", 1)
+        assert arr.dtype == np.float64 and arr.tolist() == [1.0, 0.0, 1.0]
