@@ -665,7 +665,9 @@ def seeds_needed(diff: float, c: Components, level: float = 0.95, power: float =
 
     if not detects(most):
         return None
-    low, high = 1, most  # detects(high) holds; every condition only gets easier with more seeds
+    # detects(high) holds, and detects is monotone in n: each condition gets easier with more seeds but the
+    # all-same-sign one, which applies only at the floor's one seed count (one seed more halves the floor)
+    low, high = 1, most
     while high - low > 1:
         mid = (low + high) // 2
         low, high = (low, mid) if detects(mid) else (mid, high)

@@ -160,7 +160,7 @@ class Report:
 
 
 def _first_line(text: str | None) -> str:
-    """The first line of a stored error (its exception type and message), or a placeholder."""
+    """The first line of a stored error (its exception type and message), or "no error recorded"."""
     return next((line for line in (text or "").splitlines() if line.strip()), "no error recorded")
 
 
@@ -329,6 +329,7 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
     if suite is None:
         raise ConfigError(f"{run_dir} holds no finished run (no suite recorded)", hint="run 'harness run' first")
 
+    spec = Suite.from_dict(suite)
     variants = tuple(suite["variants"])
     names = [v["name"] for v in variants]
     seeds = tuple(suite["seeds"])
@@ -349,7 +350,7 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
 
     excluded = tuple(f"{v} seed {s}: {reason}" for v in names for s in seeds
                      if (reason := why(train_by.get((v, s))))) + _unevaluated(
-        names, seeds, Suite.from_dict(suite).conditions(), lambda v, s: not why(train_by.get((v, s))), every_eval)
+        names, seeds, spec.conditions(), lambda v, s: not why(train_by.get((v, s))), every_eval)
 
     evals: dict[tuple[str, str], dict[int, Cell]] = defaultdict(dict)  # (variant, cond key) -> seed -> cell
     for c in eval_cells:
@@ -358,7 +359,7 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
 
     # checks are evidence for the sanity battery, not estimates
     task = suite.get("task", "classify")
-    conditions = [c for c in Suite.from_dict(suite).conditions() if c.kind != "check"]
+    conditions = [c for c in spec.conditions() if c.kind != "check"]
     extra = _aggregates(conditions, evals, names, seeds, task)
     conditions = conditions[:1] + [c for c in extra if c.kind == "shift"] + conditions[1:] + [
         c for c in extra if c.kind == "attack"]
@@ -404,7 +405,6 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
                                                                      _bounds(metric))))
     n_test = next((r.n_examples for (_, k, _), (_, r) in resampled.items() if k == "clean"), 0)
 
-    spec = Suite.from_dict(suite)
     pairs = [(v.name, b.name) for v, b in spec.comparisons()]
     estimates += _corruption_errors(conditions, resampled, pairs, names, level, interval)
     # (variant, baseline, condition, metric, comparison, seeds, (S,) per-seed values of both)
