@@ -387,3 +387,14 @@ def test_an_unknown_attack_norm_is_refused_with_the_norms_to_use() -> None:
     with pytest.raises(ConfigError) as err:
         PGD(eps=0.1, norm="l1")
     assert (err.value.message, err.value.hint) == ("unknown attack norm 'l1'", "use 'linf' or 'l2'")
+
+
+def test_a_negative_pgd_step_size_is_refused_with_the_rule_it_falls_back_to() -> None:
+    from harness.attacks import check_alpha
+
+    with pytest.raises(ConfigError) as err:
+        check_alpha(-0.5)
+    assert err.value.message == "PGD step size alpha must be non-negative, got -0.5"
+    assert err.value.hint == "leave it out for 2.5 * eps / steps"
+    check_alpha(None)
+    check_alpha(0.0)  # zero is a step size (the attack then never moves), not an error

@@ -16,6 +16,7 @@ from harness.stats import (
     Resampled,
     benjamini_hochberg,
     compare,
+    effect_size,
     estimate,
     example_weights,
     holm,
@@ -691,3 +692,10 @@ def test_integer_and_boolean_inputs_are_read_as_floats() -> None:
     for x in ([1, 0, 1], [True, False, True]):
         arr = _as_float_array(x, "x", 1)
         assert arr.dtype == np.float64 and arr.tolist() == [1.0, 0.0, 1.0]
+
+
+def test_effect_size_and_mcnemar_name_their_empty_input_in_the_whole_message() -> None:
+    with pytest.raises(ValueError, match=r"^d is empty: an effect size needs at least one paired difference$"):
+        effect_size([])
+    with pytest.raises(ValueError, match=r"^b_correct is empty: McNemar's test needs at least one paired example$"):
+        mcnemar_exact([True], [])
