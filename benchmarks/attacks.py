@@ -26,10 +26,10 @@ def main() -> None:
 
     from harness.attacks import PGD
     from harness.data import as_tensor, digits, stratified_split
-    from harness.evaluation import _attack, _Sweeps
     from harness.models import build_model
     from harness.seeding import torch_generator
     from harness.specs import TrainSpec
+    from harness.tasks.classify.evaluation import _attack, _Sweeps
     from harness.training import train
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -68,14 +68,14 @@ def spread(xs: list[float], form: str = "{:.1f} s") -> str:
 def ray_startup(suite: Any, workers: int) -> tuple[float, float, float]:
     """Seconds for ray.init of a local instance, for the actors to load the data, and to shut down."""
     from harness.executors import RayExecutor
-    from harness.runner import _init_worker
+    from harness.worker import WorkerFactory, WorkerInit
 
     with tempfile.TemporaryDirectory() as tmp:
         ex = RayExecutor(workers)
         t0 = time.perf_counter()
         ex._connect()  # the instance alone; start() then finds it connected and adds the actors
         t1 = time.perf_counter()
-        ex.start(_init_worker, (suite, "cpu", Path(tmp)))
+        ex.start(WorkerFactory(), WorkerInit(suite, "cpu", Path(tmp)))
         t2 = time.perf_counter()
         ex.__exit__(None, None, None)
         t3 = time.perf_counter()

@@ -344,8 +344,9 @@ def hot_loop_extras(cfg: Config, dev: torch.device, repeat: int) -> dict[str, li
 
 
 def main() -> None:
-    from harness.data import data_root, load, missing_idx_files, stratified_split
+    from harness.data import data_root, missing_idx_files, stratified_split
     from harness.registry import models as model_registry
+    from harness.sources import load
     from harness.specs import TrainSpec
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

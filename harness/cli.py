@@ -9,6 +9,7 @@ Only the standard library is imported at start-up, so ``harness --help`` is inst
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -260,6 +261,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from harness.runner import load_suite
+    from harness.tasks import task_of
 
     full = load_suite(args.suite)
     suite = full.with_size(args.size)
@@ -267,6 +269,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(json.dumps(suite.to_dict(), indent=1))
         return 0
     ev = suite.evaluation
+    task = task_of(suite).describe(suite)  # what the task kind adds: its target, OOD scoring, checks
     lines = [
         f"{suite.name} {suite.version}: {suite.description}",
         f"dataset:    {suite.dataset} (test {suite.test_fraction:g}, validation {suite.val_fraction:g}, "
@@ -274,10 +277,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"variants:   {', '.join(v.name for v in suite.variants)}",
         f"seeds:      {', '.join(map(str, suite.seeds))}",
         f"training:   {suite.train.optimizer} lr {suite.train.lr:g}, batch {suite.train.batch_size}, "
-        f"{suite.train.epochs} epochs, target "
-        + (f"{100 * suite.train.target_accuracy:g}% held-out accuracy" if suite.diffusion is None else
-           f"held-out denoising loss {suite.diffusion.target_loss:g} (a {suite.diffusion.steps}-step noise schedule; "
-           f"{suite.diffusion.samples} samples judged by {suite.diffusion.judge_model}-{suite.diffusion.judge_norm})")
+        f"{suite.train.epochs} epochs, target {task['target']}"
         + (f"; variants override {', '.join(sorted({k for v in suite.variants for k, _ in v.train}))} (a sweep)"
            if any(v.train for v in suite.variants) else ""),
         f"size:       {suite.size}" + (f", training capped at {suite.max_train} examples" if suite.max_train else "")
@@ -288,13 +288,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"shifts:     {', '.join(ev.shifts) or '-'} at severities {', '.join(map(str, ev.severities))}",
         f"batchnorm:  test-time statistics {', '.join(ev.bn_modes)}",
         f"natural:    {', '.join(ev.natural_shifts) or '-'}",
-        f"ood:        {', '.join(ev.ood_sets) or '-'} scored by "
-        + ("the ELBO (denoise suite)" if suite.diffusion is not None else ', '.join(ev.ood_scores)),
+        f"ood:        {', '.join(ev.ood_sets) or '-'} scored by {task['ood']}",
         "attacks:    " + ("; ".join(f"{a.name} eps {', '.join(f'{e:g}' for e in a.eps)}" for a in ev.attacks)
                           or "-"),
-        "checks:     " + (", ".join(c.name for c in suite.check_conditions()) + f" (eps {ev.check_eps:g}, "
-                              f"large eps {ev.large_eps:g})" if ev.attacks and ev.checks and suite.diffusion is None
-                              else "-"),
+        f"checks:     {task['checks']}",
         f"cells:      {len(suite.variants) * len(suite.seeds)} training, "
         f"{len(suite.variants) * len(suite.seeds) * len(suite.conditions())} evaluation",
     ]
@@ -329,9 +326,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"run dir: {path}", file=sys.stderr)
 
-    summary = run(suite, run_dir, device=args.device, executor=args.executor, workers=args.workers,
-                  progress=not args.no_progress and not args.quiet, argv=["harness", *sys.argv[1:]],
-                  on_start=started)
+    from harness.progress import ProgressBars
+
+    # the bars (on stderr, on a terminal) draw what the runner reports; closed before the lines below
+    with contextlib.nullcontext(False) if args.no_progress or args.quiet else ProgressBars() as progress:
+        summary = run(suite, run_dir, device=args.device, executor=args.executor, workers=args.workers,
+                      progress=progress, argv=["harness", *sys.argv[1:]], on_start=started)
     if not args.quiet:
         print(f"trained {summary.trained} models ({summary.diverged} diverged), evaluated {summary.evaluated} "
               f"cells, reused {summary.skipped} finished cells", file=sys.stderr)

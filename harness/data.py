@@ -3,9 +3,9 @@
 Every set is returned as an :class:`ImageSet`: ``x`` float32 of shape (N, C, H, W) with values
 in [0, 1], ``y`` int64 of shape (N,) or None for OOD sets without labels. Loaders are
 registered as ``datasets`` plugins and take no arguments; OOD sets come at their native
-resolution and :func:`fit_to` brings them to the in-distribution shape. :func:`load` also takes
-a data source string (``hf:PATH``, ``torchvision:FashionMNIST``, ``folder:PATH``, ...), read by
-:mod:`harness.sources`.
+resolution and :func:`fit_to` brings them to the in-distribution shape. :func:`harness.sources.load`
+loads a dataset by name: a registered loader's, or a data source string's (``hf:PATH``,
+``torchvision:FashionMNIST``, ``folder:PATH``, ...).
 
 MNIST and Fashion-MNIST are read from a data root in torchvision's on-disk layout
 (``ROOT/MNIST/raw/`` and ``ROOT/FashionMNIST/raw/``, four uncompressed IDX files each): the
@@ -441,19 +441,3 @@ def uniform_noise() -> ImageSet:
     x (200, 1, 28, 28) float32, no labels."""
     x = np.random.default_rng(0).random((200, 1, 28, 28), dtype=np.float32)
     return ImageSet("uniform-noise", x, None, "synthetic: numpy default_rng(0) uniform [0, 1)")
-
-
-def load(name: str) -> ImageSet:
-    """Load a registered dataset by name and check what the plugin returned; a name with a
-    colon is a data source (``hf:PATH``, ``torchvision:FashionMNIST``, ... see harness.sources)."""
-    if ":" in name:  # registered names are lowercase-with-hyphens, so never hold one
-        from harness.sources import load_source
-
-        return load_source(name)
-    from harness.registry import datasets
-
-    out = datasets.get(name)()
-    if not isinstance(out, ImageSet):
-        raise ConfigError(f"dataset plugin {name!r} returned {type(out).__name__}, not an ImageSet",
-                          hint="return harness.data.ImageSet(name, x, y, source)")
-    return out

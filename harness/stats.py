@@ -769,16 +769,23 @@ def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float,
     return low, high
 
 
+def seed_mean(values: ArrayLike) -> float:
+    """The mean of (S,) per-seed summaries as :func:`t_interval` centres its interval: on the first
+    value, so constant data give exactly that value (np.mean of three 0.1s is 0.10000000000000002)
+    and the zero-width interval contains it."""
+    x = _as_float_array(values, "values", 1, "a mean needs at least one value")
+    return float(x[0] + (x - x[0]).mean())
+
+
 def t_interval(values: ArrayLike, level: float = 0.95) -> tuple[float, float]:
-    """Student-t interval for the mean of (S,) per-seed summaries; S == 1 gives (nan, nan): no spread to use."""
+    """Student-t interval for the mean of (S,) per-seed summaries (centred on :func:`seed_mean`);
+    S == 1 gives (nan, nan): no spread to use."""
     _check_level(level)
     x = _as_float_array(values, "values", 1, "a t interval needs at least one value")
     if x.size == 1:
         return float("nan"), float("nan")
-    # Centring on the first value makes constant data give a zero-width interval exactly.
-    dev = x - x[0]
-    mean = x[0] + dev.mean()
-    half = float(stdtrit(x.size - 1, 0.5 + level / 2)) * dev.std(ddof=1) / np.sqrt(x.size)
+    mean = seed_mean(x)
+    half = float(stdtrit(x.size - 1, 0.5 + level / 2)) * (x - x[0]).std(ddof=1) / np.sqrt(x.size)
     return float(mean - half), float(mean + half)
 
 

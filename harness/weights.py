@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, unknown_name
 from harness.models import NormFactory
 
 #: file suffixes of local weights and how each is read
@@ -74,8 +74,6 @@ def _sha256(path: Path) -> str:
 
 
 def _guess(name: str, available: list[str]) -> str:
-    from harness.registry import unknown_name
-
     return unknown_name("", name, sorted(available)).hint
 
 

@@ -1,7 +1,7 @@
 """The sanity battery: automated checks that catch broken adversarial evaluations.
 
 Each check reads stored records only (the model-side evidence was gathered at evaluation time
-by ``harness.evaluation``'s check conditions) and returns pass, fail or n/a with the numbers
+by ``harness.tasks.classify.evaluation``'s check conditions) and returns pass, fail or n/a with the numbers
 behind the verdict. They follow the checklist of Carlini et al. (2019): eps = 0 is clean
 accuracy, accuracy falls with eps, iterative attacks beat single-step ones, a large eps reaches
 chance, twice the steps of the strongest attack change little, random noise and a transfer attack are weaker
@@ -39,12 +39,16 @@ class Check:
 
 @dataclass(frozen=True, eq=False)
 class Records:
-    """What the checks read: evaluation cells by variant and condition, and the suite."""
+    """What the checks read: evaluation cells by variant and condition, and the suite; ``outcome``
+    is the per-example array of the suite's task that the attacks act on ("correct" for a
+    classifier, "denoise_loss" for a denoiser), ``higher_is_better`` its direction."""
 
     evals: Evals
     variants: list[str]
     suite: dict[str, Any]
     pairs: list[tuple[str, str]]
+    outcome: str = "correct"
+    higher_is_better: bool = True
 
     def cells(self, variant: str, cond: Condition) -> dict[int, Cell]:
         return {s: c for s, c in self.evals.get((variant, cond.key), {}).items() if c.arrays}
@@ -80,6 +84,8 @@ def _sweeps(r: Records) -> list[tuple[dict[str, Any], list[Condition]]]:
 
 def eps_zero(r: Records) -> Check:
     mismatch = total = n = 0
+    # a classifier's predictions and outcomes; a denoiser's per-example losses
+    what = "predictions" if r.outcome == "correct" else "losses"
     for v in r.variants:
         clean = r.cells(v, Condition("clean"))
         for _, conds in _sweeps(r):
@@ -89,11 +95,12 @@ def eps_zero(r: Records) -> Check:
                 for s, c in r.cells(v, cond).items():
                     if s in clean:
                         n += 1
-                        diff = (clean[s].arrays["pred"] != c.arrays["pred"]) | (
-                            clean[s].arrays["correct"] != c.arrays["correct"])
+                        diff = np.zeros(len(c.arrays[r.outcome]), dtype=bool)
+                        for array in (a for a in ("pred", r.outcome) if a in clean[s].arrays):
+                            diff |= clean[s].arrays[array] != c.arrays[array]
                         mismatch, total = mismatch + int(diff.sum()), total + len(diff)
-    return Check("eps = 0 reproduces clean predictions", "n/a" if n == 0 else "fail" if mismatch else "pass",
-                 f"{mismatch} of {total} per-example predictions differ across {n} records" if n
+    return Check(f"eps = 0 reproduces clean {what}", "n/a" if n == 0 else "fail" if mismatch else "pass",
+                 f"{mismatch} of {total} per-example {what} differ across {n} records" if n
                  else "no attack was run at eps = 0")
 
 
@@ -112,14 +119,20 @@ def eps_ball(r: Records) -> Check:
 
 
 def monotone(r: Records) -> Check:
+    """A larger ball holds every smaller one, so the attacked outcome never improves with eps:
+    accuracy never rises; a denoiser's loss never falls."""
     bad, n = [], 0
+    sign = 1.0 if r.higher_is_better else -1.0  # +1: higher is better, so a rise is the failure
+    show = _pct if r.outcome == "correct" else (lambda x: f"{x:.4g}")
     for v in r.variants:
         for a, conds in _sweeps(r):
-            accs = [(c.param("eps"), m) for c in conds if (m := r.mean(v, c)) is not None]
-            n += len(accs) > 1
-            bad += [f"{v} {a['name']} eps {e1:g}->{e2:g}: {_pct(m1)} -> {_pct(m2)}"
-                    for (e1, m1), (e2, m2) in zip(accs, accs[1:], strict=False) if m2 > m1 + 1e-12]
-    return _verdict("accuracy never rises with eps", bad, n, f"non-increasing in all {n} (variant, attack) sweeps")
+            means = [(c.param("eps"), m) for c in conds if (m := r.mean(v, c, r.outcome)) is not None]
+            n += len(means) > 1
+            bad += [f"{v} {a['name']} eps {e1:g}->{e2:g}: {show(m1)} -> {show(m2)}"
+                    for (e1, m1), (e2, m2) in zip(means, means[1:], strict=False) if sign * (m2 - m1) > 1e-12]
+    title, ok = (("accuracy never rises with eps", "non-increasing") if r.outcome == "correct"
+                 else ("the loss never falls with eps", "non-decreasing"))
+    return _verdict(title, bad, n, f"{ok} in all {n} (variant, attack) sweeps")
 
 
 PGD_FGSM = "PGD is at least as strong as FGSM, on average and per example"
@@ -272,10 +285,11 @@ CHECKS: tuple[Callable[[Records], Check], ...] = (
 )
 
 
-def run_checks(r: Records) -> list[Check]:
-    """Every check, in order; a suite without attacks gets one n/a line."""
+def run_checks(r: Records, names: tuple[str, ...] | None = None) -> list[Check]:
+    """Every check, in order, or those of ``names`` (function names, e.g. a task's
+    harness.tasks.Task.checks); a suite without attacks gets one n/a line."""
     if not r.attacks:
         return [Check("adversarial sanity checks", "n/a", "the suite runs no attack")]
-    return [c(r) for c in CHECKS]
+    return [c(r) for c in CHECKS if names is None or c.__name__ in names]
 
 

@@ -1,6 +1,6 @@
 """Two runs side by side: which estimates and paired comparisons moved beyond their intervals.
 
-``compare_runs(a, b)`` matches the rows of two :class:`~reports.build.Report` objects (another
+``compare_runs(a, b)`` matches the rows of two :class:`~reports.rows.Report` objects (another
 harness version, another suite version, another machine): estimates by (variant, condition,
 metric), paired comparisons by (variant, baseline, condition, metric), sanity checks by name.
 Rows present in one run only are listed as added (only in B) or removed (only in A).
@@ -24,8 +24,8 @@ from typing import Any
 from harness import stats
 from harness.errors import ConfigError
 from harness.specs import Condition
-from reports.build import Report
-from reports.render import _clean, condition_label, fmt, fmt_interval
+from reports.rows import Report
+from reports.vocabulary import condition_label, fmt, fmt_interval, json_safe
 
 # what a row's status means: B − A's interval excludes 0 / contains it / cannot be computed
 # (an interval is missing, e.g. one seed of a training metric) / the row is only in B / only in A
@@ -69,7 +69,7 @@ class Change:
     difference variant − ``baseline``); ``condition`` None is a training metric. ``a`` / ``b``
     are the runs' numbers (None where the row is missing from that run); ``diff`` = B − A and
     [``ci_low``, ``ci_high``] its interval (NaN unless both runs have the row), in the metric's
-    own units and direction (see reports.render.METRIC_TEXT for which way is better)."""
+    own units and direction (the registered metric, harness.registry.metrics, says which way is better)."""
 
     kind: str
     variant: str
@@ -289,7 +289,7 @@ def _interval_json(i: Interval | None) -> dict[str, Any] | None:
 
 def to_json(cmp: RunComparison) -> dict[str, Any]:
     """Machine-readable: the header and every row with its status (NaN written as null)."""
-    return _clean({
+    return json_safe({
         "runs": [{"run_dir": r.label, "suite": r.suite, "harness": r.harness, "seeds": list(r.seeds),
                   "machine": r.machine} for r in cmp.runs],
         "same_suite": cmp.same_suite,

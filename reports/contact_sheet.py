@@ -44,8 +44,8 @@ def contact_sheet(dataset: str, out: Path | str, shifts: Sequence[str] | None = 
     in ``shifts`` (default: every registered shift) at severities 1-5; returns the path."""
     from PIL import Image, ImageDraw
 
-    from harness.data import load
     from harness.registry import shifts as registry
+    from harness.sources import load
 
     names = list(shifts) if shifts else registry.names()
     for name in names:

@@ -3,7 +3,7 @@
 Two drawing functions do all the work: :func:`line_chart` (lines with optional interval bands:
 training curves, robust accuracy against eps, accuracy against severity, ROC curves,
 reliability diagrams) and :func:`forest_plot` (one row per paired comparison, in panels with
-their own axis). :func:`figures` turns a :class:`~reports.build.Report` into the list of
+their own axis). :func:`figures` turns a :class:`~reports.rows.Report` into the list of
 :class:`Figure` that the Markdown and HTML reports show. Names from suites and plugins reach
 the SVG only through :func:`html.escape`, so a figure is safe to inline into HTML. Each variant
 keeps one colour of the Okabe-Ito palette (colour-blind safe) in every figure.
@@ -19,8 +19,9 @@ from html import escape
 from typing import Any
 
 from harness.specs import Condition, clean, family_of
-from reports.build import EstimateRow, Report
-from reports.render import METRIC_TEXT, _scale, condition_label, fmt, fmt_interval, fmt_p
+from harness.tasks import task_of
+from reports.rows import EstimateRow, Report, metric_of
+from reports.vocabulary import condition_label, fmt, fmt_interval, fmt_p
 
 # Okabe & Ito (2008), ordered so the first colours are the most distinct on white; beyond eight
 # variants the colours repeat with a dash pattern.
@@ -31,12 +32,6 @@ KIND_ORDER = ("clean", "shift", "natural", "ood", "attack", "samples", "training
 KIND_TITLE = {"clean": "In-distribution", "shift": "Shifted inputs", "natural": "Natural shifts",
               "ood": "Out-of-distribution detection", "attack": "Adversarial", "samples": "Samples",
               "training": "Training", "sweep": "Training sweep"}
-# the unit of a difference once scaled by render._scale (accuracy-like metrics: percentage points)
-UNIT = {"accuracy": "percentage points", "fpr95": "percentage points", "ece": "percentage points",
-        "mce": "percentage points", "relative_mce": "percentage points", "auroc": "AUROC", "aupr_in": "AUPR-in",
-        "aupr_out": "AUPR-out", "nll": "nats", "brier": "Brier score", "steps_to_target": "steps",
-        "seconds_per_step": "ms per step", "denoising_loss": "nats (ELBO-style)", "sample_fid": "feature distance",
-        "class_tv": "total variation", "mean_val_loss": "held-out denoising loss"}
 FONT = 'font-family="system-ui, sans-serif" font-size="11"'
 
 
@@ -257,12 +252,6 @@ def _series(report: Report, label: str, x: Sequence[float], y: Sequence[float],
                   None if high is None else floats(high), color, dash)
 
 
-def _direction(metric: str) -> str:
-    """'higher is better' or 'lower is better', as METRIC_TEXT says."""
-    m = re.search(r"(higher|lower) is better", METRIC_TEXT.get(metric, ""))
-    return m.group(0) if m else ""
-
-
 def _pct(v: float | None) -> float:
     """A fraction in percent; a missing value (None in JSON, e.g. an empty bin) is NaN: a gap."""
     return math.nan if v is None else 100 * v
@@ -274,7 +263,7 @@ def forest_figure(report: Report) -> list[Figure]:
     panels: dict[tuple[str, str], list[ForestRow]] = {}
     for r in report.comparisons:
         kind = "training" if r.condition is None else r.condition.kind
-        k = _scale(r.metric)[0]
+        k = metric_of(r.metric).scale
         c = r.comparison
         where = "" if r.condition is None else f" \u00b7 {condition_label(r.condition)}"
         note = (f"{fmt(c.diff, r.metric, signed=True)} {fmt_interval(c.ci_low, c.ci_high, r.metric, signed=True)}"
@@ -287,8 +276,8 @@ def forest_figure(report: Report) -> list[Figure]:
     order = sorted(panels, key=lambda km: KIND_ORDER.index(km[0]) if km[0] in KIND_ORDER else len(KIND_ORDER))
     title = "Paired effects: each variant minus its baseline"
     svg = forest_plot(title, [ForestPanel(
-        f"{KIND_TITLE.get(kind, kind)} \u00b7 {metric} ({_direction(metric)})",
-        f"difference in {UNIT.get(metric, metric)}", tuple(panels[(kind, metric)])) for kind, metric in order])
+        f"{KIND_TITLE.get(kind, kind)} \u00b7 {metric} ({metric_of(metric).better} is better)",
+        f"difference in {metric_of(metric).unit}", tuple(panels[(kind, metric)])) for kind, metric in order])
     caption = (f"Every paired comparison of the report ({len(report.comparisons)}): the mean per-seed difference "
                f"(dot) and its {100 * report.level:g}% interval (whisker), in the metric's units (accuracy-like "
                "metrics in percentage points); a filled dot marks an interval that excludes 0. p is "
@@ -359,8 +348,8 @@ def _sweep_figures(report: Report, kinds: tuple[str, ...], param: str, x_label: 
     """Accuracy against ``param`` (eps or severity): one figure per condition family of ``kinds``
     (same name and other parameters), a line per variant with the estimate's interval as its band.
     ``start`` maps a kind to the condition drawn at ``param`` = 0 (clean accuracy for severities).
-    A denoise suite's figures show its ELBO-style denoising loss instead of accuracy."""
-    metric = "denoising_loss" if report.suite.get("task") == "denoise" else "accuracy"
+    They show the task's headline metric (a denoiser's ELBO-style loss instead of accuracy)."""
+    metric = task_of(report.suite.get("task", "classify")).style.headline
     scale: Callable[[float | None], float] = _pct if metric == "accuracy" else (
         lambda v: math.nan if v is None else v)
     rows = [r for r in report.estimates if r.condition.kind in kinds and r.metric == metric

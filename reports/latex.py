@@ -1,19 +1,17 @@
-"""A report's tables as LaTeX (``report.tex``): the headline estimates and the paired comparisons.
+"""A :class:`~reports.document.Document` as a LaTeX document that compiles on its own (pdflatex).
 
-``to_latex`` returns a document that compiles on its own (pdflatex; booktabs, longtable,
-geometry and graphicx, all in a basic TeX Live); each table sits between ``% table:`` comment
-lines, ready to paste into a paper. The cells are exactly the strings of the Markdown report
-(:func:`reports.render.headline` and the paired-comparison rows), so the numbers agree; every
-text that comes from a suite or plugin is escaped (:func:`escape`).
+The preamble loads booktabs, longtable, geometry and graphicx, all in a basic TeX Live. Each table
+sits between ``% table: LABEL`` comment lines, ready to paste into a paper: a booktabs tabular in a
+float scaled to the text width, or a longtable (repeating its header on every page) when the
+table is ``long``. Every text is escaped (:func:`escape`), so names from suites and plugins are
+shown as they are; inline code and bold are the model's spans.
 """
 
 from __future__ import annotations
 
 import re
 
-from harness import stats
-from reports.build import Report
-from reports.render import _comparison_rows, headline
+from reports.document import Block, Bold, BulletList, Code, Document, Figure, Heading, Paragraph, Span, Table, Text
 
 # one pass over the text, so an escape's own backslash and braces are never escaped again
 _SPECIAL = {
@@ -34,56 +32,71 @@ def escape(text: str) -> str:
     return _SPECIAL_RE.sub(lambda m: _SPECIAL[m.group()], text)
 
 
-def _row(cells: list[str]) -> str:
-    return " & ".join(map(escape, cells)) + r" \\"
+def _span(span: Span) -> str:
+    if isinstance(span, Code):
+        return rf"\texttt{{{escape(span.text)}}}"
+    return rf"\textbf{{{escape(span.text)}}}" if isinstance(span, Bold) else escape(span)
 
 
-def tabular(header: list[str], rows: list[list[str]], text_columns: int = 1, env: str = "tabular",
-            caption: str = "") -> str:
-    """A booktabs table: the first ``text_columns`` columns left-aligned, the numbers right-aligned,
-    every cell escaped. ``env`` "longtable" breaks across pages, repeating the header, and carries
-    ``caption`` (already LaTeX) itself."""
-    spec = "l" * text_columns + "r" * (len(header) - text_columns)
-    if env == "longtable":
-        head = [rf"\caption{{{caption}}}\\", r"\toprule", _row(header), r"\midrule", r"\endfirsthead",
-                r"\toprule", _row(header), r"\midrule", r"\endhead", r"\bottomrule", r"\endfoot"]
+def _text(spans: Text) -> str:
+    return "".join(_span(s) for s in spans)
+
+
+def _row(cells: tuple[Span, ...]) -> str:
+    return " & ".join(map(_span, cells)) + r" \\"
+
+
+def tabular(t: Table) -> str:
+    """A booktabs table: the first ``t.text_columns`` columns left-aligned, the numbers right-aligned.
+    A long table is a longtable that breaks across pages, repeating the header, with its caption;
+    any other a tabular (in the float :func:`_table` puts it in)."""
+    spec = "l" * t.text_columns + "r" * (len(t.header) - t.text_columns)
+    env = "longtable" if t.long else "tabular"
+    if t.long:
+        caption = [rf"\caption{{{escape(t.caption)}}}\\"] if t.caption else []
+        head = [*caption, r"\toprule", _row(t.header), r"\midrule", r"\endfirsthead",
+                r"\toprule", _row(t.header), r"\midrule", r"\endhead", r"\bottomrule", r"\endfoot"]
     else:
-        head = [r"\toprule", _row(header), r"\midrule"]
-    tail = [] if env == "longtable" else [r"\bottomrule"]
-    return "\n".join([rf"\begin{{{env}}}{{{spec}}}", *head, *(_row(r) for r in rows), *tail, rf"\end{{{env}}}"])
+        head = [r"\toprule", _row(t.header), r"\midrule"]
+    tail = [] if t.long else [r"\bottomrule"]
+    return "\n".join([rf"\begin{{{env}}}{{{spec}}}", *head, *(_row(r) for r in t.rows), *tail, rf"\end{{{env}}}"])
 
 
-def headline_table(report: Report) -> str:
-    """The summary table (one row per variant; :func:`reports.render.headline`'s columns), in a
-    table float scaled to the text width."""
-    header, rows = headline(report)
-    caption = escape(f"{report.suite['name']} {report.suite['version']}: mean over {len(report.seeds)} seeds with "
-                     f"its {100 * report.level:g}% interval in brackets.")
-    return "\n".join([r"\begin{table}[ht]", r"\centering", rf"\caption{{{caption}}}",
-                      r"\resizebox{\linewidth}{!}{%", tabular(header, rows), "}", r"\end{table}"])
+def _table(t: Table) -> str:
+    mark = [f"% table: {t.label}".replace("\n", " ")] if t.label else []  # a comment ends at a newline
+    if t.long:
+        return "\n".join([*mark, tabular(t)])
+    caption = [rf"\caption{{{escape(t.caption)}}}"] if t.caption else []
+    return "\n".join([*mark, r"\begin{table}[ht]", r"\centering", *caption, r"\resizebox{\linewidth}{!}{%",
+                      tabular(t), "}", r"\end{table}"])
 
 
-def comparison_table(report: Report) -> str:
-    """Every paired comparison: variant minus baseline, its interval, p raw and adjusted, seeds."""
-    adjust = stats.ADJUSTMENTS[report.adjust][0]
-    header = ["variant", "baseline", "condition", "metric", "difference", "interval", "p", f"p ({adjust})", "seeds"]
-    caption = escape(f"Paired comparisons: each variant minus its baseline on the same seeds and test examples, "
-                     f"difference and {100 * report.level:g}% interval in the metric's units; p raw and "
-                     f"{adjust}-adjusted across the {len(report.comparisons)} comparisons.")
-    return tabular(header, _comparison_rows(list(report.comparisons), esc=str), text_columns=4, env="longtable",
-                   caption=caption)
+HEADINGS = {2: "section", 3: "subsection"}  # deeper levels: subsubsection
 
 
-def to_latex(report: Report) -> str:
-    """The headline estimates and the paired comparisons as a standalone LaTeX document."""
-    title = escape(f"{report.suite['name']} {report.suite['version']}: what normalization does")
+def _block(block: Block) -> str:
+    if isinstance(block, Heading):
+        return rf"\{HEADINGS.get(block.level, 'subsubsection')}*{{{escape(block.text)}}}"
+    if isinstance(block, Paragraph):
+        return _text(block.text)
+    if isinstance(block, BulletList):
+        return "\n".join([r"\begin{itemize}", *(rf"\item {_text(item)}" for item in block.items), r"\end{itemize}"])
+    if isinstance(block, Table):
+        return _table(block)
+    assert isinstance(block, Figure)  # pdflatex cannot draw an SVG: name the file, and keep the caption
+    return f"% figure: figures/{block.name}.svg\n" + rf"\textit{{{escape(block.title)}.}} {escape(block.caption)}"
+
+
+def render(doc: Document) -> str:
+    """The document as a standalone LaTeX article, landscape, in a small font; each block is
+    followed by a blank line."""
+    title = [rf"\title{{{escape(doc.title)}}}", r"\date{}"] if doc.title is not None else []
     return "\n".join([
         r"\documentclass{article}",
         r"\usepackage[T1]{fontenc}",
         r"\usepackage[landscape,margin=1.5cm]{geometry}",
         r"\usepackage{booktabs,longtable,graphicx}",
-        rf"\title{{{title}}}", r"\date{}",
-        r"\begin{document}", r"\maketitle", r"\footnotesize", "",
-        "% table: headline estimates", headline_table(report), "",
-        "% table: paired comparisons", comparison_table(report), "",
+        *title,
+        r"\begin{document}", *([r"\maketitle"] if title else []), r"\footnotesize", "",
+        *(line for b in doc.blocks for line in (_block(b), "")),
         r"\end{document}", ""])

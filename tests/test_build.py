@@ -20,9 +20,11 @@ from harness.registry import suites
 from harness.runner import run
 from harness.specs import AttackSpec, Condition, Suite, attack, shift
 from harness.store import Cell, Store
-from reports.build import _aggregates, build_report, mean_shift
+from reports.build import _aggregates, build_report
 from reports.checks import Evals
-from reports.render import compact_columns, fmt, headline
+from reports.content import compact_columns, headline
+from reports.rows import mean_shift
+from reports.vocabulary import fmt
 
 
 def _cell(variant: str, seed: int, cond: Condition, norm: str = "linf", **arrays: Any) -> Cell:
@@ -222,7 +224,7 @@ def test_reported_worst_case_equals_the_stored_per_attack_records(real_run: Path
     # the terminal's robustness column is this number
     cols = compact_columns(report)
     assert cols[-1][1] in {_worst(e).key for e in EPS}
-    _, rows = headline(report, cols)
+    rows = headline(report, cols).rows
     assert [r[0] for r in rows] == list(VARIANTS)
     for row in rows:
         assert row[-1].startswith(fmt(expected[(row[0], cols[-1][1])], "accuracy") + " ")

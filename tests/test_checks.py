@@ -405,10 +405,10 @@ def test_a_paired_variant_gets_a_transfer_attack_weaker_than_white_box(report: d
 def test_stored_transfer_records_are_pgd_computed_on_the_paired_model(planted_run: Path, split) -> None:  # type: ignore[no-untyped-def]
     from harness.attacks import PGD
     from harness.data import as_tensor
-    from harness.evaluation import predict
     from harness.models import build_model
     from harness.seeding import torch_generator
     from harness.store import load_weights
+    from harness.tasks.classify.evaluation import predict
 
     with Store(planted_run, create=False) as store:
         trained = {c.variant: c.key for c in store.cells("train", with_arrays=False)}
@@ -491,3 +491,68 @@ def test_each_check_alone_is_not_applicable_to_a_suite_without_attacks(check: Ca
     records = _records(_healthy(), _suite(()))
     assert all(records.check(name) is None for name in CHECK)
     assert check(records) == expected
+
+
+# --- a denoiser's records: the checks that read a PGD sweep on the denoising loss ----------------
+
+
+DENOISE_PGD = (AttackSpec("pgd-linf", (0.0, 0.05, 0.1), (("steps", 10),)),)
+D0, D5, D10 = (attack("pgd-linf", e, (("steps", 10),)) for e in (0.0, 0.05, 0.1))
+
+
+def _denoiser_records(losses: dict[Condition, float], linf: float = 0.05, eps0_shift: float = 0.0) -> Records:
+    """Records of a denoise suite's sweep: per-example losses ``losses[cond]`` (plus a fixed spread),
+    the clean loss 1.0; at eps 0 the clean losses exactly, moved by ``eps0_shift`` on one example;
+    every perturbation of size ``linf`` (0 at eps 0)."""
+    spread = np.linspace(-0.1, 0.1, N)
+    evals: dict[tuple[str, str], dict[int, Cell]] = defaultdict(dict)
+    for v in VARIANTS:
+        for s in SEEDS:
+            evals[(v, clean().key)][s] = Cell("", "eval", v, s, {}, {}, condition=clean().to_dict(),
+                                              arrays={"denoise_loss": 1.0 + spread})
+            for cond, loss in losses.items():
+                arrays = {"denoise_loss": loss + spread, "linf": np.full(N, linf if cond.param("eps") else 0.0),
+                          "l2": np.zeros(N)}
+                if cond.param("eps") == 0:
+                    arrays["denoise_loss"] = (1.0 + spread).copy()
+                    arrays["denoise_loss"][0] += eps0_shift
+                evals[(v, cond.key)][s] = Cell("", "eval", v, s, {}, {"norm": "linf"}, condition=cond.to_dict(),
+                                               arrays=arrays)
+    suite = json.loads(json.dumps(dataclasses.replace(
+        Suite.from_dict(_suite()), evaluation=dataclasses.replace(Suite.from_dict(_suite()).evaluation,
+                                                                  attacks=DENOISE_PGD, checks=False)).to_dict()))
+    return Records(evals, list(VARIANTS), suite, [("cnn-batch", "cnn-none")], "denoise_loss", False)
+
+
+def test_a_denoisers_sweep_passes_the_checks_when_its_loss_only_grows_with_eps() -> None:
+    r = _denoiser_records({D0: 1.0, D5: 1.5, D10: 2.0})
+    assert checks.eps_zero(r) == Check("eps = 0 reproduces clean losses", "pass",
+                                       "0 of 4000 per-example losses differ across 4 records")
+    assert checks.monotone(r) == Check("the loss never falls with eps", "pass",
+                                       "non-decreasing in all 2 (variant, attack) sweeps")
+    assert checks.eps_ball(r).status == "pass"
+
+
+def test_a_denoisers_sweep_fails_where_the_loss_falls_or_eps_0_moves_it() -> None:
+    falls = checks.monotone(_denoiser_records({D0: 1.0, D5: 1.5, D10: 1.4}))
+    assert falls.status == "fail" and falls.detail.startswith("cnn-none pgd-linf eps 0.05->0.1: 1.5 -> 1.4")
+    # a fall of 1e-9 in the mean is beyond the tolerance of 1e-12; the same rise is no failure
+    assert checks.monotone(_denoiser_records({D0: 1.0, D5: 1.5, D10: 1.5 - 1e-9})).status == "fail"
+    assert checks.monotone(_denoiser_records({D0: 1.0, D5: 1.5, D10: 1.5 + 1e-9})).status == "pass"
+    moved = checks.eps_zero(_denoiser_records({D0: 1.0, D5: 1.5, D10: 2.0}, eps0_shift=1e-7))
+    assert moved == Check("eps = 0 reproduces clean losses", "fail",
+                          "4 of 4000 per-example losses differ across 4 records")
+    outside = checks.eps_ball(_denoiser_records({D0: 1.0, D5: 1.5, D10: 2.0}, linf=0.06))
+    assert outside == Check("perturbations stay inside the eps-ball", "fail",
+                            "a perturbation exceeds its eps by 1.00e-02")
+
+
+def test_the_denoise_task_runs_the_checks_that_read_its_sweep() -> None:
+    from harness.registry import tasks
+
+    denoise, classify = tasks.get("denoise"), tasks.get("classify")
+    assert denoise.checks == ("eps_zero", "eps_ball", "monotone") and denoise.outcome == "denoise_loss"
+    r = _denoiser_records({D0: 1.0, D5: 1.5, D10: 2.0})
+    assert [c.name for c in checks.run_checks(r, denoise.checks)] == [
+        "eps = 0 reproduces clean losses", "perturbations stay inside the eps-ball", "the loss never falls with eps"]
+    assert len(checks.run_checks(_records(_healthy()), classify.checks)) == 11

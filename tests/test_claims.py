@@ -8,8 +8,8 @@ import pytest
 from harness import stats
 from harness.errors import ConfigError
 from harness.specs import Claim, Condition
-from reports.build import ComparisonRow
 from reports.claims import CONTRADICTED, INCONCLUSIVE, NOT_EVALUATED, SUPPORTED, judge, row_verdict
+from reports.rows import ComparisonRow
 
 
 @pytest.mark.parametrize(
@@ -35,7 +35,7 @@ def test_row_verdict(direction: str, low: float, high: float, p: float, margin: 
 def _row(variant: str, key: Condition | None, metric: str, low: float, high: float, p: float,
          spread: float = 1e-4) -> ComparisonRow:
     """A comparison row of three seeds whose per-seed differences have variance ``spread`` (the
-    variance components of a training metric's comparison, reports.build's)."""
+    variance components of a training metric's comparison, reports.training's)."""
     c = stats.Comparison((low + high) / 2, low, high, 0.95, p, "t", "sign-flip", 3, 100,
                          components=stats.Components(spread / 3, 0.0, 0.0, 3))
     return ComparisonRow(variant, variant.split("-")[0] + "-none", key, metric, c, p, (0, 1, 2))
@@ -164,10 +164,10 @@ def test_claims_adjust_their_p_values_as_one_family_not_the_whole_report() -> No
 
 def _quickstart_rows(n_seeds: int) -> list[ComparisonRow]:
     """The quick start's 8 claim comparisons: steps to target of cnn and mlp with batch and layer
-    against none, about 200 steps fewer over ``n_seeds`` seeds (made as reports.build makes a
+    against none, about 200 steps fewer over ``n_seeds`` seeds (made as reports.training makes a
     training metric's comparison: t-interval and sign-flip test over the per-seed differences), and
     their worst-case accuracy at eps 0.1, 10 points lower."""
-    from reports.build import _paired_seed_comparison
+    from reports.estimates import paired_seed_comparison
 
     rows = []
     steps_none = 400.0 + 10.0 * np.arange(n_seeds)
@@ -175,9 +175,10 @@ def _quickstart_rows(n_seeds: int) -> list[ComparisonRow]:
         for norm in ("batch", "layer"):
             variant = f"{model}-{norm}"
             steps = steps_none - 200.0 + 20.0 * np.cos(np.arange(n_seeds))  # every seed faster by 180-220
-            v, base, _, metric, c, seeds, _ = _paired_seed_comparison(variant, f"{model}-none", "steps_to_target",
-                                                                      list(range(n_seeds)), steps, steps_none, 0.95)
-            rows.append(ComparisonRow(v, base, None, metric, c, c.p_value, seeds, "lower"))
+            r = paired_seed_comparison(variant, f"{model}-none", None, "steps_to_target", list(range(n_seeds)),
+                                       steps, steps_none, 0.95)
+            rows.append(ComparisonRow(r.variant, r.baseline, None, r.metric, r.comparison, r.comparison.p_value,
+                                      r.seeds, "lower"))
             worst = stats.Comparison(-0.1, -0.15, -0.05, 0.95, 0.25, "t", "sign-flip", n_seeds, 450,
                                      components=stats.Components(1e-4, 4e-4, 1e-4, n_seeds, 449.0))
             rows.append(ComparisonRow(variant, f"{model}-none", Condition("attack", "worst-case", (
@@ -243,3 +244,21 @@ def test_an_unmatched_claim_says_why_and_an_unknown_direction_names_it() -> None
     with pytest.raises(ValueError) as err:
         row_verdict("sideways", -1.0, 1.0, 0.5, 0.05)
     assert str(err.value) == "unknown claim direction 'sideways'"
+
+
+def test_a_contradicted_claim_counts_its_contradicting_rows_and_its_record_names_every_field() -> None:
+    claim = Claim("batch and layer need fewer steps", "steps_to_target", "lower", norms=("batch", "layer"),
+                  variants=("mlp-*",))
+    rows = [_row("mlp-batch", None, "steps_to_target", 10, 50, 0.01),
+            _row("mlp-layer", None, "steps_to_target", -250, -50, 0.02)]
+    v = judge(claim, rows, NORMS, 0.05)
+    assert v.verdict == CONTRADICTED and v.reason == "1 of 2 matching comparisons contradict it"
+    d = v.to_dict()
+    assert set(d) == {"text", "metric", "direction", "condition", "norms", "margin", "variants", "verdict", "reason",
+                      "evidence"}
+    assert {k: d[k] for k in ("text", "metric", "direction", "condition", "norms", "margin", "variants")} == {
+        "text": claim.text, "metric": "steps_to_target", "direction": "lower", "condition": "training",
+        "norms": ["batch", "layer"], "margin": 0.0, "variants": ["mlp-*"]}
+    free = judge("a sentence", [], NORMS, 0.05).to_dict()
+    assert {k: free[k] for k in ("text", "metric", "direction")} == {"text": "a sentence", "metric": None,
+                                                                      "direction": None}

@@ -157,7 +157,7 @@ def test_unknown_kind_in_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", "attack"]) == 2
     lines = _lines(capsys.readouterr().err)
     assert lines[0] == "Error: unknown plugin kind 'attack'"
-    assert lines[1].startswith("Hint: did you mean 'attacks'?")
+    assert lines[1].startswith("Hint: did you mean 'attacks'")
 
 
 def test_debug_shows_the_exception(capsys: pytest.CaptureFixture[str]) -> None:
@@ -467,6 +467,7 @@ SUITE = Suite(name="half-broken", version="1", description="one model that train
 '''
 
 
+@pytest.mark.slow
 def test_a_failing_cell_is_stored_summarised_and_the_exit_status_says_so(tmp_path: Path) -> None:
     # through the command line with the default executor: the pool's workers import the suite file too
     (tmp_path / "suites").mkdir()

@@ -13,20 +13,21 @@ datasets load as valid ImageSets; suites name only registered plugins.
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 import harness.registry as reg
-from harness.data import ImageSet, load
+from harness.data import ImageSet
 from harness.errors import ConfigError
+from harness.metricspec import Metric
 from harness.models import build_model
 from harness.runner import check_names
 from harness.seeding import torch_generator
-from harness.specs import Suite
+from harness.sources import load
+from harness.specs import Suite, clean
+from harness.tasks import Task
 
 NORMS = reg.norms.names()
 MODELS = reg.models.names()
@@ -37,6 +38,7 @@ OOD_SCORES = reg.ood_scores.names()
 DATASETS = reg.datasets.names()
 METRICS = reg.metrics.names()
 SUITES = reg.suites.names()
+TASKS = reg.tasks.names()
 
 
 
@@ -121,7 +123,7 @@ def test_model_init_is_paired_across_norms(model: str) -> None:
 
 
 def _denoiser(model: str, norm: str, seed: int = 0, shape: tuple[int, int, int] = (1, 8, 8)) -> nn.Module:
-    from harness.diffusion import build_denoiser
+    from harness.tasks.denoise.unet import build_denoiser
 
     return build_denoiser(norm, shape, {}, torch_generator(seed, "init"), model=model)
 
@@ -192,7 +194,7 @@ def real_images() -> dict[str, torch.Tensor]:
     """Real images: 8x8 grayscale digits and 32x32 colour patches of a photograph."""
     from sklearn.datasets import load_sample_images
 
-    from harness.data import load
+    from harness.sources import load
 
     photo = load_sample_images().images[0]
     patches = np.stack([photo[i:i + 32, j:j + 32] for i in range(0, 384, 48) for j in range(0, 600, 80)])
@@ -372,16 +374,59 @@ def test_digits_dataset() -> None:
 
 @pytest.mark.parametrize("metric", METRICS)
 def test_metric_contract(metric: str) -> None:
-    fn = reg.metrics.get(metric)
-    assert callable(fn)
-    required = [p for p in inspect.signature(fn).parameters.values()
-                if p.default is inspect.Parameter.empty and p.kind is not p.VAR_KEYWORD]
-    if len(required) == 1:  # per-example outcomes
-        value = fn(np.array([True, False, True, True]))
-        assert value == pytest.approx(0.75)
-    else:  # OOD metric on (score_in, score_out)
-        value = fn(np.array([0.9, 0.8, 0.7]), np.array([0.1, 0.2]))
-        assert isinstance(value, float) and 0.0 <= value <= 1.0
+    """A metric is a harness.metricspec.Metric under its own name; the report reads its direction,
+    range and text from it, and its function (if it has one) stays in that range."""
+    spec = reg.metrics.get(metric)
+    assert isinstance(spec, Metric) and spec.name == metric
+    low, high = spec.bounds
+    assert low < high and spec.describe().startswith(f"{spec.text} ({spec.better} is better")
+    if spec.fn is None:
+        assert spec.level == "seed" or spec.group in ("corruption", "denoise"), "an example-level metric needs a way in"
+        return
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 40)
+    probs = rng.dirichlet(np.ones(3), 40)
+    args = {"accuracy": (rng.random(40) < 0.7,), "ood": (rng.normal(1, 1, 40), rng.normal(0, 1, 30)),
+            "calibration": (probs.max(1), probs.argmax(1) == labels) if metric == "ece" else (probs, labels)}
+    value = spec.fn(*args[spec.group])
+    assert isinstance(value, float) and low <= value <= high
+
+
+# --- tasks -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_task_contract(task: str) -> None:
+    """A task kind is a harness.tasks.Task under its own name, exercised by a registered suite; its
+    battery starts clean with unique keys, every metric it reports is registered, its sanity checks
+    exist, its per-example outcome is what one of its metrics averages, and its worst case over
+    attacks is never better than a single attack (by that metric's direction) and equals an attack
+    that is alone."""
+    from reports.checks import CHECKS
+
+    t = reg.tasks.get(task)
+    assert isinstance(t, Task) and t.name == task and t.description
+    assert set(t.checks) <= {f.__name__ for f in CHECKS}
+    suites = [s for name in SUITES if (s := reg.suites.get(name)).task == task]
+    assert suites, f"no registered suite has task {task!r}, so nothing exercises it"
+    outcome_metrics = set()
+    for s in suites:
+        t.validate(s)
+        conds = t.conditions(s)
+        assert conds[0] == clean() and len({c.key for c in conds}) == len(conds)
+        for c in conds:
+            for m in t.metrics(c):
+                assert m in reg.metrics, f"task {task!r} reports {m!r} on {c.key}, an unregistered metric"
+                if reg.metrics.get(m).per_example == t.outcome:
+                    outcome_metrics.add(m)
+    assert len(outcome_metrics) == 1, f"{t.outcome!r} is averaged by {outcome_metrics}, not by exactly one metric"
+    higher = reg.metrics.get(outcome_metrics.pop()).higher_is_better
+    rng = np.random.default_rng(0)
+    stacked = rng.random((3, 50)) < 0.6 if t.outcome == "correct" else rng.gamma(2.0, 1.0, (3, 50))
+    worst = t.worst_case(stacked)
+    assert worst.shape == (50,)
+    assert (worst <= stacked.min(0) if higher else worst >= stacked.max(0)).all()
+    assert (t.worst_case(stacked[:1]) == stacked[0]).all()
 
 
 # --- suites ------------------------------------------------------------------------------------

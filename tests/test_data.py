@@ -1,7 +1,8 @@
 """Tests for harness.data: the stratified split, fit_to (resizing and channel conversion), ImageSet
-validation with its error text, the registered loaders through load(), the IDX reader, the data
-root with its checksums and error texts, and the real MNIST and Fashion-MNIST loaders (which read
-the data root that tox fills with scripts/offline_data.py, and skip when it is not filled)."""
+validation with its error text, the registered loaders (through harness.sources.load), the IDX
+reader, the data root with its checksums and error texts, and the real MNIST and Fashion-MNIST
+loaders (which read the data root that tox fills with scripts/offline_data.py, and skip when it is
+not filled)."""
 
 from __future__ import annotations
 
@@ -20,14 +21,13 @@ from harness.data import (
     data_root,
     digits,
     fit_to,
-    load,
     missing_idx_files,
     raw_dir,
     read_idx,
     stratified_split,
 )
 from harness.errors import ConfigError
-from harness.registry import datasets
+from harness.sources import load
 
 CLASS_SIZES = (10, 23, 57, 4, 31)
 
@@ -211,18 +211,6 @@ def test_imageset_enforces_int64_labels() -> None:
     except ConfigError:
         return
     assert s.y.dtype == np.int64
-
-
-# --- load --------------------------------------------------------------------------------------
-
-
-def test_load_rejects_a_plugin_that_returns_something_else() -> None:
-    datasets.register("not-an-imageset", lambda: np.zeros((2, 1, 4, 4), np.float32))
-    try:
-        with pytest.raises(ConfigError, match="returned ndarray, not an ImageSet"):
-            load("not-an-imageset")
-    finally:
-        datasets.unregister("not-an-imageset")
 
 
 # --- the IDX reader ----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Tests for harness.diffusion on real models and the real digits split: the noise schedule and
+"""Tests for the denoise task (harness.tasks.denoise) on real models and the real digits split: the noise schedule and
 its validation, the U-Net's shapes for 8x8 and 28x28 with every norm, init paired across norms,
 determinism of the losses and of sampling for a generator (and independence from global random
 state), the sampler's arithmetic against an exact Gaussian denoiser, a short training run that
@@ -18,29 +18,18 @@ import torch
 from torch import nn
 
 from harness.data import Split
-from harness.diffusion import (
-    DenoisePGD,
-    DenoiserTrainResult,
-    Judge,
-    NoiseSchedule,
-    UNet,
-    build_denoiser,
-    class_tv,
-    denoising_loss,
-    elbo_score,
-    elbo_timesteps,
-    evaluate_denoiser,
-    feature_distance,
-    held_out_loss,
-    negative_elbo,
-    sample,
-    train_denoiser,
-)
 from harness.errors import ConfigError
 from harness.metrics import auroc
 from harness.registry import norms
 from harness.seeding import torch_generator
 from harness.specs import TrainSpec
+from harness.tasks.denoise.attack import DenoisePGD
+from harness.tasks.denoise.evaluation import evaluate_denoiser
+from harness.tasks.denoise.objective import denoising_loss, elbo_score, elbo_timesteps, negative_elbo
+from harness.tasks.denoise.sampling import Judge, class_tv, feature_distance, sample
+from harness.tasks.denoise.schedule import NoiseSchedule
+from harness.tasks.denoise.training import DenoiserTrainResult, held_out_loss, train_denoiser
+from harness.tasks.denoise.unet import UNet, build_denoiser
 
 NORMS = ["none", "group", "layer", "rms", "batch"]
 SMALL = {"channels": (16, 32)}
@@ -451,8 +440,8 @@ def test_class_tv() -> None:
 
 @pytest.fixture(scope="module")
 def judge(split: Split) -> Judge:
-    from harness.evaluation import features
     from harness.models import build_model
+    from harness.tasks.classify.evaluation import features
     from harness.training import train
 
     clf = build_model("cnn", "batch", (1, 8, 8), 10, {"channels": (16, 32)}, None, torch_generator(0, "init"))

@@ -1,4 +1,4 @@
-"""Tests for harness.evaluation on small models trained for one epoch on real digits: the outcome
+"""Tests for harness.tasks.classify.evaluation on small models trained for one epoch on real digits: the outcome
 arrays per condition kind, attacks at eps = 0 reproducing the clean predictions bit for bit,
 model-independent shifted inputs, OOD scores in and out, determinism, and predict()'s
 eval-mode guard."""
@@ -10,12 +10,13 @@ import pytest
 import torch
 from torch import nn
 
-from harness.data import Split, fit_to, load
-from harness.evaluation import evaluate, predict
+from harness.data import Split, fit_to
 from harness.models import build_model
 from harness.registry import shifts
 from harness.seeding import torch_generator
+from harness.sources import load
 from harness.specs import Condition, TrainSpec, attack, clean, ood, shift
+from harness.tasks.classify.evaluation import evaluate, predict
 from harness.training import train
 
 CONDITION_SEED = 0
@@ -228,7 +229,7 @@ def _buffers(model: nn.Module) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("mode", ["batch", "adapt"])
 def test_models_without_batchnorm_are_unaffected_by_the_mode(mode: str, models: dict[str, nn.Module],
                                                              split: Split) -> None:
-    from harness.evaluation import predict_bn
+    from harness.tasks.classify.evaluation import predict_bn
 
     model = models["mlp-layer"]
     x = torch.from_numpy(split.test.x)
@@ -238,7 +239,7 @@ def test_models_without_batchnorm_are_unaffected_by_the_mode(mode: str, models: 
 def test_batch_mode_uses_batch_statistics_and_touches_nothing(models: dict[str, nn.Module], split: Split) -> None:
     import copy
 
-    from harness.evaluation import predict_bn
+    from harness.tasks.classify.evaluation import predict_bn
 
     model = models["cnn-batch"]
     x = torch.from_numpy(split.test.x)
@@ -254,7 +255,7 @@ def test_batch_mode_uses_batch_statistics_and_touches_nothing(models: dict[str, 
 
 
 def test_batch_mode_never_normalises_a_single_example(models: dict[str, nn.Module], split: Split) -> None:
-    from harness.evaluation import predict_bn
+    from harness.tasks.classify.evaluation import predict_bn
 
     x = torch.from_numpy(split.test.x[:9])  # batches of 4: 4, 4 and a lone example merged into the last
     assert predict_bn(models["cnn-batch"], x, 4, "batch").shape == (9, 10)
@@ -262,7 +263,7 @@ def test_batch_mode_never_normalises_a_single_example(models: dict[str, nn.Modul
 
 def test_adapt_mode_reestimates_on_the_inputs_and_leaves_the_model_alone(models: dict[str, nn.Module],
                                                                           split: Split) -> None:
-    from harness.evaluation import predict_bn
+    from harness.tasks.classify.evaluation import predict_bn
 
     model = models["cnn-batch"]
     x = torch.from_numpy(shifts.get("contrast")(torch.from_numpy(split.test.x), 5, torch_generator(0, "c")).numpy())
@@ -303,8 +304,8 @@ def test_bn_modes_are_validated() -> None:
 def test_mahalanobis_matches_a_direct_computation(models: dict[str, nn.Module], split: Split) -> None:
     from sklearn.covariance import EmpiricalCovariance
 
-    from harness.evaluation import features
     from harness.ood import Mahalanobis
+    from harness.tasks.classify.evaluation import features
 
     model = models["cnn-batch"]
     f_train = features(model, torch.from_numpy(split.train.x), 256).double()

@@ -27,6 +27,7 @@ from harness.registry import executors, suites
 from harness.runner import run
 from harness.specs import Suite
 from harness.store import Store
+from harness.worker import WorkerFactory, WorkerInit
 
 # results that are wall-clock measurements: they differ between any two runs
 TIMINGS = {"seconds_to_target", "seconds_per_step", "train_seconds"}
@@ -72,8 +73,11 @@ def serial_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", executors.names())
 def test_every_executor_gives_the_serial_records_bit_for_bit(name: str, serial_dir: Path, tmp_path: Path) -> None:
+    """Workers that the process pool and Ray build from a WorkerInit in fresh processes give the
+    cells (keys, specs, results, arrays) and weights of the serial executor's worker in this one."""
     if name == "ray":
         _ray()
     workers = None if name == "serial" else 2  # serial refuses a worker count
@@ -101,44 +105,69 @@ def test_every_executor_gives_the_serial_records_bit_for_bit(name: str, serial_d
     assert len(weights) == 4 and weights == sorted(p.name for p in (tmp_path / "run" / "weights").iterdir())
     for w in weights:
         assert (serial_dir / "weights" / w).read_bytes() == (tmp_path / "run" / "weights" / w).read_bytes(), w
-    with Store(tmp_path / "run", create=False) as store:
-        assert store.get_meta("provenance")["executor"] == name
+    with Store(tmp_path / "run", create=False) as store:  # and the other executors' workers were not this process
+        assert (store.get_meta("provenance")["executor"], store.get_meta("provenance")["workers"]) == \
+            (name, 1 if name == "serial" else 2)
+
+
+@pytest.mark.slow
+def test_the_process_pool_builds_a_worker_in_each_spawned_process_with_its_share_of_the_cores(
+        tmp_path: Path) -> None:
+    from harness.executors import ProcessExecutor, usable_cores
+
+    with ProcessExecutor(workers=2) as ex:
+        ex.start(_Where, WorkerInit(_small(), "cpu", tmp_path))  # _Where travels by reference: spawn imports it
+        assert ex.workers == 2
+        tasks: list[Any] = [("train", i) for i in range(4)]
+        seen: list[Any] = list(ex.map(tasks))
+    assert sorted(t for *_, t in seen) == tasks
+    assert os.getpid() not in {pid for pid, *_ in seen}
+    assert {(threads, store_dir) for _, threads, store_dir, _ in seen} == {(max(1, usable_cores() // 2), tmp_path)}
 
 
 # --- the ray executor ---------------------------------------------------------------------------
-# The functions below run inside Ray's workers, which cannot import this test module (pytest put
-# its folder on this process's sys.path only), so they travel by value.
+# The workers below run inside Ray's actors, which cannot import this test module (pytest put its
+# folder on this process's sys.path only), so they travel by value. A spawned pool process is given
+# this process's sys.path and imports them by name (the process pool's test above).
 
 
 def _register_by_value() -> None:
     _ray().cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
-def _where(task: Any) -> Iterator[Any]:
-    """A task function that reports the worker it ran in: pid, torch threads, run directory."""
-    import torch
+class _Where:
+    """A worker that reports where it runs: pid, torch threads, and the run directory of the real
+    worker the runner's factory built there from the WorkerInit (which loaded the suite's data)."""
 
-    from harness.runner import _WORKER
+    def __init__(self, init: WorkerInit) -> None:
+        self.worker = WorkerFactory()(init)
 
-    yield os.getpid(), torch.get_num_threads(), _WORKER["ctx"].store_dir, task
+    def run(self, task: Any, on_step: Any = None) -> Iterator[Any]:
+        import torch
 
-
-def _dies_or_raises(task: Any) -> Iterator[Any]:
-    if task == "die":
-        os._exit(3)  # the worker process is gone, as when the OOM killer takes it
-    if task == "raise":
-        raise ValueError("a task that fails outside the cells' own error handling")
-    yield task
+        yield os.getpid(), torch.get_num_threads(), self.worker.ctx.store_dir, task
 
 
-def _refuses(*args: Any) -> None:
-    raise ConfigError("this initializer refuses", hint="a hint that must survive the trip")
+class _DiesOrRaises:
+    def __init__(self, init: WorkerInit) -> None:
+        pass
+
+    def run(self, task: Any, on_step: Any = None) -> Iterator[Any]:
+        if task == "die":
+            os._exit(3)  # the worker process is gone, as when the OOM killer takes it
+        if task == "raise":
+            raise ValueError("a task that fails outside the cells' own error handling")
+        yield task
 
 
+def _refuses(init: WorkerInit) -> Any:
+    raise ConfigError("this worker refuses to start", hint="a hint that must survive the trip")
+
+
+@pytest.mark.slow
 def test_ray_starts_a_local_instance_splits_its_cores_and_stops_it(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from harness.executors import RayExecutor, usable_cores
-    from harness.runner import _init_worker
 
     ray = _ray()
     _register_by_value()
@@ -147,10 +176,10 @@ def test_ray_starts_a_local_instance_splits_its_cores_and_stops_it(tmp_path: Pat
     monkeypatch.chdir(tmp_path)
     Path("rel").mkdir()  # a relative run directory: the workers get it as an absolute path
     with RayExecutor(workers=2) as ex:
-        ex.start(_init_worker, (_small(), "cpu", Path("rel")))
+        ex.start(_Where, WorkerInit(_small(), "cpu", Path("rel")))
         assert ex.workers == 2 and ray.cluster_resources()["CPU"] == usable_cores()
         tasks: list[Any] = [("train", i) for i in range(6)]
-        seen: list[Any] = list(ex.map(_where, tasks))
+        seen: list[Any] = list(ex.map(tasks))
     assert not ray.is_initialized()  # it started the instance, so it shut it down
     assert sorted(t for *_, t in seen) == [("train", i) for i in range(6)]
     assert len({pid for pid, *_ in seen}) == 2 and os.getpid() not in {pid for pid, *_ in seen}
@@ -212,9 +241,9 @@ def test_a_dead_worker_or_a_failing_task_is_a_run_error_after_the_cells_before_i
     got: list[Any] = []
     tasks: list[Any] = ["a", "b", fatal, "c"]
     with RayExecutor(workers=1) as ex:  # one worker: the tasks run in order
-        ex.start(lambda *args: None, (None, "cpu", Path.cwd()))
+        ex.start(_DiesOrRaises, WorkerInit(_small(), "cpu", Path.cwd()))
         with pytest.raises(RunError) as err:
-            for cell in ex.map(_dies_or_raises, tasks):
+            for cell in ex.map(tasks):
                 got.append(cell)
     assert got == ["a", "b"]
     assert err.value.message.startswith(message) and "\n" not in err.value.message
@@ -222,18 +251,18 @@ def test_a_dead_worker_or_a_failing_task_is_a_run_error_after_the_cells_before_i
     assert ray_instance.is_initialized()  # not its instance: left running
 
 
-def test_a_run_directory_a_worker_cannot_see_or_a_refusing_initializer_fails_the_start(ray_instance: Any,
-                                                                                       tmp_path: Path) -> None:
+def test_a_run_directory_a_worker_cannot_see_or_a_worker_that_fails_to_build_fails_the_start(ray_instance: Any,
+                                                                                              tmp_path: Path) -> None:
     from harness.executors import RayExecutor
 
     with RayExecutor(workers=2) as ex, pytest.raises(ConfigError) as err:
-        ex.start(lambda *args: None, (None, "cpu", tmp_path / "nowhere"))
+        ex.start(_DiesOrRaises, WorkerInit(_small(), "cpu", tmp_path / "nowhere"))
     assert err.value.message == f"the run directory {tmp_path / 'nowhere'} is not visible on Ray node " \
                                 f"{socket.gethostname()}"
     assert "filesystem every node mounts" in err.value.hint
     with RayExecutor(workers=2) as ex, pytest.raises(ConfigError) as err:
-        ex.start(_refuses, (None, "cpu", tmp_path))
-    assert (err.value.message, err.value.hint) == ("this initializer refuses", "a hint that must survive the trip")
+        ex.start(_refuses, WorkerInit(_small(), "cpu", tmp_path))
+    assert (err.value.message, err.value.hint) == ("this worker refuses to start", "a hint that must survive the trip")
     assert ray_instance.is_initialized()
 
 

@@ -16,9 +16,10 @@ from harness import stats
 from harness.metrics import auroc
 from harness.specs import AttackSpec, Condition, EvalSpec, Suite, TrainSpec, Variant, attack, clean, ood, shift
 from harness.store import Cell, Store
-from reports.build import Report, build_report
+from reports.build import build_report
 from reports.figures import KIND_ORDER, Figure, figures, nice_ticks
 from reports.render import to_json, to_markdown, write_reports
+from reports.rows import Report
 
 HOSTILE = "<script>alert(1)</script>"
 QUOTES = "\"&'<>"

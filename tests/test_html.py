@@ -1,7 +1,8 @@
 """The self-contained HTML report: a real small run (two variants, two seeds, two epochs, with
 hostile names in its suite) written out and opened in a real headless Chromium, which must load
 it without an error and draw every figure; the file loads nothing from anywhere, and names come
-out escaped. Also the Markdown converter on each construct render.py writes."""
+out escaped. Also: report.md, report.html and report.tex of that run carry the same tables, cell
+for cell (the renderers on a hand-built document are tests/test_document.py's)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import re
 import shutil
 import subprocess
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,6 @@ import pytest
 from harness.registry import suites
 from harness.runner import run
 from reports.build import build_report
-from reports.html import markdown_to_html
 from reports.render import write_reports
 
 HOSTILE = "<script>alert(1)</script>"
@@ -93,19 +94,77 @@ def test_hostile_names_are_escaped_everywhere_in_the_html(run_dir: Path) -> None
     assert "&quot;&amp;&#x27;&lt;&gt; claims" in html  # the claim, a plain string shown as text
 
 
-def test_markdown_subset_converts_to_escaped_html() -> None:
-    md = "\n".join([
-        "# T <b>", "", "para `co|de` and **bold** with a \\| pipe", "next line", "",
-        "| a | b \\| c |", "|---|---|", "| `x` | **y** |", "",
-        "- **k**: v <i>", "- w", "",
-        "![fig \\[1\\]](figures/one.svg)", "", "The caption.", "",
-        "![gone](figures/two.svg)", ""])
-    out = markdown_to_html(md, {"one": '<svg xmlns="http://www.w3.org/2000/svg"><circle r="1"/></svg>'})
-    assert out.split("\n") == [
-        "<h1>T &lt;b&gt;</h1>",
-        "<p>para <code>co|de</code> and <strong>bold</strong> with a | pipe next line</p>",
-        '<div class="table"><table><thead><tr><th>a</th><th>b | c</th></tr></thead><tbody><tr><td><code>x</code>'
-        "</td><td><strong>y</strong></td></tr></tbody></table></div>",
-        "<ul><li><strong>k</strong>: v &lt;i&gt;</li><li>w</li></ul>",
-        '<figure><svg><circle r="1"/></svg><figcaption>The caption.</figcaption></figure>',
-        "<p>(figure two is missing)</p>"]
+def _markdown_tables(md: str) -> list[list[list[str]]]:
+    """Every pipe table's rows (the delimiter row left out) as cell texts: pipes unescaped, the
+    markup of a bold or code cell removed."""
+    def cell(text: str) -> str:
+        text = text.strip().replace("\\|", "|")
+        return re.sub(r"^\*\*(.*)\*\*$|^`(.*)`$", lambda m: m.group(1) or m.group(2), text)
+
+    return [[[cell(c) for c in re.split(r"(?<!\\)\|", line)[1:-1]] for i, line in enumerate(block.splitlines())
+             if i != 1] for block in re.findall(r"(?:^\|.*\n)+", md, re.M)]
+
+
+class _HTMLTables(HTMLParser):
+    """Every <table>'s rows (header row first) as cell texts, entities decoded and tags dropped."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tables: list[list[list[str]]] = []
+        self.cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: object) -> None:
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self.cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self.cell is not None:
+            self.tables[-1][-1].append("".join(self.cell))
+            self.cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self.cell is not None:
+            self.cell.append(data)
+
+
+LATEX_TEXT = {r"\textbackslash{}": "\\", r"\&": "&", r"\%": "%", r"\$": "$", r"\#": "#", r"\_": "_", r"\{": "{",
+              r"\}": "}", r"\textasciitilde{}": "~", r"\textasciicircum{}": "^", r"\textless{}": "<",
+              r"\textgreater{}": ">", r"\textbar{}": "|", "{[}": "[", "{]}": "]", r"\textdagger{}": "†"}
+
+
+def _latex_tables(tex: str) -> list[list[list[str]]]:
+    """Every tabular's and longtable's rows (a longtable's repeated header once) as cell texts,
+    reports.latex.escape undone and \\textbf / \\texttt removed."""
+    unescape = re.compile("|".join(map(re.escape, LATEX_TEXT)))
+
+    def cell(text: str) -> str:
+        text = re.sub(r"^\\text(?:bf|tt)\{(.*)\}$", r"\1", text.strip())
+        return unescape.sub(lambda m: LATEX_TEXT[m.group()], text)
+
+    out = []
+    for env, inner in re.findall(r"\\begin\{(tabular|longtable)\}\{\w+\}\n(.*?)\\end\{\1\}", tex, re.S):
+        rows = [[cell(c) for c in re.split(r"(?<!\\)&", line.removesuffix(r" \\"))] for line in inner.splitlines()
+                if line.endswith(r" \\") and not line.startswith(r"\caption")]
+        out.append(rows[1:] if env == "longtable" else rows)  # a longtable repeats its header on every page
+    return out
+
+
+def test_markdown_html_and_latex_carry_the_same_tables(run_dir: Path) -> None:
+    """Every table of report.md is in report.html, in order, cell for cell (the hostile names,
+    the claim's pipe, quotes and bold verdict decoded); report.tex's summary table is report.md's,
+    and its comparison table is report.md's first nine columns."""
+    md = _markdown_tables((run_dir / "report.md").read_text(encoding="utf-8"))
+    parser = _HTMLTables()
+    parser.feed((run_dir / "report.html").read_text(encoding="utf-8"))
+    assert len(md) >= 15 and parser.tables == md
+    summary, comparisons = _latex_tables((run_dir / "report.tex").read_text(encoding="utf-8"))
+    assert summary == md[0] and summary[0][:3] == ["variant", "steps to target", "clean acc %"]
+    assert any(HOSTILE in row[0] for row in summary)
+    paired = next(t for t in md if t[0][:2] == ["variant", "baseline"] and "d_z" in t[0])
+    assert comparisons == [row[:9] for row in paired] and len(comparisons) > 10
+    claims = next(t for t in md if t[0] == ["claim", "verdict", "why"])
+    assert claims[1][0] == f"{QUOTES} claims **nothing** | at all"  # text, never markup

@@ -146,6 +146,7 @@ def test_report_level_changes_interval_width(run_dir: Path) -> None:
     assert wide["value"] == narrow["value"]
 
 
+@pytest.mark.slow
 def test_diverged_training_is_an_outcome_not_a_crash(tmp_path: Path) -> None:
     base = suites.get("quickstart").with_overrides(seeds=(0,), variants=("mlp-none", "mlp-batch"), epochs=1)
     suite = dataclasses.replace(base, train=TrainSpec(epochs=1, lr=1e6, optimizer="sgd", eval_every=5))
@@ -199,6 +200,7 @@ def test_resuming_with_other_settings_is_refused(run_dir: Path) -> None:
     assert "--seeds and --variants" in err.value.hint
 
 
+@pytest.mark.slow
 def test_adding_a_seed_reuses_the_finished_ones(run_dir: Path, tmp_path: Path) -> None:
     import shutil
 
@@ -212,6 +214,7 @@ def test_adding_a_seed_reuses_the_finished_ones(run_dir: Path, tmp_path: Path) -
     assert {e["variant"] for e in res["estimates"]} == {"mlp-none", "mlp-layer"}
 
 
+@pytest.mark.slow
 def test_batchnorm_test_time_modes_are_a_reported_factor(tmp_path: Path) -> None:
     base = suites.get("quickstart").with_overrides(seeds=(0,), variants=("mlp-none", "mlp-batch", "mlp-layer"),
                                                    epochs=1)
@@ -297,7 +300,7 @@ def test_prerendered_corruptions_in_the_cifar_c_layout_are_scored(tmp_path: Path
 
 
 def test_terminal_columns_pick_the_telling_attack_strength(run_dir: Path) -> None:
-    from reports.render import compact_columns
+    from reports.content import compact_columns
 
     report = build_report(run_dir, n_resamples=100)
     titles = [c[0] for c in compact_columns(report)]

@@ -9,7 +9,6 @@ import pytest
 import torch
 from torch import nn
 
-from harness.data import load
 from harness.errors import ConfigError
 from harness.models import (
     CNN,
@@ -29,6 +28,7 @@ from harness.models import (
 )
 from harness.registry import norms
 from harness.seeding import torch_generator
+from harness.sources import load
 from harness.specs import TrainSpec
 from harness.training import train
 

@@ -13,7 +13,8 @@ from harness.errors import ConfigError
 from harness.specs import EvalSpec, Suite, TrainSpec, Variant
 from harness.store import Cell, Store
 from reports.build import build_report
-from reports.render import fmt_estimate, print_summary, to_json, to_markdown, write_reports
+from reports.render import print_summary, to_json, to_markdown, write_reports
+from reports.vocabulary import fmt_estimate
 
 CLEAN = {"kind": "clean", "name": "", "params": {}}
 N = 200
@@ -68,6 +69,26 @@ def test_estimates_and_differences_equal_the_hand_computed_means(toy_run) -> Non
     assert cmp.comparison.p_value == pytest.approx(0.25)  # 3 seeds, all differences positive: 2 of 8 patterns
 
 
+def test_p_better_is_the_share_of_seed_pairs_the_variant_wins(toy_run) -> None:
+    """P(better) of each comparison is the share of (variant seed, baseline seed) pairs in which the
+    variant's run is better in the metric's direction, ties counted half, from the per-seed values
+    of both (hand-computed here), inside its own interval."""
+    run_dir, truth = toy_run
+    report = build_report(run_dir, n_resamples=200)
+    per_seed = {("accuracy", v): [truth[(v, s)].mean() for s in (0, 1, 2)] for v in ("mlp-none", "mlp-batch")}
+    per_seed |= {("steps_to_target", "mlp-none"): [80, 81, 82], ("steps_to_target", "mlp-batch"): [50, 50, 50],
+                 ("seconds_per_step", "mlp-none"): [0.001, 0.002, 0.003],
+                 ("seconds_per_step", "mlp-batch"): [0.001, 0.002, 0.003]}
+    expected = {"accuracy": ("higher", 1.0), "steps_to_target": ("lower", 1.0), "seconds_per_step": ("lower", 0.5)}
+    assert {r.metric for r in report.comparisons} == set(expected)
+    for r in report.comparisons:
+        a, b = per_seed[(r.metric, "mlp-batch")], per_seed[(r.metric, "mlp-none")]
+        wins = [(x > y if r.better == "higher" else x < y) + 0.5 * (x == y) for x in a for y in b]
+        assert (r.better, float(np.mean(wins))) == expected[r.metric]
+        assert r.prob_improvement == pytest.approx(np.mean(wins))
+        assert r.prob_improvement_low <= r.prob_improvement <= r.prob_improvement_high  # type: ignore[operator]
+
+
 def test_holm_adjusts_across_every_comparison(toy_run) -> None:
     report = build_report(toy_run[0], n_resamples=200)
     metrics = {r.metric for r in report.comparisons}
@@ -107,9 +128,20 @@ def test_json_is_strict_and_nan_becomes_null(toy_run, tmp_path: Path) -> None:
     assert md_path.read_text().startswith("# toy 0.1")
 
 
-def test_markdown_escapes_table_breaking_names(toy_run) -> None:
+def test_markdown_escapes_table_breaking_text(toy_run) -> None:
+    """A pipe breaks a Markdown table only inside one: there it is escaped (the training tables'
+    |grad| headers), in a paragraph it is shown as it is (the suite's description). Every table has
+    as many cells in each row as in its header and delimiter row, else GitHub shows it as text."""
+    import re
+
     md = to_markdown(build_report(toy_run[0], n_resamples=100))
-    assert "a \\| toy suite" in md
+    assert "\n\na | toy suite\n\n" in md
+    assert "| roughness | \\|grad\\| | memory MiB |" in md and "| max \\|grad\\| |" in md
+    tables = re.findall(r"(?:^\|.*\n)+", md, re.M)
+    assert len(tables) >= 5
+    for t in tables:
+        widths = {len(re.split(r"(?<!\\)\|", line)) for line in t.splitlines()}
+        assert len(widths) == 1, t
 
 
 def test_terminal_summary_renders(toy_run) -> None:
@@ -137,7 +169,7 @@ def test_fmt_estimate_shows_value_and_interval() -> None:
 def test_corruption_error_hand_computed() -> None:
     import numpy as np
 
-    from reports.build import corruption_error
+    from reports.estimates import corruption_error
 
     # two corruptions with two severities each; errors as fractions
     err = {"clean": np.array(0.1), "a1": np.array(0.2), "a2": np.array(0.4), "b1": np.array(0.3), "b2": np.array(0.3)}
@@ -158,7 +190,7 @@ def test_corruption_error_hand_computed() -> None:
 def test_terminal_summary_is_compact(toy_run) -> None:
     from rich.console import Console
 
-    from reports.render import compact_columns, headline_columns
+    from reports.content import compact_columns, headline_columns
 
     report = build_report(toy_run[0], n_resamples=100)
     assert compact_columns(report) == [c for c in headline_columns(report) if c[1] == "clean"]
@@ -298,9 +330,11 @@ def denoise_run(tmp_path: Path) -> tuple[Path, dict[tuple[str, int], np.ndarray]
                 conds = [(clean(), loss), (shift("contrast", 1), loss + 1), (shift("contrast", 2), loss + 3),
                          (attack("pgd-linf", 0.0), loss), (attack("pgd-linf", 0.1), loss * 2)]
                 for cond, arr in conds:
+                    # an attack's record names its norm and the size of each perturbation, as the runner's do
+                    size = {"linf": np.full(N, cond.param("eps")), "l2": np.zeros(N)} if cond.kind == "attack" else {}
                     store.put(Cell(f"e-{variant}-{seed}-{cond.key}", "eval", variant, seed, {},
-                                   {"denoising_loss": float(arr.mean())}, condition=cond.to_dict(),
-                                   arrays={"denoise_loss": arr}))
+                                   {"denoising_loss": float(arr.mean()), **({"norm": "linf"} if size else {})},
+                                   condition=cond.to_dict(), arrays={"denoise_loss": arr, **size}))
                 fids[(variant, seed)] = fid = 10.0 * scale + seed
                 store.put(Cell(f"s-{variant}-{seed}", "eval", variant, seed, {},
                                {"sample_fid": fid, "class_tv": 0.2 * scale, "n_samples": 64},
@@ -341,7 +375,11 @@ def test_a_denoise_report_estimates_losses_and_samples_and_fakes_no_classifier_m
     t = {s.variant: s for s in r.training_summary}
     assert t["unet-group"].mean_val_loss.value == pytest.approx(0.24)  # type: ignore[union-attr]
     assert t["unet-group"].aulc is None and t["unet-group"].final_val_accuracy is None
-    assert r.checks == () and r.suite["task"] == "denoise" and "target_accuracy" not in r.suite
+    assert r.suite["task"] == "denoise" and "target_accuracy" not in r.suite
+    # the checks that read a PGD sweep on the loss: eps 0 gives the clean losses, the loss doubles at eps 0.1
+    assert [(c.name, c.status) for c in r.checks] == [("eps = 0 reproduces clean losses", "pass"),
+                                                      ("perturbations stay inside the eps-ball", "pass"),
+                                                      ("the loss never falls with eps", "pass")]
     assert {v.claim.text: v.verdict for v in r.claims}.keys() and all(  # type: ignore[union-attr]
         v.verdict != "not evaluated" for v in r.claims)
     assert r.curves and "val_loss" in r.curves[0] and "val_accuracy" not in r.curves[0]
@@ -383,8 +421,8 @@ def test_a_failed_evaluation_is_listed_and_its_pair_compared_on_the_common_seeds
 
     from harness.runner import run
     from harness.store import weights_path
-    from reports.build import PARTIAL_SEEDS
     from reports.render import SCHEMA_PATH
+    from reports.rows import PARTIAL_SEEDS
 
     suite = Suite("fail-eval", "1", "one evaluation fails", "digits",
                   (Variant("mlp-none", "mlp", "none"), Variant("mlp-batch", "mlp", "batch")), (0, 1, 2),
@@ -445,7 +483,7 @@ def test_a_failed_evaluation_is_listed_and_its_pair_compared_on_the_common_seeds
     (1, 2000, ["no number of seeds lets the strongest of 2000 Holm-adjusted comparisons reach p < 0.05"]),
 ])
 def test_the_power_note_states_the_seeds_a_test_needs(n_seeds: int, n_comparisons: int, says: list[str]) -> None:
-    from reports.render import _power_note
+    from reports.methods import power_note
 
-    note = _power_note(n_seeds, n_comparisons)
+    note = power_note(n_seeds, n_comparisons)
     assert all(s in note for s in says), note

@@ -20,7 +20,7 @@ import pytest
 
 from harness.store import Store
 
-pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
+pytestmark = [pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals"), pytest.mark.slow]
 
 # two models, 2 epochs each, on the quickstart's full battery: 2 training + 82 evaluation cells,
 # about 20 s uninterrupted on 2 cores

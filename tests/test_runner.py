@@ -1,13 +1,22 @@
-"""Tests for harness.runner's scheduling: the process pool gives exactly the records of the
-serial executor, a run resumed after losing cells ends with the records of an uninterrupted
-run (attack sweeps and the checks that read them are redone whole), and bad worker counts are
-refused before any work."""
+"""Tests for harness.runner's scheduling and its workers (harness.worker): the process pool gives
+exactly the records of the serial executor, a run resumed after losing cells ends with the
+records of an uninterrupted run (attack sweeps and the checks that read them are redone whole),
+bad worker counts are refused before any work, the progress reports add up to the work done,
+and the runner's modules keep no state between runs."""
 
 from __future__ import annotations
 
+import collections.abc
+import dataclasses
+import importlib
+import inspect
+import os
+import pickle
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,8 +24,9 @@ import pytest
 from harness.errors import ConfigError
 from harness.executors import ProcessExecutor, SerialExecutor
 from harness.registry import suites
-from harness.runner import run
+from harness.runner import RunProgress, run
 from harness.store import Store
+from harness.worker import WorkerFactory, WorkerInit
 
 
 def _small():
@@ -29,16 +39,32 @@ def _records(run_dir: Path) -> dict[str, dict[str, np.ndarray]]:
 
 
 @pytest.fixture(scope="module")
-def serial_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def serial_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[RunProgress]]:
+    """A serial run of the small suite, and every progress report it sent."""
     d = tmp_path_factory.mktemp("serial") / "run"
-    assert run(_small(), d, device="cpu", executor="serial", progress=False).ok
+    reports: list[RunProgress] = []
+    assert run(_small(), d, device="cpu", executor="serial", progress=reports.append).ok
+    return d, reports
+
+
+@pytest.fixture(scope="module")
+def serial_dir(serial_run: tuple[Path, list[RunProgress]]) -> Path:
+    return serial_run[0]
+
+
+@pytest.fixture(scope="module")
+def pool_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small suite run by a pool of two spawned worker processes."""
+    d = tmp_path_factory.mktemp("pool") / "run"
+    summary = run(_small(), d, device="cpu", executor="process", workers=2, progress=False)
+    assert summary.ok and summary.trained == 2
     return d
 
 
-def test_process_pool_matches_serial_bit_for_bit(serial_dir: Path, tmp_path: Path) -> None:
-    summary = run(_small(), tmp_path / "pool", device="cpu", executor="process", workers=2, progress=False)
-    assert summary.ok and summary.trained == 2
-    serial, pool = _records(serial_dir), _records(tmp_path / "pool")
+@pytest.mark.slow
+def test_process_pool_matches_serial_bit_for_bit(serial_dir: Path, pool_dir: Path) -> None:
+    """Workers built from a WorkerInit in fresh processes give the serial worker's records."""
+    serial, pool = _records(serial_dir), _records(pool_dir)
     assert serial.keys() == pool.keys() and len(serial) == 2 * len(_small().conditions())
     for key, arrays in serial.items():
         assert arrays.keys() == pool[key].keys()
@@ -100,14 +126,90 @@ def test_zero_workers_is_a_config_error(tmp_path: Path) -> None:
     assert not (tmp_path / "r").exists()
 
 
-def test_executors_run_in_process_with_one_worker() -> None:
-    seen: list[tuple[object, ...]] = []
+def test_executors_run_in_process_with_one_worker(tmp_path: Path) -> None:
+    built: list[WorkerInit] = []
+    steps: list[tuple[int, int]] = []
+
+    class Echo:  # one per process: yields each task with the process it ran in, reports a step
+        def __init__(self, init: WorkerInit) -> None:
+            built.append(init)
+
+        def run(self, task: Any, on_step: Any = None) -> Iterator[Any]:
+            if on_step is not None:
+                on_step(len(steps), 2)
+            yield task, os.getpid()
+
+    init = WorkerInit(_small(), "cpu", tmp_path)
     for ex in (SerialExecutor(), ProcessExecutor(workers=1)):
         with ex:
-            ex.start(lambda *args: seen.append(args), ("suite", "cpu"))
+            ex.start(Echo, init)
             assert ex.workers == 1
-            assert list(ex.map(lambda task: iter([task]), ["a", "b"])) == ["a", "b"]  # type: ignore[arg-type]
-    assert seen == [("suite", "cpu")] * 2
+            tasks: list[Any] = [("train", "a"), ("eval", "b")]
+            got = list(ex.map(tasks, lambda step, total: steps.append((step, total))))  # type: ignore[arg-type]
+            assert got == [(t, os.getpid()) for t in tasks]
+    assert built == [init, init]  # as given: no thread count for a worker in this process
+    assert steps == [(0, 2), (1, 2), (2, 2), (3, 2)]  # on_step reaches a worker in this process
+
+
+def test_a_worker_factory_reuses_the_prepared_context_only_here_and_only_for_its_run(tmp_path: Path) -> None:
+    from harness.worker import prepare
+
+    suite = _small()
+    prepared = prepare(suite, "cpu", tmp_path)
+    factory = WorkerFactory(prepared)
+    assert factory(WorkerInit(suite, "cpu", tmp_path)).ctx is prepared
+    other = factory(WorkerInit(suite, "cpu", tmp_path / "other")).ctx  # another run directory: loaded again
+    assert other is not prepared and other.store_dir == tmp_path / "other"
+    assert np.array_equal(other.split.train.x, prepared.split.train.x)
+    # what a spawned process receives carries no data: its worker loads its own
+    data = pickle.dumps(factory)
+    assert len(data) < 200 and pickle.loads(data).prepared is None
+    assert pickle.loads(pickle.dumps(WorkerInit(suite, "cpu", tmp_path, 3))) == WorkerInit(suite, "cpu", tmp_path, 3)
+
+
+def test_the_progress_reports_add_up_to_the_work_done(serial_run: tuple[Path, list[RunProgress]]) -> None:
+    run_dir, reports = serial_run
+    with Store(run_dir, create=False) as store:
+        steps = sum(c.result["budget_steps"] for c in store.cells("train", with_arrays=False))
+        n_eval = len(list(store.cells("eval", with_arrays=False)))
+    assert steps > 2 and n_eval == 2 * len(_small().conditions())
+    assert reports[0] == RunProgress(0, steps, 0, n_eval) and reports[-1] == RunProgress(steps, steps, n_eval, n_eval)
+    for a, b in zip(reports, reports[1:], strict=False):  # never backwards, one cell at a time
+        assert a.train_done <= b.train_done <= b.train_total == steps and a.eval_done <= b.eval_done <= b.eval_total
+        assert b.eval_done - a.eval_done <= 1
+    # the serial worker trains in this process, so every training step is reported
+    assert {r.train_done for r in reports} >= set(range(1, steps // 2 + 1))
+
+
+def _runner_modules() -> list[Any]:
+    names = ("harness.runner", "harness.planning", "harness.worker", "harness.tasks", "harness.tasks.classify",
+             "harness.tasks.denoise", "harness.tasks.denoise.judge", "harness.provenance", "harness.progress",
+             "harness.executors")
+    return [importlib.import_module(n) for n in names]
+
+
+def test_the_runner_modules_keep_no_state_between_runs(serial_dir: Path) -> None:
+    """After a run in this process (the serial one, whose worker lived here, as it does for a pool of
+    one), no module of the runner (or of the tasks it runs) holds a container or a mutable object of
+    its own that could carry state into the next run (a task is a frozen dataclass); the one holder
+    the process pool needs (harness.executors._POOL_PROCESS) is
+    filled only in the pool's spawned processes, never here."""
+    from harness import executors
+
+    with ProcessExecutor(workers=1) as ex:  # a pool of one: its worker is built and runs in this process
+        ex.start(WorkerFactory(), WorkerInit(_small(), "cpu", serial_dir))
+        assert list(ex.map([])) == []
+    mutable = (collections.abc.MutableMapping, collections.abc.MutableSequence, collections.abc.MutableSet,
+               bytearray)
+    for module in _runner_modules():
+        for name, value in vars(module).items():
+            if name.startswith("__") or inspect.ismodule(value) or inspect.isclass(value) or inspect.isroutine(value):
+                continue
+            assert not isinstance(value, mutable), f"{module.__name__}.{name} is a {type(value).__name__}"
+            frozen = dataclasses.is_dataclass(value) and type(value).__dataclass_params__.frozen  # type: ignore[attr-defined]
+            if type(value).__module__.startswith("harness") and not frozen:  # a mutable object of the project's
+                assert (module, name) == (executors, "_POOL_PROCESS"), f"{module.__name__}.{name}"
+    assert executors._POOL_PROCESS.worker is None
 
 
 def test_a_suite_can_leave_runs_that_never_reached_the_target_unevaluated(tmp_path: Path) -> None:
@@ -142,9 +244,10 @@ def _tiny_denoise():  # type: ignore[no-untyped-def]
                                                           judge_train=TrainSpec(epochs=3)), max_train=200, max_test=30)
 
 
+@pytest.mark.slow
 def test_a_denoise_suite_trains_denoisers_and_its_judge_once_and_resumes(tmp_path: Path) -> None:
-    from harness.runner import judge_spec
     from harness.store import cell_key, weights_path
+    from harness.tasks.denoise.judge import judge_spec
 
     suite = _tiny_denoise()
     first = run(suite, tmp_path / "r", device="cpu", executor="serial", progress=False)
@@ -166,6 +269,9 @@ def test_a_denoise_suite_trains_denoisers_and_its_judge_once_and_resumes(tmp_pat
     assert again.trained == again.evaluated == 0 and again.skipped == 4 * (1 + n_conds)
     with Store(tmp_path / "r", create=False) as store:
         assert store.get_meta("judge") == judge  # not retrained
+    worker = WorkerFactory()(WorkerInit(suite, "cpu", tmp_path / "r"))
+    assert worker.setup() is worker.setup()  # the judge, loaded once per worker, kept for its later units
+    assert 0 < float(worker.setup().test_features.std())
 
 
 def test_an_old_run_directory_without_task_fields_stays_resumable(tmp_path: Path) -> None:
@@ -186,7 +292,7 @@ def test_an_old_run_directory_without_task_fields_stays_resumable(tmp_path: Path
 def test_a_revised_shift_gets_new_evaluation_keys_and_an_unrevised_one_keeps_its_own() -> None:
     # a shift whose implementation changed (harness.shifts.revised) must not reuse the cells its old
     # code stored; every other cell keeps the key it had, so existing run directories resume as before
-    from harness.runner import eval_spec
+    from harness.planning import eval_spec
     from harness.shifts import pixelate
     from harness.specs import clean, shift
     from harness.store import cell_key

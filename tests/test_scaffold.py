@@ -22,6 +22,7 @@ def _lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
+@pytest.mark.slow
 def test_new_suite_writes_a_package_that_installs_lists_and_passes_its_own_test(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["new", "suite", NAME, "--dir", str(tmp_path)]) == 0

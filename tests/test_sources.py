@@ -2,7 +2,8 @@
 (a ``save_to_disk`` folder, parquet files, PNG folders for the imagefolder builder and for the
 plain Pillow reader) are loaded back through the source syntax, with their shapes, dtypes, label
 mapping and pixels checked; torchvision's MNIST from the data root against the harness's own
-reader; the bad inputs with their exact one-line errors; ``check_names`` refusing a bad source
+reader; the bad inputs with their exact one-line errors; registered names through the same ``load``
+and ``check_name`` (and a loader that returns no ImageSet); ``check_names`` refusing a bad source
 before a run writes anything; lazy imports; and one run of a small suite whose data are sources."""
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness.data import ImageSet, MissingDataError, load
+from harness.data import ImageSet, MissingDataError
 from harness.errors import ConfigError, UnknownNameError
-from harness.sources import check, check_name, parse
+from harness.registry import datasets as dataset_registry
+from harness.sources import check, check_name, load, parse
 
 datasets = pytest.importorskip("datasets", reason="the hf sources need the 'datasets' package (the hf extra)")
 
@@ -381,6 +383,17 @@ def test_registered_names_work_unchanged() -> None:
     assert info.value.message == "unknown dataset 'digitz'" and "did you mean 'digits'?" in info.value.hint
     assert parse("folder:a b#resize=3x4,channels=1").reference == "a b"
     assert parse("folder:x#resize=3x4").resize == (3, 4) and parse("folder:x#resize=5").resize == (5, 5)
+
+
+def test_load_rejects_a_plugin_that_returns_something_else() -> None:
+    dataset_registry.register("not-an-imageset", lambda: np.zeros((2, 1, 4, 4), np.float32))
+    try:
+        with pytest.raises(ConfigError) as info:
+            load("not-an-imageset")
+        assert info.value.message == "dataset plugin 'not-an-imageset' returned ndarray, not an ImageSet"
+        assert info.value.hint == "return harness.data.ImageSet(name, x, y, source)"
+    finally:
+        dataset_registry.unregister("not-an-imageset")
 
 
 def test_check_names_refuses_a_bad_source_before_anything_is_written(tmp_path: Path) -> None:

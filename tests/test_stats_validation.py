@@ -47,6 +47,8 @@ from harness.stats import (
 )
 from reports.claims import SUPPORTED, row_verdict
 
+pytestmark = pytest.mark.slow  # simulations of thousands of experiments
+
 LOW, HIGH = 0.935, 0.965  # the band a 95% interval must cover in where only 95% is checked
 N, B = 200, 300  # examples per seed, example resamples per experiment
 LEVELS = (0.95, 0.8)

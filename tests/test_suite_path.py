@@ -296,6 +296,7 @@ SUITE = Suite(name="sp-run", version="0.1.0", description="a suite from a folder
 '''
 
 
+@pytest.mark.slow
 def test_run_with_suite_path_and_the_default_executor_trains_in_worker_processes(tmp_path: Path) -> None:
     from harness.store import Store
 

@@ -3,7 +3,7 @@ do to the model off the training distribution?
 
 Data: scikit-learn's handwritten digits (1,797 real 8x8 images), the fixed stratified split of the
 digits suites (25% test, capped at 200 images; 10% validation). Variants: a compact DDPM U-Net
-(``unet``, harness.diffusion.UNet, channels 16 and 32, sinusoidal time embedding) with its
+(``unet``, harness.tasks.denoise.unet.UNet, channels 16 and 32, sinusoidal time embedding) with its
 normalization slot filled by ``none``, ``group``, ``layer`` and ``rms``; eight seeds shared by every
 variant (same initial weights, batches, timesteps and noise). Training: the DDPM objective on a
 linear noise schedule of 100 steps (scaled from the paper's 1,000), Adam at 2e-3, batch 64, 12

@@ -17,10 +17,10 @@ import pytest
 import torch
 
 from harness import registry as reg
-from harness.data import load
 from harness.errors import ConfigError
 from harness.runner import run
 from harness.seeding import torch_generator
+from harness.sources import load
 from reports.build import build_report
 
 try:

@@ -1,0 +1,55 @@
+"""The provenance record a run stores (meta ``provenance``): what made its results, so a report
+can say which code, versions and machine produced them."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+
+def _git_hash() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def provenance(device: str, argv: list[str] | None = None) -> dict[str, Any]:
+    """Versions, git hash, device, thread count, determinism flags and the command line."""
+    import importlib.metadata as md
+
+    import torch
+
+    import harness
+
+    def version(dist: str) -> str | None:
+        try:
+            return md.version(dist)
+        except md.PackageNotFoundError:
+            return None
+
+    dev_name = torch.cuda.get_device_name(device) if device.startswith("cuda") else (
+        platform.processor() or platform.machine())
+    return {
+        "harness": harness.__version__,
+        "git": _git_hash(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": {d: version(d) for d in ("torch", "numpy", "scipy", "scikit-learn", "scikit-image", "rich")},
+        "device": device,
+        "device_name": dev_name,
+        "torch_threads": torch.get_num_threads(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "command": argv if argv is not None else sys.argv,
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }

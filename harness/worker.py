@@ -1,0 +1,236 @@
+"""A run's workers: the context every unit shares, and running one unit into its cells.
+
+A :class:`Worker` is built once in every process that runs tasks (this process for the serial
+executor; each pool process or Ray actor otherwise) from a :class:`WorkerInit`, the small,
+picklable description the executor sends there. It loads the suite's data once
+(:func:`prepare`) and keeps what later units reuse (what the suite's task set up once per run,
+such as a denoise suite's judge classifier). What differs between task kinds (building,
+training, evaluating a model) is the task's (harness.tasks), asked through :func:`task_of`.
+``Worker.run(task)`` turns one task, ``("train", unit)`` or ``("eval", unit)``, into cells; the
+runner stores them, so a worker writes only weights files, never the store.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from harness.errors import ConfigError
+from harness.planning import Unit, train_spec
+from harness.specs import Suite, Variant
+from harness.store import Cell, cell_key, load_weights, save_weights
+from harness.tasks import EvalRun, task_of
+
+if TYPE_CHECKING:
+    from torch import nn
+
+Task = tuple[str, Unit]  # ("train" | "eval", unit)
+
+
+@dataclass(frozen=True)
+class WorkerInit:
+    """What a worker process needs to build its context: the suite, the device and the run
+    directory (whose weights files the workers share). ``threads`` is the torch thread count where
+    the executor splits the cores between workers, None to leave torch's own. Executors send it
+    to every process that runs tasks, so it is picklable and small (the data is loaded there)."""
+
+    suite: Suite
+    device: str
+    run_dir: Path
+    threads: int | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Context:
+    """What every unit of a run shares: the suite, its data and where to put weights."""
+
+    suite: Suite
+    split: Any  # harness.data.Split
+    ood: dict[str, np.ndarray]
+    device: str
+    store_dir: Path
+    natural: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # condition key -> (x, y)
+
+
+# --- the data every unit shares -----------------------------------------------------------
+
+
+def _split(suite: Suite) -> Any:
+    from harness.data import cap_split, stratified_split
+    from harness.sources import load
+
+    split = stratified_split(load(suite.dataset), suite.test_fraction, suite.val_fraction, suite.split_seed)
+    return cap_split(split, suite.max_train, suite.max_test, suite.split_seed)
+
+
+def prepare(suite: Suite, device: str, store_dir: Path) -> Context:
+    """Load and split the data and the OOD sets once for the whole run (once per worker)."""
+    from harness.data import fit_to, prerendered
+    from harness.sources import load
+
+    split = _split(suite)
+    ood = {name: fit_to(load(name).x, split.test.shape) for name in suite.evaluation.ood_sets}
+    natural = {}
+    for cond in suite.conditions():
+        if cond.kind != "natural":
+            continue
+        ev = suite.evaluation
+        data = load(cond.name) if not cond.params else prerendered(ev.prerendered_dir or "", cond.name,
+                                                                  cond.param("severity"))
+        if data.y is None or (data.y.max() >= split.train.n_classes):
+            raise ConfigError(f"natural shift {data.name!r} needs labels from the suite's {split.train.n_classes} "
+                              "classes", hint="name a labelled set with the same classes, or list it under ood_sets")
+        natural[cond.key] = (fit_to(data.x, split.test.shape), data.y)
+    return Context(suite, split, ood, device, store_dir, natural)
+
+
+# --- the worker ---------------------------------------------------------------------------
+
+
+class Worker:
+    """The worker of one process: the run's context, and what the suite's task set up once per run
+    (harness.tasks.Task.load_setup: a denoise suite's judge classifier), loaded at the first unit
+    that needs it and kept for the later ones."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._setup: list[Any] = []  # empty until loaded, then [what load_setup gave]
+
+    def setup(self) -> Any:
+        """What the suite's task set up for the run (e.g. the judge classifier), loaded once."""
+        if not self._setup:
+            self._setup.append(task_of(self.ctx.suite).load_setup(self.ctx))
+        return self._setup[0]
+
+    def run(self, task: Task, on_step: Callable[[int, int], None] | None = None) -> Iterator[Cell]:
+        """The cells of one task, ("train", unit) or ("eval", unit); ``on_step(step, total)``
+        reports each training step (executors pass it where the task runs in this process)."""
+        kind, unit = task
+        return train_unit(self.ctx, unit, on_step) if kind == "train" else evaluate_unit(self.ctx, unit, self.setup)
+
+
+@dataclass(frozen=True, eq=False)
+class WorkerFactory:
+    """Builds the :class:`Worker` of a process from a :class:`WorkerInit` (what executors call once
+    in every process that runs tasks), setting torch's thread count first where it says one.
+
+    ``prepared`` is the context the runner already loaded in its own process (it checks the data
+    before writing anything): a worker built in that process for the same suite, device and run
+    directory reuses it instead of loading the data again. It never travels: a factory pickled into
+    another process arrives without it, and that worker loads its own."""
+
+    prepared: Context | None = None
+
+    def __call__(self, init: WorkerInit) -> Worker:
+        if init.threads is not None:
+            import torch
+
+            torch.set_num_threads(init.threads)
+        pre = self.prepared
+        same = pre is not None and pre.suite == init.suite and pre.device == init.device \
+            and pre.store_dir == init.run_dir
+        return Worker(pre if same and pre is not None else prepare(init.suite, init.device, init.run_dir))
+
+    def __reduce__(self) -> tuple[type[WorkerFactory], tuple[()]]:
+        return WorkerFactory, ()
+
+
+# --- running one unit ---------------------------------------------------------------------
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}\n" + "".join(traceback.format_tb(exc.__traceback__)[-3:])
+
+
+def _load_pretrained(model: Any, v: Variant, spec: dict[str, Any]) -> dict[str, Any]:
+    """Load a variant's weights into its built model; the training cell's result, which says
+    the model was loaded, not trained (no curve, no training measurements)."""
+    from harness.weights import load_into, resolve
+
+    wf = resolve(v.weights or "")
+    if wf.sha256 != spec["weights"]["sha256"]:
+        raise ConfigError(f"weights {wf.path} changed since this run was planned (sha256 {wf.sha256[:12]}..., "
+                          f"planned {spec['weights']['sha256'][:12]}...)", hint="run the same command again")
+    load_into(model, wf, f"variant {v.name!r} (model {v.model}, norm {v.norm})")
+    return {"trained": False, "weights": v.weights, "weights_file": str(wf.path), "weights_sha256": wf.sha256}
+
+
+def train_unit(ctx: Context, unit: Unit, on_step: Callable[[int, int], None] | None = None) -> Iterator[Cell]:
+    """Train one (variant, seed) as its task does, or load its weights (``Variant.weights``), and
+    store the weights; yields its training cell (failed if the model cannot be built, trained or
+    loaded, with the error)."""
+    task = task_of(ctx.suite)
+    v, t0 = unit.variant, time.perf_counter()
+    result: Any = None  # what the task's train returned: diverged, summary(), arrays()
+    try:  # a broken model or norm plugin fails its cell, not the run
+        model = task.build(ctx.suite, v, ctx.split, unit.seed)
+        if v.weights is not None:
+            loaded = _load_pretrained(model, v, unit.train_spec)
+        else:
+            result = task.train(ctx.suite, model, v, ctx.split, unit.seed, ctx.device, on_step)
+    except Exception as exc:
+        yield Cell(unit.train_key, "train", v.name, unit.seed, unit.train_spec, {}, "failed",
+                   _error_text(exc), time.perf_counter() - t0)
+        return
+    if v.weights is not None:  # stored as a trained model's are, so evaluation reads them the same way
+        save_weights(ctx.store_dir, unit.train_key, model.state_dict())
+        yield Cell(unit.train_key, "train", v.name, unit.seed, unit.train_spec, loaded,
+                   seconds=time.perf_counter() - t0)
+        return
+    if not result.diverged:
+        save_weights(ctx.store_dir, unit.train_key, model.state_dict())
+    yield Cell(unit.train_key, "train", v.name, unit.seed, unit.train_spec, result.summary(),
+               seconds=time.perf_counter() - t0, arrays=result.arrays())
+
+
+def trained_model(ctx: Context, variant: Variant, seed: int) -> nn.Module | None:
+    """The stored trained model of ``variant`` and ``seed`` (eval mode, on the device), or None
+    when it has no weights (never trained, diverged or failed)."""
+    from harness.store import weights_path
+
+    key = cell_key(train_spec(ctx.suite, variant, seed, ctx.device))
+    if not weights_path(ctx.store_dir, key).exists():
+        return None
+    model = task_of(ctx.suite).build(ctx.suite, variant, ctx.split, seed)
+    model.load_state_dict(load_weights(ctx.store_dir, key))
+    return model.to(ctx.device).eval()
+
+
+def evaluate_unit(ctx: Context, unit: Unit, setup: Callable[[], Any] | None = None) -> Iterator[Cell]:
+    """Evaluate one trained (variant, seed) on its missing conditions as its task does, a cell per
+    condition. ``setup`` gives what the task set up once per run (a :meth:`Worker.setup` keeps it
+    between units); None loads it here when the task asks for it."""
+    suite, v, task = ctx.suite, unit.variant, task_of(ctx.suite)
+    conds = [c for c, _, _ in unit.evals]
+    meta = {c.key: (k, s) for c, k, s in unit.evals}
+    failure: Exception | None = None
+    t0 = time.perf_counter()
+    try:
+        model = task.build(suite, v, ctx.split, unit.seed)
+        model.load_state_dict(load_weights(ctx.store_dir, unit.train_key))
+        model.to(ctx.device).eval()
+        outcomes = task.evaluate(EvalRun(
+            suite, v, unit.seed, model, conds, ctx.split, ctx.ood, ctx.natural, ctx.device,
+            peer=lambda other: trained_model(ctx, other, unit.seed),
+            setup=setup if setup is not None else lambda: task.load_setup(ctx)))
+    except Exception as exc:  # the model cannot be rebuilt: every missing cell fails
+        outcomes, failure = iter(()), exc
+    for cond in conds:
+        key, spec = meta[cond.key]
+        try:
+            if failure is not None:
+                raise failure
+            _, arrays = next(outcomes)
+        except Exception as exc:
+            yield Cell(key, "eval", v.name, unit.seed, spec, {}, "failed", _error_text(exc),
+                       time.perf_counter() - t0, cond.to_dict())
+            return
+        yield Cell(key, "eval", v.name, unit.seed, spec, task.eval_summary(cond, arrays),
+                   seconds=time.perf_counter() - t0, condition=cond.to_dict(), arrays=arrays)
+        t0 = time.perf_counter()

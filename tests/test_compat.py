@@ -1,0 +1,130 @@
+"""Run directories made by an earlier version still resume and rebuild to the same numbers.
+
+tests/data/compat holds two run directories made with the code of commit 98d40f0 (before the
+redesign of issue 14 moved the runner, the tasks and the reports): a classify suite (shifts, OOD
+sets, FGSM and PGD, the sanity checks) and a denoise suite (shifts, ELBO OOD detection, PGD on
+the denoising loss, samples judged by a classifier), each with the results.json that code wrote
+(``results-98d40f0.json``). ``tests/data/compat/make.py`` made them. With today's code each must
+resume with nothing to redo (every cell key is what it was), redo a deleted cell to the record
+it had (the stored weights load into today's models, which evaluate them as before), and rebuild
+to the numbers its version reported (a denoiser's report now adds the sanity checks that read its
+PGD sweep, which that version did not run).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from harness.runner import run
+from harness.specs import Suite
+from harness.store import Store
+from reports.build import build_report
+from reports.render import to_json
+
+DATA = Path(__file__).parent / "data" / "compat"
+RUNS = ("compat-classify", "compat-denoise")
+BEFORE = "results-98d40f0.json"
+
+
+def _copy(name: str, tmp_path: Path) -> Path:
+    """A copy of the stored run directory (a run writes into its directory)."""
+    return Path(shutil.copytree(DATA / name, tmp_path / name, ignore=shutil.ignore_patterns("results-*.json")))
+
+
+def _suite(run_dir: Path) -> Suite:
+    with Store(run_dir, create=False) as store:
+        return Suite.from_dict(store.get_meta("suite"))
+
+
+def _records(run_dir: Path) -> dict[str, tuple[dict[str, Any], dict[str, np.ndarray]]]:
+    with Store(run_dir, create=False) as store:
+        return {c.key: (c.result, c.arrays) for c in store.cells() if c.status == "done"}
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_an_earlier_run_directory_resumes_with_nothing_to_redo(name: str, tmp_path: Path) -> None:
+    run_dir = _copy(name, tmp_path)
+    suite = _suite(run_dir)
+    done = run(suite, run_dir, device="cpu", executor="serial", progress=False)
+    n_cells = len(suite.variants) * len(suite.seeds) * (1 + len(suite.conditions()))
+    assert done.ok and (done.trained, done.evaluated, done.skipped) == (0, 0, n_cells)
+
+
+@pytest.mark.parametrize(("name", "kind"), [("compat-classify", "attack"), ("compat-classify", "ood"),
+                                            ("compat-denoise", "attack"), ("compat-denoise", "samples")])
+def test_cells_deleted_from_an_earlier_run_are_redone_to_the_records_they_had(name: str, kind: str,
+                                                                             tmp_path: Path) -> None:
+    """Today's code loads the stored weights into today's models and evaluates them again: the
+    records come out as they were (an attack's whole sweep is redone; samples need the judge)."""
+    run_dir = _copy(name, tmp_path)
+    before = _records(run_dir)
+    with Store(run_dir, create=False) as store:
+        gone = store.db.execute("DELETE FROM cells WHERE kind = 'eval' AND seed = 1 AND "
+                                "json_extract(condition, '$.kind') = ?", (kind,)).rowcount
+        store.db.commit()
+    assert gone > 0
+    done = run(_suite(run_dir), run_dir, device="cpu", executor="serial", progress=False)
+    assert done.ok and done.trained == 0 and done.evaluated >= gone
+    after = _records(run_dir)
+    assert after.keys() == before.keys()
+    for key, (result, arrays) in before.items():
+        new_result, new_arrays = after[key]
+        assert new_arrays.keys() == arrays.keys(), key
+        for a in arrays:
+            assert np.array_equal(new_arrays[a], arrays[a]), (key, a)
+        assert new_result == result, key
+
+
+def _rows(results: dict[str, Any]) -> dict[tuple[str, ...], dict[str, Any]]:
+    """Every estimate, comparison and training summary of a results.json, by what it is of."""
+    out: dict[tuple[str, ...], dict[str, Any]] = {}
+    for e in results["estimates"]:
+        out[("estimate", e["variant"], json.dumps(e["condition"], sort_keys=True), e["metric"])] = e
+    for c in results["comparisons"]:
+        out[("comparison", c["variant"], c["baseline"], json.dumps(c["condition"], sort_keys=True), c["metric"])] = c
+    for t in results["training_summary"]:
+        out[("training", t["variant"])] = t
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, floats to 1e-12 (a per-seed mean is now centred like its t-interval: the last digit
+    of a mean over seeds may differ)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12)
+    return bool(a == b)
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_an_earlier_run_rebuilds_to_the_numbers_its_version_reported(name: str, tmp_path: Path) -> None:
+    old = json.loads((DATA / name / BEFORE).read_text())
+    new = to_json(build_report(_copy(name, tmp_path), n_resamples=old["n_resamples"]))
+    old_rows, new_rows = _rows(old), _rows(new)
+    assert new_rows.keys() == old_rows.keys()
+    differ = [k for k in old_rows if not _same(old_rows[k], new_rows[k])]
+    assert not differ, differ[:3]
+    for part in ("claims", "sweeps", "excluded", "reliability", "roc", "curves", "attacks"):
+        assert _same(old[part], new[part]), part
+    if name == "compat-denoise":
+        # that version ran no sanity check on a denoiser; today the three that read its PGD sweep apply, and
+        # one fails: a 2-step PGD, which maximises the loss on draws of (timestep, noise) of its own, left the
+        # loss on the evaluation's draws 0.0015 below the clean loss (the classifiers' sweep keeps the worst
+        # case found at smaller eps, the denoiser's does not: see the note of issue 14)
+        assert old["checks"] == [] and [(c["name"], c["status"], c["detail"]) for c in new["checks"]] == [
+            ("eps = 0 reproduces clean losses", "pass", "0 of 160 per-example losses differ across 4 records"),
+            ("perturbations stay inside the eps-ball", "pass",
+             "largest excess over eps, in each attack's norm: 1.2e-08 (8 records)"),
+            ("the loss never falls with eps", "fail", "unet-none pgd-linf eps 0->0.05: 21.61 -> 21.61")]
+    else:
+        assert _same(old["checks"], new["checks"])
