@@ -398,3 +398,25 @@ def test_a_negative_pgd_step_size_is_refused_with_the_rule_it_falls_back_to() ->
     assert err.value.hint == "leave it out for 2.5 * eps / steps"
     check_alpha(None)
     check_alpha(0.0)  # zero is a step size (the attack then never moves), not an error
+
+
+def test_an_unknown_loss_and_too_few_steps_are_refused_with_what_to_use() -> None:
+    with pytest.raises(ConfigError) as err:
+        PGD(eps=0.1, loss="hinge")
+    assert (err.value.message, err.value.hint) == ("unknown attack loss 'hinge'", "use 'ce' (cross-entropy) or 'dlr'")
+    with pytest.raises(ConfigError) as err:
+        PGD(eps=0.1, steps=0)
+    assert (err.value.message, err.value.hint) == ("steps and restarts must be at least 1, got 0 and 1",
+                                                   "use e.g. steps=10, restarts=1")
+
+
+def test_the_l2_projection_leaves_a_point_inside_the_ball_where_it_is() -> None:
+    from harness.attacks import project
+
+    x = torch.full((1, 1, 4, 4), 0.5)
+    inside = x.clone()
+    inside[0, 0, 0, 0] += 0.05  # an L2 distance of 0.05 in a ball of radius 0.5
+    assert torch.equal(project(x, inside, 0.5, "l2"), inside)
+    outside = x.clone()
+    outside[0, 0, 0, 0] += 0.4  # 0.4 from x in a ball of radius 0.1: pulled back onto the sphere
+    assert float((project(x, outside, 0.1, "l2") - x).norm()) == pytest.approx(0.1, rel=1e-6)

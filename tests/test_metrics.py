@@ -315,3 +315,9 @@ def test_weights_of_the_wrong_length_name_the_scores_they_must_match(call: Calla
     with pytest.raises(ValueError) as info:
         call()
     assert str(info.value) == message
+
+
+def test_weights_with_no_replicate_are_refused_and_say_why() -> None:
+    with pytest.raises(ValueError) as info:
+        auroc_weighted([1.0, 2.0, 3.0], [0.0, 0.5], np.ones((0, 3)), np.ones((0, 2)))
+    assert str(info.value) == "w_in is empty: a weighted metric needs at least one replicate"

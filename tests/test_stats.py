@@ -699,3 +699,19 @@ def test_effect_size_and_mcnemar_name_their_empty_input_in_the_whole_message() -
         effect_size([])
     with pytest.raises(ValueError, match=r"^b_correct is empty: McNemar's test needs at least one paired example$"):
         mcnemar_exact([True], [])
+
+
+def test_constant_data_get_a_zero_width_interval_with_no_caveat_at_five_seeds() -> None:
+    r = resample_means([np.ones((5, 10))], 200, 0)[0]
+    e = estimate(r, 0.95, 0, "crossed-t", (0.0, 1.0))
+    assert (e.value, e.ci_low, e.ci_high, e.caveat) == (1.0, 1.0, 1.0, "")
+    assert e.method == "crossed t-interval (variance components, Satterthwaite df), 200 example resamples"
+
+
+def test_empty_ood_scores_and_a_two_d_point_are_refused_with_their_shape() -> None:
+    from harness.stats import resample_ood
+
+    with pytest.raises(ValueError, match=r"^score_out is empty: an OOD metric needs at least one OOD score$"):
+        resample_ood(np.ones((2, 5)), np.ones((2, 0)), ("auroc",), 10, 0)
+    with pytest.raises(ValueError, match=r"^Resampled.point must be a non-empty \(S,\) array; got shape \(2, 3\)$"):
+        Resampled(np.ones((2, 3)), np.ones((4, 6)), 3, None)
