@@ -1,10 +1,10 @@
-"""Executors: how a run's tasks are scheduled (the ``executors`` plugin kind).
+"""Executors: how a run's jobs are scheduled (the ``executors`` plugin kind).
 
 An executor is a context manager with ``workers`` (an int once started), ``start(make_worker,
-init)``, which builds one worker in every process that will run tasks (``make_worker(init)``,
+init)``, which builds one worker in every process that will run jobs (``make_worker(init)``,
 ``init`` a :class:`harness.worker.WorkerInit`, given a torch thread count where the executor
-splits the cores), and ``map(tasks, on_step=None)``, which yields the cells of every task as
-they finish (in any order), each from a worker's ``run(task)``. Tasks are ``("train" | "eval",
+splits the cores), and ``map(jobs, on_step=None)``, which yields the cells of every job as
+they finish (in any order), each from a worker's ``run(job)``. Jobs are ``("train" | "eval",
 unit)`` pairs; the runner stores each cell as it comes back, so an executor never touches the
 store. The worker is the executor's own: held by it (serial, or a pool of one), by the Ray actor,
 or, in a process pool's worker processes, by :data:`_POOL_PROCESS` (see there why).
@@ -22,23 +22,23 @@ from harness.errors import ConfigError, HarnessError, RunError
 
 if TYPE_CHECKING:
     from harness.store import Cell
-    from harness.worker import Task, WorkerInit
+    from harness.worker import Job, WorkerInit
 
 OnStep = Callable[[int, int], None]  # (step, total) of a model in training
 
 
-class TaskWorker(Protocol):
-    """What an executor runs tasks on (harness.worker.Worker): one per process, built by
-    ``make_worker(init)``; ``run(task, on_step)`` yields the task's cells."""
+class JobWorker(Protocol):
+    """What an executor runs jobs on (harness.worker.Worker): one per process, built by
+    ``make_worker(init)``; ``run(job, on_step)`` yields the job's cells."""
 
-    def run(self, task: Task, on_step: OnStep | None = None) -> Iterator[Cell]: ...
+    def run(self, job: Job, on_step: OnStep | None = None) -> Iterator[Cell]: ...
 
 
-MakeWorker = Callable[["WorkerInit"], TaskWorker]  # picklable: process pools and Ray call it in their workers
+MakeWorker = Callable[["WorkerInit"], JobWorker]  # picklable: process pools and Ray call it in their workers
 
 
 class SerialExecutor:
-    """Runs tasks one after another in this process, with every torch thread.
+    """Runs jobs one after another in this process, with every torch thread.
 
     Deterministic and the simplest to debug; progress is reported per training step, and
     plugins registered in code (not through entry points) are visible."""
@@ -47,9 +47,9 @@ class SerialExecutor:
 
     def __init__(self, workers: int | None = None) -> None:
         if workers is not None and workers > 1:
-            raise ConfigError(f"the serial executor runs one task at a time, not {workers} workers",
+            raise ConfigError(f"the serial executor runs one job at a time, not {workers} workers",
                               hint="drop --workers, or use --executor process")
-        self._worker: TaskWorker | None = None
+        self._worker: JobWorker | None = None
 
     def __enter__(self) -> SerialExecutor:
         return self
@@ -60,16 +60,16 @@ class SerialExecutor:
     def start(self, make_worker: MakeWorker, init: WorkerInit) -> None:
         self._worker = make_worker(init)
 
-    def map(self, tasks: Iterable[Task], on_step: OnStep | None = None) -> Iterator[Cell]:
-        yield from _run_here(self._worker, tasks, on_step)
+    def map(self, jobs: Iterable[Job], on_step: OnStep | None = None) -> Iterator[Cell]:
+        yield from _run_here(self._worker, jobs, on_step)
 
 
-def _run_here(worker: TaskWorker | None, tasks: Iterable[Task], on_step: OnStep | None) -> Iterator[Cell]:
-    """Every task's cells from a worker in this process, one task after another."""
+def _run_here(worker: JobWorker | None, jobs: Iterable[Job], on_step: OnStep | None) -> Iterator[Cell]:
+    """Every job's cells from a worker in this process, one job after another."""
     if worker is None:
-        raise RuntimeError("the executor was not started: call start(make_worker, init) before map(tasks)")
-    for task in tasks:
-        yield from worker.run(task, on_step)
+        raise RuntimeError("the executor was not started: call start(make_worker, init) before map(jobs)")
+    for job in jobs:
+        yield from worker.run(job, on_step)
 
 
 class ProcessExecutor:
@@ -82,13 +82,13 @@ class ProcessExecutor:
     busy). With one worker it runs in this process, like ``serial``.
 
     Workers are started with ``spawn`` (never ``fork``: torch's thread pools do not survive a
-    fork), each loads the suite's data once, and a task's cells come back when it finishes.
+    fork), each loads the suite's data once, and a job's cells come back when it finishes.
     """
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers
         self._pool: Any = None
-        self._worker: TaskWorker | None = None  # with one worker: this process's
+        self._worker: JobWorker | None = None  # with one worker: this process's
 
     def __enter__(self) -> ProcessExecutor:
         return self
@@ -112,16 +112,16 @@ class ProcessExecutor:
         self._pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"),
                                          initializer=_start_worker, initargs=(os.getpid(), make_worker, init))
 
-    def map(self, tasks: Iterable[Task], on_step: OnStep | None = None) -> Iterator[Cell]:
-        """Every task's cells; ``on_step`` reports training steps only with one worker (in this process)."""
+    def map(self, jobs: Iterable[Job], on_step: OnStep | None = None) -> Iterator[Cell]:
+        """Every job's cells; ``on_step`` reports training steps only with one worker (in this process)."""
         from concurrent.futures import as_completed
 
         if self._pool is None:
-            yield from _run_here(self._worker, tasks, on_step)
+            yield from _run_here(self._worker, jobs, on_step)
             return
         from concurrent.futures.process import BrokenProcessPool
 
-        futures = [self._pool.submit(_run_in_pool_process, t) for t in tasks]
+        futures = [self._pool.submit(_run_in_pool_process, t) for t in jobs]
         try:
             for f in as_completed(futures):
                 yield from f.result()
@@ -134,14 +134,14 @@ class ProcessExecutor:
 
 class _RayWorker:
     """The body of one Ray actor: a worker process that builds its worker once (the runner's
-    loads the suite's data) and then runs one task at a time on it.
+    loads the suite's data) and then runs one job at a time on it.
 
     A failing ``make_worker`` is kept and reported by :meth:`ready` rather than raised, so that the
     driver gets the exception itself (a ConfigError keeps its hint) instead of a dead actor."""
 
     def __init__(self, make_worker: MakeWorker, init: WorkerInit) -> None:
         self._error: BaseException | None = None
-        self._worker: TaskWorker | None = None
+        self._worker: JobWorker | None = None
         try:
             self._worker = make_worker(init)
         except Exception as exc:
@@ -157,9 +157,9 @@ class _RayWorker:
                                     "(see 'Executors' in docs/plugins.md)")
         return self._error
 
-    def run(self, task: Task) -> list[Cell]:
-        assert self._worker is not None  # ready() has reported a failed start before any task is sent
-        return list(self._worker.run(task))
+    def run(self, job: Job) -> list[Cell]:
+        assert self._worker is not None  # ready() has reported a failed start before any job is sent
+        return list(self._worker.run(job))
 
 
 def _import_ray() -> Any:
@@ -199,7 +199,7 @@ def _check_reachable(address: str) -> None:
 
 
 class RayExecutor:
-    """Runs tasks on a Ray cluster, one actor (a worker process) per worker.
+    """Runs jobs on a Ray cluster, one actor (a worker process) per worker.
 
     Install with ``pip install 'norm-harness[ray]'``. With ``RAY_ADDRESS`` set it joins that
     cluster and leaves it running; in a process already connected to Ray (a script that called
@@ -209,14 +209,14 @@ class RayExecutor:
 
     ``workers`` defaults to the cluster's CPUs (its GPUs on CUDA). Each actor reserves an equal
     share of them, runs torch with that many threads (``cores // workers`` on one machine, as
-    the process pool does), loads the suite's data once and runs one task at a time; the cells
+    the process pool does), loads the suite's data once and runs one job at a time; the cells
     come back to this process, the only one that writes the store.
 
-    Training tasks write weights into the run directory and evaluation tasks, on any worker,
+    Training jobs write weights into the run directory and evaluation jobs, on any worker,
     read them: **on a cluster of several machines the run directory must be on a shared
     filesystem** mounted at the same path on every node (a worker that cannot see it fails the
     start), and every node needs the same norm-harness, plugins and data root. A worker that
-    dies, or a task that fails outside the cells' own error handling, ends the run with a
+    dies, or a job that fails outside the cells' own error handling, ends the run with a
     RunError; the cells already stored stay, so running the same command again resumes.
     """
 
@@ -317,18 +317,18 @@ class RayExecutor:
                                hint="use --executor serial to see the traceback") from error
         self.workers = n
 
-    def map(self, tasks: Iterable[Task], on_step: OnStep | None = None) -> Iterator[Cell]:
-        """Every task's cells as they come back; ``on_step`` is not reported (no task runs in this process)."""
+    def map(self, jobs: Iterable[Job], on_step: OnStep | None = None) -> Iterator[Cell]:
+        """Every job's cells as they come back; ``on_step`` is not reported (no job runs in this process)."""
         import copy
 
         ray = self._ray
-        todo = iter(tasks)
+        todo = iter(jobs)
         running: dict[Any, Any] = {}  # result reference -> the actor computing it
 
         def feed(actor: Any) -> None:
-            task = next(todo, None)
-            if task is not None:
-                running[actor.run.remote(task)] = actor
+            job = next(todo, None)
+            if job is not None:
+                running[actor.run.remote(job)] = actor
 
         for actor in self._actors:
             feed(actor)
@@ -347,7 +347,7 @@ class RayExecutor:
         try:
             cells: list[Cell] = ray.get(ref)
         except ray.exceptions.RayTaskError as exc:
-            raise RunError(f"a task failed on a Ray worker (cells finished so far are stored): "
+            raise RunError(f"a job failed on a Ray worker (cells finished so far are stored): "
                            f"{_first_line(exc.cause if exc.cause is not None else exc)}", hint=hint) from exc
         except ray.exceptions.RayError as exc:  # the actor, its node or the object died
             raise RunError("a Ray worker died before finishing its cells (cells finished so far are stored): "
@@ -368,29 +368,29 @@ class _PoolProcess:
     __slots__ = ("worker",)
 
     def __init__(self) -> None:
-        self.worker: TaskWorker | None = None
+        self.worker: JobWorker | None = None
 
 
 # The one piece of module state in the runner's code, and why it cannot be avoided: a
 # ProcessPoolExecutor's initializer runs once in each worker process but cannot hand what it
-# builds to the tasks that follow (it returns to nobody, and each task arrives as a fresh pickled
-# call), so a task reaches its process's worker only through the process's own module state. It is
+# builds to the jobs that follow (it returns to nobody, and each job arrives as a fresh pickled
+# call), so a job reaches its process's worker only through the process's own module state. It is
 # set only in those spawned processes, once, and stays None in the process that runs the suite.
 _POOL_PROCESS = _PoolProcess()
 
 
-def _run_in_pool_process(task: Task) -> list[Cell]:
-    """One task's cells, run on this pool process's worker."""
+def _run_in_pool_process(job: Job) -> list[Cell]:
+    """One job's cells, run on this pool process's worker."""
     worker = _POOL_PROCESS.worker
-    assert worker is not None, "a pool task ran in a process whose worker was not built"
-    return list(worker.run(task))
+    assert worker is not None, "a pool job ran in a process whose worker was not built"
+    return list(worker.run(job))
 
 
 def _start_worker(parent: int, make_worker: MakeWorker, init: WorkerInit) -> None:
     """A pool process's start: exit when the run that started it is gone, then build its worker.
 
     A run killed outright (SIGKILL, the machine's OOM killer) cannot stop its pool, and its
-    workers would otherwise finish their tasks for nobody, holding the cores the resumed run
+    workers would otherwise finish their jobs for nobody, holding the cores the resumed run
     needs."""
     import threading
 

@@ -1,12 +1,12 @@
 """A run's workers: the context every unit shares, and running one unit into its cells.
 
-A :class:`Worker` is built once in every process that runs tasks (this process for the serial
+A :class:`Worker` is built once in every process that runs jobs (this process for the serial
 executor; each pool process or Ray actor otherwise) from a :class:`WorkerInit`, the small,
 picklable description the executor sends there. It loads the suite's data once
 (:func:`prepare`) and keeps what later units reuse (what the suite's task set up once per run,
 such as a denoise suite's judge classifier). What differs between task kinds (building,
 training, evaluating a model) is the task's (harness.tasks), asked through :func:`task_of`.
-``Worker.run(task)`` turns one task, ``("train", unit)`` or ``("eval", unit)``, into cells; the
+``Worker.run(job)`` turns one job, ``("train", unit)`` or ``("eval", unit)``, into cells; the
 runner stores them, so a worker writes only weights files, never the store.
 """
 
@@ -30,7 +30,8 @@ from harness.tasks import EvalRun, task_of
 if TYPE_CHECKING:
     from torch import nn
 
-Task = tuple[str, Unit]  # ("train" | "eval", unit)
+# what an executor hands a worker: ("train" | "eval", unit). (A task, harness.tasks, is a kind of model.)
+Job = tuple[str, Unit]
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class WorkerInit:
     """What a worker process needs to build its context: the suite, the device and the run
     directory (whose weights files the workers share). ``threads`` is the torch thread count where
     the executor splits the cores between workers, None to leave torch's own. Executors send it
-    to every process that runs tasks, so it is picklable and small (the data is loaded there)."""
+    to every process that runs jobs, so it is picklable and small (the data is loaded there)."""
 
     suite: Suite
     device: str
@@ -108,17 +109,17 @@ class Worker:
             self._setup.append(task_of(self.ctx.suite).load_setup(self.ctx))
         return self._setup[0]
 
-    def run(self, task: Task, on_step: Callable[[int, int], None] | None = None) -> Iterator[Cell]:
-        """The cells of one task, ("train", unit) or ("eval", unit); ``on_step(step, total)``
-        reports each training step (executors pass it where the task runs in this process)."""
-        kind, unit = task
+    def run(self, job: Job, on_step: Callable[[int, int], None] | None = None) -> Iterator[Cell]:
+        """The cells of one job, ("train", unit) or ("eval", unit); ``on_step(step, total)``
+        reports each training step (executors pass it where the job runs in this process)."""
+        kind, unit = job
         return train_unit(self.ctx, unit, on_step) if kind == "train" else evaluate_unit(self.ctx, unit, self.setup)
 
 
 @dataclass(frozen=True, eq=False)
 class WorkerFactory:
     """Builds the :class:`Worker` of a process from a :class:`WorkerInit` (what executors call once
-    in every process that runs tasks), setting torch's thread count first where it says one.
+    in every process that runs jobs), setting torch's thread count first where it says one.
 
     ``prepared`` is the context the runner already loaded in its own process (it checks the data
     before writing anything): a worker built in that process for the same suite, device and run

@@ -132,7 +132,7 @@ CASES = [
     Case("missing-suite-argument", "run", "the following arguments are required: suite"),
     # conflicting options
     Case("serial-with-workers", "run quickstart --executor serial --workers 2",
-         "the serial executor runs one task at a time", "use --executor process"),
+         "the serial executor runs one job at a time", "use --executor process"),
     Case("cuda-without-cuda", "run quickstart --device cuda", "CUDA is not available", "--device cpu",
          needs_no_cuda=True),
     Case("ray-address-not-host-port", "run quickstart --executor ray", "RAY_ADDRESS='headnode:port' is not HOST:PORT",

@@ -232,7 +232,7 @@ def ray_instance() -> Iterator[Any]:
 
 @pytest.mark.parametrize("fatal, message", [
     ("die", "a Ray worker died before finishing its cells (cells finished so far are stored)"),
-    ("raise", "a task failed on a Ray worker (cells finished so far are stored): ValueError: a task that fails"),
+    ("raise", "a job failed on a Ray worker (cells finished so far are stored): ValueError: a task that fails"),
 ])
 def test_a_dead_worker_or_a_failing_task_is_a_run_error_after_the_cells_before_it(ray_instance: Any, fatal: str,
                                                                                   message: str) -> None:
