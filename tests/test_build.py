@@ -258,3 +258,11 @@ def test_reported_mean_over_shifts_equals_the_stored_shift_records(real_run: Pat
     for v in VARIANTS:
         expected = np.mean([np.mean([stored[(v, s, k)]["correct"].mean() for k in keys]) for s in SEEDS])
         assert acc[(v, mean_shift().key)] == pytest.approx(expected, abs=1e-12)
+
+
+def test_the_mean_over_a_single_shift_condition_is_that_conditions_outcome() -> None:
+    one = shift("gaussian-noise", 3)
+    evals = _evals({("a", 0, one): np.array([True, False, True])})
+    assert _aggregates([Condition("clean"), one], evals, ["a"], (0,)) == [mean_shift()]
+    cell = evals[("a", mean_shift().key)][0]
+    assert (cell.variant, cell.seed, cell.arrays["correct"].tolist()) == ("a", 0, [1.0, 0.0, 1.0])

@@ -556,3 +556,19 @@ def test_the_denoise_task_runs_the_checks_that_read_its_sweep() -> None:
     assert [c.name for c in checks.run_checks(r, denoise.checks)] == [
         "eps = 0 reproduces clean losses", "perturbations stay inside the eps-ball", "the loss never falls with eps"]
     assert len(checks.run_checks(_records(_healthy()), classify.checks)) == 11
+
+
+def test_an_unconverged_attack_fails_the_stronger_check_with_the_whole_explanation() -> None:
+    got = checks.stronger(_records(_set(_healthy(), CHECK["stronger"], correct=_first(479))))
+    assert got.detail == ("worst case over the suite's attacks, then with the strongest one run again with twice its "
+                          "steps at eps 0.1: cnn-batch: 50.0% -> 47.9% (allowed 2.0%): the attacks have not "
+                          "converged, so robust accuracies are overestimated; add restarts or a stronger attack "
+                          "such as apgd-ce")
+
+
+def test_an_attack_record_that_names_no_norm_is_measured_in_linf() -> None:
+    r = _records(_healthy())
+    for cells in r.evals.values():
+        for c in cells.values():
+            c.result.pop("norm", None)  # records made before attacks recorded their norm
+    assert checks.eps_ball(r).status == "pass"

@@ -262,3 +262,10 @@ def test_a_contradicted_claim_counts_its_contradicting_rows_and_its_record_names
     free = judge("a sentence", [], NORMS, 0.05).to_dict()
     assert {k: free[k] for k in ("text", "metric", "direction")} == {"text": "a sentence", "metric": None,
                                                                       "direction": None}
+
+
+def test_a_not_higher_claim_is_contradicted_only_when_the_whole_interval_lies_beyond_the_margin() -> None:
+    # significant, but the interval reaches back below the margin: not settled either way
+    assert row_verdict("not-higher", 0.01, 0.06, 0.001, 0.05, margin=0.02) == INCONCLUSIVE
+    assert row_verdict("not-higher", 0.03, 0.06, 0.001, 0.05, margin=0.02) == CONTRADICTED
+    assert row_verdict("not-higher", 0.03, 0.06, 0.2, 0.05, margin=0.02) == INCONCLUSIVE  # beyond it, not significant

@@ -321,3 +321,8 @@ def test_weights_with_no_replicate_are_refused_and_say_why() -> None:
     with pytest.raises(ValueError) as info:
         auroc_weighted([1.0, 2.0, 3.0], [0.0, 0.5], np.ones((0, 3)), np.ones((0, 2)))
     assert str(info.value) == "w_in is empty: a weighted metric needs at least one replicate"
+
+
+def test_a_probability_above_1_is_refused_even_when_its_row_sums_to_1_within_tolerance() -> None:
+    with pytest.raises(ValueError, match=r"^probs must lie in \[0, 1\]; pass softmax probabilities, not logits$"):
+        brier_score(np.array([[1.00005, 0.0]]), np.array([0]))

@@ -715,3 +715,17 @@ def test_empty_ood_scores_and_a_two_d_point_are_refused_with_their_shape() -> No
         resample_ood(np.ones((2, 5)), np.ones((2, 0)), ("auroc",), 10, 0)
     with pytest.raises(ValueError, match=r"^Resampled.point must be a non-empty \(S,\) array; got shape \(2, 3\)$"):
         Resampled(np.ones((2, 3)), np.ones((4, 6)), 3, None)
+
+
+def test_two_replicates_already_give_an_example_variance_and_a_comparison_keeps_its_level() -> None:
+    from harness.stats import variance_components
+
+    r = resample_means([np.random.default_rng(0).random((3, 20))], 2, 0)[0]
+    c = variance_components(r.point, r.boot, r.n_examples)
+    assert c.examples > 0 and c.interaction > 0  # B = 2 replicates suffice for a variance
+    assert compare(r, r, 0.9, 0, "crossed-t").level == 0.9
+
+
+def test_a_binary_array_of_the_wrong_shape_is_refused_with_both_shapes() -> None:
+    with pytest.raises(ValueError, match=r"^Resampled.binary has shape \(2, 3\); expected \(2, 4\)$"):
+        Resampled(np.ones(2), np.ones((3, 2)), 4, np.ones((2, 3)))
