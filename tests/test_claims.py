@@ -269,3 +269,26 @@ def test_a_not_higher_claim_is_contradicted_only_when_the_whole_interval_lies_be
     assert row_verdict("not-higher", 0.01, 0.06, 0.001, 0.05, margin=0.02) == INCONCLUSIVE
     assert row_verdict("not-higher", 0.03, 0.06, 0.001, 0.05, margin=0.02) == CONTRADICTED
     assert row_verdict("not-higher", 0.03, 0.06, 0.2, 0.05, margin=0.02) == INCONCLUSIVE  # beyond it, not significant
+
+
+def test_a_claims_evidence_names_its_condition_and_settles_on_the_claims_family_not_all_rows() -> None:
+    from reports.claims import _seeds_to_settle
+
+    claim = Claim("batch is more accurate", "accuracy", "higher", "clean", norms=("batch",))
+    rows = [_row("mlp-batch", Condition("clean"), "accuracy", -0.001, 0.003, 0.4, spread=4e-6),
+            *[_row("mlp-group", Condition("clean"), "ece", -0.01, 0.01, 0.5) for _ in range(7)]]
+    v = judge(claim, rows, NORMS, 0.05, p_family={0: 0.4, 1: 0.5})  # the claims' family: 2 rows of the 8
+    (e,) = v.evidence
+    assert e.condition == "clean" and e.verdict == INCONCLUSIVE
+    # Holm over the claims' family of 2, not over the report's 8 rows
+    assert e.seeds_needed == _seeds_to_settle(claim, rows[0], 0.05, 2.0)
+    assert _seeds_to_settle(claim, rows[0], 0.05, 2.0) != _seeds_to_settle(claim, rows[0], 0.05, 8.0)
+
+
+def test_a_training_claim_without_a_comparison_says_why_training_rows_may_be_missing() -> None:
+    claim = Claim("batch and layer need fewer steps", "steps_to_target", "lower", norms=("batch", "layer"))
+    v = judge(claim, [], NORMS, 0.05, expected=("mlp-batch", "mlp-layer"))
+    assert v.verdict == NOT_EVALUATED
+    assert v.reason == ("no comparison in this report matches the claim's metric, condition and norms; no comparison "
+                        "for mlp-batch, mlp-layer (training metrics are compared over the seeds at which both "
+                        "variants finished without diverging, at least two)")
