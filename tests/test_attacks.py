@@ -420,3 +420,34 @@ def test_the_l2_projection_leaves_a_point_inside_the_ball_where_it_is() -> None:
     outside = x.clone()
     outside[0, 0, 0, 0] += 0.4  # 0.4 from x in a ball of radius 0.1: pulled back onto the sphere
     assert float((project(x, outside, 0.1, "l2") - x).norm()) == pytest.approx(0.1, rel=1e-6)
+
+
+class _Seen(nn.Module):
+    """A model that remembers every input it was shown, to tell afterwards which examples any
+    iterate fooled: an iterate lies within eps of its own clean image and far from the others."""
+
+    def __init__(self, model: nn.Module, x: torch.Tensor) -> None:
+        super().__init__()
+        self.model, self.clean, self.seen = model, x.flatten(1), []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(x)
+        self.seen.append((x.detach().flatten(1), out.detach().argmax(1)))
+        return out
+
+
+def test_apgd_returns_a_fooling_point_for_every_example_any_iterate_fooled(trained) -> None:  # type: ignore[no-untyped-def]
+    """Once an iterate fools the model, APGD stops attacking that example and keeps that iterate;
+    attacking it further could end on an iterate the model classifies correctly again."""
+    model, x, y = trained
+    x, y = x[:200], y[:200]
+    seen = _Seen(model, x).eval()
+    x_adv = APGD(eps=0.15, steps=20).perturb(seen, x, y, generator=torch.Generator().manual_seed(0))
+    ever = torch.zeros(len(y), dtype=torch.bool)
+    for inputs, pred in seen.seen:
+        owner = torch.cdist(inputs, seen.clean).argmin(1)  # the example each input was made from
+        ever[owner[pred != y[owner]]] = True
+    with torch.no_grad():
+        fooled = model(x_adv).argmax(1) != y
+    assert 0.2 < ever.float().mean() < 0.95, "the test would be vacuous"
+    assert torch.equal(fooled, ever), f"{int((fooled != ever).sum())} examples an iterate fooled are returned unfooled"
