@@ -32,8 +32,8 @@ VARIANTS = "cnn-none,cnn-batch"
 REBUILD = """
 import json, sys, time
 t0 = time.perf_counter()
-from reports.build import build_report
-from reports.render import write_reports
+from harness.reports.build import build_report
+from harness.reports.render import write_reports
 t1 = time.perf_counter()
 report = build_report(sys.argv[1], n_resamples=int(sys.argv[2]))
 t2 = time.perf_counter()

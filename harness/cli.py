@@ -301,8 +301,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def _report(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
-    from reports.build import build_report
-    from reports.render import print_summary, to_json, write_reports
+    from harness.reports.build import build_report
+    from harness.reports.render import print_summary, to_json, write_reports
 
     report = build_report(run_dir, **_statistics(args))
     paths = write_reports(report, run_dir)
@@ -351,8 +351,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from reports.build import build_report
-    from reports.compare import compare_runs, print_comparison, summary_line, to_json
+    from harness.reports.build import build_report
+    from harness.reports.compare import compare_runs, print_comparison, summary_line, to_json
 
     a, b = (build_report(d, **_statistics(args)) for d in (args.run_a, args.run_b))
     result = compare_runs(a, b, (str(args.run_a), str(args.run_b)))
@@ -381,7 +381,7 @@ def cmd_data(args: argparse.Namespace) -> int:
         for done in fetch(args.datasets, args.root, offline=args.offline):
             print(done.line(), flush=True)
         return 0
-    from reports.contact_sheet import contact_sheet
+    from harness.reports.contact_sheet import contact_sheet
 
     out = contact_sheet(args.dataset, args.out or Path(f"contact-sheet-{args.dataset}.png"), args.shifts,
                         args.image, args.seed, args.tile)

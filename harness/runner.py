@@ -171,7 +171,7 @@ def run(suite: str | Suite, run_dir: Path | str | None = None, device: str = "au
     (:class:`harness.progress.ProgressBars`); False draws nothing; a callable receives every
     :class:`RunProgress` report instead.
     Returns a summary; the report is built separately from the store
-    (:func:`reports.build.build_report`), so it can always be rebuilt offline.
+    (:func:`harness.reports.build.build_report`), so it can always be rebuilt offline.
     """
     from harness.registry import executors
 

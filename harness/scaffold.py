@@ -113,8 +113,8 @@ from pathlib import Path
 from harness import registry
 from harness.runner import run
 from harness.store import Store
-from reports.build import build_report
-from reports.claims import NOT_EVALUATED
+from harness.reports.build import build_report
+from harness.reports.claims import NOT_EVALUATED
 
 from $module import SUITE
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from harness.errors import ConfigError, unknown_name
 
-# "sweep" names a training sweep in report comparisons (reports.training), never an evaluation cell
+# "sweep" names a training sweep in report comparisons (harness.reports.training), never an evaluation cell
 ConditionKind = Literal["clean", "shift", "natural", "ood", "attack", "check", "sweep", "samples"]
 Param = tuple[str, Any]
 
@@ -172,7 +172,7 @@ class EvalSpec:
     on, the adversarial sanity checks run too: random noise and a transfer attack from the
     paired variant at ``check_eps``, the suite's most thorough attack with twice its steps at
     ``check_eps``, PGD at ``large_eps`` (which must reach chance), input gradients, repeated
-    passes and batch composition (see reports.checks).
+    passes and batch composition (see harness.reports.checks).
     """
 
     shifts: tuple[str, ...] = ("gaussian-noise", "gaussian-blur", "contrast")

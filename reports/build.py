@@ -5,9 +5,9 @@ confidence level, number of resamples, interval method and p-value adjustment), 
 rebuilt offline with other settings and never touches a model. :func:`build_report` reads the
 store, adds the aggregate conditions (:func:`_aggregates`: the mean over shifts, the worst case
 over attacks), and composes what the other modules build: evaluation estimates and comparisons
-(reports.estimates), training summaries, comparisons and sweeps (reports.training), curve data
-(reports.curves), the sanity battery (reports.checks) and the claims' verdicts (reports.claims).
-The rows are reports.rows'; the outputs (reports.render) only format a :class:`Report`.
+(harness.reports.estimates), training summaries, comparisons and sweeps (harness.reports.training), curve data
+(harness.reports.curves), the sanity battery (harness.reports.checks) and the claims' verdicts (harness.reports.claims).
+The rows are harness.reports.rows'; the outputs (harness.reports.render) only format a :class:`Report`.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ import numpy as np
 
 from harness import stats
 from harness.errors import ConfigError
+from harness.reports import curves, estimates, training
+from harness.reports.checks import Check, Evals, Records, run_checks
+from harness.reports.claims import verdicts
+from harness.reports.rows import PARTIAL_SEEDS, ComparisonRow, PairedResult, Report, TrainingRow, mean_shift, metric_of
 from harness.specs import Condition, Suite
 from harness.store import Cell, Store
 from harness.tasks import task_of
-from reports import curves, estimates, training
-from reports.checks import Check, Evals, Records, run_checks
-from reports.claims import verdicts
-from reports.rows import PARTIAL_SEEDS, ComparisonRow, PairedResult, Report, TrainingRow, mean_shift, metric_of
 
 # --- reading the store ----------------------------------------------------------------------------
 
@@ -186,7 +186,7 @@ def _aggregates(conditions: list[Condition], evals: Evals, names: list[str], see
 
 def _on_common_seeds(cmp: stats.Comparison, common: list[int], seeds: tuple[int, ...]) -> stats.Comparison:
     """``cmp``, made on ``common`` (the seeds where both variants have a usable record), with
-    :data:`~reports.rows.PARTIAL_SEEDS` added to its caveat when that is fewer than the suite's ``seeds``: the
+    :data:`~harness.reports.rows.PARTIAL_SEEDS` added to its caveat when that is fewer than the suite's ``seeds``: the
     missing runs failed, diverged or never ran, which is not missing at random, so the interval
     answers for those seeds only. ``n_seeds`` and the row's seeds already say which."""
     if len(common) >= len(seeds):

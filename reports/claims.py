@@ -96,7 +96,7 @@ def _seeds_to_settle(claim: Claim, row: Any, alpha: float, factor: float) -> int
     """Seeds that would settle ``row`` with 80% power (harness.stats.seeds_needed), its p-value
     multiplied by up to ``factor`` in the claims' family. A margin claim is supported by its
     interval alone, so on that side of the margin no p-value has to reach alpha. None without the
-    comparison's variance components (harness.stats.compare and reports.estimates attach them)."""
+    comparison's variance components (harness.stats.compare and harness.reports.estimates attach them)."""
     c = row.comparison
     if c.components is None:
         return None
@@ -107,7 +107,7 @@ def _seeds_to_settle(claim: Claim, row: Any, alpha: float, factor: float) -> int
 
 
 def matches(claim: Claim, row: Any, norms: dict[str, str]) -> bool:
-    """Whether comparison ``row`` (reports.rows.ComparisonRow) is evidence for ``claim``."""
+    """Whether comparison ``row`` (harness.reports.rows.ComparisonRow) is evidence for ``claim``."""
     key = "training" if row.condition is None else row.condition.key
     return (row.metric == claim.metric and fnmatchcase(key, claim.condition) and claim.names(row.variant)
             and (not claim.norms or norms.get(row.variant) in claim.norms))
@@ -115,7 +115,7 @@ def matches(claim: Claim, row: Any, norms: dict[str, str]) -> bool:
 
 def judge(claim: Claim | str, rows: list[Any], norms: dict[str, str], alpha: float,
           expected: tuple[str, ...] = (), p_family: dict[int, float] | None = None, adjust: str = "holm") -> Verdict:
-    """The verdict on ``claim`` from report comparison rows (reports.rows.ComparisonRow);
+    """The verdict on ``claim`` from report comparison rows (harness.reports.rows.ComparisonRow);
     ``norms`` maps variant names to their norm, ``alpha`` = 1 - the report's level, ``expected``
     names the variants that have a baseline to be compared with (those the claim's norms select
     must each have a row for the claim to be supported); ``p_family`` maps a row's index in

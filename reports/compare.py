@@ -1,6 +1,6 @@
 """Two runs side by side: which estimates and paired comparisons moved beyond their intervals.
 
-``compare_runs(a, b)`` matches the rows of two :class:`~reports.rows.Report` objects (another
+``compare_runs(a, b)`` matches the rows of two :class:`~harness.reports.rows.Report` objects (another
 harness version, another suite version, another machine): estimates by (variant, condition,
 metric), paired comparisons by (variant, baseline, condition, metric), sanity checks by name.
 Rows present in one run only are listed as added (only in B) or removed (only in A).
@@ -23,9 +23,9 @@ from typing import Any
 
 from harness import stats
 from harness.errors import ConfigError
+from harness.reports.rows import Report
+from harness.reports.vocabulary import condition_label, fmt, fmt_interval, json_safe
 from harness.specs import Condition
-from reports.rows import Report
-from reports.vocabulary import condition_label, fmt, fmt_interval, json_safe
 
 # what a row's status means: B − A's interval excludes 0 / contains it / cannot be computed
 # (an interval is missing, e.g. one seed of a training metric) / the row is only in B / only in A

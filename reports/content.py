@@ -1,4 +1,4 @@
-"""What a report says: a :class:`~reports.rows.Report` built into documents (reports.document).
+"""What a report says: a :class:`~harness.reports.rows.Report` built into documents (harness.reports.document).
 
 :func:`report_document` is the whole report (Markdown and HTML render it), :func:`tables_document`
 its headline and comparison tables (LaTeX, for papers), :func:`summary_document` the terminal's
@@ -12,15 +12,27 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from harness.reports.document import (
+    Block,
+    Bold,
+    BulletList,
+    Code,
+    Document,
+    Figure,
+    Heading,
+    Span,
+    Table,
+    paragraph,
+    table,
+)
+from harness.reports.methods import adjust_name, methods
+from harness.reports.rows import PARTIAL_SEEDS, ComparisonRow, Report, mean_shift, metric_of
+from harness.reports.vocabulary import CAVEAT_MARK, condition_label, fmt, fmt_estimate, fmt_interval, fmt_p
 from harness.specs import Condition, clean
 from harness.tasks import ReportStyle, task_of
-from reports.document import Block, Bold, BulletList, Code, Document, Figure, Heading, Span, Table, paragraph, table
-from reports.methods import adjust_name, methods
-from reports.rows import PARTIAL_SEEDS, ComparisonRow, Report, mean_shift, metric_of
-from reports.vocabulary import CAVEAT_MARK, condition_label, fmt, fmt_estimate, fmt_interval, fmt_p
 
 if TYPE_CHECKING:
-    from reports import figures
+    from harness.reports import figures
 
 
 def title(report: Report) -> str:
@@ -408,7 +420,7 @@ def _provenance(report: Report) -> list[Block]:
 
 
 def report_document(report: Report, figs: Sequence[figures.Figure]) -> Document:
-    """The whole report; ``figs`` (reports.figures.figures) go under their sections."""
+    """The whole report; ``figs`` (harness.reports.figures.figures) go under their sections."""
     s = report.suite
     names: list[Span] = [span for i, v in enumerate(report.variants) for span in ((", ",) if i else ()) + (
         Code(v["name"]),)]

@@ -12,10 +12,10 @@ import numpy as np
 
 from harness import stats
 from harness.metrics import reliability_bins
+from harness.reports.checks import Evals
+from harness.reports.rows import metric_of
+from harness.reports.training import TrainingCells, usable
 from harness.specs import Condition
-from reports.checks import Evals
-from reports.rows import metric_of
-from reports.training import TrainingCells, usable
 
 MAX_CURVE_POINTS = 200  # per plotted curve: keeps results.json and every SVG small
 

@@ -2,8 +2,8 @@
 
 A :class:`Document` is a title and a sequence of blocks (:class:`Heading`, :class:`Paragraph`,
 :class:`BulletList`, :class:`Table`, :class:`Figure`). Text is plain: every string is shown as it
-is, and each renderer escapes it for its own format (reports.markdown, reports.html,
-reports.latex, reports.terminal), so a name from a suite or plugin can never become markup.
+is, and each renderer escapes it for its own format (harness.reports.markdown, harness.reports.html,
+harness.reports.latex, harness.reports.terminal), so a name from a suite or plugin can never become markup.
 Inline markup is part of the model, never a string convention: a run of text is a tuple of
 spans, each a plain ``str``, :class:`Code` or :class:`Bold`.
 """

@@ -4,7 +4,7 @@ Every evaluation metric of a variant on a condition is estimated from its per-se
 records by resampling the test examples (one draw per metric, shared by every variant and
 condition: that is what pairs them), and each normalized variant is compared with its baseline on
 the same draws. Metrics with one value per seed (a denoiser's sample metrics; training summaries,
-see reports.training) get a t-interval over seeds (:func:`t_estimate`) and a sign-flip test of the
+see harness.reports.training) get a t-interval over seeds (:func:`t_estimate`) and a sign-flip test of the
 per-seed differences (:func:`paired_seed_comparison`).
 """
 
@@ -16,12 +16,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from harness import stats
+from harness.reports.checks import Evals
+from harness.reports.rows import EstimateRow, PairedResult, mean_shift, metric_of
 from harness.seeding import derive_seed
 from harness.specs import Condition, clean
 from harness.store import Cell
 from harness.tasks import task_of
-from reports.checks import Evals
-from reports.rows import EstimateRow, PairedResult, mean_shift, metric_of
 
 # (variant, condition key, metric) -> (the seeds with a record, their resampled values)
 Resamples = dict[tuple[str, str, str], tuple[list[int], stats.Resampled]]

@@ -3,7 +3,7 @@
 Two drawing functions do all the work: :func:`line_chart` (lines with optional interval bands:
 training curves, robust accuracy against eps, accuracy against severity, ROC curves,
 reliability diagrams) and :func:`forest_plot` (one row per paired comparison, in panels with
-their own axis). :func:`figures` turns a :class:`~reports.rows.Report` into the list of
+their own axis). :func:`figures` turns a :class:`~harness.reports.rows.Report` into the list of
 :class:`Figure` that the Markdown and HTML reports show. Names from suites and plugins reach
 the SVG only through :func:`html.escape`, so a figure is safe to inline into HTML. Each variant
 keeps one colour of the Okabe-Ito palette (colour-blind safe) in every figure.
@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
+from harness.reports.rows import EstimateRow, Report, metric_of
+from harness.reports.vocabulary import condition_label, fmt, fmt_interval, fmt_p
 from harness.specs import Condition, clean, family_of
 from harness.tasks import task_of
-from reports.rows import EstimateRow, Report, metric_of
-from reports.vocabulary import condition_label, fmt, fmt_interval, fmt_p
 
 # Okabe & Ito (2008), ordered so the first colours are the most distinct on white; beyond eight
 # variants the colours repeat with a dash pattern.

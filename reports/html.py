@@ -1,8 +1,8 @@
-"""A :class:`~reports.document.Document` as one self-contained HTML file, figures inlined.
+"""A :class:`~harness.reports.document.Document` as one self-contained HTML file, figures inlined.
 
 Every piece of text is HTML-escaped before any markup is added, so names from suites and plugins
 cannot inject markup (a newline becomes a space: one line per block); inline code and bold are
-the model's spans (reports.document), never parsed from the text. A figure's SVG is inlined,
+the model's spans (harness.reports.document), never parsed from the text. A figure's SVG is inlined,
 with its caption. Nothing is loaded from anywhere: the style sheet and the script are inline,
 and a Content-Security-Policy forbids every other source. The script counts errors and, once
 loaded, checks that every figure was drawn, writing the result into ``<body>`` attributes
@@ -16,7 +16,7 @@ import base64
 import hashlib
 from html import escape
 
-from reports.document import (
+from harness.reports.document import (
     Block,
     Bold,
     BulletList,

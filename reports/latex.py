@@ -1,4 +1,4 @@
-"""A :class:`~reports.document.Document` as a LaTeX document that compiles on its own (pdflatex).
+"""A :class:`~harness.reports.document.Document` as a LaTeX document that compiles on its own (pdflatex).
 
 The preamble loads booktabs, longtable, geometry and graphicx, all in a basic TeX Live. Each table
 sits between ``% table: LABEL`` comment lines, ready to paste into a paper: a booktabs tabular in a
@@ -11,7 +11,19 @@ from __future__ import annotations
 
 import re
 
-from reports.document import Block, Bold, BulletList, Code, Document, Figure, Heading, Paragraph, Span, Table, Text
+from harness.reports.document import (
+    Block,
+    Bold,
+    BulletList,
+    Code,
+    Document,
+    Figure,
+    Heading,
+    Paragraph,
+    Span,
+    Table,
+    Text,
+)
 
 # one pass over the text, so an escape's own backslash and braces are never escaped again
 _SPECIAL = {

@@ -1,4 +1,4 @@
-"""A :class:`~reports.document.Document` as Markdown (GitHub-flavoured: pipe tables).
+"""A :class:`~harness.reports.document.Document` as Markdown (GitHub-flavoured: pipe tables).
 
 Blocks are separated by a blank line; a figure is an image line ``![title](figures/NAME.svg)``
 with its caption as the paragraph below, so the SVG files must lie in ``figures/`` beside the
@@ -9,7 +9,19 @@ everywhere (it would end a heading, a list item or a table row), a pipe in a tab
 
 from __future__ import annotations
 
-from reports.document import Block, Bold, BulletList, Code, Document, Figure, Heading, Paragraph, Span, Table, Text
+from harness.reports.document import (
+    Block,
+    Bold,
+    BulletList,
+    Code,
+    Document,
+    Figure,
+    Heading,
+    Paragraph,
+    Span,
+    Table,
+    Text,
+)
 
 
 def _span(span: Span, cell: bool = False) -> str:

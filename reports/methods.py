@@ -7,8 +7,8 @@ terminal's power note), so they never disagree.
 from __future__ import annotations
 
 from harness import stats
-from reports.rows import Report
-from reports.vocabulary import CAVEAT_MARK
+from harness.reports.rows import Report
+from harness.reports.vocabulary import CAVEAT_MARK
 
 
 def adjust_name(report: Report) -> str:

@@ -1,8 +1,8 @@
-"""A :class:`~reports.rows.Report`'s outputs: results.json, and its documents rendered and written.
+"""A :class:`~harness.reports.rows.Report`'s outputs: results.json, and its documents rendered and written.
 
-The report's content is built once into documents (reports.content) and each output renders them:
-:func:`to_markdown` (reports.markdown), :func:`to_html` (reports.html), :func:`to_latex`
-(reports.latex) and :func:`print_summary` (reports.terminal); :func:`to_json` writes the rows
+The report's content is built once into documents (harness.reports.content) and each output renders them:
+:func:`to_markdown` (harness.reports.markdown), :func:`to_html` (harness.reports.html), :func:`to_latex`
+(harness.reports.latex) and :func:`print_summary` (harness.reports.terminal); :func:`to_json` writes the rows
 themselves. Nothing here computes a number, so every output agrees. :func:`write_reports` writes
 ``results.json``, ``report.md`` with its ``figures/*.svg``, the self-contained ``report.html`` and
 ``report.tex`` into the run directory.
@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reports import content, html, latex, markdown, terminal
-from reports.figures import Figure, figures
-from reports.methods import methods
-from reports.rows import TRAINING_SUMMARY_METRICS, ComparisonRow, EstimateRow, Report
-from reports.vocabulary import json_safe
+from harness.reports import content, html, latex, markdown, terminal
+from harness.reports.figures import Figure, figures
+from harness.reports.methods import methods
+from harness.reports.rows import TRAINING_SUMMARY_METRICS, ComparisonRow, EstimateRow, Report
+from harness.reports.vocabulary import json_safe
 
 # the JSON Schema (draft 2020-12) that results.json follows; shipped in the wheel as package data
 SCHEMA_PATH = Path(__file__).with_name("schema") / "results-v3.schema.json"
@@ -85,14 +85,14 @@ def to_json(report: Report) -> dict[str, Any]:
 
 
 def to_markdown(report: Report, figs: Sequence[Figure] | None = None) -> str:
-    """The report as Markdown; ``figs`` (by default :func:`reports.figures.figures`) are referenced
+    """The report as Markdown; ``figs`` (by default :func:`harness.reports.figures.figures`) are referenced
     as ``figures/NAME.svg`` under their sections, so write them beside it (:func:`write_reports`)."""
     return markdown.render(content.report_document(report, figures(report) if figs is None else figs))
 
 
 def to_html(report: Report, figs: Sequence[Figure] | None = None) -> str:
     """The whole report as one self-contained HTML page, figures inlined; ``figs`` defaults to
-    :func:`reports.figures.figures`."""
+    :func:`harness.reports.figures.figures`."""
     return html.render(content.report_document(report, figures(report) if figs is None else figs))
 
 

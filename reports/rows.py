@@ -1,8 +1,8 @@
 """The report's data: typed rows and the :class:`Report` they make up, and how a report reads a metric.
 
 Every stage of the report pipeline passes these frozen rows, never positional tuples: the builders
-(reports.estimates, reports.training, reports.curves, composed by reports.build) make them, the
-document (reports.content), the figures and results.json only read them. A metric's facts
+(harness.reports.estimates, .training, .curves, composed by harness.reports.build) make them, the
+document (harness.reports.content), the figures and results.json only read them. A metric's facts
 (direction, range, per-example form, text) are its registered :class:`~harness.metricspec.Metric`,
 read through :func:`metric_of`.
 """
@@ -17,13 +17,13 @@ import numpy as np
 from harness import stats
 from harness.metricspec import Metric
 from harness.registry import metrics
+from harness.reports.checks import Check
+from harness.reports.claims import Verdict
 from harness.specs import Condition
-from reports.checks import Check
-from reports.claims import Verdict
 
 MEAN_SHIFT = Condition("shift", "all")  # aggregate: mean accuracy over every shift and severity
 
-# the caveat of a comparison made on fewer seeds than the suite's (reports.build adds it)
+# the caveat of a comparison made on fewer seeds than the suite's (harness.reports.build adds it)
 PARTIAL_SEEDS = ("fewer seeds than the suite's: compared on the seeds where both variants have a usable record "
                  "(the others are listed as excluded)")
 
@@ -169,9 +169,9 @@ class Report:
     adjust: str = "holm"  # the p-value adjustment, a key of harness.stats.ADJUSTMENTS
     attack_settings: tuple[dict[str, Any], ...] = ()
     reliability: tuple[dict[str, Any], ...] = ()
-    curves: tuple[dict[str, Any], ...] = ()  # training curves per variant, see reports.curves.curves
-    roc: tuple[dict[str, Any], ...] = ()  # ROC curves per variant and OOD condition, see reports.curves.roc
+    curves: tuple[dict[str, Any], ...] = ()  # training curves per variant, see harness.reports.curves.curves
+    roc: tuple[dict[str, Any], ...] = ()  # ROC curves per variant and OOD condition, see harness.reports.curves.roc
     interval: str = "auto"  # the interval method, a key of harness.stats.INTERVALS
     claims: tuple[Verdict, ...] = ()  # a verdict per declared claim
-    sweeps: tuple[SweepSummary, ...] = ()  # per variant family and swept setting, see reports.training.sweeps
+    sweeps: tuple[SweepSummary, ...] = ()  # per variant family and swept setting, see harness.reports.training.sweeps
     judge: dict[str, Any] | None = None  # a denoise suite's judge classifier, as harness.runner.train_judge stored it

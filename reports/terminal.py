@@ -1,4 +1,4 @@
-"""A :class:`~reports.document.Document` on the terminal, with rich.
+"""A :class:`~harness.reports.document.Document` on the terminal, with rich.
 
 Tables become rich tables (the caption their title; a long cell folds rather than being cut), a
 paragraph one printed line (a ``note`` dimmed; rich wraps it), list items indented lines, a newline
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reports.document import Bold, BulletList, Code, Document, Figure, Heading, Paragraph, Span, Table, plain
+from harness.reports.document import Bold, BulletList, Code, Document, Figure, Heading, Paragraph, Span, Table, plain
 
 
 def _line(text: str) -> str:

@@ -2,7 +2,7 @@
 
 A training run gives one value per seed of each measurement (steps to target, AULC, roughness,
 seconds per step...), so a variant's summary is a t-interval over its usable seeds and a pair of
-variants is compared by the per-seed differences (reports.estimates.paired_seed_comparison).
+variants is compared by the per-seed differences (harness.reports.estimates.paired_seed_comparison).
 """
 
 from __future__ import annotations
@@ -13,10 +13,17 @@ from typing import Any
 import numpy as np
 
 from harness import stats
+from harness.reports.estimates import paired_seed_comparison, t_estimate
+from harness.reports.rows import (
+    TRAINING_SUMMARY_METRICS,
+    PairedResult,
+    SweepPoint,
+    SweepSummary,
+    TrainingSummary,
+    metric_of,
+)
 from harness.specs import Condition, Suite
 from harness.store import Cell
-from reports.estimates import paired_seed_comparison, t_estimate
-from reports.rows import TRAINING_SUMMARY_METRICS, PairedResult, SweepPoint, SweepSummary, TrainingSummary, metric_of
 
 # (variant, seed) -> its training record
 TrainingCells = dict[tuple[str, int], Cell]

@@ -2,7 +2,7 @@
 
 Every output (the report document, the figures, the terminal, ``harness compare``) writes numbers
 through these functions, so they agree to the last digit; a metric's scale, unit and decimals are
-its registered Metric's (reports.rows.metric_of).
+its registered Metric's (harness.reports.rows.metric_of).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import math
 from typing import Any
 
 from harness import stats
+from harness.reports.rows import metric_of
 from harness.specs import Condition
-from reports.rows import metric_of
 
 CAVEAT_MARK = "†"  # an interval outside the designs its method was validated for
 

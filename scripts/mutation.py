@@ -10,6 +10,13 @@ reports/build.py to the aggregation, whose other functions are report plumbing.
     python scripts/mutation.py run [--children N] [--sample N] [--seed S]   # mutmut run, then the score
     python scripts/mutation.py score [--survivors]  # the score of what mutants/ holds, per module
 
+mutmut names a mutant after its file's path (``harness/reports/checks.py`` gives
+``harness.reports.checks.x_...``) and activates it only when the running module's name matches, so
+it runs in a copy of the checkout laid out as the package installs: ``.mutation/`` (git-ignored),
+with reports/ and suites/ inside harness/ where their import names (harness.reports, harness.suites,
+pyproject.toml's package-dir) say. ``[tool.mutmut]`` names its files in that layout; mutmut's
+``mutants/`` folder is kept between runs, under ``.mutation/``.
+
 ``tox -e mutation`` runs the first over every mutant (hours on two cores). ``--sample N`` tests a
 random sample of N mutants instead, drawn with ``--seed`` in proportion to each module's mutants:
 the score is then an estimate, printed with its 95% Wilson interval.
@@ -25,11 +32,14 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import subprocess
 import sys
 from collections import Counter
 from fnmatch import fnmatchcase
 from pathlib import Path
+
+import tomllib
 
 # mutmut's mutant names: module.x_function__mutmut_N, methods as module.xǁClassǁmethod__mutmut_N
 SCOPE = {
@@ -37,10 +47,11 @@ SCOPE = {
     "harness/attacks.py": "harness.attacks.*",
     "harness/ood.py": "harness.ood.*",
     "harness/metrics.py": "harness.metrics.*",
-    "reports/checks.py": "reports.checks.*",
-    "reports/claims.py": "reports.claims.*",
-    "reports/build.py (aggregation)": "reports.build.x__aggregate*",
+    "reports/checks.py": "harness.reports.checks.*",
+    "reports/claims.py": "harness.reports.claims.*",
+    "reports/build.py (aggregation)": "harness.reports.build.x__aggregate*",
 }
+STAGE = ".mutation"  # the copy of the checkout mutmut runs in, under the repository root
 # mutmut's exit codes (mutmut.stats.status_by_exit_code), folded into what the score needs
 KILLED = {1: "killed", 3: "killed", 36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout",
           37: "killed", -11: "killed", -9: "killed"}
@@ -75,6 +86,23 @@ def sample(root: Path, n: int, seed: int, entries: list[str]) -> list[str]:
         names = sorted(mutants)
         picked += rng.sample(names, min(len(names), max(1, round(n * len(names) / total))))
     return picked
+
+
+def stage(root: Path) -> Path:
+    """The checkout's package, tests and pyproject.toml copied to ``root/STAGE`` as the package installs
+    (each folder of pyproject.toml's package-dir at its import name's place), replacing an older copy
+    but keeping its ``mutants/`` (mutmut's results so far)."""
+    out = root / STAGE
+    setuptools = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for old in ("harness", "tests"):
+        shutil.rmtree(out / old, ignore_errors=True)
+    shutil.copytree(root / "harness", out / "harness", ignore=skip)
+    for package, folder in setuptools["package-dir"].items():
+        shutil.copytree(root / folder, out.joinpath(*package.split(".")), ignore=skip)
+    shutil.copytree(root / "tests", out / "tests", ignore=skip)
+    shutil.copy(root / "pyproject.toml", out / "pyproject.toml")
+    return out
 
 
 def score(root: Path, survivors: bool) -> int:
@@ -124,23 +152,25 @@ def main(argv: list[str] | None = None) -> int:
     show = sub.add_parser("score", help="print the score of the mutants/ folder as it is")
     show.add_argument("--survivors", action="store_true", help="list every mutant not killed")
     args = parser.parse_args(argv)
-    root = Path.cwd()
-    if not (root / "pyproject.toml").exists():
+    checkout = Path.cwd()
+    if not (checkout / "pyproject.toml").exists():
         parser.error("run it from the repository root (where pyproject.toml is)")
+    root = checkout / STAGE
     if args.command == "run":
         if args.children < 1 or args.sample < 0:
             parser.error(f"--children must be at least 1 and --sample at least 0, got {args.children}, {args.sample}")
         entries = [e.strip() for e in args.only.split(",") if e.strip()] or list(SCOPE)
         if unknown := [e for e in entries if e not in SCOPE]:
             parser.error(f"--only names {', '.join(unknown)}, not in the scope: {', '.join(SCOPE)}")
+        stage(checkout)
         mutmut = [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.children)]
         names = [SCOPE[e] for e in entries]
         if args.sample:
             # mutmut generates every mutant and maps tests to functions before it tests any: let it do
             # that on one mutant, then draw the sample from what it generated
-            subprocess.run([*mutmut, "harness.ood.x_msp__mutmut_1"], check=False)
+            subprocess.run([*mutmut, "harness.ood.x_msp__mutmut_1"], cwd=root, check=False)
             names = sample(root, args.sample, args.seed, entries)
-        done = subprocess.run([*mutmut, *names], check=False)
+        done = subprocess.run([*mutmut, *names], cwd=root, check=False)
         if done.returncode != 0:
             print(f"mutmut exited with {done.returncode}; the score below covers the mutants it finished",
                   file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Tests for reports.build's aggregate conditions: the worst case over attacks (an example counts
+"""Tests for harness.reports.build's aggregate conditions: the worst case over attacks (an example counts
 as robust only if every attack at that (norm, eps) left it correct) and the mean over shifts
 (per example, the share of shift conditions it survives).
 
@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 
 from harness.registry import suites
+from harness.reports.build import _aggregates, build_report
+from harness.reports.checks import Evals
+from harness.reports.content import compact_columns, headline
+from harness.reports.rows import mean_shift
+from harness.reports.vocabulary import fmt
 from harness.runner import run
 from harness.specs import AttackSpec, Condition, Suite, attack, shift
 from harness.store import Cell, Store
-from reports.build import _aggregates, build_report
-from reports.checks import Evals
-from reports.content import compact_columns, headline
-from reports.rows import mean_shift
-from reports.vocabulary import fmt
 
 
 def _cell(variant: str, seed: int, cond: Condition, norm: str = "linf", **arrays: Any) -> Cell:

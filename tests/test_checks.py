@@ -1,4 +1,4 @@
-"""Tests for reports.checks, the sanity battery.
+"""Tests for harness.reports.checks, the sanity battery.
 
 On hand-made records, every check is made to pass and to fail (and to say n/a without its
 records), its verdict naming the offending variant and numbers; every threshold is tried just
@@ -25,13 +25,13 @@ import torch
 
 from harness.models import CNN
 from harness.registry import models, suites
+from harness.reports import checks
+from harness.reports.build import build_report
+from harness.reports.checks import Check, Records
+from harness.reports.render import to_json
 from harness.runner import run
 from harness.specs import AttackSpec, Condition, Suite, Variant, attack, clean
 from harness.store import Cell, Store
-from reports import checks
-from reports.build import build_report
-from reports.checks import Check, Records
-from reports.render import to_json
 
 # --- hand-made records -----------------------------------------------------------------------
 
@@ -98,7 +98,7 @@ def _healthy() -> Book:
 
 
 def _records(book: Book, suite: dict[str, Any] | None = None) -> Records:
-    """The Records reports.build would make of these cells (attack cells name their norm, as
+    """The Records harness.reports.build would make of these cells (attack cells name their norm, as
     the runner's records do)."""
     evals: dict[tuple[str, str], dict[int, Cell]] = defaultdict(dict)
     for (v, cond), by_seed in book.items():

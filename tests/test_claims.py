@@ -1,4 +1,4 @@
-"""Verdicts on declared claims (reports.claims) and the Claim spec's validation."""
+"""Verdicts on declared claims (harness.reports.claims) and the Claim spec's validation."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 
 from harness import stats
 from harness.errors import ConfigError
+from harness.reports.claims import CONTRADICTED, INCONCLUSIVE, NOT_EVALUATED, SUPPORTED, judge, row_verdict
+from harness.reports.rows import ComparisonRow
 from harness.specs import Claim, Condition
-from reports.claims import CONTRADICTED, INCONCLUSIVE, NOT_EVALUATED, SUPPORTED, judge, row_verdict
-from reports.rows import ComparisonRow
 
 
 @pytest.mark.parametrize(
@@ -35,7 +35,7 @@ def test_row_verdict(direction: str, low: float, high: float, p: float, margin: 
 def _row(variant: str, key: Condition | None, metric: str, low: float, high: float, p: float,
          spread: float = 1e-4) -> ComparisonRow:
     """A comparison row of three seeds whose per-seed differences have variance ``spread`` (the
-    variance components of a training metric's comparison, reports.training's)."""
+    variance components of a training metric's comparison, harness.reports.training's)."""
     c = stats.Comparison((low + high) / 2, low, high, 0.95, p, "t", "sign-flip", 3, 100,
                          components=stats.Components(spread / 3, 0.0, 0.0, 3))
     return ComparisonRow(variant, variant.split("-")[0] + "-none", key, metric, c, p, (0, 1, 2))
@@ -142,7 +142,7 @@ def test_seeds_to_settle_a_margin_claim_use_the_gap_to_the_margin() -> None:
 
 
 def test_claims_adjust_their_p_values_as_one_family_not_the_whole_report() -> None:
-    from reports.claims import family_p_values, verdicts
+    from harness.reports.claims import family_p_values, verdicts
 
     claim = Claim("batch and layer need fewer steps", "steps_to_target", "lower", norms=("batch", "layer"))
     # raw p 0.01 and 0.02; the report-wide adjustment over many comparisons made them 0.4 and 0.5
@@ -164,10 +164,10 @@ def test_claims_adjust_their_p_values_as_one_family_not_the_whole_report() -> No
 
 def _quickstart_rows(n_seeds: int) -> list[ComparisonRow]:
     """The quick start's 8 claim comparisons: steps to target of cnn and mlp with batch and layer
-    against none, about 200 steps fewer over ``n_seeds`` seeds (made as reports.training makes a
+    against none, about 200 steps fewer over ``n_seeds`` seeds (made as harness.reports.training makes a
     training metric's comparison: t-interval and sign-flip test over the per-seed differences), and
     their worst-case accuracy at eps 0.1, 10 points lower."""
-    from reports.estimates import paired_seed_comparison
+    from harness.reports.estimates import paired_seed_comparison
 
     rows = []
     steps_none = 400.0 + 10.0 * np.arange(n_seeds)
@@ -194,8 +194,8 @@ def test_the_quick_starts_steps_claim_needs_9_seeds_not_6() -> None:
     # the exact sign-flip test's smallest p, 2 / 2**6 = 0.031, Holm-adjusted over the claims' 8
     # comparisons, is 0.25. The difference is far beyond the seeds' spread, so the floor decides:
     # 8 * 2 / 2**S < 0.05 from 9 seeds (Benjamini-Hochberg, the claim's 4 rows all at that p: 8 / 4 * 2 / 2**S, 7).
-    from reports.claims import verdicts
-    from suites.quickstart import SUITE
+    from harness.reports.claims import verdicts
+    from harness.suites.quickstart import SUITE
 
     steps, robust = verdicts(SUITE.claims, _quickstart_rows(3), QUICKSTART_NORMS, 0.05)
     assert steps.verdict == INCONCLUSIVE and robust.verdict == SUPPORTED
@@ -272,7 +272,7 @@ def test_a_not_higher_claim_is_contradicted_only_when_the_whole_interval_lies_be
 
 
 def test_a_claims_evidence_names_its_condition_and_settles_on_the_claims_family_not_all_rows() -> None:
-    from reports.claims import _seeds_to_settle
+    from harness.reports.claims import _seeds_to_settle
 
     claim = Claim("batch is more accurate", "accuracy", "higher", "clean", norms=("batch",))
     rows = [_row("mlp-batch", Condition("clean"), "accuracy", -0.001, 0.003, 0.4, spread=4e-6),

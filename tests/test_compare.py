@@ -1,4 +1,4 @@
-"""harness compare and reports.compare on real stores: two toy runs whose records are known, B's
+"""harness compare and harness.reports.compare on real stores: two toy runs whose records are known, B's
 normalized variant clearly better under a shift and identical on clean inputs, so exactly the
 rows that involve that variant under the shift must be flagged, and nothing else."""
 
@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from harness.cli import main
+from harness.reports.build import build_report
+from harness.reports.checks import Check
+from harness.reports.compare import Interval, compare_runs, diff_interval, diff_settings, print_comparison
 from harness.specs import EvalSpec, Suite, TrainSpec, Variant
 from harness.store import Cell, Store
-from reports.build import build_report
-from reports.checks import Check
-from reports.compare import Interval, compare_runs, diff_interval, diff_settings, print_comparison
 
 N = 400
 SEEDS = (0, 1, 2)

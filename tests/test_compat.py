@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from harness.reports.build import build_report
+from harness.reports.render import to_json
 from harness.runner import run
 from harness.specs import Suite
 from harness.store import Store
-from reports.build import build_report
-from reports.render import to_json
 
 DATA = Path(__file__).parent / "data" / "compat"
 RUNS = ("compat-classify", "compat-denoise")

@@ -1,4 +1,4 @@
-"""Tests for reports.contact_sheet: a real PNG of real digits, read back with Pillow; the tiles
+"""Tests for harness.reports.contact_sheet: a real PNG of real digits, read back with Pillow; the tiles
 are the registered shifts' outputs; bad input is one clear error and writes nothing."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from harness.cli import main
 from harness.data import digits
 from harness.errors import ConfigError, UnknownNameError
 from harness.registry import shifts
+from harness.reports.contact_sheet import GAP, HEADER_HEIGHT, LABEL_WIDTH, contact_sheet, sheet_array
 from harness.seeding import torch_generator
-from reports.contact_sheet import GAP, HEADER_HEIGHT, LABEL_WIDTH, contact_sheet, sheet_array
 
 
 def test_sheet_array_holds_the_clean_image_and_each_severity() -> None:

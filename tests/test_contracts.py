@@ -402,7 +402,7 @@ def test_task_contract(task: str) -> None:
     exist, its per-example outcome is what one of its metrics averages, and its worst case over
     attacks is never better than a single attack (by that metric's direction) and equals an attack
     that is alone."""
-    from reports.checks import CHECKS
+    from harness.reports.checks import CHECKS
 
     t = reg.tasks.get(task)
     assert isinstance(t, Task) and t.name == task and t.description

@@ -1,4 +1,4 @@
-"""The document model (reports.document) and its four renderers, on one small hand-built document
+"""The document model (harness.reports.document) and its four renderers, on one small hand-built document
 with every block and span and text that each format must escape: the exact Markdown, HTML, LaTeX
 (also compiled with pdflatex where one is installed) and terminal output."""
 
@@ -10,8 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from reports import html, latex, markdown, terminal
-from reports.document import Bold, BulletList, Code, Document, Figure, Heading, Paragraph, Table, paragraph, plain
+from harness.reports import html, latex, markdown, terminal
+from harness.reports.document import (
+    Bold,
+    BulletList,
+    Code,
+    Document,
+    Figure,
+    Heading,
+    Paragraph,
+    Table,
+    paragraph,
+    plain,
+)
 
 DOC = Document("T <&> | 50%", (
     Heading("Section [a] | b"),

@@ -14,12 +14,12 @@ import pytest
 
 from harness import stats
 from harness.metrics import auroc
+from harness.reports.build import build_report
+from harness.reports.figures import KIND_ORDER, Figure, figures, nice_ticks
+from harness.reports.render import to_json, to_markdown, write_reports
+from harness.reports.rows import Report
 from harness.specs import AttackSpec, Condition, EvalSpec, Suite, TrainSpec, Variant, attack, clean, ood, shift
 from harness.store import Cell, Store
-from reports.build import build_report
-from reports.figures import KIND_ORDER, Figure, figures, nice_ticks
-from reports.render import to_json, to_markdown, write_reports
-from reports.rows import Report
 
 HOSTILE = "<script>alert(1)</script>"
 QUOTES = "\"&'<>"

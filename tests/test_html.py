@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from harness.registry import suites
+from harness.reports.build import build_report
+from harness.reports.render import write_reports
 from harness.runner import run
-from reports.build import build_report
-from reports.render import write_reports
 
 HOSTILE = "<script>alert(1)</script>"
 QUOTES = "\"&'<>"
@@ -138,7 +138,7 @@ LATEX_TEXT = {r"\textbackslash{}": "\\", r"\&": "&", r"\%": "%", r"\$": "$", r"\
 
 def _latex_tables(tex: str) -> list[list[list[str]]]:
     """Every tabular's and longtable's rows (a longtable's repeated header once) as cell texts,
-    reports.latex.escape undone and \\textbf / \\texttt removed."""
+    harness.reports.latex.escape undone and \\textbf / \\texttt removed."""
     unescape = re.compile("|".join(map(re.escape, LATEX_TEXT)))
 
     def cell(text: str) -> str:

@@ -1,4 +1,5 @@
-"""No import cycles among the project's modules (harness/, reports/, suites/).
+"""No import cycles among the project's modules (harness/, reports/, suites/: the packages harness,
+harness.reports and harness.suites, as pyproject.toml's package-dir maps them).
 
 Every module is parsed with :mod:`ast`, never imported, and each import of a project module counts,
 wherever it stands: at the top, inside a function or a method, under ``try``. The one exception is an
@@ -18,23 +19,30 @@ from __future__ import annotations
 
 import ast
 from collections import deque
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
+import pytest
+
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("harness", "reports", "suites")
+# package name -> its folder: harness/ is harness, and the folders pyproject.toml maps into it
+PACKAGES = {"harness": "harness",
+            **tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["package-dir"]}
 
 
 # --- the import graph -----------------------------------------------------------------------------
 
 
-def project_modules(root: Path, packages: Sequence[str]) -> dict[str, Path]:
-    """Every module of ``packages`` (folders under ``root``, subpackages included): dotted name -> file;
-    a package's name maps to its ``__init__.py``."""
+def project_modules(root: Path, packages: Sequence[str] | Mapping[str, str]) -> dict[str, Path]:
+    """Every module of ``packages`` (folder names under ``root``, or package name -> folder; subpackages
+    included): dotted name -> file; a package's name maps to its ``__init__.py``."""
+    folders = dict(packages) if isinstance(packages, Mapping) else {p: p for p in packages}
     out = {}
-    for package in packages:
-        for file in sorted((root / package).rglob("*.py")):
-            parts = file.relative_to(root).with_suffix("").parts
+    for package, folder in folders.items():
+        for file in sorted((root / folder).rglob("*.py")):
+            parts = (*package.split("."), *file.relative_to(root / folder).with_suffix("").parts)
             out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = file
     return out
 
@@ -81,7 +89,7 @@ def _resolve(name: str, known: Collection[str]) -> str | None:
     return None
 
 
-def import_graph(root: Path, packages: Sequence[str]) -> dict[str, set[str]]:
+def import_graph(root: Path, packages: Sequence[str] | Mapping[str, str]) -> dict[str, set[str]]:
     """Module -> the project modules it imports (see the module docstring for what counts)."""
     modules = project_modules(root, packages)
     graph: dict[str, set[str]] = {}
@@ -189,7 +197,8 @@ def show(cycles: list[list[str]]) -> str:
 
 def test_the_project_has_no_import_cycle() -> None:
     graph = import_graph(ROOT, PACKAGES)
-    assert {"harness", "harness.runner", "harness.data", "reports.build", "suites.quickstart"} <= set(graph)
+    assert {"harness", "harness.runner", "harness.data", "harness.reports.build", "harness.suites.quickstart",
+            "harness.suites"} <= set(graph)
     assert "harness.errors" in graph["harness.registry"], "the imports were read"
     cycles = find_cycles(graph)
     assert not cycles, (f"{len(cycles)} import cycle(s) among the project's modules (imports inside "

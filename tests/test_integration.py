@@ -13,11 +13,11 @@ import torch
 
 from harness import cli
 from harness.registry import models, suites
+from harness.reports.build import build_report
+from harness.reports.render import to_json, write_reports
 from harness.runner import run
 from harness.specs import TrainSpec
 from harness.store import Store
-from reports.build import build_report
-from reports.render import to_json, write_reports
 
 VARIANTS = ("cnn-none", "cnn-batch", "mlp-none", "mlp-layer")
 
@@ -300,7 +300,7 @@ def test_prerendered_corruptions_in_the_cifar_c_layout_are_scored(tmp_path: Path
 
 
 def test_terminal_columns_pick_the_telling_attack_strength(run_dir: Path) -> None:
-    from reports.content import compact_columns
+    from harness.reports.content import compact_columns
 
     report = build_report(run_dir, n_resamples=100)
     titles = [c[0] for c in compact_columns(report)]

@@ -1,4 +1,4 @@
-"""reports.latex: hostile suite and variant names are escaped, the tables are well formed
+"""harness.reports.latex: hostile suite and variant names are escaped, the tables are well formed
 (balanced environments, every row as wide as its header) and carry the report's own numbers;
 write_reports writes report.tex. Compiled with pdflatex where one is installed (CI installs it; with
 CI set a missing pdflatex fails the test instead of skipping it)."""
@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.reports.build import build_report
+from harness.reports.latex import escape
+from harness.reports.render import to_latex, write_reports
+from harness.reports.rows import Report
+from harness.reports.vocabulary import CAVEAT_MARK
 from harness.specs import EvalSpec, Suite, TrainSpec, Variant
 from harness.store import Cell, Store
-from reports.build import build_report
-from reports.latex import escape
-from reports.render import to_latex, write_reports
-from reports.rows import Report
-from reports.vocabulary import CAVEAT_MARK
 
 BASE = r"base & co_1 {50%}"  # every LaTeX special character appears in some name
 NORMED = r"bn #2 ~^\ $x$ [v]"

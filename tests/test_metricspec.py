@@ -18,11 +18,11 @@ import harness.registry as reg
 from harness.errors import PluginError
 from harness.metricspec import BRIER, Metric
 from harness.registry import Registry
+from harness.reports.build import Report, build_report
 from harness.specs import DiffusionSpec, EvalSpec, Suite, TrainSpec, Variant, sweep
 from harness.stats import INTERVALS
 from harness.store import Cell, Store
 from harness.tasks.classify.evaluation import _outcome
-from reports.build import Report, build_report
 
 METRICS = reg.metrics.names()
 

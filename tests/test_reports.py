@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from harness.errors import ConfigError
+from harness.reports.build import build_report
+from harness.reports.render import print_summary, to_json, to_markdown, write_reports
+from harness.reports.vocabulary import fmt_estimate
 from harness.specs import EvalSpec, Suite, TrainSpec, Variant
 from harness.store import Cell, Store
-from reports.build import build_report
-from reports.render import print_summary, to_json, to_markdown, write_reports
-from reports.vocabulary import fmt_estimate
 
 CLEAN = {"kind": "clean", "name": "", "params": {}}
 N = 200
@@ -169,7 +169,7 @@ def test_fmt_estimate_shows_value_and_interval() -> None:
 def test_corruption_error_hand_computed() -> None:
     import numpy as np
 
-    from reports.estimates import corruption_error
+    from harness.reports.estimates import corruption_error
 
     # two corruptions with two severities each; errors as fractions
     err = {"clean": np.array(0.1), "a1": np.array(0.2), "a2": np.array(0.4), "b1": np.array(0.3), "b2": np.array(0.3)}
@@ -190,7 +190,7 @@ def test_corruption_error_hand_computed() -> None:
 def test_terminal_summary_is_compact(toy_run) -> None:
     from rich.console import Console
 
-    from reports.content import compact_columns, headline_columns
+    from harness.reports.content import compact_columns, headline_columns
 
     report = build_report(toy_run[0], n_resamples=100)
     assert compact_columns(report) == [c for c in headline_columns(report) if c[1] == "clean"]
@@ -276,7 +276,7 @@ def test_a_sweep_reports_converged_seeds_the_range_and_the_paired_share(tmp_path
     assert "Sweep over `lr`" in md and "0/3 (3 div.)" in md
     doc = json.loads(json.dumps(to_json(report)))
     assert doc["sweeps"][0]["points"][0]["variant"].endswith("@lr=0.01")
-    from reports.figures import figures
+    from harness.reports.figures import figures
 
     (fig,) = [f for f in figures(report) if f.name == "sweep-lr"]
     assert fig.section == "training" and "log10(lr)" in fig.caption  # 0.01 to 1 spans two decades
@@ -387,7 +387,7 @@ def test_a_denoise_report_estimates_losses_and_samples_and_fakes_no_classifier_m
 
 def test_a_denoise_report_renders_and_validates(denoise_run, tmp_path: Path) -> None:
     jsonschema = pytest.importorskip("jsonschema")
-    from reports.render import SCHEMA_PATH
+    from harness.reports.render import SCHEMA_PATH
 
     run_dir, _, _ = denoise_run
     r = build_report(run_dir, n_resamples=200)
@@ -419,10 +419,10 @@ def test_a_failed_evaluation_is_listed_and_its_pair_compared_on_the_common_seeds
 
     import jsonschema
 
+    from harness.reports.render import SCHEMA_PATH
+    from harness.reports.rows import PARTIAL_SEEDS
     from harness.runner import run
     from harness.store import weights_path
-    from reports.render import SCHEMA_PATH
-    from reports.rows import PARTIAL_SEEDS
 
     suite = Suite("fail-eval", "1", "one evaluation fails", "digits",
                   (Variant("mlp-none", "mlp", "none"), Variant("mlp-batch", "mlp", "batch")), (0, 1, 2),
@@ -483,7 +483,7 @@ def test_a_failed_evaluation_is_listed_and_its_pair_compared_on_the_common_seeds
     (1, 2000, ["no number of seeds lets the strongest of 2000 Holm-adjusted comparisons reach p < 0.05"]),
 ])
 def test_the_power_note_states_the_seeds_a_test_needs(n_seeds: int, n_comparisons: int, says: list[str]) -> None:
-    from reports.methods import power_note
+    from harness.reports.methods import power_note
 
     note = power_note(n_seeds, n_comparisons)
     assert all(s in note for s in says), note

@@ -215,8 +215,8 @@ def test_the_runner_modules_keep_no_state_between_runs(serial_dir: Path) -> None
 def test_a_suite_can_leave_runs_that_never_reached_the_target_unevaluated(tmp_path: Path) -> None:
     import dataclasses
 
+    from harness.reports.build import build_report
     from harness.specs import EvalSpec
-    from reports.build import build_report
 
     base = suites.get("quickstart").with_overrides(seeds=(0,), variants=("mlp-none", "mlp-batch"), epochs=1)
     # one epoch: mlp-batch passes 80% held-out accuracy, mlp-none (measured near 60-70%) does not

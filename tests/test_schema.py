@@ -15,10 +15,10 @@ import jsonschema
 import pytest
 
 from harness.registry import suites
+from harness.reports.build import build_report
+from harness.reports.render import SCHEMA_PATH, to_json
 from harness.runner import run
 from harness.specs import AttackSpec
-from reports.build import build_report
-from reports.render import SCHEMA_PATH, to_json
 
 ROOT = Path(__file__).resolve().parents[1]
 Doc = dict[str, Any]
@@ -65,13 +65,13 @@ def test_schema_is_versioned_draft_2020_12(validator: jsonschema.Draft202012Vali
 def test_schema_ships_in_the_wheel() -> None:
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
-    import reports
+    import harness.reports as reports
 
     # SCHEMA_PATH is inside the installed package (site-packages under tox's wheel install), so
     # its existence there is the proof it shipped; the pattern check covers the editable install
     assert SCHEMA_PATH.is_file()
     relative = SCHEMA_PATH.relative_to(Path(reports.__file__).parent).as_posix()
-    assert any(fnmatch.fnmatch(relative, pattern) for pattern in package_data["reports"])
+    assert any(fnmatch.fnmatch(relative, pattern) for pattern in package_data["harness.reports"])
 
 
 def test_a_real_results_json_validates(results: Doc, validator: jsonschema.Draft202012Validator) -> None:

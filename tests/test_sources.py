@@ -413,10 +413,10 @@ def test_check_names_refuses_a_bad_source_before_anything_is_written(tmp_path: P
 
 
 def test_a_suite_runs_on_sources(digits_u8: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
+    from harness.reports.build import build_report
     from harness.runner import run
     from harness.specs import EvalSpec, Suite, TrainSpec, Variant
     from harness.store import Store
-    from reports.build import build_report
 
     u, y = digits_u8
     _hf(u, y).save_to_disk(str(tmp_path / "digits"))

@@ -29,6 +29,7 @@ from scipy.special import ndtr, ndtri
 from scipy.stats import bootstrap, permutation_test
 from threadpoolctl import threadpool_limits
 
+from harness.reports.claims import SUPPORTED, row_verdict
 from harness.stats import (
     Components,
     Resampled,
@@ -45,7 +46,6 @@ from harness.stats import (
     variance_components,
     wilson_interval,
 )
-from reports.claims import SUPPORTED, row_verdict
 
 pytestmark = pytest.mark.slow  # simulations of thousands of experiments
 

@@ -127,7 +127,8 @@ def test_a_suite_named_like_an_installed_one_names_both_origins(tmp_path: Path, 
     path = _suite_file(tmp_path, "sp_clash", "quickstart")
     with pytest.raises(PluginError) as info:
         reg.add_suite_path(tmp_path)
-    assert info.value.message == ("suites 'quickstart' is registered twice: by norm-harness (suites.quickstart:SUITE) "
+    assert info.value.message == ("suites 'quickstart' is registered twice: by norm-harness "
+                                  "(harness.suites.quickstart:SUITE) "
                                   f"and by {path.resolve()} (sp_clash:SUITE)")
     assert info.value.hint == ("rename one of the two suites (the name of its Suite), or uninstall the package that "
                                "registers the other")
@@ -159,15 +160,28 @@ def test_a_file_named_like_an_installed_module_is_refused_rather_than_shadowing_
 
 
 def test_a_module_name_that_another_folder_would_give_is_refused(tmp_path: Path, isolated: None) -> None:
-    # 'suites' is norm-harness's own package of built-in suites: a folder module must not replace it
-    path = _suite_file(tmp_path, "suites", "sp-suites")
-    expected = f"suite file {path.resolve()} cannot be imported as module 'suites': that name is already taken by "
+    # 'harness' is norm-harness's one import name (its built-in suites are harness.suites): a folder
+    # module must not replace it
+    path = _suite_file(tmp_path, "harness", "sp-harness")
+    expected = f"suite file {path.resolve()} cannot be imported as module 'harness': that name is already taken by "
     with pytest.raises(PluginError, match=re.escape(expected)) as info:
         reg.add_suite_path(tmp_path)
-    assert info.value.hint == "rename suites.py to a name no other module has"
-    import suites.quickstart  # the real package is still the one imported
+    assert info.value.hint == "rename harness.py to a name no other module has"
+    import harness.suites.quickstart  # the real package is still the one imported
 
-    assert suites.quickstart.SUITE.name == "quickstart"
+    assert harness.suites.quickstart.SUITE.name == "quickstart"
+
+
+def test_a_file_named_suites_or_reports_no_longer_clashes_with_norm_harness(
+        tmp_path: Path, isolated: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the installed package claims no generic top-level name, so a user's own suites.py is theirs to
+    # name so. (python -m pytest in a checkout puts the checkout on sys.path, where the folder
+    # suites/ would take the name: a user's process has no such entry, nor has this test.)
+    checkout = Path(__file__).resolve().parents[1]
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if Path(p or ".").resolve() != checkout])
+    _suite_file(tmp_path, "suites", "sp-suites")
+    reg.add_suite_path(tmp_path)
+    assert reg.suites.get("sp-suites").name == "sp-suites"
 
 
 def test_a_file_name_that_is_no_module_name_is_refused_with_a_fix(tmp_path: Path, isolated: None) -> None:

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from harness import registry as reg
+from harness.reports.build import build_report
+from harness.reports.claims import NOT_EVALUATED
+from harness.reports.render import write_reports
 from harness.runner import run
-from reports.build import build_report
-from reports.claims import NOT_EVALUATED
-from reports.render import write_reports
 
 pytestmark = pytest.mark.slow  # each test runs a suite at its reduced size, end to end
 

@@ -103,8 +103,8 @@ def test_a_loaded_cell_records_its_source_and_no_training(trained: dict[str, Any
 def test_the_report_builds_and_shows_loaded_runs(loaded: Path) -> None:
     import jsonschema
 
-    from reports.build import build_report
-    from reports.render import SCHEMA_PATH, to_json, to_markdown
+    from harness.reports.build import build_report
+    from harness.reports.render import SCHEMA_PATH, to_json, to_markdown
 
     report = build_report(loaded, n_resamples=100)
     assert report.training_summary == ()  # nothing was trained: no training estimates, not zeros

@@ -92,7 +92,7 @@ class Task(Protocol):
     #: the per-example array of an evaluation cell that the mean over shifts and the worst case
     #: over attacks reduce ("correct" for a classifier, "denoise_loss" for a denoiser)
     outcome: str
-    #: the names of the sanity checks (reports.checks) that apply to this task's records
+    #: the names of the sanity checks (harness.reports.checks) that apply to this task's records
     checks: tuple[str, ...]
     #: how a report presents the task's results
     style: ReportStyle

@@ -20,7 +20,7 @@ Claims tested:
 """
 
 from harness.specs import Claim, Size, Suite, TrainSpec, Variant, sweep, variant_name
-from suites.common import digits_battery
+from harness.suites.common import digits_battery
 
 NORMS = ("none", "batch", "group", "layer")
 BATCH_SIZES = (2, 8, 32, 128)

@@ -21,7 +21,7 @@ Claims tested:
 """
 
 from harness.specs import Claim, Suite, TrainSpec, Variant, variant_name
-from suites.common import battery, reduced
+from harness.suites.common import battery, reduced
 
 NORMS = ("none", "batch", "group", "layer", "rms")
 VARIANTS = tuple(Variant(variant_name("cnn", n), "cnn", n, options=(("channels", (16, 32)),)) for n in NORMS)

@@ -25,7 +25,7 @@ training and 200 test images, one epoch, a smaller battery).
 """
 
 from harness.specs import Claim, Suite, TrainSpec, Variant, variant_name
-from suites.common import battery, reduced
+from harness.suites.common import battery, reduced
 
 NORMS = ("none", "batch", "layer", "group", "rms")
 OPTIONS = {"mlp": (), "cnn": (("channels", (16, 32)),)}

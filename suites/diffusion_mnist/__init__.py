@@ -26,8 +26,8 @@ A GPU runs the whole of MNIST through the same suite with ``--size``-free overri
 import dataclasses
 
 from harness.specs import AttackSpec, Claim, EvalSpec, Size, TrainSpec
-from suites.diffusion import SHIFTS
-from suites.diffusion import SUITE as DIGITS
+from harness.suites.diffusion import SHIFTS
+from harness.suites.diffusion import SUITE as DIGITS
 
 assert DIGITS.diffusion is not None  # a denoise suite always has one
 

@@ -19,7 +19,7 @@ reduced first::
 """
 
 from harness.specs import Claim, Suite, TrainSpec
-from suites.mnist import VARIANTS, battery
+from harness.suites.mnist import VARIANTS, battery
 
 SUITE = Suite(
     name="fashion",

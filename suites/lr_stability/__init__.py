@@ -24,7 +24,7 @@ Claims tested:
 """
 
 from harness.specs import Claim, Size, Suite, TrainSpec, Variant, sweep, variant_name
-from suites.common import digits_battery
+from harness.suites.common import digits_battery
 
 NORMS = ("none", "batch", "layer")
 OPTIONS = {"mlp": (), "cnn": (("channels", (16, 32)),)}

@@ -18,7 +18,7 @@ Claims tested:
 """
 
 from harness.specs import Claim, Suite, TrainSpec, Variant, variant_name
-from suites.common import battery, reduced
+from harness.suites.common import battery, reduced
 
 VARIANTS = tuple(Variant(variant_name(m, n), m, n) for m, norms in (("lstm", ("none", "layer", "rms")),
                                                                     ("gru", ("none", "layer"))) for n in norms)

@@ -21,7 +21,7 @@ Claims tested:
 """
 
 from harness.specs import Claim, Suite, TrainSpec, Variant
-from suites.common import battery, reduced
+from harness.suites.common import battery, reduced
 
 VARIANTS = (
     Variant("vit-none", "vit", "none"),

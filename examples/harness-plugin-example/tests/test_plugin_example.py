@@ -18,10 +18,10 @@ import torch
 
 from harness import registry as reg
 from harness.errors import ConfigError
+from harness.reports.build import build_report
 from harness.runner import run
 from harness.seeding import torch_generator
 from harness.sources import load
-from reports.build import build_report
 
 try:
     metadata.distribution("harness-plugin-example")

@@ -1,7 +1,7 @@
 """The ``classify`` task: classifiers from ``harness.registry.models`` (or loaded weights), trained
 to a held-out accuracy; scored per example on clean, shifted (in each BatchNorm test-time mode)
 and natural inputs, OOD sets and attacks (harness.tasks.classify.evaluation), with the
-adversarial sanity battery (reports.checks)."""
+adversarial sanity battery (harness.reports.checks)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 OOD = ("auroc", "fpr95", "aupr_in", "aupr_out")
 CALIBRATION = ("ece", "nll", "brier")  # on clean, shifted and natural inputs
-# the adversarial sanity battery (reports.checks.CHECKS, by function name)
+# the adversarial sanity battery (harness.reports.checks.CHECKS, by function name)
 CHECKS = ("eps_zero", "eps_ball", "monotone", "pgd_beats_fgsm", "large_eps", "stronger", "noise", "transfer",
           "gradients", "repeat", "batch_composition")
 

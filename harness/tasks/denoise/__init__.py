@@ -56,7 +56,7 @@ class Denoise:
     description: str = ("DDPM denoisers: denoising loss (clean, shifted, attacked), ELBO OOD detection, "
                         "sample quality judged by a classifier")
     outcome: str = "denoise_loss"
-    # the sanity checks (reports.checks) that read a PGD sweep on the denoising loss: eps 0 gives the
+    # the sanity checks (harness.reports.checks) that read a PGD sweep on the denoising loss: eps 0 gives the
     # clean losses, perturbations stay in the ball, the loss never falls as eps grows
     checks: tuple[str, ...] = ("eps_zero", "eps_ball", "monotone")
     style: ReportStyle = ReportStyle(
