@@ -68,10 +68,10 @@ def eval_spec(suite: Suite, train_key: str, cond: Condition) -> dict[str, Any]:
     return {"train_cell": train_key, "condition": cond.to_dict(), "batch_size": ev.batch_size,
             "condition_seed": suite.split_seed,
             **({"shift_revision": revision} if revision != 1 else {}),
-            **task_of(suite).eval_params(suite)}
+            **task_of(suite).eval_params(suite, cond)}
 
 
-def _sweeps(cond: Condition, conditions: list[Condition]) -> set[tuple[str, tuple[Any, ...]]]:
+def attack_sweeps(cond: Condition, conditions: list[Condition]) -> set[tuple[str, tuple[Any, ...]]]:
     """The attack sweeps (an attack's name with every parameter but eps) a condition belongs to
     or reads: an attack's own; the suite's PGD for "large-eps"; every sweep for "stronger"."""
     def key(name: str, c: Condition) -> tuple[str, tuple[Any, ...]]:
@@ -104,10 +104,10 @@ def plan(suite: Suite, store: Store, device: str) -> list[Unit]:
             need_train = not store.done(tk)
             specs = {c.key: eval_spec(suite, tk, c) for c in conditions}
             missing = {c.key for c in conditions if not store.done(cell_key(specs[c.key]))}
-            redo = set().union(*(_sweeps(c, conditions) for c in conditions if c.key in missing))
+            redo = set().union(*(attack_sweeps(c, conditions) for c in conditions if c.key in missing))
             evals = () if tk in skip else tuple(
                 (c, cell_key(specs[c.key]), specs[c.key]) for c in conditions
-                if c.key in missing or (c.kind == "attack" and _sweeps(c, conditions) <= redo))
+                if c.key in missing or (c.kind == "attack" and attack_sweeps(c, conditions) <= redo))
             if need_train or evals:
                 units.append(Unit(v, seed, tk, ts, need_train, evals))
     return units

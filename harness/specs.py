@@ -8,10 +8,11 @@ edge, and raises :class:`~harness.errors.ConfigError` with a hint.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from harness.errors import ConfigError, unknown_name
+from harness.errors import ConfigError, unknown_name, unprintable
 
 # "sweep" names a training sweep in report comparisons (harness.reports.training), never an evaluation cell
 ConditionKind = Literal["clean", "shift", "natural", "ood", "attack", "check", "sweep", "samples"]
@@ -24,6 +25,19 @@ BN_MODES = ("frozen", "batch", "adapt")  # how BatchNorm statistics are used at 
 def _check(ok: bool, message: str, hint: str) -> None:
     if not ok:
         raise ConfigError(message, hint=hint)
+
+
+def _check_shown(what: str, text: str) -> None:
+    """Refuse a name or claim that no report could show as it is: a control character (ESC
+    starts terminal escape sequences), a line break (it would end a table row or a heading) or a
+    bidirectional control (it reorders the text around it)."""
+    bad = unprintable(text) if isinstance(text, str) else None
+    _check(bad is None, f"{what} {text!r} contains {bad!r}, a control character or line break",
+           "names and claims are shown in reports and on the terminal: use printable characters on one line")
+
+
+# Seeds are stored as SQLite integers (signed 64-bit) and must fit torch's generators.
+MAX_SEED = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -53,6 +67,7 @@ class Variant:
     weights: str | None = None
 
     def __post_init__(self) -> None:
+        _check_shown("variant name", self.name)
         fields = {f.name for f in dataclasses.fields(TrainSpec)}
         for k, _ in self.train:
             _check(k in fields, f"variant {self.name!r} overrides unknown training setting {k!r}",
@@ -206,7 +221,8 @@ class EvalSpec:
 
 @dataclass(frozen=True)
 class DiffusionSpec:
-    """What a denoise suite (``Suite(task="denoise")``) adds to its recipe and battery.
+    """What a denoise suite (``Suite(task="denoise", task_options=DiffusionSpec(...))``) adds to its recipe
+    and battery: the denoise task's options type (harness.tasks.Task.options_type).
 
     Training: the noise schedule has ``steps`` (T) steps (harness.tasks.denoise.schedule.NoiseSchedule, the
     DDPM linear schedule scaled to T); ``target_loss`` is the held-out denoising loss
@@ -263,9 +279,10 @@ class DiffusionSpec:
     def from_dict(cls, d: dict[str, Any]) -> DiffusionSpec:
         opts = d.get("judge_options", ())
         pairs = opts.items() if isinstance(opts, dict) else opts  # JSON turned the tuples to lists
-        return cls(**{**d, "judge_options": tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in pairs),
-                      "judge_train": TrainSpec(**d["judge_train"]) if "judge_train" in d else TrainSpec(
-                          epochs=12, batch_size=32, lr=1e-3)})
+        out = {**d, "judge_options": tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in pairs)}
+        if isinstance(d.get("judge_train"), dict):  # JSON and dataclasses.asdict turn the TrainSpec to a dict
+            out["judge_train"] = TrainSpec(**d["judge_train"])
+        return cls(**out)
 
 
 @dataclass(frozen=True)
@@ -369,6 +386,7 @@ class Claim:
         return not self.variants or any(fnmatchcase(variant, p) for p in self.variants)
 
     def __post_init__(self) -> None:
+        _check_shown("claim", self.text)
         _check(self.direction in CLAIM_DIRECTIONS, f"claim {self.text!r} has direction {self.direction!r}",
                f"use one of {', '.join(CLAIM_DIRECTIONS)}")
         from harness.registry import metrics
@@ -396,8 +414,8 @@ class Size:
     variants, epochs, examples or a smaller battery. Every field left at None keeps the suite's.
 
     ``max_train`` / ``max_test`` cap the training and test parts of the split (a stratified
-    subset, the same for every variant); ``eps`` replaces every attack's radii; ``diffusion``
-    overrides fields of a denoise suite's DiffusionSpec, e.g. ``(("samples", 64),)``.
+    subset, the same for every variant); ``eps`` replaces every attack's radii; ``task_options``
+    overrides fields of the suite's task options (a denoise suite's DiffusionSpec), e.g. ``(("samples", 64),)``.
     """
 
     name: str
@@ -411,16 +429,29 @@ class Size:
     severities: tuple[int, ...] | None = None
     ood_sets: tuple[str, ...] | None = None
     eps: tuple[float, ...] | None = None
-    diffusion: tuple[Param, ...] | None = None
+    task_options: tuple[Param, ...] | None = None  # checked against the suite's task options in Suite.with_size
 
     def __post_init__(self) -> None:
-        fields = {f.name for f in dataclasses.fields(DiffusionSpec)}
-        for k, _ in self.diffusion or ():
-            _check(k in fields, f"size {self.name!r} overrides unknown diffusion setting {k!r}",
-                   f"use fields of DiffusionSpec: {', '.join(sorted(fields))}")
+        _check_shown("size name", self.name)
         for n in (self.max_train, self.max_test):
             _check(n is None or n >= 10, f"size {self.name!r}: max_train / max_test {n} is below 10",
                    "keep at least 10 examples (one per class)")
+
+
+# fields of Suite and Size that older versions stored under another name: old -> new
+_RENAMED = {"diffusion": "task_options"}
+
+
+def upgrade_suite_dict(d: dict[str, Any]) -> dict[str, Any]:
+    """A suite dict as an older version stored it (provenance, a run's stored settings) with every
+    renamed field under its current name, its sizes' too; a current dict comes back equal."""
+    def rename(x: dict[str, Any]) -> dict[str, Any]:
+        return {_RENAMED.get(k, k): v for k, v in x.items()}
+
+    out = rename(d)
+    if "sizes" in out:
+        out["sizes"] = [rename(z) for z in out["sizes"]]
+    return out
 
 
 @dataclass(frozen=True)
@@ -453,14 +484,23 @@ class Suite:
     # that never learned; their robustness is not a question, and they would fail the sanity checks)
     evaluate_unconverged: bool = True
     # a registered task kind (harness.registry.tasks): "classify", or "denoise" for diffusion denoisers
-    # (harness.registry.denoisers, with a DiffusionSpec)
+    # (harness.registry.denoisers)
     task: str = "classify"
-    diffusion: DiffusionSpec | None = None
+    # the task's own settings, an instance of its options_type (a denoise suite's DiffusionSpec); None for
+    # a task that takes none (classify)
+    task_options: Any = None
 
     def __post_init__(self) -> None:
+        _check_shown("suite name", self.name)
+        for c in self.claims:
+            if isinstance(c, str):  # a Claim checks its own text
+                _check_shown("claim", c)
         _check(bool(self.variants), f"suite {self.name!r} declares no variants", "add at least one Variant")
         self._check_task()
         _check(bool(self.seeds), f"suite {self.name!r} declares no seeds", "pass --seeds 0,1,2")
+        _check(all(isinstance(s, numbers.Integral) and 0 <= s <= MAX_SEED for s in self.seeds),
+               f"seeds {list(self.seeds)} are not all integers from 0 to 2**63 - 1 = {MAX_SEED}",
+               "use smaller seeds, e.g. --seeds 0,1,2 (a run stores each seed as a signed 64-bit integer)")
         _check(len(set(self.seeds)) == len(self.seeds), f"seeds {list(self.seeds)} repeat a seed",
                "give each seed once")
         names = [v.name for v in self.variants]
@@ -480,7 +520,16 @@ class Suite:
         from harness.registry import tasks
 
         _check(self.task in tasks, f"suite {self.name!r} has task {self.task!r}", f"use one of {', '.join(tasks)}")
-        tasks.get(self.task).validate(self)
+        task = tasks.get(self.task)
+        want = task.options_type
+        if want is None:
+            _check(self.task_options is None, f"suite {self.name!r} ({self.task}) declares task_options, but the "
+                   f"{self.task} task takes none", "drop task_options")
+        else:
+            _check(isinstance(self.task_options, want), f"{self.task} suite {self.name!r} declares no {want.__name__} "
+                   f"(task_options is {type(self.task_options).__name__})",
+                   f"pass task_options={want.__name__}(...)")
+        task.validate(self)
 
     def with_size(self, name: str) -> Suite:
         """This suite at the declared size ``name`` ("full" is the suite itself)."""
@@ -496,11 +545,18 @@ class Suite:
             ood_sets=ev.ood_sets if sz.ood_sets is None else sz.ood_sets,
             attacks=ev.attacks if sz.eps is None else tuple(dataclasses.replace(a, eps=sz.eps) for a in ev.attacks))
         out = self.with_overrides(seeds=sz.seeds, variants=sz.variants, epochs=sz.epochs)
-        if sz.diffusion:
-            _check(self.diffusion is not None, f"size {name!r} of suite {self.name!r} overrides diffusion settings, "
-                   "but the suite is not a denoise suite", "drop the Size's diffusion overrides")
-            assert self.diffusion is not None
-            out = dataclasses.replace(out, diffusion=dataclasses.replace(self.diffusion, **dict(sz.diffusion)))
+        if sz.task_options:
+            opts = self.task_options
+            _check(opts is not None, f"size {name!r} of suite {self.name!r} overrides task options, but the "
+                   f"{self.task} task takes none", "drop the Size's task_options")
+            fields = {f.name for f in dataclasses.fields(opts)}
+            unknown = sorted(k for k, _ in sz.task_options if k not in fields)
+            _check(not unknown, f"size {name!r} of suite {self.name!r} overrides unknown task options "
+                   f"{', '.join(map(repr, unknown))}",
+                   f"use fields of {type(opts).__name__}: {', '.join(sorted(fields))}")
+            # through the options' from_dict, so overrides read back from JSON (dicts for nested specs) work too
+            out = dataclasses.replace(out, task_options=type(opts).from_dict(
+                {**dataclasses.asdict(opts), **dict(sz.task_options)}))
         return dataclasses.replace(out, evaluation=ev, size=name, sizes=(),
                                    max_train=self.max_train if sz.max_train is None else sz.max_train,
                                    max_test=self.max_test if sz.max_test is None else sz.max_test)
@@ -566,7 +622,11 @@ class Suite:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Suite:
-        """The inverse of :meth:`to_dict` (after a JSON round trip, which turns tuples to lists)."""
+        """The inverse of :meth:`to_dict` (after a JSON round trip, which turns tuples to lists), also of
+        the dicts older versions stored (see :func:`upgrade_suite_dict`)."""
+        from harness.registry import tasks
+
+        d = upgrade_suite_dict(d)
         def pairs(ps: Any) -> tuple[Param, ...]:
             return tuple(tuple(p) for p in (ps.items() if isinstance(ps, dict) else ps))  # type: ignore[misc]
 
@@ -582,13 +642,21 @@ class Suite:
         rest: dict[str, Any] = {k: d[k] for k in ("test_fraction", "val_fraction", "split_seed", "baseline_norm",
                                                   "max_train", "max_test", "size", "evaluate_unconverged", "task")
                                 if k in d}
-        if d.get("diffusion") is not None:
-            rest["diffusion"] = DiffusionSpec.from_dict(d["diffusion"])
+        if d.get("task_options") is not None:
+            options_type = tasks.get(d.get("task", "classify")).options_type
+            rest["task_options"] = d["task_options"] if options_type is None else options_type.from_dict(
+                d["task_options"])
+
         def size(z: dict[str, Any]) -> Size:
             z = {**z, **{k: tuple(z[k]) for k in ("seeds", "variants", "shifts", "severities", "ood_sets", "eps")
                          if z.get(k) is not None}}
-            if z.get("diffusion") is not None:  # TrainSpec values (judge_train) come back as dicts
-                z["diffusion"] = tuple((k, TrainSpec(**v) if k == "judge_train" else v) for k, v in z["diffusion"])
+            if z.get("task_options") is not None and rest.get("task_options") is not None:
+                # each override read back through the options' from_dict (a nested spec came back a dict)
+                base = rest["task_options"]
+                over = dict(tuple(p) for p in z["task_options"])
+                known = {f.name for f in dataclasses.fields(base)}  # unknown ones are reported by with_size
+                back = type(base).from_dict({**dataclasses.asdict(base), **{k: over[k] for k in over if k in known}})
+                z["task_options"] = tuple((k, getattr(back, k) if k in known else v) for k, v in over.items())
             return Size(**z)
 
         sizes = tuple(size(z) for z in d.get("sizes", ()))

@@ -482,6 +482,46 @@ def test_evaluate_denoiser_gives_every_condition_its_outcome(trained: tuple[UNet
     assert all(np.array_equal(out[k][a], again[k][a]) for k in out for a in out[k])
 
 
+def test_a_denoise_sweep_keeps_the_worst_input_of_smaller_eps_and_the_stronger_check_doubles_the_steps(
+        trained: tuple[UNet, DenoiserTrainResult], split: Split) -> None:
+    """Against an independent reference: each eps's attack run alone (the generator of its condition,
+    the evaluation's draws), then per example the running maximum of the losses over the sweep; the
+    "stronger" evidence is that maximum at the largest eps, and the worse of it and a 6-step PGD."""
+    from harness.specs import attack, check, clean
+
+    m, _ = trained
+    x, y = split.test.x[:60], split.test.y[:60]
+    # 0.1 and 0.1001: all but the same ball, so about half the examples score lower at the larger one
+    # (another random start) and the carry must keep their input from 0.1
+    sweep = [attack("pgd-linf", e, (("steps", 3),)) for e in (0.0, 0.01, 0.03, 0.1, 0.1001)]
+    conds = [clean(), *sweep, check("stronger", eps=0.1001)]
+    out = {c.key: o for c, o in evaluate_denoiser(m, SCHEDULE, x, y, {}, conds, seed=2, condition_seed=0,
+                                                   batch_size=25, n_t=4)}
+    xt = torch.from_numpy(x)
+    m.eval()
+
+    def alone(eps: float, steps: int, key: str) -> np.ndarray:
+        gen = torch_generator(2, key)
+        x_adv = torch.cat([DenoisePGD(eps=eps, steps=steps).perturb(m, SCHEDULE, xt[i:i + 25], gen)
+                           for i in range(0, len(xt), 25)])
+        return negative_elbo(m, SCHEDULE, x_adv, seed=2, n_t=4, batch_size=25)
+
+    own = [alone(c.param("eps"), 3, c.key) for c in sweep]
+    expected = np.maximum.accumulate(np.stack(own), axis=0)
+    for c, want in zip(sweep, expected, strict=True):
+        assert np.array_equal(out[c.key]["denoise_loss"], want), c.key
+        assert out[c.key]["linf"].max() <= c.param("eps") + 1e-6
+    assert (own[-1] < expected[-1]).sum() >= 10  # the carry mattered, for many examples
+    assert np.array_equal(out[sweep[0].key]["denoise_loss"], out["clean"]["denoise_loss"])  # eps 0 stays clean
+    strong = out[check("stronger", eps=0.1001).key]
+    assert np.array_equal(strong["denoise_loss_base"], expected[-1])
+    doubled = alone(0.1001, 6, check("stronger", eps=0.1001).key)
+    assert np.array_equal(strong["denoise_loss"], np.maximum(expected[-1], doubled))
+    # no sweep reaches eps 0.5: nothing to double there
+    none = list(evaluate_denoiser(m, SCHEDULE, x, y, {}, [check("stronger", eps=0.5)], 2, 0, 25, n_t=4))
+    assert none[0][1] == {}
+
+
 def test_evaluate_denoiser_needs_a_judge_for_samples(trained: tuple[UNet, DenoiserTrainResult], split: Split) -> None:
     from harness.specs import samples
 

@@ -204,7 +204,7 @@ def _classify(name: str = "classify") -> Suite:
 def _denoise() -> Suite:
     variants = tuple(Variant(f"unet-{n}", "unet", n) for n in ("none", "group"))
     return Suite("denoise", "0.1", "a denoiser's records", "digits", variants, SEEDS, TrainSpec(), task="denoise",
-                 diffusion=DiffusionSpec(target_loss=0.2),
+                 task_options=DiffusionSpec(target_loss=0.2),
                  evaluation=EvalSpec(shifts=("gaussian-noise",), severities=(3,), ood_sets=("uniform-noise",),
                                      ood_scores=(), checks=False))
 

@@ -3,6 +3,7 @@ comparison targets, named sizes, claim variant patterns and the dict round trip 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -19,6 +20,7 @@ from harness.specs import (
     Variant,
     sweep,
     sweep_point,
+    upgrade_suite_dict,
 )
 
 MLPS = (Variant("mlp-none", "mlp", "none"), Variant("mlp-batch", "mlp", "batch"))
@@ -123,22 +125,30 @@ UNETS = (Variant("unet-none", "unet", "none"), Variant("unet-group", "unet", "gr
 
 
 def _denoise(**kw) -> Suite:  # type: ignore[no-untyped-def]
-    return _suite(**{"variants": UNETS, "task": "denoise", "diffusion": DiffusionSpec(target_loss=0.2),
+    return _suite(**{"variants": UNETS, "task": "denoise", "task_options": DiffusionSpec(target_loss=0.2),
                      "evaluation": EvalSpec(shifts=("contrast",), severities=(1, 2), ood_sets=("faces",),
                                             attacks=(AttackSpec("pgd-linf", (0.0, 0.1), (("steps", 5),)),)), **kw})
 
 
-def test_a_denoise_suite_has_its_own_battery_and_no_sanity_checks() -> None:
+def test_a_denoise_suite_has_its_own_battery_and_of_the_check_conditions_twice_the_steps() -> None:
     keys = [c.key for c in _denoise().conditions()]
     assert keys == ["clean", "shift:contrast:severity=1", "shift:contrast:severity=2", "ood:faces:score=elbo",
-                    "attack:pgd-linf:eps=0.0,steps=5", "attack:pgd-linf:eps=0.1,steps=5", "samples"]
-    assert _suite().task == "classify" and _suite().diffusion is None  # the default changes nothing
+                    "attack:pgd-linf:eps=0.0,steps=5", "attack:pgd-linf:eps=0.1,steps=5", "check:stronger:eps=0.1",
+                    "samples"]
+    # at the sweep's largest eps; none where checks are off or no attack has a non-zero eps
+    off = _denoise(evaluation=dataclasses.replace(_denoise().evaluation, checks=False))
+    assert "check:stronger:eps=0.1" not in [c.key for c in off.conditions()]
+    zero = _denoise(evaluation=dataclasses.replace(_denoise().evaluation,
+                                                   attacks=(AttackSpec("pgd-linf", (0.0,), (("steps", 5),)),)))
+    assert [c for c in zero.conditions() if c.kind == "check"] == []
+    assert _suite().task == "classify" and _suite().task_options is None  # the default changes nothing
 
 
 @pytest.mark.parametrize("kw, message", [
     ({"task": "generate"}, "has task 'generate'"),
-    ({"diffusion": None}, "declares no DiffusionSpec"),
-    ({"task": "classify"}, "classifies but declares a DiffusionSpec"),
+    ({"task_options": None}, "declares no DiffusionSpec"),
+    ({"task_options": TrainSpec()}, r"declares no DiffusionSpec \(task_options is TrainSpec\)"),
+    ({"task": "classify"}, "declares task_options, but the classify task takes none"),
     ({"evaluation": EvalSpec(attacks=(AttackSpec("fgsm", (0.1,)),))}, "runs attacks fgsm"),
     ({"evaluation": EvalSpec(bn_modes=("frozen", "batch"))}, "BatchNorm test-time modes"),
     ({"variants": (Variant("unet-none", "unet", "none", standardize=True),)}, "standardize inputs"),
@@ -159,18 +169,32 @@ def test_bad_diffusion_specs_fail_with_a_hint(kw: dict, message: str) -> None:  
         DiffusionSpec(**kw)
 
 
-def test_a_denoise_suite_with_sizes_survives_the_json_round_trip_and_sizes_override_diffusion() -> None:
-    s = _denoise(sizes=(Size("reduced", "d", seeds=(0,), diffusion=(("samples", 8), ("judge_train",
-                                                                                     TrainSpec(epochs=1)))),),
+def test_a_denoise_suite_with_sizes_survives_the_json_round_trip_and_sizes_override_task_options() -> None:
+    s = _denoise(sizes=(Size("reduced", "d", seeds=(0,), task_options=(("samples", 8), ("judge_train",
+                                                                                        TrainSpec(epochs=1)))),),
                  claims=(Claim("c", "denoising_loss", "lower", "clean"), Claim("d", "mean_val_loss", "lower"),
                          Claim("e", "sample_fid", "lower", "samples")))
-    assert Suite.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+    back = Suite.from_dict(json.loads(json.dumps(s.to_dict())))
+    assert back == s
     small = s.with_size("reduced")
-    assert small.diffusion == DiffusionSpec(target_loss=0.2, samples=8, judge_train=TrainSpec(epochs=1))
-    with pytest.raises(ConfigError, match="unknown diffusion setting"):
-        Size("x", diffusion=(("sample", 8),))
-    with pytest.raises(ConfigError, match="not a denoise suite"):
-        _suite(sizes=(Size("x", diffusion=(("samples", 8),)),)).with_size("x")
+    assert small.task_options == DiffusionSpec(target_loss=0.2, samples=8, judge_train=TrainSpec(epochs=1))
+    assert back.with_size("reduced") == small  # the size's TrainSpec came back from JSON as a dict
+    with pytest.raises(ConfigError, match="overrides unknown task options 'sample'") as info:
+        _denoise(sizes=(Size("x", task_options=(("sample", 8),)),)).with_size("x")
+    assert "samples" in info.value.hint
+    with pytest.raises(ConfigError, match="but the classify task takes none"):
+        _suite(sizes=(Size("x", task_options=(("samples", 8),)),)).with_size("x")
+
+
+def test_a_suite_dict_an_older_version_stored_reads_under_todays_names() -> None:
+    # before task options were generic, a denoise suite stored them as "diffusion" (its sizes too)
+    s = _denoise(sizes=(Size("reduced", "d", task_options=(("samples", 8),)),))
+    old = json.loads(json.dumps(s.to_dict()))
+    old["diffusion"] = old.pop("task_options")
+    old["sizes"][0]["diffusion"] = old["sizes"][0].pop("task_options")
+    assert "task_options" not in json.dumps(old)
+    assert Suite.from_dict(old) == s
+    assert upgrade_suite_dict(json.loads(json.dumps(s.to_dict()))) == json.loads(json.dumps(s.to_dict()))
 
 
 def test_the_diffusion_spec_is_in_the_cell_keys_of_denoise_suites_only() -> None:
@@ -181,6 +205,6 @@ def test_the_diffusion_spec_is_in_the_cell_keys_of_denoise_suites_only() -> None
     assert "diffusion" not in plain and "diffusion" not in eval_spec(_suite(), "k", clean())
     s = _denoise()
     assert train_spec(s, UNETS[0], 0, "cpu")["diffusion"] == {"steps": 100, "target_loss": 0.2, "val_draws": 2}
-    other = _denoise(diffusion=DiffusionSpec(target_loss=0.2, samples=64))
+    other = _denoise(task_options=DiffusionSpec(target_loss=0.2, samples=64))
     assert train_spec(other, UNETS[0], 0, "cpu") == train_spec(s, UNETS[0], 0, "cpu")  # samples: evaluation only
     assert eval_spec(other, "k", clean()) != eval_spec(s, "k", clean())

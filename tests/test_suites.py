@@ -46,12 +46,14 @@ def test_a_suite_at_its_reduced_size_runs_reports_and_judges_every_claim(name: s
     denoise = suite.task == "denoise"
     if denoise:  # a denoiser: its loss and samples, none of a classifier's metrics, the checks of its PGD sweep
         assert "samples" in kinds
-        # eps 0 gives the clean losses and every perturbation stays in its ball; whether the loss never falls
-        # with eps is a finding about the attack, not asserted here: a 10-step PGD on its own draws of
-        # (timestep, noise) can leave the loss on the evaluation's draws below the clean loss (tests/test_compat.py)
-        assert [(c.name, c.status) for c in report.checks[:2]] == [
-            ("eps = 0 reproduces clean losses", "pass"), ("perturbations stay inside the eps-ball", "pass")]
-        assert [c.name for c in report.checks[2:]] == ["the loss never falls with eps"]
+        # eps 0 gives the clean losses, every perturbation stays in its ball, the sweep keeps the worst input of
+        # a smaller eps so the loss never falls; whether twice the steps raise the loss by under 2% is a
+        # finding about the attack (0.5% on the reduced diffusion suite), so only that it was judged is asserted
+        assert [(c.name, c.status) for c in report.checks[:3]] == [
+            ("eps = 0 reproduces clean losses", "pass"), ("perturbations stay inside the eps-ball", "pass"),
+            ("the loss never falls with eps", "pass")]
+        assert [(c.name, c.status != "n/a") for c in report.checks[3:]] == [
+            ("twice the steps of the attack raise the loss little", True)]
         assert {r.metric for r in report.estimates} == {"denoising_loss", "auroc", "fpr95", "aupr_in", "aupr_out",
                                                         "sample_fid", "class_tv"}
     else:

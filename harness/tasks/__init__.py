@@ -82,6 +82,14 @@ class ReportStyle:
     no_checks: str
 
 
+class TaskOptions(Protocol):
+    """What a task's options type provides: a frozen dataclass read back from its
+    :func:`dataclasses.asdict` form (after a JSON round trip) by ``from_dict``."""
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Any: ...
+
+
 @runtime_checkable
 class Task(Protocol):
     """What a task kind provides. Methods take the suite (and what the runner prepared) and
@@ -96,6 +104,10 @@ class Task(Protocol):
     checks: tuple[str, ...]
     #: how a report presents the task's results
     style: ReportStyle
+    #: the frozen dataclass of the settings a suite of this task declares (``Suite.task_options``),
+    #: whose classmethod ``from_dict`` inverts :func:`dataclasses.asdict` (after a JSON round trip);
+    #: None where the task takes no settings. Suite validation checks the type; sizes override fields.
+    options_type: type[TaskOptions] | None
 
     def validate(self, suite: Suite) -> None:
         """Raise ConfigError (one line, with a hint) where ``suite`` does not fit the task."""
@@ -110,8 +122,10 @@ class Task(Protocol):
     def train_params(self, suite: Suite) -> dict[str, Any]:
         """Keys added to every training cell's spec (so their hash, the cell key): {} adds none."""
 
-    def eval_params(self, suite: Suite) -> dict[str, Any]:
-        """Keys added to every evaluation cell's spec: {} adds none."""
+    def eval_params(self, suite: Suite, cond: Condition) -> dict[str, Any]:
+        """Keys added to the spec of ``cond``'s evaluation cells (so their hash, the cell key): {} adds
+        none. A change to how a kind of condition is evaluated adds a revision here, so cells made the
+        old way are redone, not mixed with new ones."""
 
     def build(self, suite: Suite, variant: Variant, split: Any, seed: int) -> nn.Module:
         """The untrained model of ``variant`` for ``seed`` (weights from the seed's init stream)."""

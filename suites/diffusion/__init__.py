@@ -62,9 +62,9 @@ SUITE = Suite(
     seeds=(0, 1, 2, 3, 4, 5, 6, 7),
     task="denoise",
     train=TrainSpec(epochs=12, batch_size=64, lr=2e-3, optimizer="adam", eval_every=10),
-    diffusion=DiffusionSpec(target_loss=TARGET_LOSS, steps=100, val_draws=2, n_t=4, samples=256),
+    task_options=DiffusionSpec(target_loss=TARGET_LOSS, steps=100, val_draws=2, n_t=4, samples=256),
     evaluation=EvalSpec(shifts=SHIFTS, ood_sets=("faces", "textures", "photos"), ood_scores=(),
-                        attacks=(AttackSpec("pgd-linf", EPS, (("restarts", 1), ("steps", 10))),), checks=False),
+                        attacks=(AttackSpec("pgd-linf", EPS, (("restarts", 1), ("steps", 10))),)),
     max_test=200,
     claims=(
         Claim("group normalization reaches the target held-out denoising loss in fewer steps than none",
@@ -79,6 +79,7 @@ SUITE = Suite(
              "images, 3 epochs, a 50-step schedule, a smaller battery, 16 samples",
              seeds=(0, 1), variants=("unet-none", "unet-group", "unet-layer"), epochs=3, max_train=300,
              max_test=60, shifts=("gaussian-noise",), severities=(3,), ood_sets=("faces",), eps=(0.0, 0.05),
-             diffusion=(("steps", 50), ("samples", 16), ("judge_train", TrainSpec(epochs=4, batch_size=32, lr=1e-3)))),
+             task_options=(("steps", 50), ("samples", 16),
+                           ("judge_train", TrainSpec(epochs=4, batch_size=32, lr=1e-3)))),
     ),
 )

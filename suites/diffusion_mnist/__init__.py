@@ -29,7 +29,7 @@ from harness.specs import AttackSpec, Claim, EvalSpec, Size, TrainSpec
 from harness.suites.diffusion import SHIFTS
 from harness.suites.diffusion import SUITE as DIGITS
 
-assert DIGITS.diffusion is not None  # a denoise suite always has one
+assert DIGITS.task_options is not None  # a denoise suite always has one
 
 # Chosen from measured held-out curves (seed 0, 6 epochs): none fell to 0.135 at step 90, 0.105 at 120
 # and 0.089 at 150; group to 0.101 at step 30 and 0.057 at 90. Both cross 0.1 within the budget, so steps
@@ -55,15 +55,15 @@ SUITE = dataclasses.replace(
         Claim("group normalization has a lower mean held-out denoising loss over training than none",
               "mean_val_loss", "lower", norms=("group",)),
     ),
-    diffusion=dataclasses.replace(DIGITS.diffusion, target_loss=TARGET_LOSS, samples=64),
+    task_options=dataclasses.replace(DIGITS.task_options, target_loss=TARGET_LOSS, samples=64),
     evaluation=EvalSpec(shifts=SHIFTS, severities=(3,), ood_sets=("fashion-mnist", "uniform-noise"), ood_scores=(),
-                        attacks=(AttackSpec("pgd-linf", (0.0, 0.05, 0.1), (("restarts", 1), ("steps", 10))),),
-                        checks=False),
+                        attacks=(AttackSpec("pgd-linf", (0.0, 0.05, 0.1), (("restarts", 1), ("steps", 10))),)),
     sizes=(
         Size("reduced", "what CI runs: 2 seeds, unet-none and unet-group, 200 training and 40 test images, 1 epoch, "
              "one corruption, one OOD set, eps 0 and 0.05, 8 samples",
              seeds=(0, 1), variants=("unet-none", "unet-group"), epochs=1, max_train=200, max_test=40,
              shifts=("gaussian-noise",), severities=(3,), ood_sets=("uniform-noise",), eps=(0.0, 0.05),
-             diffusion=(("steps", 50), ("samples", 8), ("judge_train", TrainSpec(epochs=3, batch_size=32, lr=1e-3)))),
+             task_options=(("steps", 50), ("samples", 8),
+                           ("judge_train", TrainSpec(epochs=3, batch_size=32, lr=1e-3)))),
     ),
 )

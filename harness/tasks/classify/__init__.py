@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.tasks import ReportStyle, shared_summary
+from harness.tasks import ReportStyle, TaskOptions, shared_summary
 
 if TYPE_CHECKING:
     import numpy as np
@@ -45,12 +45,10 @@ class Classify:
         area_text="AULC: the area under the held-out accuracy curve over the budget, % (higher is better).",
         target="Held-out target accuracy {target_accuracy_pct:g}%", compact_all_ood=False, compact_worst_case=True,
         no_checks="")
+    options_type: type[TaskOptions] | None = None  # a classify suite's settings are all Suite fields
 
     def validate(self, suite: Suite) -> None:
-        from harness.specs import _check
-
-        _check(suite.diffusion is None, f"suite {suite.name!r} classifies but declares a DiffusionSpec",
-               "set task='denoise' for diffusion denoisers, or drop diffusion=")
+        """Nothing beyond the suite's own checks: every Suite field applies to a classifier."""
 
     def check_names(self, suite: Suite) -> None:
         from harness import registry as r
@@ -82,7 +80,7 @@ class Classify:
     def train_params(self, suite: Suite) -> dict[str, Any]:
         return {}  # a classifier's training cell is the recipe alone
 
-    def eval_params(self, suite: Suite) -> dict[str, Any]:
+    def eval_params(self, suite: Suite, cond: Condition) -> dict[str, Any]:
         return {}
 
     def build(self, suite: Suite, variant: Variant, split: Any, seed: int) -> nn.Module:

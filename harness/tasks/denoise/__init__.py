@@ -36,7 +36,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.tasks import ReportStyle, shared_summary
+from harness.specs import DiffusionSpec
+from harness.tasks import ReportStyle, TaskOptions, shared_summary
 
 if TYPE_CHECKING:
     import numpy as np
@@ -57,8 +58,9 @@ class Denoise:
                         "sample quality judged by a classifier")
     outcome: str = "denoise_loss"
     # the sanity checks (harness.reports.checks) that read a PGD sweep on the denoising loss: eps 0 gives the
-    # clean losses, perturbations stay in the ball, the loss never falls as eps grows
-    checks: tuple[str, ...] = ("eps_zero", "eps_ball", "monotone")
+    # clean losses, perturbations stay in the ball, the loss never falls as eps grows, twice the steps at the
+    # sweep's largest eps raise the loss little
+    checks: tuple[str, ...] = ("eps_zero", "eps_ball", "monotone", "stronger")
     style: ReportStyle = ReportStyle(
         headline="denoising_loss", label="loss", final="final_val_loss", final_title="final held-out loss",
         area="mean_val_loss", area_title="mean held-out loss",
@@ -67,12 +69,12 @@ class Denoise:
         target="Held-out target denoising loss {target_loss:g} (the per-pixel DDPM loss on the validation images, "
                "fixed draws of timestep and noise)", compact_all_ood=True, compact_worst_case=False,
         no_checks="None: the suite runs no attack.")
+    # Suite.task_options: the schedule, targets, samples and judge
+    options_type: type[TaskOptions] | None = DiffusionSpec
 
     def validate(self, suite: Suite) -> None:
-        from harness.specs import DiffusionSpec, _check
+        from harness.specs import _check
 
-        _check(isinstance(suite.diffusion, DiffusionSpec), f"denoise suite {suite.name!r} declares no DiffusionSpec",
-               "pass diffusion=DiffusionSpec(target_loss=...)")
         ev = suite.evaluation
         bad = sorted({a.name for a in ev.attacks} - {"pgd-linf"})
         _check(not bad, f"denoise suite {suite.name!r} runs attacks {', '.join(bad)}",
@@ -89,27 +91,33 @@ class Denoise:
 
         for v in suite.variants:
             r.denoisers.entry(v.model)
-        assert suite.diffusion is not None
+        assert suite.task_options is not None
         # the judge of the samples; the ELBO is the OOD score, the attack its own
-        r.models.entry(suite.diffusion.judge_model)
-        r.norms.entry(suite.diffusion.judge_norm)
+        r.models.entry(suite.task_options.judge_model)
+        r.norms.entry(suite.task_options.judge_norm)
 
     def conditions(self, suite: Suite) -> list[Condition]:
-        from harness.specs import attack, clean, ood, samples, shift
+        from harness.specs import attack, check, clean, ood, samples, shift
 
         ev = suite.evaluation
-        # the ELBO score is the OOD score; no sanity checks (they are classifiers')
+        # the ELBO score is the OOD score; of the classifiers' check conditions only "stronger" applies,
+        # at the largest eps the PGD sweeps reach (the other checks read the sweeps' own cells)
+        top = max((e for a in ev.attacks for e in a.eps), default=0.0)
         return [clean(), *(shift(s, sev) for s in ev.shifts for sev in ev.severities),
                 *(ood(o, "elbo") for o in ev.ood_sets),
-                *(attack(a.name, e, a.params) for a in ev.attacks for e in sorted(a.eps)), samples()]
+                *(attack(a.name, e, a.params) for a in ev.attacks for e in sorted(a.eps)),
+                *([check("stronger", eps=top)] if ev.checks and top > 0 else []), samples()]
 
     def train_params(self, suite: Suite) -> dict[str, Any]:
-        assert suite.diffusion is not None
-        return {"diffusion": suite.diffusion.train_params()}  # the schedule and target
+        assert suite.task_options is not None
+        return {"diffusion": suite.task_options.train_params()}  # the schedule and target
 
-    def eval_params(self, suite: Suite) -> dict[str, Any]:
-        assert suite.diffusion is not None
-        return {"diffusion": suite.diffusion.eval_params()}
+    def eval_params(self, suite: Suite, cond: Condition) -> dict[str, Any]:
+        assert suite.task_options is not None
+        # attack revision 2: a sweep keeps the worst input found at a smaller eps (evaluation.py); the
+        # cells of revision 1 (no such carry) are redone rather than mixed with it
+        return {"diffusion": suite.task_options.eval_params(), **({"attack_revision": 2} if cond.kind == "attack"
+                                                                   else {})}
 
     def build(self, suite: Suite, variant: Variant, split: Any, seed: int) -> nn.Module:
         from harness.seeding import torch_generator
@@ -123,7 +131,7 @@ class Denoise:
         from harness.tasks.denoise.schedule import NoiseSchedule
         from harness.tasks.denoise.training import train_denoiser
 
-        d = suite.diffusion
+        d = suite.task_options
         assert d is not None
         return train_denoiser(model, NoiseSchedule(d.steps), split, variant.recipe(suite.train), seed, d.target_loss,
                               device, d.val_draws, on_step)
@@ -143,7 +151,7 @@ class Denoise:
         from harness.tasks.denoise.evaluation import evaluate_denoiser
         from harness.tasks.denoise.schedule import NoiseSchedule
 
-        suite, d = run.suite, run.suite.diffusion
+        suite, d = run.suite, run.suite.task_options
         assert d is not None
         judge = run.setup() if any(c.kind == "samples" for c in run.conditions) else None
         return evaluate_denoiser(run.model, NoiseSchedule(d.steps), run.split.test.x, run.split.test.y, run.ood,
@@ -181,10 +189,10 @@ class Denoise:
         return np.max(stacked, axis=0)  # the highest loss over the attacks
 
     def report_target(self, suite: dict[str, Any]) -> dict[str, Any]:
-        return {"target_loss": suite["diffusion"]["target_loss"]}  # a denoiser has no target accuracy
+        return {"target_loss": suite["task_options"]["target_loss"]}  # a denoiser has no target accuracy
 
     def describe(self, suite: Suite) -> dict[str, str]:
-        d = suite.diffusion
+        d = suite.task_options
         assert d is not None
         return {"target": f"held-out denoising loss {d.target_loss:g} (a {d.steps}-step noise schedule; "
                           f"{d.samples} samples judged by {d.judge_model}-{d.judge_norm})",
