@@ -2,7 +2,12 @@
 
 Results go to stdout (``--json`` for machines); progress, tables, errors and hints go to
 stderr. Errors are one ``Error:`` line and one ``Hint:`` line with exit status 2 for usage and
-configuration problems and 1 for a failed run; a traceback only with ``--debug``.
+configuration problems and 1 for a failed run; a traceback only with ``--debug``. Ctrl-C
+(SIGINT) and SIGTERM end a command alike: one ``Error:`` line saying what the interruption left,
+a ``Hint:`` line, and exit status 128 + the signal's number (130, 143). A full disk (ENOSPC
+from any write) is exit status 1 with a hint to free space and run again. Text a user or a plugin
+gave (names, descriptions, paths, error messages) is printed as the characters it is made of:
+never read as rich markup, control characters spelled out (:func:`harness.errors.printable`).
 Only the standard library is imported at start-up, so ``harness --help`` is instant.
 """
 
@@ -10,12 +15,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
-from harness.errors import ConfigError, HarnessError, RunError
+from harness.errors import ConfigError, HarnessError, RunError, printable
 
 EPILOG = "Run 'harness COMMAND --help' for a command's options. Docs: docs/cli.md"
 
@@ -29,9 +37,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _print_error(err: HarnessError) -> None:
-    print(f"Error: {err.message}", file=sys.stderr)
+    # one line each, whatever the message carries (a name with a newline or an escape sequence)
+    print(f"Error: {printable(err.message)}", file=sys.stderr)
     if err.hint:
-        print(f"Hint: {err.hint}", file=sys.stderr)
+        print(f"Hint: {printable(err.hint)}", file=sys.stderr)
 
 
 def _seeds(text: str) -> tuple[int, ...]:
@@ -69,12 +78,19 @@ def _checked(cast: type, ok: Any, expected: str) -> Any:
 _positive_int = _checked(int, lambda v: v >= 1, "a positive integer")
 _non_negative_int = _checked(int, lambda v: v >= 0, "a non-negative integer")
 _level = _checked(float, lambda v: 0 < v < 1, "a confidence level in (0, 1), e.g. 0.95")
+# The most bootstrap resamples a report takes. Past 10,000 the Monte Carlo error is negligible: a
+# 95% interval's endpoint is the 2.5% quantile of the replicates, whose level is off by
+# sqrt(0.025 * 0.975 / B) = 0.0016 at B = 10,000 (0.0035 at the default 2,000), while memory and
+# time grow in proportion: an ECE estimate holds B x examples counts, about 1.4 GB at 10,000 for the
+# 17,500 test examples of the mnist suites (2.7 GB and 19 s per estimate at 20,000).
+MAX_RESAMPLES = 10_000
+_resamples = _checked(int, lambda v: 1 <= v <= MAX_RESAMPLES, f"an integer from 1 to {MAX_RESAMPLES:,}")
 
 
 def _add_statistics_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--level", type=_level, default=0.95, help="confidence level of every interval (default 0.95)")
-    p.add_argument("--resamples", type=_positive_int, default=2000,
-                   help="bootstrap resamples per estimate (default 2000)")
+    p.add_argument("--resamples", type=_resamples, default=2000,
+                   help=f"bootstrap resamples per estimate, at most {MAX_RESAMPLES:,} (default 2000)")
     p.add_argument("--adjust", choices=("holm", "bh"), default="holm",
                    help="multiple-comparison adjustment of the p-values: holm (family-wise error, the default) "
                         "or bh (Benjamini-Hochberg false discovery rate)")
@@ -134,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "results.json into the run directory. Running again with the same --run-dir "
                                    "skips finished cells.")
     p.add_argument("suite", help="suite name, e.g. quickstart")
-    p.add_argument("--run-dir", type=Path, help="where to store records and reports (default runs/SUITE-TIME); "
+    # a str, not a Path: Path("") would be the current folder, and the runner refuses an empty name
+    p.add_argument("--run-dir", help="where to store records and reports (default runs/SUITE-TIME); "
                    "an existing run directory is resumed")
     p.add_argument("--size", default="full",
                    help="run the suite at one of its declared sizes, e.g. reduced (what CI runs); default full "
@@ -244,7 +261,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(json.dumps(data, indent=1))
         else:
             for kind, reg in REGISTRIES.items():
-                print(f"{kind:<11} {', '.join(data[kind]) or '(none)'}")
+                print(f"{kind:<11} {printable(', '.join(data[kind])) or '(none)'}")
                 print(f"{'':<11} {reg.description}")
         return 0
     reg = registry(args.kind)
@@ -252,10 +269,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
-        width = max((len(n) for n in rows), default=0)
+        width = max((len(printable(n)) for n in rows), default=0)
         for name, summary in rows.items():
             origin = reg.entry(name).origin  # where a plugin from outside the harness comes from
-            print(f"{name:<{width}}  {summary}" + (f" [{origin}]" if origin != "norm-harness" else ""))
+            print(printable(f"{printable(name):<{width}}  {summary}"
+                            + (f" [{origin}]" if origin != "norm-harness" else "")))
     return 0
 
 
@@ -281,10 +299,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         + (f"; variants override {', '.join(sorted({k for v in suite.variants for k, _ in v.train}))} (a sweep)"
            if any(v.train for v in suite.variants) else ""),
         f"size:       {suite.size}" + (f", training capped at {suite.max_train} examples" if suite.max_train else "")
-        + (f", test capped at {suite.max_test}" if suite.max_test else "")
-        + "".join(f"\n            other size {z.name}: {z.description or '(no description)'}"
-                  for z in full.sizes if z.name != suite.size)
-        + ("\n            other size full: the suite as declared" if suite.size != "full" else ""),
+        + (f", test capped at {suite.max_test}" if suite.max_test else ""),
+        *(f"            other size {z.name}: {z.description or '(no description)'}"
+          for z in full.sizes if z.name != suite.size),
+        *(["            other size full: the suite as declared"] if suite.size != "full" else []),
         f"shifts:     {', '.join(ev.shifts) or '-'} at severities {', '.join(map(str, ev.severities))}",
         f"batchnorm:  test-time statistics {', '.join(ev.bn_modes)}",
         f"natural:    {', '.join(ev.natural_shifts) or '-'}",
@@ -296,7 +314,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"{len(suite.variants) * len(suite.seeds) * len(suite.conditions())} evaluation",
     ]
     lines += [f"claim:      {c if isinstance(c, str) else c.text}" for c in suite.claims]
-    print("\n".join(lines))
+    print("\n".join(map(printable, lines)))  # one line each: a newline in a description is spelled out
     return 0
 
 
@@ -311,7 +329,7 @@ def _report(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
     if args.json:
         print(paths["results"].read_text(encoding="utf-8"), end="")
     else:  # one "label: path" line per output, e.g. "html:    runs/x/report.html"
-        print("\n".join(f"{label + ':':9}{path}" for label, path in paths.items()))
+        print("\n".join(f"{label + ':':9}{printable(str(path))}" for label, path in paths.items()))
     return to_json(report)
 
 
@@ -320,11 +338,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     suite = load_suite(args.suite).with_size(args.size).with_overrides(seeds=args.seeds, variants=args.variants,
                                                                        epochs=args.epochs)
-    run_dir = args.run_dir or default_run_dir(suite)
+    run_dir = args.run_dir if args.run_dir is not None else default_run_dir(suite)
 
     def started(path: Path) -> None:  # once the input is checked: where to resume from
+        args.started = path  # for the message of an interruption (main's _interrupted)
         if not args.quiet:
-            print(f"run dir: {path}", file=sys.stderr)
+            print(f"run dir: {printable(str(path))}", file=sys.stderr)
 
     from harness.progress import ProgressBars
 
@@ -337,8 +356,8 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"cells, reused {summary.skipped} finished cells", file=sys.stderr)
     _report(summary.run_dir, args)
     if summary.failures:
-        for where, err in summary.failures:
-            print(f"failed: {where}: {err}", file=sys.stderr)
+        for where, err in summary.failures:  # the error and its traceback's lines, each printed as it is
+            print(f"failed: {printable(where)}: " + "\n".join(map(printable, err.splitlines())), file=sys.stderr)
         raise RunError(f"{len(summary.failures)} cell(s) failed; the others were stored and reported",
                        hint=f"fix the cause and run the same command with --run-dir {summary.run_dir} to redo "
                             "only the failed cells")
@@ -383,10 +402,23 @@ def cmd_data(args: argparse.Namespace) -> int:
         return 0
     from harness.reports.contact_sheet import contact_sheet
 
-    out = contact_sheet(args.dataset, args.out or Path(f"contact-sheet-{args.dataset}.png"), args.shifts,
-                        args.image, args.seed, args.tile)
-    print(out)
+    out = _writable_file(args.out or Path(f"contact-sheet-{args.dataset}.png"),
+                         f"contact-sheet-{args.dataset}.png")
+    out = contact_sheet(args.dataset, out, args.shifts, args.image, args.seed, args.tile)
+    print(printable(str(out)))
     return 0
+
+
+def _writable_file(path: Path, example: str) -> Path:
+    """``path`` if a file can be written there: not an existing folder, and no existing file where
+    a folder on the way to it must be (a ConfigError naming ``example`` as a file name otherwise)."""
+    if path.is_dir():
+        raise ConfigError(f"--out {path} is a folder, not a file",
+                          hint=f"name the file to write, e.g. --out {path / example}")
+    ancestor = next((p for p in path.absolute().parents if p.exists()), None)
+    if ancestor is not None and not ancestor.is_dir():
+        raise ConfigError(f"--out {path}: {ancestor} is a file, not a folder", hint="pass a path in a folder")
+    return path
 
 
 COMMANDS = {"list": cmd_list, "show": cmd_show, "run": cmd_run, "report": cmd_report, "compare": cmd_compare,
@@ -432,27 +464,127 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        if getattr(args, "suite_path", None):
-            from harness.registry import add_suite_path
+        with _terminate_as_interrupt():
+            if getattr(args, "suite_path", None):
+                from harness.registry import add_suite_path
 
-            for folder in args.suite_path:
-                add_suite_path(folder)
-        return COMMANDS[args.command](args)
+                for folder in args.suite_path:
+                    add_suite_path(folder)
+            return COMMANDS[args.command](args)
     except HarnessError as err:
         if args.debug:
             raise
-        _print_error(err)
-        return err.exit_code
-    except KeyboardInterrupt:
-        print("Error: interrupted; finished cells are stored", file=sys.stderr)
-        print("Hint: run the same command with the same --run-dir to resume", file=sys.stderr)
-        return 1
+        full = _disk_full(err, args)
+        _print_error(full or err)
+        return (full or err).exit_code
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM (_terminate_as_interrupt)
+        _print_error(_interrupted(args))
+        return 128 + getattr(interrupt, "signum", signal.SIGINT)
     except Exception as err:  # an unexpected failure: one line unless --debug
         if args.debug:
             raise
-        _print_error(RunError(f"unexpected {type(err).__name__}: {err}",
-                              hint="run again with --debug for the traceback, and report it"))
+        full = _disk_full(err, args)
+        _print_error(full or RunError(f"unexpected {type(err).__name__}: {err}",
+                                      hint="run again with --debug for the traceback, and report it"))
         return 1
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread as Ctrl-C raises KeyboardInterrupt, so that a command
+    ends the same way on both: every ``with`` on the way out (the process pool, the store, the
+    progress bars) is closed, and main prints one message."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises :class:`_Terminated` inside the block; the previous handler is back after it.
+    Left alone where a handler cannot be set (a thread other than the main one) and where SIGTERM
+    is ignored (a parent asked for that)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+        yield
+        return
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise _Terminated(signum)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted(args: argparse.Namespace) -> RunError:
+    """What interrupting ``args.command`` left behind, and what to do next."""
+    again = "run the same command again"
+    if args.command == "run":
+        where = getattr(args, "started", None)  # set once the run directory is in use
+        if where is None:
+            return RunError("interrupted before the run started", hint=again)
+        return RunError(f"interrupted; the cells finished so far are stored in {where}",
+                        hint=f"run the same command with --run-dir {where} to resume")
+    if args.command == "report":
+        return RunError(f"interrupted; the records in {args.run_dir} are unchanged",
+                        hint=f"run 'harness report {args.run_dir}' again to rebuild the report")
+    if args.command == "new":
+        folder = args.dir / f"harness-suite-{args.name}"
+        return RunError(f"interrupted; {folder} may be incomplete",
+                        hint=f"delete {folder} if it exists, then {again}")
+    if args.command == "data" and args.data_command == "fetch":
+        return RunError("interrupted; the files fetched and verified so far are kept", hint=f"{again} for the rest")
+    if args.command == "data":
+        return RunError("interrupted before the contact sheet was written", hint=again)
+    return RunError("interrupted; nothing was written", hint=again)  # list, show, compare: they only read
+
+
+_FREE_SPACE = "free space on that disk (or use a folder on another), then run the same command"
+
+
+def _disk_full(err: BaseException, args: argparse.Namespace) -> RunError | None:
+    """The error to print where ``err`` or an error it was raised from says the disk (or the
+    user's quota) is full: an OSError ENOSPC or EDQUOT from any write, SQLite's SQLITE_FULL, or an
+    I/O error (EIO, SQLite's SQLITE_IOERR: what SQLite says when its shared-memory file cannot
+    grow) on a disk with no space left where the command writes; None otherwise."""
+    full_codes = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+    folder = getattr(args, "started", None) or getattr(args, "run_dir", None)
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        sqlite_code = getattr(cause, "sqlite_errorcode", None)
+        io_error = (isinstance(cause, OSError) and cause.errno == errno.EIO) or \
+            (isinstance(sqlite_code, int) and sqlite_code & 0xFF == 10)  # SQLITE_IOERR and its extended codes
+        if (isinstance(cause, OSError) and cause.errno in full_codes) or sqlite_code == 13 or \
+                (io_error and _no_space_left(folder)):  # 13: SQLITE_FULL
+            where = getattr(cause, "filename", None)
+            resume = f" with --run-dir {args.started} (finished cells are stored)" \
+                if getattr(args, "started", None) is not None else ""
+            return RunError(f"the disk is full: {cause}" + (f" (writing {where})" if where and
+                                                            str(where) not in str(cause) else ""),
+                            hint=_FREE_SPACE + resume)
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def _no_space_left(folder: str | Path | None) -> bool:
+    """Whether the disk that holds ``folder`` (or its nearest existing parent) has under 1 MiB free."""
+    import shutil
+
+    if folder is None:
+        return False
+    path = Path(folder).absolute()
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    try:
+        return existing is not None and shutil.disk_usage(existing).free < 2**20
+    except OSError:
+        return False
 
 
 if __name__ == "__main__":

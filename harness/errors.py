@@ -10,6 +10,25 @@ mean".
 from __future__ import annotations
 
 import difflib
+import re
+
+# What a terminal or a document would act on rather than show: C0 and C1 control characters
+# (ESC starts ANSI and OSC sequences, CR overwrites a line), DEL, the line and paragraph
+# separators, and the bidirectional overrides and isolates (they reorder the text around them).
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def unprintable(text: str) -> str | None:
+    """The first character of ``text`` that :func:`printable` would spell out, or None."""
+    found = _UNPRINTABLE.search(text)
+    return found.group() if found else None
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character, line break and bidirectional control spelled out
+    as Python's repr does (ESC -> ``\\x1b``, a newline -> ``\\n``), so that text a user or a
+    plugin gave reaches a terminal or a document as the characters it is made of."""
+    return _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 class HarnessError(Exception):

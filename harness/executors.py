@@ -12,8 +12,10 @@ or, in a process pool's worker processes, by :data:`_POOL_PROCESS` (see there wh
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
@@ -93,9 +95,15 @@ class ProcessExecutor:
     def __enter__(self) -> ProcessExecutor:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
         self._worker = None
         if self._pool is not None:
+            if exc_type is not None:
+                # the run is ending early (Ctrl-C, SIGTERM, an error): the jobs still running are for
+                # nobody. Workers ignore SIGINT, so stop them here; shutdown then finds them gone.
+                # _processes is the pool's own map of its worker processes (None once shut down).
+                for process in list((getattr(self._pool, "_processes", None) or {}).values()):
+                    process.terminate()
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
@@ -121,7 +129,8 @@ class ProcessExecutor:
             return
         from concurrent.futures.process import BrokenProcessPool
 
-        futures = [self._pool.submit(_run_in_pool_process, t) for t in jobs]
+        with _sigint_blocked():  # the first submit starts the workers: they start with SIGINT blocked
+            futures = [self._pool.submit(_run_in_pool_process, t) for t in jobs]
         try:
             for f in as_completed(futures):
                 yield from f.result()
@@ -386,13 +395,36 @@ def _run_in_pool_process(job: Job) -> list[Cell]:
     return list(worker.run(job))
 
 
-def _start_worker(parent: int, make_worker: MakeWorker, init: WorkerInit) -> None:
-    """A pool process's start: exit when the run that started it is gone, then build its worker.
+@contextlib.contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """SIGINT held back from this thread while the block runs, and from the processes it starts
+    (a signal mask is inherited through fork and exec): a Ctrl-C in the meantime arrives after
+    the block, once. Does nothing where there are no signal masks (Windows)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
+
+def _start_worker(parent: int, make_worker: MakeWorker, init: WorkerInit) -> None:
+    """A pool process's start: ignore SIGINT, exit when the run that started it is gone, then
+    build its worker.
+
+    Ctrl-C on a terminal reaches every process of the run: the run itself handles it (it stops
+    the workers and prints one message), so a worker ignores it rather than print a traceback.
+    It was started with SIGINT blocked (:func:`_sigint_blocked`), so none arrives before this.
     A run killed outright (SIGKILL, the machine's OOM killer) cannot stop its pool, and its
     workers would otherwise finish their jobs for nobody, holding the cores the resumed run
     needs."""
     import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # one held back meanwhile is dropped
 
     def watch() -> None:
         while True:

@@ -36,7 +36,8 @@ class ProgressBars:
         if self._bars is None:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self._bars = Progress(TextColumn("{task.description:>9}"), BarColumn(), MofNCompleteColumn(),
+            # the descriptions are the harness's own words, yet never read as markup
+            self._bars = Progress(TextColumn("{task.description:>9}", markup=False), BarColumn(), MofNCompleteColumn(),
                                   TimeElapsedColumn(), console=self._console, transient=False)
             self._bars.start()
             self._ids = (self._bars.add_task("train", total=progress.train_total),

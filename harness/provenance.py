@@ -53,3 +53,17 @@ def provenance(device: str, argv: list[str] | None = None) -> dict[str, Any]:
         "command": argv if argv is not None else sys.argv,
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def without_run_dir(argv: list[str] | None) -> list[str]:
+    """A recorded command line (provenance's ``command``) without its ``--run-dir DIR`` or
+    ``--run-dir=DIR``, which differs between any two runs of one experiment."""
+    words, skip = [], False
+    for w in map(str, argv or []):
+        if skip or w.startswith("--run-dir="):
+            skip = False
+            continue
+        skip = w == "--run-dir"
+        if not skip:
+            words.append(w)
+    return words

@@ -5,7 +5,10 @@ one per (variant, seed): train the model (a training cell), then evaluate it on 
 condition (one evaluation cell each). Cells already finished in the run directory's store
 are skipped, so running the same command again, or after an interruption, only does what is
 missing. A unit that fails is recorded as a failed cell with its error and the other units
-go on; a diverged training run is stored as an outcome and its model is not evaluated.
+go on; so does a single condition (harness.worker.evaluate_unit: an exception, or an outcome
+with NaN or inf); a diverged training run is stored as an outcome and its model is not evaluated.
+A finished model whose weights file is missing or cannot be used is trained again
+(:func:`unusable_weights`), so running the same command repairs it.
 
 This module checks the input and drives the run; the rest lives where its concern does:
 :mod:`harness.planning` (units, cell specs and keys), :mod:`harness.worker` (the context a
@@ -18,7 +21,10 @@ workers run), :mod:`harness.provenance` (the record of what made the results) an
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,17 +32,28 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
-from harness.planning import eval_spec, plan, train_spec
+from harness.planning import Unit, eval_spec, plan, train_spec
 from harness.provenance import provenance
-from harness.specs import Condition, Suite, Variant
-from harness.store import STORE_FILE, Cell, Store
+from harness.runlock import check_unlocked, lock_run_dir
+from harness.specs import Condition, Suite, Variant, upgrade_suite_dict
+from harness.store import (
+    LOCK_FILE,
+    STORE_FILE,
+    Cell,
+    EmptyStore,
+    Store,
+    StoreBusy,
+    cell_key,
+    check_summary,
+)
 from harness.tasks import task_of
-from harness.worker import Context, WorkerFactory, WorkerInit, prepare, train_unit
+from harness.worker import Context, WorkerFactory, WorkerInit, load_model, prepare, train_unit
 
 # eval_spec, plan, prepare, train_spec and train_unit live in harness.planning and harness.worker;
 # tests import them from here, where they were before the runner was split
-__all__ = ("DEFAULT_RUNS_DIR", "RunProgress", "RunSummary", "check_names", "check_resumable", "default_run_dir",
-           "eval_spec", "load_suite", "plan", "prepare", "resolve_device", "run", "train_spec", "train_unit")
+__all__ = ("DEFAULT_RUNS_DIR", "RunProgress", "RunSummary", "check_names", "check_resumable", "check_run_dir",
+           "default_run_dir", "eval_spec", "load_suite", "plan", "prepare", "resolve_device", "run", "train_spec",
+           "train_unit")
 
 DEFAULT_RUNS_DIR = Path("runs")
 
@@ -125,6 +142,41 @@ def default_run_dir(suite: Suite) -> Path:
     return DEFAULT_RUNS_DIR / f"{suite.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
+def check_run_dir(run_dir: Path | str) -> Path:
+    """``run_dir`` as a Path, once it is safe to write a run into: a new path (whose nearest existing
+    parent is a folder), an empty folder, or a folder that holds a harness store. Refused before
+    anything is written (ConfigError): an empty name (it would mean the current folder), a path that
+    exists and is not a folder, a path that is itself a symbolic link (whatever it points to: a run
+    writes and deletes files there, so the folder is named as itself; links further up the path are
+    followed as usual), and a folder that holds other things but no store (a home or project folder,
+    whose files a report's writes could clobber; the lock file of a run killed before it made its
+    store does not count)."""
+    if isinstance(run_dir, str) and not run_dir.strip():
+        raise ConfigError(f"the run directory {run_dir!r} is empty",
+                          hint="pass a folder path, e.g. --run-dir runs/NAME, or leave --run-dir out for "
+                               "runs/SUITE-TIME")
+    path = Path(run_dir)
+    if path.is_symlink():
+        raise ConfigError(f"run directory {path} is a symbolic link (to {os.readlink(path)})",
+                          hint="pass the folder itself as --run-dir, not a link to it")
+    if path.exists():
+        if not path.is_dir():
+            raise ConfigError(f"{path} is a file, not a run directory", hint="pass a folder path")
+        if not (path / STORE_FILE).exists():
+            entries = sorted(e.name for e in path.iterdir() if e.name != LOCK_FILE)  # a run killed before its store
+            if entries:
+                shown = ", ".join(entries[:3]) + (f" and {len(entries) - 3} more" if len(entries) > 3 else "")
+                raise ConfigError(f"{path} is not a run directory and not empty (it holds {shown})",
+                                  hint="pass a new or empty folder, or the run directory of an earlier "
+                                       "'harness run' to resume it")
+        return path
+    parent = next((p for p in path.absolute().parents if p.exists() or p.is_symlink()), None)
+    if parent is not None and not parent.is_dir():
+        raise ConfigError(f"cannot create run directory {path}: {parent} is not a folder",
+                          hint="pass a folder path under an existing folder")
+    return path
+
+
 def check_resumable(store: Store, suite: Suite, device: str) -> None:
     """A run directory holds one experiment: the same suite settings on the same device type.
     Seeds and variants may change (adding seeds to a finished run reuses its cells), so each
@@ -136,10 +188,11 @@ def check_resumable(store: Store, suite: Suite, device: str) -> None:
         raise ConfigError(f"{store.run_dir} holds a run of suite {stored['name']!r}, not {suite.name!r}",
                           hint="pass another --run-dir")
     new = json.loads(json.dumps(suite.to_dict()))  # tuples become lists, as they were stored
+    stored = upgrade_suite_dict(stored)  # settings renamed since read under today's names
     # settings added to Suite later read as their defaults in older run directories
     # (the other sizes a suite declares do not change this run's results)
     defaults: dict[str, Any] = {"max_train": None, "max_test": None, "size": "full", "evaluate_unconverged": True,
-                                "task": "classify", "diffusion": None}
+                                "task": "classify", "task_options": None}
     changed = sorted(k for k in new if k not in ("seeds", "variants", "sizes")
                      and new[k] != stored.get(k, defaults.get(k)))
     if changed:
@@ -152,6 +205,23 @@ def check_resumable(store: Store, suite: Suite, device: str) -> None:
                           hint=f"resume with --device {old_device}, or pass another --run-dir")
 
 
+def _check_stored(run_dir: Path, suite: Suite, device: str, wait: bool = True) -> None:
+    """A store already in ``run_dir`` must be a harness store of this experiment (read-only: nothing
+    is written before the run holds the directory's lock); an empty one (a run killed as it made it)
+    holds nothing to check. ``wait=False``: a store that another process holds locked this instant
+    (a run writing it) is left to the directory's lock, which refuses this run at once."""
+    if not os.path.lexists(run_dir / STORE_FILE):
+        return
+    try:
+        with Store(run_dir, readonly=True, timeout=30.0 if wait else 0.2) as old:
+            check_resumable(old, suite, device)
+    except EmptyStore:
+        pass
+    except StoreBusy:
+        if wait:
+            raise
+
+
 # --- the one call --------------------------------------------------------------------------
 
 
@@ -159,7 +229,8 @@ def run(suite: str | Suite, run_dir: Path | str | None = None, device: str = "au
         executor: str = "process", workers: int | None = None,
         progress: bool | Callable[[RunProgress], None] = True, argv: list[str] | None = None,
         console: Any = None, on_start: Callable[[Path], None] | None = None) -> RunSummary:
-    """Run every missing cell of ``suite`` into ``run_dir`` (created if new, resumed if not).
+    """Run every missing cell of ``suite`` into ``run_dir`` (created if new, resumed if not): a new
+    path, an empty folder or a harness run directory, never a link (:func:`check_run_dir`).
 
     Everything is checked first (plugin names, device, executor, every dataset the run reads):
     bad input raises a ConfigError before the run directory is created or changed. Then
@@ -181,24 +252,79 @@ def run(suite: str | Suite, run_dir: Path | str | None = None, device: str = "au
     if workers is not None and workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers}", hint="use e.g. --workers 2")
     ex = executors.get(executor)(workers)  # an unknown or unavailable executor fails before anything is written
-    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(suite)
-    if run_dir.exists():  # a run directory to resume: it must hold this experiment
-        if not run_dir.is_dir():
-            raise ConfigError(f"{run_dir} is a file, not a run directory", hint="pass a folder path")
-        if (run_dir / STORE_FILE).exists():
-            with Store(run_dir, create=False) as old:
-                check_resumable(old, suite, device)
-    # every dataset the run reads is loaded and checked before the run directory is created
-    prepared = prepare(suite, device, run_dir)
-    if on_start is not None:
-        on_start(run_dir)
-    if callable(progress) or not progress:
-        with Store(run_dir) as store, ex:
-            return _run(suite, store, ex, prepared, executor, argv, progress if callable(progress) else None)
-    from harness.progress import ProgressBars
+    run_dir = check_run_dir(run_dir if run_dir is not None else default_run_dir(suite))
+    lock = contextlib.ExitStack()  # the run directory's lock, once taken
+    try:
+        check_unlocked(run_dir)  # a run writing this directory: say so first, whatever its store holds now
+        _check_stored(run_dir, suite, device, wait=False)  # before anything is written, the lock file included
+        # one run at a time per run directory: a second is refused at once (before it loads any data) ...
+        if run_dir.is_dir():
+            lock.enter_context(lock_run_dir(run_dir))
+            _check_stored(run_dir, suite, device)  # as it is now that no other run can change it
+        # every dataset the run reads is loaded and checked before the run directory is created
+        prepared = prepare(suite, device, run_dir)
+        if not run_dir.is_dir():  # ... or, for a new directory, as soon as it is made
+            run_dir.mkdir(parents=True, exist_ok=True)
+            lock.enter_context(lock_run_dir(run_dir))
+            _check_stored(run_dir, suite, device)  # a store made meanwhile by a run that has finished since
+        if on_start is not None:
+            on_start(run_dir)
+        if callable(progress) or not progress:
+            with Store(run_dir) as store, ex:
+                return _run(suite, store, ex, prepared, executor, argv, progress if callable(progress) else None)
+        from harness.progress import ProgressBars
 
-    with Store(run_dir) as store, ex, ProgressBars(console) as bars:
-        return _run(suite, store, ex, prepared, executor, argv, bars)
+        with Store(run_dir) as store, ex, ProgressBars(console) as bars:
+            return _run(suite, store, ex, prepared, executor, argv, bars)
+    finally:
+        lock.close()
+
+
+def unusable_weights(suite: Suite, store: Store, ctx: Context) -> dict[str, str]:
+    """Training key -> why the model cannot be used, for each of ``suite``'s finished training cells
+    (every variant and seed, not diverged) whose weights file is missing or does not load into the
+    model as its evaluation would load it (:func:`harness.worker.load_model`: missing, unreadable,
+    truncated, another model's, or failing the store's checks). Reads every weights file of the suite's
+    finished models, so that none is left unusable, whether or not this run evaluates it."""
+    finished = {c.key: c for c in store.cells("train", with_arrays=False)
+                if c.status == "done" and not c.result.get("diverged")}
+    out = {}
+    for seed in suite.seeds:
+        for v in suite.variants:
+            key = cell_key(train_spec(suite, v, seed, ctx.device))
+            if key not in finished:
+                continue
+            try:
+                load_model(ctx, v, seed, key)
+            except ConfigError as exc:  # what stops evaluation from loading it (load_model's errors)
+                out[key] = exc.message
+            except Exception:  # a model that cannot be built: not its weights; its evaluation cells say why
+                continue
+    return out
+
+
+def _retrain_unusable(suite: Suite, store: Store, ctx: Context) -> list[Unit]:
+    """The plan, with every model whose weights cannot be used (:func:`unusable_weights`) trained
+    again and evaluated again: its evaluation cells are deleted first, so none stays from weights that
+    are gone (training is seeded, so on the same machine and software the model comes back
+    bit-identical and so do they; on another thread count the last bits may differ, and then no
+    record mixes the two)."""
+    broken = unusable_weights(suite, store, ctx)
+    if broken:
+        stale = [c.key for c in store.cells("eval", with_arrays=False) if c.spec.get("train_cell") in broken]
+        with store.transaction():
+            for key in stale:
+                store.db.execute("DELETE FROM cells WHERE key = ?", (key,))
+    units = plan(suite, store, ctx.device)
+    planned = {u.train_key for u in units}
+    out = [dataclasses.replace(u, need_train=True) if u.train_key in broken else u for u in units]
+    for seed in suite.seeds:
+        for v in suite.variants:
+            spec = train_spec(suite, v, seed, ctx.device)
+            key = cell_key(spec)
+            if key in broken and key not in planned:  # a model plan() does not evaluate (diverged: never broken)
+                out.append(Unit(v, seed, key, spec, True, ()))
+    return out
 
 
 @dataclass
@@ -225,7 +351,9 @@ def _run(suite: Suite, store: Store, ex: Any, prepared: Context, executor: str, 
     run_dir, device = store.run_dir, prepared.device  # run() has checked that an existing store holds this run
     store.put_meta("suite", suite.to_dict())
     store.put_meta("device", device.split(":")[0])
-    units = plan(suite, store, device)
+    # records that fail their checks (checksums; an evaluation's summary against its arrays) are redone
+    store.discard_damaged(lambda c: check_summary(c, task_of(suite).eval_summary))
+    units = _retrain_unusable(suite, store, prepared)
     n_cells = len(suite.variants) * len(suite.seeds) * (1 + len(suite.conditions()))
     todo = sum(u.need_train + len(u.evals) for u in units)
     if not units:

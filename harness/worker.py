@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness.errors import ConfigError
-from harness.planning import Unit, train_spec
-from harness.specs import Suite, Variant
+from harness.planning import Unit, attack_sweeps, train_spec
+from harness.specs import Condition, Suite, Variant
 from harness.store import Cell, cell_key, load_weights, save_weights
 from harness.tasks import EvalRun, task_of
 
@@ -190,6 +190,31 @@ def train_unit(ctx: Context, unit: Unit, on_step: Callable[[int, int], None] | N
                seconds=time.perf_counter() - t0, arrays=result.arrays())
 
 
+# what a user reads when a model's weights cannot be used: harness.runner trains such a model again
+RETRAIN_HINT = "run the same command again: a model whose weights file is missing or cannot be used is trained again"
+
+
+def load_model(ctx: Context, variant: Variant, seed: int, key: str) -> nn.Module:
+    """The model of ``variant`` and ``seed`` (training cell ``key``) built by its task with its stored
+    weights, in eval mode on the device. A ConfigError naming the file when they are missing, cannot
+    be read or do not fit the model (another model's, or failing the store's checks); its hint says
+    what :func:`harness.runner.run` does about it: the next run trains the model again."""
+    model = task_of(ctx.suite).build(ctx.suite, variant, ctx.split, seed)
+    try:
+        state = load_weights(ctx.store_dir, key)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, hint=RETRAIN_HINT) from exc
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, ValueError) as exc:  # torch's missing, unexpected or mis-shaped tensors
+        from harness.store import weights_path
+
+        first = str(exc).strip().splitlines()[0]
+        raise ConfigError(f"weights {weights_path(ctx.store_dir, key)} do not fit variant {variant.name!r} "
+                          f"({first})", hint=RETRAIN_HINT) from exc
+    return model.to(ctx.device).eval()
+
+
 def trained_model(ctx: Context, variant: Variant, seed: int) -> nn.Module | None:
     """The stored trained model of ``variant`` and ``seed`` (eval mode, on the device), or None
     when it has no weights (never trained, diverged or failed)."""
@@ -198,40 +223,100 @@ def trained_model(ctx: Context, variant: Variant, seed: int) -> nn.Module | None
     key = cell_key(train_spec(ctx.suite, variant, seed, ctx.device))
     if not weights_path(ctx.store_dir, key).exists():
         return None
-    model = task_of(ctx.suite).build(ctx.suite, variant, ctx.split, seed)
-    model.load_state_dict(load_weights(ctx.store_dir, key))
-    return model.to(ctx.device).eval()
+    return load_model(ctx, variant, seed, key)
+
+
+def nonfinite(arrays: dict[str, np.ndarray], summary: dict[str, Any] | None = None) -> str | None:
+    """What of an evaluation cell's per-example ``arrays`` and stored ``summary`` is NaN or inf (every
+    metric needs finite values), as "name (n of N)" parts; None when nothing is."""
+    bad = []
+    for name, a in arrays.items():
+        if a.dtype.kind in "fc" and (n := int(a.size - np.count_nonzero(np.isfinite(a)))):
+            bad.append(f"{name} ({n} of {a.size})")
+
+    def numbers(value: Any, where: str) -> Iterator[str]:  # the summary's numbers that are not finite
+        if isinstance(value, dict):
+            for k, v in value.items():
+                yield from numbers(v, f"{where}.{k}" if where else str(k))
+        elif isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                yield from numbers(v, f"{where}[{i}]")
+        elif isinstance(value, float) and not np.isfinite(value):
+            yield f"{where} ({value})"
+
+    bad += numbers(summary or {}, "")
+    return ", ".join(bad) or None
+
+
+def _rest(conds: list[Condition], stored: set[str], failed: Condition) -> list[Condition]:
+    """What to ask the task for again after its evaluation stopped at ``failed``: the conditions not
+    stored yet, and before them, in the same order, the stored ones whose attack sweep one of those
+    reads (each eps of a sweep reuses what the smaller ones broke; harness.planning redoes a sweep
+    whole on the next run). Those come out as before and are not stored again."""
+    todo = [c for c in conds if c.key not in stored and c.key != failed.key]
+    reads = set().union(*(attack_sweeps(c, conds) for c in todo))
+    return [c for c in conds if c.key != failed.key and (c.key not in stored or attack_sweeps(c, conds) & reads)]
 
 
 def evaluate_unit(ctx: Context, unit: Unit, setup: Callable[[], Any] | None = None) -> Iterator[Cell]:
     """Evaluate one trained (variant, seed) on its missing conditions as its task does, a cell per
     condition. ``setup`` gives what the task set up once per run (a :meth:`Worker.setup` keeps it
-    between units); None loads it here when the task asks for it."""
+    between units); None loads it here when the task asks for it.
+
+    A condition fails alone: an exception while the task evaluates or summarises it, or an outcome
+    or summary with NaN or inf (:func:`nonfinite`), makes that condition's cell failed, with the
+    reason, and the other conditions are still evaluated (where the task's evaluation stopped at the
+    exception, the task is asked again for those left: :func:`_rest`). When the model cannot be
+    built or its weights loaded, nothing can be evaluated: the first condition's cell fails with the
+    reason and the others stay missing."""
     suite, v, task = ctx.suite, unit.variant, task_of(ctx.suite)
     conds = [c for c, _, _ in unit.evals]
     meta = {c.key: (k, s) for c, k, s in unit.evals}
-    failure: Exception | None = None
+    stored: set[str] = set()  # conditions whose cell was yielded, done or failed
+    ask = conds
     t0 = time.perf_counter()
-    try:
-        model = task.build(suite, v, ctx.split, unit.seed)
-        model.load_state_dict(load_weights(ctx.store_dir, unit.train_key))
-        model.to(ctx.device).eval()
-        outcomes = task.evaluate(EvalRun(
-            suite, v, unit.seed, model, conds, ctx.split, ctx.ood, ctx.natural, ctx.device,
-            peer=lambda other: trained_model(ctx, other, unit.seed),
-            setup=setup if setup is not None else lambda: task.load_setup(ctx)))
-    except Exception as exc:  # the model cannot be rebuilt: every missing cell fails
-        outcomes, failure = iter(()), exc
-    for cond in conds:
+
+    def failed(cond: Condition, exc: BaseException) -> Cell:
+        stored.add(cond.key)
         key, spec = meta[cond.key]
+        return Cell(key, "eval", v.name, unit.seed, spec, {}, "failed", _error_text(exc), time.perf_counter() - t0,
+                    cond.to_dict())
+
+    while ask:
         try:
-            if failure is not None:
-                raise failure
-            _, arrays = next(outcomes)
-        except Exception as exc:
-            yield Cell(key, "eval", v.name, unit.seed, spec, {}, "failed", _error_text(exc),
-                       time.perf_counter() - t0, cond.to_dict())
+            model = load_model(ctx, v, unit.seed, unit.train_key)
+            outcomes = task.evaluate(EvalRun(
+                suite, v, unit.seed, model, ask, ctx.split, ctx.ood, ctx.natural, ctx.device,
+                peer=lambda other: trained_model(ctx, other, unit.seed),
+                setup=setup if setup is not None else lambda: task.load_setup(ctx)))
+        except Exception as exc:  # the model cannot be rebuilt: no condition can be evaluated
+            yield failed(next(c for c in ask if c.key not in stored), exc)
             return
-        yield Cell(key, "eval", v.name, unit.seed, spec, task.eval_summary(cond, arrays),
-                   seconds=time.perf_counter() - t0, condition=cond.to_dict(), arrays=arrays)
-        t0 = time.perf_counter()
+        stopped: Condition | None = None
+        for cond in ask:
+            try:
+                got = next(outcomes, None)
+                if got is None:
+                    raise RuntimeError(f"the {suite.task} task's evaluation ended before {cond.key}")
+            except Exception as exc:  # the task's evaluation is over: this condition fails, the rest is asked again
+                # (a condition asked again only for what later ones read fails the first of those)
+                stopped = cond if cond.key not in stored else next(c for c in ask if c.key not in stored)
+                yield failed(stopped, exc)
+                break
+            if cond.key in stored:
+                continue  # asked again only for what later conditions read from it
+            arrays = got[1]
+            try:
+                bad = nonfinite(arrays)  # before the summary: a summary of NaN fails with a less telling error
+                summary = {} if bad else task.eval_summary(cond, arrays)
+                if bad := bad or nonfinite({}, summary):
+                    raise ValueError(f"the outcome holds NaN or inf: {bad}")
+            except Exception as exc:
+                yield failed(cond, exc)
+            else:
+                stored.add(cond.key)
+                key, spec = meta[cond.key]
+                yield Cell(key, "eval", v.name, unit.seed, spec, summary, seconds=time.perf_counter() - t0,
+                           condition=cond.to_dict(), arrays=arrays)
+            t0 = time.perf_counter()
+        ask = [] if stopped is None else _rest(conds, stored, stopped)

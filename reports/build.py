@@ -13,6 +13,7 @@ The rows are harness.reports.rows'; the outputs (harness.reports.render) only fo
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,13 +23,23 @@ from typing import Any
 import numpy as np
 
 from harness import stats
-from harness.errors import ConfigError
+from harness.errors import ConfigError, HarnessError
+from harness.provenance import without_run_dir
 from harness.reports import curves, estimates, training
 from harness.reports.checks import Check, Evals, Records, run_checks
 from harness.reports.claims import verdicts
-from harness.reports.rows import PARTIAL_SEEDS, ComparisonRow, PairedResult, Report, TrainingRow, mean_shift, metric_of
-from harness.specs import Condition, Suite
-from harness.store import Cell, Store
+from harness.reports.rows import (
+    PARTIAL_SEEDS,
+    ComparisonRow,
+    Incomplete,
+    PairedResult,
+    Report,
+    TrainingRow,
+    mean_shift,
+    metric_of,
+)
+from harness.specs import Condition, Suite, upgrade_suite_dict
+from harness.store import Cell, DamagedRecord, Store, check_summary, describe
 from harness.tasks import task_of
 
 # --- reading the store ----------------------------------------------------------------------------
@@ -48,8 +59,12 @@ class Stored:
 
 
 def read(run_dir: Path | str) -> Stored:
-    """The records of ``run_dir``; a ConfigError when it holds no finished run."""
-    with Store(run_dir, create=False) as store:
+    """The records of ``run_dir``, as of one moment: its store is opened read-only (a report never
+    writes to it) and read in one snapshot (a run writing meanwhile neither blocks it nor shows half
+    of its work). A ConfigError when it holds no finished run, or names the cell whose record fails
+    its checks: its checksums (harness.store), or, for an evaluation, its stored summary against the
+    one its arrays give (:func:`harness.store.check_summary`)."""
+    with Store(run_dir, readonly=True) as store, store.snapshot():
         suite = store.get_meta("suite")
         prov = store.get_meta("provenance") or {}
         judge = store.get_meta("judge")
@@ -57,7 +72,13 @@ def read(run_dir: Path | str) -> Stored:
         every_eval = list(store.cells("eval"))
     if suite is None:
         raise ConfigError(f"{run_dir} holds no finished run (no suite recorded)", hint="run 'harness run' first")
-    return Stored(suite, Suite.from_dict(suite), prov, judge, train_cells, every_eval)
+    suite = upgrade_suite_dict(suite)  # an older version's field names read as today's
+    spec = Suite.from_dict(suite)
+    summary = task_of(spec).eval_summary
+    for c in every_eval:
+        if (problem := check_summary(c, summary)) is not None:
+            raise DamagedRecord(Path(run_dir), describe(c.kind, c.variant, c.seed, c.condition), problem, c.key)
+    return Stored(suite, spec, prov, judge, train_cells, every_eval)
 
 
 # --- what the report leaves out -------------------------------------------------------------------
@@ -120,6 +141,46 @@ def _excluded(stored: Stored, names: list[str], seeds: tuple[int, ...],
     return tuple(f"{v} seed {s}: {reason}" for v in names for s in seeds
                  if (reason := why(train_by.get((v, s))))) + _unevaluated(
         names, seeds, stored.spec.conditions(), lambda v, s: not why(train_by.get((v, s))), stored.evals)
+
+
+# --- what the run has not done yet ---------------------------------------------------------------
+
+
+def _finish_command(stored: Stored, run_dir: Path | str, device: str) -> str:
+    """The command that runs a partial run's missing cells: the recorded `harness run` command line with
+    ``--run-dir`` set to ``run_dir``, or (when the run was started from Python) one made from the stored suite."""
+    argv = [str(a) for a in stored.provenance.get("command") or []]
+    first = next((i for i, a in enumerate(argv[1:], 1) if not a.startswith("-")), None)
+    if argv and Path(argv[0]).name == "harness" and first is not None and argv[first] == "run":
+        return shlex.join([*without_run_dir(argv), "--run-dir", str(run_dir)])
+    s = stored.spec
+    size = [] if s.size == "full" else ["--size", s.size]
+    return shlex.join(["harness", "run", s.name, "--run-dir", str(run_dir), *size,
+                       "--seeds", ",".join(map(str, s.seeds)), "--variants", ",".join(v.name for v in s.variants),
+                       "--epochs", str(s.train.epochs), "--device", device])
+
+
+def incomplete(run_dir: Path | str, stored: Stored) -> Incomplete | None:
+    """What the run in ``run_dir`` lacks of its plan (harness.planning.plan of the stored suite on the stored
+    device type): None when every planned cell is done. A plan that cannot be made (a variant's weights file
+    gone) is said so, not guessed."""
+    from harness.planning import plan
+
+    with Store(run_dir, readonly=True) as store, store.snapshot():  # never written; one moment of a running run
+        # the device type the run recorded (older stores: the provenance's device)
+        device = str(store.get_meta("device") or str(stored.provenance.get("device") or "cpu").split(":")[0])
+        command = _finish_command(stored, run_dir, device)
+        try:
+            units = plan(stored.spec, store, device)
+            missing = [(u, [k for _, k, _ in u.evals if not store.done(k)]) for u in units]
+        except HarnessError as exc:
+            return Incomplete(0, 0, (), command, exc.message)
+    # an attack sweep is redone whole, so a unit may list done cells: only those without a record count
+    missing = [(u, keys) for u, keys in missing if u.need_train or keys]
+    if not missing:
+        return None
+    return Incomplete(sum(u.need_train for u, _ in missing), sum(len(keys) for _, keys in missing),
+                      tuple((u.variant.name, u.seed) for u, _ in missing), command)
 
 
 # --- aggregate conditions -------------------------------------------------------------------------
@@ -290,4 +351,5 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
                         1 - level, tuple(v for v, _ in pairs), adjust),
         sweeps=training.sweeps(spec, train_by, level),
         curves=curves.curves(names, seeds, train_by, level), roc=curves.roc(conditions, evals, names),
+        incomplete=incomplete(run_dir, stored),
     )

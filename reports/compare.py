@@ -23,6 +23,7 @@ from typing import Any
 
 from harness import stats
 from harness.errors import ConfigError
+from harness.provenance import without_run_dir
 from harness.reports.rows import Report
 from harness.reports.vocabulary import condition_label, fmt, fmt_interval, json_safe
 from harness.specs import Condition
@@ -206,15 +207,7 @@ def run_info(r: Report, label: str) -> RunInfo:
 
 def _command(cmd: list[str] | None) -> str:
     """The command line without its run directory, which differs between any two runs."""
-    words, skip = [], False
-    for w in cmd or []:
-        if skip or w.startswith("--run-dir="):
-            skip = False
-            continue
-        skip = w == "--run-dir"
-        if not skip:
-            words.append(w)
-    return " ".join(words)
+    return " ".join(without_run_dir(cmd))
 
 
 def settings(r: Report) -> dict[str, Any]:
@@ -327,10 +320,16 @@ def print_comparison(cmp: RunComparison, console: Any = None, limit: int = 40) -
     it reads at 80 columns (each number above its interval). The counts are :func:`summary_line`."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
+
+    from harness.errors import printable
+
+    def text(s: str, style: str = "") -> Text:  # names and paths as they are: no rich markup, no escape sequence
+        return Text("\n".join(map(printable, s.split("\n"))), style=style)
 
     console = console or Console(stderr=True)
     for line in header_lines(cmp, width=60):
-        console.print(line, style="bold yellow" if line.startswith("warning") else None, highlight=False)
+        console.print(text(line, "bold yellow" if line.startswith("warning") else ""))
     changed = [r for r in cmp.rows if r.status == "changed"]
     t = Table(title=f"Changed beyond the interval ({len(changed)} of {len(cmp.rows)} rows): B - A with its "
                     f"{100 * cmp.level:g}% interval excludes 0", show_lines=True)
@@ -338,7 +337,7 @@ def print_comparison(cmp: RunComparison, console: Any = None, limit: int = 40) -
         t.add_column(h, overflow="fold")
     for r in changed[:limit]:
         signed = r.kind == "comparison"
-        t.add_row(_label(r), _cell(r.a, r.metric, signed), _cell(r.b, r.metric, signed),
+        t.add_row(text(_label(r)), _cell(r.a, r.metric, signed), _cell(r.b, r.metric, signed),
                   _cell(Interval(r.diff, r.ci_low, r.ci_high, 0), r.metric, True))
     if changed:
         console.print(t)
@@ -349,9 +348,8 @@ def print_comparison(cmp: RunComparison, console: Any = None, limit: int = 40) -
     for status, where in (("added", "only in B"), ("removed", "only in A")):
         only = [r for r in cmp.rows if r.status == status]
         if only:
-            console.print(f"{status} ({where}): {len(only)} rows, e.g. " + "; ".join(map(_label, only[:5])),
-                          highlight=False)
+            console.print(text(f"{status} ({where}): {len(only)} rows, e.g. " + "; ".join(map(_label, only[:5]))))
     for c in cmp.checks:
         if c.status != "unchanged":
-            console.print(f"check {c.status}: {c.name}: {c.a or 'absent'} -> {c.b or 'absent'}"
-                          + (f" ({c.detail_b})" if c.detail_b else ""), highlight=False)
+            console.print(text(f"check {c.status}: {c.name}: {c.a or 'absent'} -> {c.b or 'absent'}"
+                               + (f" ({c.detail_b})" if c.detail_b else "")))

@@ -416,6 +416,22 @@ def _provenance(report: Report) -> list[Block]:
     ))]
 
 
+def incomplete_note(report: Report) -> list[Block]:
+    """The paragraph that opens every output of a partial run: how many planned cells are missing, of which
+    models, and the command that finishes the run (nothing for a complete run)."""
+    i = report.incomplete
+    if i is None:
+        return []
+    if i.error is not None:
+        return [paragraph(Bold("Completeness unknown"), f": the run's plan could not be made ({i.error}), so the "
+                          "cells it lacks cannot be counted; the numbers use the cells stored.")]
+    models = ", ".join(f"{v} seed {s}" for v, s in i.models[:10]) + (
+        f" and {len(i.models) - 10} more" if len(i.models) > 10 else "")
+    return [paragraph(Bold("Incomplete run"), f": {i.train_cells} training and {i.eval_cells} evaluation cells of "
+                      f"the plan have no finished record (not run yet, or failed), of {models}. The numbers use the "
+                      "cells stored and what they lack reads n/a. To finish the run: ", Code(i.command))]
+
+
 # --- the documents --------------------------------------------------------------------------------
 
 
@@ -425,6 +441,7 @@ def report_document(report: Report, figs: Sequence[figures.Figure]) -> Document:
     names: list[Span] = [span for i, v in enumerate(report.variants) for span in ((", ",) if i else ()) + (
         Code(v["name"]),)]
     out: list[Block] = [
+        *incomplete_note(report),
         paragraph(s["description"]),
         paragraph("Dataset ", Code(s["dataset"]), f", {report.n_test} test examples; seeds {list(report.seeds)}; "
                   "variants ", *names, f". Every number is a mean over seeds with its {100 * report.level:g}% "
@@ -448,6 +465,7 @@ def tables_document(report: Report) -> Document:
     adjust = adjust_name(report)
     pct = f"{100 * report.level:g}%"
     return Document(title(report), (
+        *incomplete_note(report),
         headline(report, caption=f"{report.suite['name']} {report.suite['version']}: mean over "
                                  f"{len(report.seeds)} seeds with its {pct} interval in brackets.",
                  label="headline estimates"),
@@ -465,7 +483,7 @@ def summary_document(report: Report) -> Document:
     """The terminal's summary: the compact headline table, the comparisons whose interval excludes
     0 (the headline conditions first), the sanity checks' count and failures, the caveat and power notes."""
     adjust = adjust_name(report)
-    out: list[Block] = [headline(report, compact_columns(report),
+    out: list[Block] = [*incomplete_note(report), headline(report, compact_columns(report),
                                  caption=f"{report.suite['name']} {report.suite['version']}: mean over "
                                          f"{len(report.seeds)} seeds [{100 * report.level:g}% interval]; every "
                                          "number in report.md")]

@@ -5,16 +5,21 @@ The report's content is built once into documents (harness.reports.content) and 
 (harness.reports.latex) and :func:`print_summary` (harness.reports.terminal); :func:`to_json` writes the rows
 themselves. Nothing here computes a number, so every output agrees. :func:`write_reports` writes
 ``results.json``, ``report.md`` with its ``figures/*.svg``, the self-contained ``report.html`` and
-``report.tex`` into the run directory.
+``report.tex`` into the run directory as one set, through harness.fsutil (never through a planted link).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from harness import fsutil
+from harness.errors import ConfigError
 from harness.reports import content, html, latex, markdown, terminal
 from harness.reports.figures import Figure, figures
 from harness.reports.methods import methods
@@ -78,6 +83,9 @@ def to_json(report: Report) -> dict[str, Any]:
         "excluded": list(report.excluded),
         "provenance": report.provenance,
         **({"judge": report.judge} if report.judge is not None else {}),
+        "incomplete": None if (i := report.incomplete) is None else {
+            "missing_training_cells": i.train_cells, "missing_evaluation_cells": i.eval_cells,
+            "models": [{"variant": v, "seed": s} for v, s in i.models], "command": i.command, "error": i.error},
     })
 
 
@@ -109,30 +117,136 @@ def print_summary(report: Report, console: Any = None) -> None:
     terminal.render(content.summary_document(report), console or Console(stderr=True))
 
 
-def _write(path: Path, text: str) -> None:
-    """Write to a temporary name, then rename: a reader never sees half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+# --- the files, written ----------------------------------------------------------------------
+
+OUTPUTS = {"report": "report.md", "html": "report.html", "latex": "report.tex", "results": "results.json"}
+MANIFEST = ".harness-manifest.json"  # in figures/: the figures the harness wrote there (only those are ever removed)
+READY = ".harness-report-ready"  # in the run directory: a finished rebuild, being moved into place
+LOCK = ".harness-report.lock"  # in the run directory: held while a rebuild is written and moved
+_FIGURE_FILE = re.compile(r"[a-z0-9][a-z0-9-]*\.svg")  # a name harness.reports.figures can give, plus ".svg"
+
+
+def _figures_folder(run_dir: Path) -> Path:
+    """``run_dir``/figures, created if missing; a ConfigError when it is a link that leaves the run directory
+    (the harness never writes, or removes, through it) or not a folder."""
+    for name in OUTPUTS.values():
+        if (run_dir / name).is_dir() and not (run_dir / name).is_symlink():
+            raise ConfigError(f"{run_dir / name} is a folder, where the report writes a file",
+                              hint="move it away and run 'harness report' again")
+    folder = run_dir / "figures"
+    if folder.is_symlink():
+        target = folder.resolve()
+        if not target.is_relative_to(run_dir.resolve()):
+            raise ConfigError(f"{folder} is a link to {target}, outside the run directory; the report's figures "
+                              "are not written there", hint=f"remove the link {folder} (the harness makes the "
+                              "folder itself) and run 'harness report' again")
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{folder} is not a folder", hint="move it away and run 'harness report' again")
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def _read_manifest(folder: Path) -> dict[str, Any] | None:
+    """The manifest in ``folder`` (its "figures" only names harness figure files), or None where there is none
+    or it is not one (a link, or not the harness's JSON: read as none, so nothing is removed on its word)."""
+    try:
+        fd = os.open(folder / MANIFEST, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as f:
+            doc = json.loads(f.read())
+        names = doc["figures"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(names, list):
+        return None
+    return {**doc, "figures": [n for n in names if isinstance(n, str) and _FIGURE_FILE.fullmatch(n)]}
+
+
+def _commit(run_dir: Path, fig_dir: Path) -> None:
+    """Move a finished rebuild (``run_dir``/READY) into place, and remove the figures of the one before that it
+    does not have; a no-op when there is none. Safe to run again after a kill at any point: the figures manifest
+    keeps naming the old rebuild's figures, and the new rebuild's own manifest stays in READY, until that manifest
+    replaces the old one (the last move), so a second run moves what is left and removes the same old figures."""
+    ready = run_dir / READY
+    if not ready.is_dir() or ready.is_symlink():
+        fsutil.remove(ready)  # not the harness's folder: nothing in it is moved
+        return
+    rebuild = _read_manifest(ready / "figures")
+    if rebuild is None:  # its manifest is in place already: everything was moved
+        fsutil.remove(ready)
+        return
+    new = rebuild["figures"]
+    old = (_read_manifest(fig_dir) or {"figures": []})["figures"]
+    for name in new:
+        if (ready / "figures" / name).exists():
+            os.replace(ready / "figures" / name, fig_dir / name)  # a link at the final name is replaced
+    for name in set(old) - set(new):  # a figure that lost its data (e.g. rebuilt with fewer records)
+        (fig_dir / name).unlink(missing_ok=True)
+    for name in OUTPUTS.values():
+        if (ready / name).exists():
+            os.replace(ready / name, run_dir / name)
+    os.replace(ready / "figures" / MANIFEST, fig_dir / MANIFEST)
+    fsutil.remove(ready)
+
+
+def finish_rebuild(run_dir: Path | str) -> bool:
+    """Complete a rebuild that a kill interrupted while it moved its files into place (see :func:`write_reports`),
+    and remove the temporaries of writers no longer running; True when there was one to complete."""
+    run_dir = Path(run_dir)
+    _figures_folder(run_dir)
+    with fsutil.exclusive(run_dir / LOCK):
+        return _finish(run_dir)
+
+
+def _finish(run_dir: Path) -> bool:
+    fig_dir = _figures_folder(run_dir)
+    for folder in (run_dir, fig_dir):
+        fsutil.remove_stale(folder)
+    pending = (run_dir / READY).exists() or (run_dir / READY).is_symlink()
+    _commit(run_dir, fig_dir)
+    return pending
 
 
 def write_reports(report: Report, run_dir: Path | str) -> dict[str, Path]:
-    """Write ``figures/*.svg``, then ``report.md`` (which references them), ``report.html`` (one
-    self-contained file, figures inlined), ``report.tex`` (the tables, for papers) and
-    ``results.json``. Returns the paths by label: report, html, latex, results, figures (the folder)."""
+    """Write ``figures/*.svg``, ``report.md`` (which references them), ``report.html`` (one self-contained file,
+    figures inlined), ``report.tex`` (the tables, for papers) and ``results.json``. Returns the paths by label:
+    report, html, latex, results, figures (the folder).
+
+    The files are one set: every one is written into a fresh staging folder in the run directory
+    (harness.fsutil: named so that only the harness makes it, never through a link), which, once complete, is
+    renamed to READY and its files moved over the old ones. A kill while the set is written leaves the old set
+    whole (the next write removes the staging folder); a kill while it is moved (a few renames) leaves READY,
+    and the next write (:func:`finish_rebuild`) first completes that move. Of ``figures/``, only the files the
+    harness wrote there (its manifest, figures/.harness-manifest.json, which also records each output's sha256)
+    are replaced or removed: a user's own files stay. ``figures`` as a link out of the run directory is a
+    ConfigError, and a link at any file's name is replaced by the file, never written through. Two writers of
+    one run directory take turns (an advisory lock on LOCK)."""
     run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _figures_folder(run_dir)  # refused before anything is written
+    with fsutil.exclusive(run_dir / LOCK):  # one writer at a time: a second `harness report` waits
+        return _write_set(report, run_dir)
+
+
+def _write_set(report: Report, run_dir: Path) -> dict[str, Path]:
+    """:func:`write_reports` under its lock: finish an interrupted move, stage the set, rename it READY, move it."""
+    _finish(run_dir)
     figs = figures(report)
-    fig_dir = run_dir / "figures"
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    for f in figs:
-        _write(fig_dir / f"{f.name}.svg", f.svg)
-    for stale in set(fig_dir.glob("*.svg")) - {fig_dir / f"{f.name}.svg" for f in figs}:
-        stale.unlink()  # a figure that lost its data (e.g. rebuilt with fewer records) must not linger
-    paths = {"report": run_dir / "report.md", "html": run_dir / "report.html", "latex": run_dir / "report.tex",
-             "results": run_dir / "results.json"}
     document = content.report_document(report, figs)  # built once: Markdown and HTML render the same blocks
     texts = {"report": markdown.render(document), "html": html.render(document), "latex": to_latex(report),
              "results": json.dumps(to_json(report), indent=1, allow_nan=False) + "\n"}
-    for label, path in paths.items():
-        _write(path, texts[label])
-    return {**paths, "figures": fig_dir}
+    files = {f"figures/{f.name}.svg": f.svg for f in figs} | {OUTPUTS[k]: t for k, t in texts.items()}
+    sha = {name: hashlib.sha256(text.encode("utf-8")).hexdigest() for name, text in files.items()}
+    manifest = {"version": 1, "figures": [f"{f.name}.svg" for f in figs],
+                "rebuild": hashlib.sha256(json.dumps(sha, sort_keys=True).encode()).hexdigest()[:16], "sha256": sha}
+    stage = fsutil.make_temp_dir(run_dir)
+    try:
+        (stage / "figures").mkdir()
+        for name, text in files.items():
+            fsutil.write_atomic(stage / name, text)
+        fsutil.write_atomic(stage / "figures" / MANIFEST, json.dumps(manifest, indent=1) + "\n")  # last: complete
+        os.rename(stage, run_dir / READY)  # _finish removed any READY before: the lock keeps it so
+    except BaseException:
+        fsutil.remove(stage)
+        raise
+    _commit(run_dir, _figures_folder(run_dir))
+    return {label: run_dir / name for label, name in OUTPUTS.items()} | {"figures": run_dir / "figures"}

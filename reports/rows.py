@@ -152,6 +152,18 @@ class SweepSummary:
 
 
 @dataclass(frozen=True)
+class Incomplete:
+    """What a partial run lacks of its plan (harness.planning.plan on the stored suite): the cells with no
+    finished record, because they never ran (an interrupted run) or failed, and the command that runs them."""
+
+    train_cells: int  # training cells missing
+    eval_cells: int  # evaluation cells missing (a model not trained yet misses all of its own)
+    models: tuple[tuple[str, int], ...]  # (variant, seed) of every model with a cell missing, in plan order
+    command: str  # the `harness run` command that finishes the run (shell-quoted)
+    error: str | None = None  # why the plan could not be made (then the counts are 0 and nothing is known)
+
+
+@dataclass(frozen=True)
 class Report:
     suite: dict[str, Any]
     seeds: tuple[int, ...]
@@ -175,3 +187,4 @@ class Report:
     claims: tuple[Verdict, ...] = ()  # a verdict per declared claim
     sweeps: tuple[SweepSummary, ...] = ()  # per variant family and swept setting, see harness.reports.training.sweeps
     judge: dict[str, Any] | None = None  # a denoise suite's judge classifier, as harness.runner.train_judge stored it
+    incomplete: Incomplete | None = None  # None for a run that has every planned cell (harness.reports.build)

@@ -2,18 +2,22 @@
 
 Tables become rich tables (the caption their title; a long cell folds rather than being cut), a
 paragraph one printed line (a ``note`` dimmed; rich wraps it), list items indented lines, a newline
-in a text a space. Text is never read as rich markup, so a name with brackets prints as it is.
+in a text a space. Every string is printed as the characters it is made of: as a rich Text, never
+read as markup or emoji codes (``mlp[bn]``, ``[/bold]``, ``:x:`` print as they are), and with
+other control characters spelled out (an ESC that would start an ANSI or OSC sequence prints as
+``\x1b``; :func:`harness.errors.printable`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from harness.errors import printable
 from harness.reports.document import Bold, BulletList, Code, Document, Figure, Heading, Paragraph, Span, Table, plain
 
 
 def _line(text: str) -> str:
-    return text.replace("\n", " ")
+    return printable(text.replace("\n", " "))
 
 
 def _cell(span: Span) -> Any:
@@ -39,12 +43,12 @@ def render(doc: Document, console: Any) -> None:
                 t.add_row(*map(_cell, row))
             console.print(t)
         elif isinstance(block, Paragraph):
-            console.print(_line(plain(block.text)), style="dim" if block.note else None, markup=False)
+            console.print(Text(_line(plain(block.text)), style="dim" if block.note else ""))
         elif isinstance(block, BulletList):
             for item in block.items:
-                console.print("  " + _line(plain(item)), markup=False)
+                console.print(Text("  " + _line(plain(item))))
         elif isinstance(block, Heading):
             console.print(Text(_line(block.text), style="bold"))
         else:
             assert isinstance(block, Figure)
-            console.print(f"{block.title}: figures/{block.name}.svg", markup=False)
+            console.print(Text(_line(f"{block.title}: figures/{block.name}.svg")))

@@ -124,7 +124,17 @@ CASES = [
     Case("zero-epochs", "run quickstart --epochs 0", "expected a positive integer, got 0"),
     Case("zero-workers", "run quickstart --workers 0", "expected a positive integer, got 0"),
     Case("level-above-one", "report {tmp} --level 1.5", "expected a confidence level in (0, 1)"),
-    Case("zero-resamples", "report {tmp} --resamples 0", "expected a positive integer, got 0"),
+    Case("zero-resamples", "report {tmp} --resamples 0", "expected an integer from 1 to 10,000, got 0"),
+    # values that would fail late: after training (an SQLite overflow), in the bootstrap (MemoryError)
+    Case("seed-beyond-64-bits", "run quickstart --seeds 0,9223372036854775808", "seeds [0, 9223372036854775808] "
+         "are not all integers from 0 to 2**63 - 1", "use smaller seeds"),
+    Case("too-many-resamples", "report {tmp} --resamples 100000000", "expected an integer from 1 to 10,000, got "
+         "100000000", "harness report --help"),
+    Case("contact-sheet-out-is-a-folder", "data contact-sheet digits --out {tmp}/sheets", "sheets is a "
+         "folder, not a file", "sheets/contact-sheet-digits.png",
+         setup=_file("sheets/mine.png", b"a user's picture")),
+    Case("contact-sheet-out-under-a-file", "data contact-sheet digits --out {tmp}/notes.txt/sheet.png",
+         "notes.txt is a file, not a folder", "pass a path in a folder", setup=_file("notes.txt", b"my notes\n")),
     Case("unknown-adjustment", "report {tmp} --adjust bonferoni", "invalid choice: 'bonferoni'"),
     Case("image-out-of-range", "data contact-sheet digits --image 5000", "outside digits's 1797 images",
          "use --image from 0 to 1796"),
@@ -172,6 +182,13 @@ CASES = [
         _tiny_suite("digits", attacks="(AttackSpec('pgd-linf', eps=(0.1, 1.5)),)"))),
     Case("severity-six", "run bad --suite-path {tmp}/suites", "severity 6 is outside 1-5", setup=_suite_file(
         _tiny_suite("digits", shifts="('fog',)", severities="(1, 6)"))),
+    # names no report could show as they are
+    Case("escape-in-variant-name", "run bad --suite-path {tmp}/suites", "variant name 'mlp\\x1b[2J' contains "
+         "'\\x1b', a control character or line break", "fix the file",
+         setup=_suite_file(_tiny_suite("digits").replace("'mlp-none'", "'mlp\\x1b[2J'"))),
+    Case("newline-in-claim", "run bad --suite-path {tmp}/suites", "claim 'a\\n# heading' contains '\\n'",
+         "fix the file",
+         setup=_suite_file(_tiny_suite("digits").replace("seeds=(0,),", "seeds=(0,), claims=('a\\n# heading',),"))),
     # a suite that fails to import
     Case("suite-fails-to-import", "run bad --suite-path {tmp}/suites", "broken_suite.py",
          setup=_file("suites/broken_suite.py", b"import numpy\nraise RuntimeError('this suite is broken')\n")),

@@ -489,3 +489,64 @@ def test_a_failing_cell_is_stored_summarised_and_the_exit_status_says_so(tmp_pat
     assert ("train", "broken-none", "failed") in cells and ("train", "mlp-none", "done") in cells
     assert {("eval", "mlp-none", "done")} == {c for c in cells if c[0] == "eval"}
     assert "broken-none" in (run_dir / "report.md").read_text()  # the report says what was left out
+
+
+# --- a full disk ---------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, where every write fails with ENOSPC")
+def test_a_full_disk_is_one_error_that_says_to_free_space(capsys: pytest.CaptureFixture[str]) -> None:
+    # a real write that fails as on a full disk: the PNG encoder writes into /dev/full
+    code = main(["data", "contact-sheet", "digits", "--shifts", "fog", "--out", "/dev/full"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.splitlines() == ["Error: the disk is full: [Errno 28] No space left on device",
+                                "Hint: free space on that disk (or use a folder on another), then run the same "
+                                "command"]
+
+
+def _on_a_full_disk(size: str, mount: Path, command: list[str], log: Path) -> list[str] | None:
+    """A shell command line that mounts a fresh tmpfs of ``size`` at ``mount`` (in a mount
+    namespace of its own, as an unprivileged user where the kernel lets one map itself to root),
+    runs ``command`` there with its stderr to ``log``, grows the tmpfs to 256 MB (space freed),
+    and runs ``command`` again; None where that is not possible here."""
+    import shlex
+    import shutil
+
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return None
+    mount.mkdir(parents=True, exist_ok=True)
+    wrap = [unshare, "--user", "--map-root-user", "--mount", "sh", "-c"]
+    probe = subprocess.run([*wrap, f"mount -t tmpfs -o size=8k tmpfs {shlex.quote(str(mount))}"],
+                           capture_output=True, timeout=30)
+    if probe.returncode != 0:
+        return None
+    at, run = shlex.quote(str(mount)), shlex.join(command)
+    return [*wrap, f"mount -t tmpfs -o size={size} tmpfs {at} && {{ {run} 2> {shlex.quote(str(log))}; "
+                   f"echo $? >> {shlex.quote(str(log))}; }} && mount -o remount,size=256m {at} && exec {run}"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", ["16k", "200k"], ids=["full-before-the-store", "full-during-the-run"])
+def test_a_run_on_a_full_disk_says_to_free_space_and_then_resumes(tmp_path: Path, size: str) -> None:
+    """A real full filesystem (a small tmpfs): full as the store is created (SQLite's I/O error on
+    its shared-memory file) or in the middle of the run (a weights file, a cell, a report file).
+    Then the disk grows, and the same command finishes the run."""
+    mount, log = tmp_path / "disk", tmp_path / "first.log"
+    run_dir = mount / "run"
+    command = _on_a_full_disk(size, mount, [sys.executable, "-m", "harness.cli", "run", "quickstart", "--seeds", "0",
+                                            "--variants", "mlp-none,mlp-batch", "--epochs", "1", "--executor",
+                                            "serial", "--quiet", "--run-dir", str(run_dir)], log)
+    if command is None:
+        pytest.skip("cannot mount a small tmpfs here (unshare --user --mount is not allowed)")
+    env = {**os.environ, "NO_COLOR": "1"}
+    again = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    *lines, status = log.read_text().splitlines()
+    first = "\n".join(lines)
+    assert status == "1", first
+    assert lines[-2].startswith("Error: ") and "disk is full" in lines[-2], first
+    assert lines[-1] == (f"Hint: free space on that disk (or use a folder on another), then run the same command "
+                         f"with --run-dir {run_dir} (finished cells are stored)")
+    assert "Traceback" not in first and "unexpected" not in first and "report it" not in first
+    assert again.returncode == 0, again.stderr  # space freed: the same command finishes the run

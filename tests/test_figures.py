@@ -206,12 +206,18 @@ def test_curves_and_roc_are_in_results_json(report: Report) -> None:
 
 
 def test_write_reports_writes_each_figure_and_drops_stale_ones(report: Report, tmp_path: Path) -> None:
+    # a figure the harness wrote and a rebuild no longer has is removed; a file it did not write stays (issue 15)
     (tmp_path / "figures").mkdir()
-    (tmp_path / "figures" / "gone.svg").write_text("<svg/>")
-    paths = write_reports(report, tmp_path)
+    (tmp_path / "figures" / "mine.svg").write_text("<svg/>")
+    write_reports(report, tmp_path)
+    assert {p.stem for p in (tmp_path / "figures").glob("*.svg")} == {"mine"} | {f.name for f in figures(report)}
+    bare = dataclasses.replace(report, curves=(), roc=(), comparisons=())
+    paths = write_reports(bare, tmp_path)
     assert {"report", "html", "results", "figures"} <= set(paths) and all(p.exists() for p in paths.values())
-    assert sorted(p.stem for p in (tmp_path / "figures").glob("*.svg")) == sorted(f.name for f in figures(report))
-    assert not list(tmp_path.glob("**/*.tmp"))
+    assert sorted(p.stem for p in (tmp_path / "figures").glob("*.svg")) == sorted(
+        ["mine", *(f.name for f in figures(bare))])
+    assert len(figures(bare)) < len(figures(report))
+    assert not list(tmp_path.glob("**/*.tmp")) and not list(tmp_path.glob("**/.harness-tmp-*"))
 
 
 @pytest.mark.parametrize(("lo", "hi", "expected"), [(0, 100, [0, 20, 40, 60, 80, 100]), (0, 1, [0, 0.2, 0.4, 0.6,

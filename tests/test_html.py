@@ -95,11 +95,14 @@ def test_hostile_names_are_escaped_everywhere_in_the_html(run_dir: Path) -> None
 
 
 def _markdown_tables(md: str) -> list[list[list[str]]]:
-    """Every pipe table's rows (the delimiter row left out) as cell texts: pipes unescaped, the
-    markup of a bold or code cell removed."""
+    """Every pipe table's rows (the delimiter row left out) as cell texts: the markup of a bold or
+    code cell removed, Markdown's backslash escapes undone (in a code span, only the pipe's)."""
     def cell(text: str) -> str:
-        text = text.strip().replace("\\|", "|")
-        return re.sub(r"^\*\*(.*)\*\*$|^`(.*)`$", lambda m: m.group(1) or m.group(2), text)
+        code = re.fullmatch(r"(`+) ?(.*?) ?\1", text.strip())
+        if code:
+            return code.group(2).replace("\\|", "|")
+        text = re.sub(r"^\*\*(.*)\*\*$", r"\1", text.strip())
+        return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", text)
 
     return [[[cell(c) for c in re.split(r"(?<!\\)\|", line)[1:-1]] for i, line in enumerate(block.splitlines())
              if i != 1] for block in re.findall(r"(?:^\|.*\n)+", md, re.M)]

@@ -86,7 +86,7 @@ def test_attack_settings_are_written_into_the_report(run_dir: Path) -> None:
     assert attacks["apgd-ce"]["steps"] == 20 and attacks["apgd-ce"]["rho"] == 0.75
     assert attacks["fgsm"]["eps"] == [0, 0.02, 0.05, 0.1, 0.2]
     md = (run_dir / "report.md").read_text()
-    assert "Attack settings, as run" in md and "2.5 * eps / steps" in md
+    assert "Attack settings, as run" in md and "2.5 \\* eps / steps" in md  # Markdown-escaped
     # robust accuracy against eps, with intervals, for every variant, and the worst case
     for v in VARIANTS:
         rows = [e for e in res["estimates"] if e["variant"] == v and e["condition"]["name"] == "worst-case"]
@@ -234,7 +234,7 @@ def test_batchnorm_test_time_modes_are_a_reported_factor(tmp_path: Path) -> None
                 if c["condition"]["kind"] == "shift" and c["condition"]["name"] == "all"}
     assert ("mlp-batch", "adapt") in compared and ("mlp-layer", "batch") in compared
     md = (tmp_path / "report.md").read_text()
-    assert "## BatchNorm at test time" in md and "all shifts [adapt]" in md and "[BN batch]" in md
+    assert "## BatchNorm at test time" in md and "all shifts \\[adapt\\]" in md and "\\[BN batch\\]" in md
 
 
 def test_calibration_is_reported_with_intervals_on_clean_and_shifted_inputs(run_dir: Path) -> None:

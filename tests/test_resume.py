@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from runs import stored_cells
 
 from harness.store import Store
 
@@ -40,19 +41,6 @@ def _finish(run_dir: Path, executor: str = "serial") -> None:
     assert done.returncode == 0, done.stderr
 
 
-def _stored(run_dir: Path) -> int:
-    """The number of cells in the store, -1 before the store (or its tables) exists."""
-    path = run_dir / "store.sqlite"
-    if not path.exists():
-        return -1
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.05)
-        try:
-            return int(db.execute("SELECT count(*) FROM cells").fetchone()[0])
-        finally:
-            db.close()
-    except sqlite3.OperationalError:  # created but no tables yet, or busy this instant
-        return -1
 
 
 def _kill_after(run_dir: Path, cells: int, executor: str = "serial") -> int:
@@ -66,7 +54,7 @@ def _kill_after(run_dir: Path, cells: int, executor: str = "serial") -> int:
         deadline = time.monotonic() + 600
         seen = -1
         while proc.poll() is None and time.monotonic() < deadline:
-            seen = _stored(run_dir)
+            seen = stored_cells(run_dir)
             if seen >= cells:
                 os.kill(proc.pid, signal.SIGKILL)
                 break

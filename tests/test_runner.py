@@ -10,11 +10,12 @@ import collections.abc
 import dataclasses
 import importlib
 import inspect
+import json
 import os
 import pickle
 import shutil
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,13 +102,11 @@ def test_a_run_directory_is_not_resumed_on_another_device(serial_dir: Path, tmp_
     so the recorded device of a real CPU run is rewritten to what a GPU run records."""
     copy = tmp_path / "copy"
     shutil.copytree(serial_dir, copy)
-    db = sqlite3.connect(copy / "store.sqlite")
-    db.execute("PRAGMA foreign_keys = ON")  # as the store does: a cell's arrays go with it
-    with db:
-        assert db.execute("SELECT value FROM meta WHERE key = 'device'").fetchone() == ('"cpu"',)
-        db.execute("""UPDATE meta SET value = '"cuda"' WHERE key = 'device'""")
-        db.execute("DELETE FROM cells WHERE kind = 'eval' AND rowid = (SELECT max(rowid) FROM cells)")  # work left
-    db.close()
+    with Store(copy) as store:  # through the store, so the record's checksum is the one it writes
+        assert store.get_meta("device") == "cpu"
+        store.put_meta("device", "cuda")
+        with store.transaction():  # work left
+            store.db.execute("DELETE FROM cells WHERE kind = 'eval' AND rowid = (SELECT max(rowid) FROM cells)")
     before = (copy / "store.sqlite").read_bytes()
     with pytest.raises(ConfigError) as info:
         run(_small(), copy, device="cpu", executor="serial", progress=False)
@@ -240,7 +239,7 @@ def _tiny_denoise():  # type: ignore[no-untyped-def]
     from harness.specs import DiffusionSpec, TrainSpec
 
     s = suites.get("diffusion").with_size("reduced").with_overrides(seeds=(0, 1), variants=("unet-none", "unet-group"))
-    return dataclasses.replace(s, diffusion=DiffusionSpec(target_loss=0.3, steps=30, n_t=2, samples=8,
+    return dataclasses.replace(s, task_options=DiffusionSpec(target_loss=0.3, steps=30, n_t=2, samples=8,
                                                           judge_train=TrainSpec(epochs=3)), max_train=200, max_test=30)
 
 
@@ -279,7 +278,7 @@ def test_an_old_run_directory_without_task_fields_stays_resumable(tmp_path: Path
 
     suite = _small()
     stored = suite.to_dict()
-    del stored["task"], stored["diffusion"]  # what a run directory written before denoise suites holds
+    del stored["task"], stored["task_options"]  # what a run directory written before denoise suites holds
     with Store(tmp_path) as store:
         store.put_meta("suite", stored)
         check_resumable(store, suite, "cpu")  # no error: the new settings read as their defaults
@@ -287,6 +286,20 @@ def test_an_old_run_directory_without_task_fields_stays_resumable(tmp_path: Path
             import dataclasses
 
             check_resumable(store, dataclasses.replace(_tiny_denoise(), name=suite.name), "cpu")
+
+
+def test_a_denoise_run_directory_that_stored_its_options_as_diffusion_stays_resumable(tmp_path: Path) -> None:
+    from harness.runner import check_resumable
+
+    suite = _tiny_denoise()
+    stored = json.loads(json.dumps(suite.to_dict()))
+    stored["diffusion"] = stored.pop("task_options")  # the name before task options were generic
+    with Store(tmp_path) as store:
+        store.put_meta("suite", stored)
+        check_resumable(store, suite, "cpu")  # the same settings under their old name: no error
+        other = dataclasses.replace(suite, task_options=dataclasses.replace(suite.task_options, target_loss=0.25))
+        with pytest.raises(ConfigError, match="other settings for task_options"):
+            check_resumable(store, other, "cpu")
 
 
 def test_a_revised_shift_gets_new_evaluation_keys_and_an_unrevised_one_keeps_its_own() -> None:
@@ -304,3 +317,96 @@ def test_a_revised_shift_gets_new_evaluation_keys_and_an_unrevised_one_keeps_its
     assert cell_key(revised_spec) != cell_key({k: v for k, v in revised_spec.items() if k != "shift_revision"})
     for cond in (shift("gaussian-noise", 3), clean()):  # unchanged: no revision in the spec at all
         assert "shift_revision" not in eval_spec(suite, "t", cond)
+
+
+# --- the run directory: a new, empty or harness folder, refused before anything is written ------------------------
+
+
+def _tree(root: Path) -> dict[str, object]:
+    """Every path under ``root`` (links not followed): a file's bytes, a link's target, or None for a folder."""
+    out: dict[str, object] = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        out[rel] = os.readlink(p) if p.is_symlink() else None if p.is_dir() else p.read_bytes()
+    return out
+
+
+def _folder_of_others(tmp: Path) -> str:
+    (tmp / "project" / "src").mkdir(parents=True)
+    (tmp / "project" / "README.md").write_text("mine\n")
+    (tmp / "project" / "src" / "main.py").write_text("print('mine')\n")
+    return "project"
+
+
+def _link_to(target: str) -> Callable[[Path], str]:
+    def setup(tmp: Path) -> str:
+        if target:
+            (tmp / target).mkdir()
+        (tmp / "runs-link").symlink_to(tmp / (target or "nowhere"))
+        return "runs-link"
+    return setup
+
+
+def _notes(tmp: Path) -> str:
+    (tmp / "notes.txt").write_text("my notes\n")
+    return "notes.txt"
+
+
+BAD_RUN_DIRS = [  # (id, setup(tmp) -> the run_dir argument (run in tmp), the error message ({tmp}: tmp), hint start)
+    ("empty-string", lambda tmp: "", "the run directory '' is empty", "pass a folder path"),
+    ("blank", lambda tmp: "  ", "the run directory '  ' is empty", "pass a folder path"),
+    ("current-folder-of-others", lambda tmp: _folder_of_others(tmp) and ".",
+     ". is not a run directory and not empty (it holds project)", "pass a new or empty folder"),
+    ("folder-of-others", _folder_of_others, "project is not a run directory and not empty (it holds README.md, src)",
+     "pass a new or empty folder"),
+    ("regular-file", _notes, "notes.txt is a file, not a run directory", "pass a folder path"),
+    ("under-a-file", lambda tmp: _notes(tmp) + "/run",
+     "cannot create run directory notes.txt/run: {tmp}/notes.txt is not a folder", "pass a folder path"),
+    ("link-to-an-empty-folder", _link_to("elsewhere"),
+     "run directory runs-link is a symbolic link (to {tmp}/elsewhere)", "pass the folder itself"),
+    ("dangling-link", _link_to(""), "run directory runs-link is a symbolic link (to {tmp}/nowhere)",
+     "pass the folder itself"),
+]
+
+
+@pytest.mark.parametrize(("setup", "message", "hint"), [c[1:] for c in BAD_RUN_DIRS], ids=[c[0] for c in BAD_RUN_DIRS])
+def test_an_unsafe_run_directory_is_refused_before_anything_is_written(
+        setup: Callable[[Path], str], message: str, hint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # where a run into "" would write
+    arg = setup(tmp_path)
+    before = _tree(tmp_path)
+    with pytest.raises(ConfigError) as info:
+        run(_small(), arg, device="cpu", executor="serial", progress=False)
+    assert info.value.message == message.format(tmp=tmp_path)
+    assert info.value.hint.startswith(hint)
+    assert _tree(tmp_path) == before
+
+
+def test_the_command_line_refuses_an_empty_run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """`--run-dir ""` reaches the runner as the empty string it is, not as the current folder."""
+    from harness.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert main(["run", "quickstart", "--run-dir", "", "--seeds", "0", "--no-progress"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "Error: the run directory '' is empty"
+    assert err[1].startswith("Hint: pass a folder path")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_new_an_empty_and_a_harness_run_directory_are_accepted(tmp_path: Path) -> None:
+    from harness.runner import check_run_dir
+    from harness.store import LOCK_FILE
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "killed").mkdir()  # a run killed after taking its lock and before making its store
+    (tmp_path / "killed" / LOCK_FILE).write_bytes(b"")
+    Store(tmp_path / "resumable").close()
+    (tmp_path / "resumable" / "report.md").write_text("# an earlier report\n")
+    (tmp_path / "real").mkdir()
+    (tmp_path / "runs").symlink_to(tmp_path / "real")  # a link further up the path is followed as usual
+    for name in ("new/run", "empty", "killed", "resumable", "runs/new"):
+        assert check_run_dir(tmp_path / name) == tmp_path / name
+    assert check_run_dir(str(tmp_path / "empty")) == tmp_path / "empty"  # the Python API takes a str too

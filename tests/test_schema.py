@@ -44,6 +44,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Doc:
                 "claims", "checks"):
         assert doc[key], f"the run should exercise {key}"
     assert doc["schema_version"] == 3
+    assert doc["incomplete"] is None  # the run has every cell of its plan
     return doc
 
 
@@ -98,6 +99,10 @@ CLAIM = {"text": "batch reaches 95% in fewer steps than none", "metric": "steps_
          "condition": "training", "norms": ["batch"], "margin": 0.0, "verdict": "inconclusive",
          "reason": "3 seeds cannot reach p < 0.05", "evidence": [{"variant": "mlp-batch"}]}
 
+INCOMPLETE = {"missing_training_cells": 1, "missing_evaluation_cells": 3, "models": [{"variant": "mlp-none",
+                                                                                      "seed": 0}],
+              "command": "harness run quickstart --run-dir runs/q", "error": None}
+
 INVALID = {
     "an unknown field in an estimate": _set("estimates/0/median", 0.5),
     "an unknown field in a comparison": _set("comparisons/0/cohen", 0.1),
@@ -121,6 +126,10 @@ INVALID = {
         "points": [{"value": 0.1, "variant": "mlp-batch@lr=0.1", "n_seeds": 2, "diverged": 0,
                     "final_val_accuracy": None}]}]),
     "a memory method that does not exist": _set("training/0/memory_method", "guessed"),
+    "incomplete without its command": _set("incomplete", {k: v for k, v in INCOMPLETE.items() if k != "command"}),
+    "a negative count of missing cells": _set("incomplete", {**INCOMPLETE, "missing_evaluation_cells": -1}),
+    "an unknown field in incomplete": _set("incomplete", {**INCOMPLETE, "missing": 4}),
+    "incomplete as a string": _set("incomplete", "yes"),
 }
 
 SWEEP = {"family": "mlp-batch", "setting": "lr", "converged_range": [0.01, 0.1],
@@ -137,6 +146,11 @@ VALID = {  # the optional fields of schema_versions 2 and 3, as they will be wri
     "unknown effect size": lambda doc: doc["comparisons"][0].update(effect_size=None, mde=None, seeds_needed=None),
     "sweeps": _set("sweeps", [SWEEP]),
     "a comparison over a sweep": _set("comparisons/0/condition", {"kind": "sweep", "name": "lr", "params": {}}),
+    "a partial run": _set("incomplete", INCOMPLETE),
+    "a plan that could not be made": _set("incomplete", {**INCOMPLETE, "missing_training_cells": 0,
+                                                         "missing_evaluation_cells": 0, "models": [],
+                                                         "error": "weights file gone.safetensors does not exist"}),
+    "a file written before issue 15": _delete("incomplete"),
 }
 
 

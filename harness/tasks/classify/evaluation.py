@@ -16,6 +16,10 @@ Per-example outcomes per condition (all arrays of length N = test examples unles
 * ood: ``score_in`` (N,) on the test split and ``score_out`` (M,) on the OOD set, higher =
   more in-distribution.
 
+A model whose logits or features hold NaN or inf for any input raises a ValueError at that condition
+(:func:`finite`): nothing computed from them would mean anything, and the worker stores the failure
+as that condition's cell.
+
 Shifted inputs depend only on the shift and severity, so every variant, seed and BatchNorm
 mode sees the same shifted images; an attack's random start depends on the seed and the condition, so the two variants
 of a paired comparison start from the same points.
@@ -41,12 +45,25 @@ from harness.specs import Condition, shift
 Outcome = dict[str, np.ndarray]
 
 
+def finite(out: torch.Tensor, what: str) -> torch.Tensor:
+    """``out`` (N, ...), one row per input, when every value is finite; else a ValueError saying for
+    how many of the N inputs the model gave NaN or inf. Nothing computed from such outputs means
+    anything (the argmax of a row of NaN is still a class), so the condition fails instead of
+    storing it (harness.worker stores the failure as that condition's cell)."""
+    bad = int((~torch.isfinite(out.reshape(len(out), -1)).all(1)).sum()) if out.numel() else 0
+    if bad:
+        raise ValueError(f"the model's {what} hold NaN or inf for {bad} of {len(out)} inputs (NaN or inf "
+                         "weights or inputs, or an overflow)")
+    return out
+
+
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Logits (N, K) for inputs (N, C, H, W), in eval mode, in fixed batches."""
+    """Logits (N, K) for inputs (N, C, H, W), in eval mode, in fixed batches; a ValueError when
+    any is NaN or inf (:func:`finite`)."""
     if model.training:
         raise RuntimeError("predict() needs the model in eval mode; call model.eval() first")
     with torch.no_grad():
-        return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+        return finite(torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]), "logits")
 
 
 def _batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
@@ -78,7 +95,7 @@ def predict_bn(model: nn.Module, x: torch.Tensor, batch_size: int, bn_mode: str)
                 m.train()
                 m.track_running_stats = False
             with torch.no_grad():
-                return torch.cat([model(x[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)])
+                return finite(torch.cat([model(x[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]), "logits")
         finally:
             for m, (training, track) in zip(bns, saved, strict=True):
                 m.train(training)
@@ -263,12 +280,12 @@ CHECKS = ("gradients", "repeat", "batch-composition", "noise", "stronger", "larg
 
 def features(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
     """Penultimate features (N, D) of inputs (N, C, H, W): the model's ``features(x)``, in eval
-    mode, in fixed batches."""
+    mode, in fixed batches; a ValueError when any is NaN or inf (:func:`finite`)."""
     if model.training:
         raise RuntimeError("features() needs the model in eval mode; call model.eval() first")
     extract: Any = model.features  # part of the model plugin contract (harness.models)
     with torch.no_grad():
-        return torch.cat([extract(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+        return finite(torch.cat([extract(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]), "features")
 
 
 def _fit_feature_score(model: nn.Module, name: str, fit_data: tuple[np.ndarray, np.ndarray] | None,

@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
 def judge_spec(suite: Suite, device: str) -> dict[str, Any]:
     """Everything that determines a denoise suite's judge classifier (trained once per run)."""
-    assert suite.diffusion is not None
-    return {"judge": suite.diffusion.judge_params(), "dataset": suite.dataset,
+    assert suite.task_options is not None
+    return {"judge": suite.task_options.judge_params(), "dataset": suite.dataset,
             "split": [suite.test_fraction, suite.val_fraction, suite.split_seed],
             "caps": [suite.max_train, suite.max_test], "device": device.split(":")[0]}
 
@@ -28,7 +28,7 @@ def _build_judge(ctx: Context) -> Any:
     from harness.models import build_model
     from harness.seeding import torch_generator
 
-    d, split = ctx.suite.diffusion, ctx.split
+    d, split = ctx.suite.task_options, ctx.split
     assert d is not None
     return build_model(d.judge_model, d.judge_norm, split.train.shape, split.train.n_classes, dict(d.judge_options),
                        None, torch_generator(d.judge_seed, "init"))
@@ -43,20 +43,21 @@ def train_judge(ctx: Context, store: Store) -> dict[str, Any]:
     import torch
 
     from harness.seeding import torch_generator
-    from harness.store import weights_path
+    from harness.store import weights_match
     from harness.tasks.classify.evaluation import features, predict
     from harness.tasks.denoise.sampling import class_tv, feature_distance
     from harness.training import train
 
-    d, split = ctx.suite.diffusion, ctx.split
+    d, split = ctx.suite.task_options, ctx.split
     assert d is not None
     key = cell_key(judge_spec(ctx.suite, ctx.device))
     meta = store.get_meta("judge")
-    if meta is not None and meta.get("key") == key and weights_path(ctx.store_dir, key).exists():
+    if meta is not None and meta.get("key") == key and weights_match(ctx.store_dir, key):  # else trained again
         return dict(meta)
     model = _build_judge(ctx)
     result = train(model, split, d.judge_train, d.judge_seed, ctx.device)
     save_weights(ctx.store_dir, key, model.state_dict())
+    store.record_weights(key)  # its checksum: a worker that loads it verifies it
     model.eval()
     dev = torch.device(ctx.device)
     x_test = torch.from_numpy(split.test.x).to(dev)
