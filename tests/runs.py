@@ -21,3 +21,17 @@ def stored_cells(run_dir: Path) -> int:
             db.close()
     except sqlite3.Error:
         return -1
+
+
+def live_in_group(group: int) -> list[int]:
+    """Live (not zombie) processes of a process group, from /proc; empty where there is no /proc.
+    Orphans that have exited may stay zombies where nothing reaps them (PID 1 of a container)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[2]) == group and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runs import stored_cells
+from runs import live_in_group, stored_cells
 
 from harness.store import Store
 
@@ -63,7 +63,7 @@ def _kill_after(run_dir: Path, cells: int, executor: str = "serial") -> int:
         _, err = proc.communicate(timeout=30)
     finally:
         for _ in range(100):  # pool workers notice within a second that the run is gone
-            left = _running_in_group(proc.pid)
+            left = live_in_group(proc.pid)
             if not left:
                 break
             time.sleep(0.1)
@@ -77,18 +77,6 @@ def _kill_after(run_dir: Path, cells: int, executor: str = "serial") -> int:
     return seen
 
 
-def _running_in_group(group: int) -> list[int]:
-    """Live (not zombie) processes of a process group, from /proc; empty where there is no /proc.
-    Orphans that have exited may stay zombies where nothing reaps them (PID 1 of a container)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # gone meanwhile
-        if int(fields[2]) == group and fields[0] != "Z":
-            found.append(int(stat.parent.name))
-    return found
 
 
 def _records(run_dir: Path) -> dict[str, tuple[Any, ...]]:

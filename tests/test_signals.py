@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from runs import stored_cells
+from runs import live_in_group, stored_cells
 
 pytestmark = [pytest.mark.skipif(not hasattr(signal, "SIGKILL") or not Path("/proc/self/stat").exists(),
                                  reason="needs POSIX signals and /proc"), pytest.mark.slow]
@@ -29,17 +29,6 @@ N_CELLS = 84
 
 
 
-def _group(leader: int) -> list[int]:
-    """Live (not zombie) processes of a process group, from /proc."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # gone meanwhile
-        if int(fields[2]) == leader and fields[0] != "Z":
-            found.append(int(stat.parent.name))
-    return found
 
 
 def _signal_when(command: list[str], ready: object, signum: int, group: bool) -> tuple[int, list[str], list[int]]:
@@ -62,7 +51,7 @@ def _signal_when(command: list[str], ready: object, signum: int, group: bool) ->
         _, err = proc.communicate(timeout=120)
         took = time.monotonic() - sent
         for _ in range(50):
-            left = _group(proc.pid)
+            left = live_in_group(proc.pid)
             if not left:
                 break
             time.sleep(0.1)
