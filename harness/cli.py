@@ -290,8 +290,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     task = task_of(suite).describe(suite)  # what the task kind adds: its target, OOD scoring, checks
     lines = [
         f"{suite.name} {suite.version}: {suite.description}",
-        f"dataset:    {suite.dataset} (test {suite.test_fraction:g}, validation {suite.val_fraction:g}, "
-        f"split seed {suite.split_seed})",
+        f"data:       {suite.describe_split()}",
         f"variants:   {', '.join(v.name for v in suite.variants)}",
         f"seeds:      {', '.join(map(str, suite.seeds))}",
         f"training:   {suite.train.optimizer} lr {suite.train.lr:g}, batch {suite.train.batch_size}, "

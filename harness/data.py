@@ -95,17 +95,42 @@ def stratified_split(data: ImageSet, test_fraction: float, val_fraction: float, 
     if data.y is None:
         raise ConfigError(f"dataset {data.name!r} has no labels and cannot be split",
                           hint="use a labelled set as the suite's in-distribution dataset")
+    return Split(**{k: data.subset(idx) for k, idx in _class_parts(data.y, test_fraction, val_fraction, seed).items()})
+
+
+def _class_parts(y: np.ndarray, test_fraction: float, val_fraction: float, seed: int) -> dict[str, np.ndarray]:
+    """Indices of the training, validation and test parts of labels ``y`` (N,), each class
+    permuted by ``seed``'s generator (classes in ascending order) and cut by the fractions."""
     rng = np.random.default_rng(seed)
     parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
-    for c in np.unique(data.y):
-        idx = rng.permutation(np.flatnonzero(data.y == c))
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
         n_test = int(round(test_fraction * len(idx)))
         n_val = int(round(val_fraction * len(idx)))
         parts["test"].append(idx[:n_test])
         parts["val"].append(idx[n_test:n_test + n_val])
         parts["train"].append(idx[n_test + n_val:])
     # sorted indices keep the original order inside each part, so batches are reproducible
-    return Split(**{k: data.subset(np.sort(np.concatenate(v))) for k, v in parts.items()})
+    return {k: np.sort(np.concatenate(v)) for k, v in parts.items()}
+
+
+def official_split(train: ImageSet, test: ImageSet, val_fraction: float, seed: int) -> Split:
+    """The literature's protocol: ``test`` (an official test set) whole as the test part, and
+    ``train`` (the official training set) split by class into training and validation parts, the
+    validation part ``val_fraction`` of each class, as :func:`stratified_split` draws it."""
+    if train.y is None or test.y is None:
+        unlabelled = train.name if train.y is None else test.name
+        raise ConfigError(f"dataset {unlabelled!r} has no labels and cannot be a suite's training or test set",
+                          hint="name labelled sets as the suite's dataset and test_dataset")
+    if train.shape != test.shape:
+        raise ConfigError(f"test set {test.name!r} has images of shape {test.shape}, the training set {train.name!r} "
+                          f"{train.shape}", hint="name a test set of the training set's image size and channels")
+    if test.n_classes > train.n_classes:
+        raise ConfigError(f"test set {test.name!r} has labels up to {test.n_classes - 1}, the training set "
+                          f"{train.name!r} up to {train.n_classes - 1}",
+                          hint="name a test set with the training set's classes")
+    parts = _class_parts(train.y, 0.0, val_fraction, seed)
+    return Split(train=train.subset(parts["train"]), val=train.subset(parts["val"]), test=test)
 
 
 def stratified_subset(data: ImageSet, n: int, seed: int) -> ImageSet:
@@ -331,11 +356,8 @@ def photos() -> ImageSet:
 def mnist() -> ImageSet:
     """MNIST test set: 10,000 real 28x28 handwritten digits, 10 classes, from the data root.
 
-    Suites split these 10,000 images themselves (a suite names one labelled set and splits it
-    by its test and validation fractions; the ``mnist`` suite keeps 8,000 to train on): a pool
-    of all 70,000 would make every cell of every suite several times slower on two CPU cores,
-    and 8,000 training images already take a small CNN to ~98%. The official 60,000 training
-    images are ``mnist-train``.
+    The MNIST suites test on (a capped subset of) these and train on (a capped subset of) the
+    official 60,000 training images, ``mnist-train`` (``Suite.test_dataset``).
     Shapes: x (10000, 1, 28, 28) float32 in [0, 1], y (10000,) int64."""
     return _idx_set("mnist", "mnist", "t10k")
 
@@ -349,8 +371,8 @@ def mnist_train() -> ImageSet:
 def fashion_mnist() -> ImageSet:
     """Fashion-MNIST test set: 10,000 28x28 photos of clothing, 10 classes, from the data root.
 
-    Suites split these like ``mnist`` (see there); the official training images are
-    ``fashion-mnist-train``. x (10000, 1, 28, 28) float32 in [0, 1], y (10000,) int64."""
+    The official training images are ``fashion-mnist-train``.
+    x (10000, 1, 28, 28) float32 in [0, 1], y (10000,) int64."""
     return _idx_set("fashion-mnist", "fashion-mnist", "t10k")
 
 
@@ -366,6 +388,12 @@ def fashion_mnist_0_5() -> ImageSet:
     Classes T-shirt/top, trouser, pullover, dress, coat and sandal, labels 0-5 as in the full
     set. x (6000, 1, 28, 28) float32 in [0, 1], y (6000,) int64."""
     return _idx_set("fashion-mnist-0-5", "fashion-mnist", "t10k", keep=(0, 1, 2, 3, 4, 5))
+
+
+def fashion_mnist_train_0_5() -> ImageSet:
+    """Fashion-MNIST training images of classes 0-5: the official 36,000, the training set of
+    ``fashion-mnist-0-5``. x (36000, 1, 28, 28) float32 in [0, 1], y (36000,) int64."""
+    return _idx_set("fashion-mnist-train-0-5", "fashion-mnist", "train", keep=(0, 1, 2, 3, 4, 5))
 
 
 def fashion_mnist_6_9() -> ImageSet:

@@ -38,7 +38,7 @@ def train_spec(suite: Suite, variant: Variant, seed: int, device: str) -> dict[s
     place of the recipe, which a loaded model never sees."""
     spec = {
         "suite": suite.name, "suite_version": suite.version, "dataset": suite.dataset,
-        "split": [suite.test_fraction, suite.val_fraction, suite.split_seed],
+        "split": suite.split_params(),
         "variant": {"model": variant.model, "norm": variant.norm, "standardize": variant.standardize,
                     "options": dict(variant.options)},
         "seed": seed, "train": dataclasses.asdict(variant.recipe(suite.train)), "device": device.split(":")[0],

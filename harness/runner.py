@@ -111,6 +111,8 @@ def check_names(suite: Suite) -> None:
     from harness.sources import check_name
 
     check_name(suite.dataset)
+    if suite.test_dataset is not None:
+        check_name(suite.test_dataset)
     for v in suite.variants:
         r.norms.entry(v.norm)
         if v.weights is not None:

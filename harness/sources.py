@@ -54,12 +54,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.data import ImageSet, MissingDataError, data_root
+from harness.data import ImageSet, MissingDataError, Split, cap_split, data_root, official_split, stratified_split
 from harness.errors import ConfigError
+
+if TYPE_CHECKING:
+    from harness.specs import Suite
 
 _COMMON = ("channels", "resize")
 #: each scheme and the options it takes
@@ -551,6 +554,16 @@ def load_source(text: str) -> ImageSet:
     if src.scheme == "torchvision":
         return _load_torchvision(src)
     return _load_folder(src)
+
+
+def suite_split(suite: Suite) -> Split:
+    """The split a suite trains, validates and tests on (harness.specs.Suite: one set split three
+    ways, or an official training and test set), with its caps applied."""
+    if suite.test_dataset is None:
+        split = stratified_split(load(suite.dataset), suite.test_fraction, suite.val_fraction, suite.split_seed)
+    else:
+        split = official_split(load(suite.dataset), load(suite.test_dataset), suite.val_fraction, suite.split_seed)
+    return cap_split(split, suite.max_train, suite.max_test, suite.split_seed)
 
 
 def load(name: str) -> ImageSet:

@@ -438,6 +438,8 @@ class Size:
                    "keep at least 10 examples (one per class)")
 
 
+_DEFAULT_TEST_FRACTION = 0.25  # Suite.test_fraction's default, which a suite with a test_dataset keeps
+
 # fields of Suite and Size that older versions stored under another name: old -> new
 _RENAMED = {"diffusion": "task_options"}
 
@@ -458,8 +460,12 @@ def upgrade_suite_dict(d: dict[str, Any]) -> dict[str, Any]:
 class Suite:
     """A versioned experiment: data, variants, seeds, training recipe and evaluation battery.
 
-    ``dataset`` names the in-distribution dataset; the split is stratified and fixed
-    (``test_fraction`` and ``val_fraction`` of the whole set, seed ``split_seed``).
+    ``dataset`` names the in-distribution dataset. Without ``test_dataset`` it is split, stratified
+    and fixed, into training, validation and test parts (``test_fraction`` and ``val_fraction`` of
+    the whole set, seed ``split_seed``). With ``test_dataset`` (the literature's protocol: train on
+    the official training images, test on the official test images) ``dataset`` is the training
+    set, split into training and validation parts by ``val_fraction`` alone, and ``test_dataset``
+    is the test part, whole; ``max_train`` and ``max_test`` cap either protocol's parts.
     ``baseline_norm`` is what every normalized variant is compared against.
     """
 
@@ -471,7 +477,7 @@ class Suite:
     seeds: tuple[int, ...]
     train: TrainSpec = field(default_factory=TrainSpec)
     evaluation: EvalSpec = field(default_factory=EvalSpec)
-    test_fraction: float = 0.25
+    test_fraction: float = _DEFAULT_TEST_FRACTION  # with test_dataset it must stay at this default (it is not used)
     val_fraction: float = 0.1
     split_seed: int = 0
     baseline_norm: str = "none"
@@ -489,6 +495,8 @@ class Suite:
     # the task's own settings, an instance of its options_type (a denoise suite's DiffusionSpec); None for
     # a task that takes none (classify)
     task_options: Any = None
+    # the official test set (see the class docstring); None: the test part is split off ``dataset``
+    test_dataset: str | None = None
 
     def __post_init__(self) -> None:
         _check_shown("suite name", self.name)
@@ -509,6 +517,12 @@ class Suite:
                and self.test_fraction + self.val_fraction < 1,
                f"test_fraction {self.test_fraction} and val_fraction {self.val_fraction} must both be positive "
                "and leave data to train on", "use e.g. 0.25 and 0.1 (the held-out curve needs a validation part)")
+        _check(self.test_dataset is None or self.test_fraction == _DEFAULT_TEST_FRACTION,
+               f"suite {self.name!r} names test_dataset {self.test_dataset!r} and test_fraction {self.test_fraction}: "
+               "the test part is then the whole test set, not a fraction of the training set",
+               "drop test_fraction, and cap the test set with max_test if it is too large")
+        if self.test_dataset is not None:
+            _check_shown("test dataset", self.test_dataset)
         loaded = [v.name for v in self.variants if v.weights is not None]
         # a loaded model has no target to reach, so "evaluate converged runs only" would drop it
         _check(self.evaluate_unconverged or not loaded,
@@ -605,6 +619,27 @@ class Suite:
             check("large-eps", eps=ev.large_eps, **pgd),
         ]
 
+    def split_params(self) -> list[Any] | dict[str, Any]:
+        """Everything that determines the suite's split (before caps), for the keys of the cells it
+        feeds: the fractions and seed of one set split three ways (the form keys have always had),
+        or the named training and test sets, the validation fraction and seed."""
+        if self.test_dataset is None:
+            return [self.test_fraction, self.val_fraction, self.split_seed]
+        return {"train": self.dataset, "test": self.test_dataset, "val_fraction": self.val_fraction,
+                "split_seed": self.split_seed}
+
+    def describe_split(self) -> str:
+        """The split in words, for `harness show` and reports."""
+        caps = ", ".join(f"{what} capped at {n:,}"
+                         for what, n in (("training", self.max_train), ("test", self.max_test)) if n is not None)
+        if self.test_dataset is None:
+            text = (f"{self.dataset} split {100 * (1 - self.test_fraction - self.val_fraction):.3g}% training, "
+                    f"{100 * self.val_fraction:.3g}% validation, {100 * self.test_fraction:.3g}% test")
+        else:
+            text = (f"training set {self.dataset} ({100 * self.val_fraction:.3g}% of it held out for validation), "
+                    f"test set {self.test_dataset}")
+        return f"{text} (split seed {self.split_seed}{', ' + caps if caps else ''})"
+
     def with_overrides(
         self,
         seeds: tuple[int, ...] | None = None,
@@ -640,7 +675,8 @@ class Suite:
                                  v.get("weights"))
                          for v in d["variants"])
         rest: dict[str, Any] = {k: d[k] for k in ("test_fraction", "val_fraction", "split_seed", "baseline_norm",
-                                                  "max_train", "max_test", "size", "evaluate_unconverged", "task")
+                                                  "max_train", "max_test", "size", "evaluate_unconverged", "task",
+                                                  "test_dataset")
                                 if k in d}
         if d.get("task_options") is not None:
             options_type = tasks.get(d.get("task", "classify")).options_type

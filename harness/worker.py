@@ -62,20 +62,12 @@ class Context:
 # --- the data every unit shares -----------------------------------------------------------
 
 
-def _split(suite: Suite) -> Any:
-    from harness.data import cap_split, stratified_split
-    from harness.sources import load
-
-    split = stratified_split(load(suite.dataset), suite.test_fraction, suite.val_fraction, suite.split_seed)
-    return cap_split(split, suite.max_train, suite.max_test, suite.split_seed)
-
-
 def prepare(suite: Suite, device: str, store_dir: Path) -> Context:
     """Load and split the data and the OOD sets once for the whole run (once per worker)."""
     from harness.data import fit_to, prerendered
-    from harness.sources import load
+    from harness.sources import load, suite_split
 
-    split = _split(suite)
+    split = suite_split(suite)
     ood = {name: fit_to(load(name).x, split.test.shape) for name in suite.evaluation.ood_sets}
     natural = {}
     for cond in suite.conditions():

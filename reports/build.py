@@ -336,7 +336,8 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
     target = task_of(task).report_target(suite)  # a classifier's target accuracy, a denoiser's target loss
     return Report(
         suite={**{k: suite[k] for k in ("name", "version", "description", "dataset", "baseline_norm", "claims")},
-               **target, "task": task, "bn_modes": list(suite["evaluation"].get("bn_modes", ["frozen"]))},
+               "test_dataset": suite.get("test_dataset"), **target, "task": task,
+               "bn_modes": list(suite["evaluation"].get("bn_modes", ["frozen"]))},
         seeds=seeds, variants=variants, level=level, n_resamples=n_resamples,
         estimates=tuple(rows + sample_rows), comparisons=comparisons, training=runs,
         training_summary=tuple(training.training_summary(v, seeds, train_by, level) for v in names

@@ -443,7 +443,9 @@ def report_document(report: Report, figs: Sequence[figures.Figure]) -> Document:
     out: list[Block] = [
         *incomplete_note(report),
         paragraph(s["description"]),
-        paragraph("Dataset ", Code(s["dataset"]), f", {report.n_test} test examples; seeds {list(report.seeds)}; "
+        paragraph(*(("Dataset ", Code(s["dataset"])) if s.get("test_dataset") is None else
+                    ("Trained on ", Code(s["dataset"]), ", tested on ", Code(s["test_dataset"]))),
+                  f", {report.n_test} test examples; seeds {list(report.seeds)}; "
                   "variants ", *names, f". Every number is a mean over seeds with its {100 * report.level:g}% "
                   "interval in brackets; how intervals and tests are computed is under Methods.")]
     if report.excluded:

@@ -22,6 +22,7 @@ from harness.data import (
     digits,
     fit_to,
     missing_idx_files,
+    official_split,
     raw_dir,
     read_idx,
     stratified_split,
@@ -112,6 +113,31 @@ def test_split_needs_labels() -> None:
     unlabelled = ImageSet("faces-like", np.zeros((4, 1, 2, 2), np.float32), None, "test")
     with pytest.raises(ConfigError, match="has no labels and cannot be split"):
         stratified_split(unlabelled, 0.25, 0.1, 0)
+
+
+def test_an_official_split_keeps_the_test_set_whole_and_splits_validation_off_the_training_set() -> None:
+    data = digits()
+    train, test = data.subset(np.arange(0, 1500)), data.subset(np.arange(1500, 1797))
+    split = official_split(train, test, 0.1, 0)
+    assert split.test is test  # whole, untouched, in its order
+    # the validation part is a tenth of each class of the training set, and the two parts cover it exactly
+    assert np.bincount(split.val.y).tolist() == np.round(np.bincount(train.y) * 0.1).astype(int).tolist()
+    both = np.concatenate([split.train.x, split.val.x]).reshape(1500, -1)
+    assert np.array_equal(np.unique(both, axis=0), np.unique(train.x.reshape(1500, -1), axis=0))
+    train_rows, val_rows = {r.tobytes() for r in split.train.x}, {r.tobytes() for r in split.val.x}
+    assert not train_rows & val_rows
+    assert split != official_split(train, test, 0.1, 1) and np.array_equal(
+        official_split(train, test, 0.1, 0).val.x, split.val.x)
+
+
+@pytest.mark.parametrize(("test", "message"), [
+    (ImageSet("big", np.zeros((4, 1, 16, 16), np.float32), np.zeros(4, np.int64), "t"), "images of shape"),
+    (ImageSet("more", np.zeros((4, 1, 8, 8), np.float32), np.full(4, 11), "t"), "labels up to 11"),
+    (ImageSet("bare", np.zeros((4, 1, 8, 8), np.float32), None, "t"), "'bare' has no labels"),
+])
+def test_an_official_split_refuses_a_test_set_that_does_not_fit_the_training_set(test: ImageSet, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        official_split(digits(), test, 0.1, 0)
 
 
 # --- fit_to ------------------------------------------------------------------------------------
@@ -280,7 +306,8 @@ def test_data_root_is_the_environment_variable_else_the_cache(monkeypatch: pytes
     assert data_root() == Path.home() / ".cache" / "norm-harness" / "data"
 
 
-@pytest.mark.parametrize("name", ["mnist", "mnist-train", "fashion-mnist", "fashion-mnist-0-5", "fashion-mnist-6-9"])
+@pytest.mark.parametrize("name", ["mnist", "mnist-train", "fashion-mnist", "fashion-mnist-0-5",
+                                  "fashion-mnist-train-0-5", "fashion-mnist-6-9"])
 def test_missing_data_is_one_line_with_the_commands_that_fill_the_root(name: str, monkeypatch: pytest.MonkeyPatch,
                                                                        tmp_path: Path) -> None:
     monkeypatch.setenv(DATA_ROOT_ENV, str(tmp_path))
@@ -373,6 +400,37 @@ def test_fashion_class_subsets(filled_root: Path) -> None:
     # exactly the test images of those classes, in their original order
     assert np.array_equal(near_id.x, full.x[_labels(full) < 6])
     assert np.array_equal(near_ood.x, full.x[_labels(full) >= 6])
+
+
+def test_the_training_images_of_fashion_classes_0_5(filled_root: Path) -> None:
+    train, near_id = load("fashion-mnist-train"), load("fashion-mnist-train-0-5")
+    _check_images(near_id, 36000)
+    assert np.bincount(_labels(near_id)).tolist() == [6000] * 6 and near_id.classes == train.classes[:6]
+    assert np.array_equal(near_id.x, train.x[_labels(train) < 6])  # the training images, not the test images
+    assert "training set" in near_id.source
+
+
+def test_the_mnist_suites_train_on_official_training_images_and_test_on_official_test_images(
+        filled_root: Path) -> None:
+    """The literature's protocol: no image of the official test set is trained on, and the test part is
+    a stratified subset of the official test set of the suite's stated size."""
+    from harness import registry
+    from harness.sources import suite_split
+
+    suite = registry.suites.get("mnist")
+    split = suite_split(suite)
+    train, test = load("mnist-train"), load("mnist")
+    # stratified caps round per class: 8,000 and 1,000 give 7,999 and 1,000, a sixtieth for validation 999
+    assert (len(split.train.x), len(split.val.x), len(split.test.x)) == (7999, 999, 1000)
+    # every part's images are rows of the set they should come from (hashes of the image bytes)
+    def rows(d: ImageSet) -> set[bytes]:
+        return {img.tobytes() for img in d.x}
+
+    official_train, official_test = rows(train), rows(test)
+    assert rows(split.train) <= official_train and rows(split.val) <= official_train
+    assert rows(split.test) <= official_test
+    assert not rows(split.train) & rows(split.val)
+    assert np.bincount(_labels(split.test)).tolist() == np.round(np.bincount(_labels(test)) / 10).astype(int).tolist()
 
 
 def test_a_corrupted_copy_of_a_real_file_is_refused(filled_root: Path, monkeypatch: pytest.MonkeyPatch,

@@ -208,3 +208,23 @@ def test_the_diffusion_spec_is_in_the_cell_keys_of_denoise_suites_only() -> None
     other = _denoise(task_options=DiffusionSpec(target_loss=0.2, samples=64))
     assert train_spec(other, UNETS[0], 0, "cpu") == train_spec(s, UNETS[0], 0, "cpu")  # samples: evaluation only
     assert eval_spec(other, "k", clean()) != eval_spec(s, "k", clean())
+
+
+def test_a_suite_names_an_official_test_set_in_its_cell_keys_and_keeps_older_keys() -> None:
+    from harness.planning import train_spec
+
+    plain = train_spec(_suite(), MLPS[0], 0, "cpu")
+    assert plain["split"] == [0.25, 0.1, 0] and "test_dataset" not in json.dumps(plain)  # older keys unchanged
+    official = _suite(dataset="mnist-train", test_dataset="mnist", val_fraction=0.05, max_train=100)
+    spec = train_spec(official, MLPS[0], 0, "cpu")
+    assert spec["split"] == {"train": "mnist-train", "test": "mnist", "val_fraction": 0.05, "split_seed": 0}
+    assert spec != train_spec(dataclasses.replace(official, test_dataset="fashion-mnist"), MLPS[0], 0, "cpu")
+    assert Suite.from_dict(json.loads(json.dumps(official.to_dict()))) == official
+    assert "training set mnist-train" in official.describe_split() and "test set mnist" in official.describe_split()
+    assert "training capped at 100" in official.describe_split()
+
+
+def test_a_test_fraction_beside_an_official_test_set_is_refused() -> None:
+    with pytest.raises(ConfigError, match="names test_dataset 'mnist' and test_fraction 0.1") as info:
+        _suite(dataset="mnist-train", test_dataset="mnist", test_fraction=0.1)
+    assert "max_test" in str(info.value.hint)

@@ -1,7 +1,8 @@
 """transformer: pre-LN, post-LN, RMSNorm and no normalization in a small vision transformer.
 
-Data: MNIST as in the ``convergence`` suite (8,000 training, 1,000 validation, 1,000 test images
-of the official test set, from the data root). Model: ``vit`` with 7x7 patches (16 tokens), width
+Data: MNIST as in the ``convergence`` suite (8,000 of the official training images, 1,000 more
+of them for validation, 1,000 of the official test images, from the data root). Model: ``vit``
+with 7x7 patches (16 tokens), width
 64, 4 heads, 2 blocks, mean-pooled tokens. Variants: ``vit-none`` (no normalization),
 ``vit-layer`` (pre-LN: x + f(LN(x)) and a final LN), ``vit-layer-post`` (post-LN: LN(x + f(x)),
 as in the original Transformer; compared with ``vit-none``), ``vit-rms`` (pre-RMSNorm, as in
@@ -32,15 +33,19 @@ VARIANTS = (
 
 SUITE = Suite(
     name="transformer",
-    version="1.0.0",
+    version="2.0.0",
     description="a small ViT on MNIST with pre-LN, post-LN, pre-RMSNorm and no normalization",
-    dataset="mnist",
+    dataset="mnist-train",
     variants=VARIANTS,
     seeds=(0, 1, 2),
     train=TrainSpec(epochs=4, batch_size=64, lr=1e-3, optimizer="adam", target_accuracy=0.90, eval_every=10),
     evaluation=battery(("fashion-mnist", "uniform-noise")),
-    test_fraction=0.1,
-    val_fraction=0.1,
+    # the official protocol: train on (a capped subset of) the official training images, test on (a capped,
+    # stratified subset of) the official test images; 1,000 training images are held out for the held-out curve
+    test_dataset="mnist",
+    val_fraction=1 / 60,
+    max_train=8000,
+    max_test=1000,
     claims=(
         Claim("pre-LN and RMSNorm reach 90% held-out accuracy in fewer steps than no normalization",
               "steps_to_target", "lower", variants=("vit-layer", "vit-rms")),

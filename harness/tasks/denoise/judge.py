@@ -20,7 +20,7 @@ def judge_spec(suite: Suite, device: str) -> dict[str, Any]:
     """Everything that determines a denoise suite's judge classifier (trained once per run)."""
     assert suite.task_options is not None
     return {"judge": suite.task_options.judge_params(), "dataset": suite.dataset,
-            "split": [suite.test_fraction, suite.val_fraction, suite.split_seed],
+            "split": suite.split_params(),
             "caps": [suite.max_train, suite.max_test], "device": device.split(":")[0]}
 
 
