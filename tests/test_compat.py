@@ -37,6 +37,17 @@ RUNS = ("compat-classify", "compat-denoise")
 BEFORE = "results-98d40f0.json"
 
 
+def _same_array(new: np.ndarray, old: np.ndarray) -> bool:
+    """Whether a record's array came out as it was: exactly, but for floats within 1e-5 relative. The
+    stored records were made on another machine, and a float32 kernel chosen for another CPU's
+    instruction set (AVX-512 against AVX2) moves the last bits (seen: one ulp of a softmax)."""
+    if new.shape != old.shape or new.dtype != old.dtype:
+        return False
+    if np.issubdtype(old.dtype, np.floating):
+        return bool(np.allclose(new, old, rtol=1e-5, atol=1e-7, equal_nan=True))
+    return bool(np.array_equal(new, old))
+
+
 def _copy(name: str, tmp_path: Path) -> Path:
     """A copy of the stored run directory (a run writes into its directory)."""
     return Path(shutil.copytree(DATA / name, tmp_path / name, ignore=shutil.ignore_patterns("results-*.json")))
@@ -83,17 +94,17 @@ def test_an_earlier_denoise_run_directory_redoes_its_attack_cells_only_each_to_t
     assert after.keys() == before.keys()  # one record per variant, seed and condition
     for where, arrays in before.items():
         if json.loads(where[2])["kind"] != "attack":
-            assert all(np.array_equal(after[where][a], arrays[a]) for a in arrays), where  # the same cell
+            assert all(_same_array(after[where][a], arrays[a]) for a in arrays), where  # the same cell
     # per variant and seed, the sweep's losses after = the running maximum of the losses before
     for v in suite.variants:
         for s in suite.seeds:
             old = [before[(v.name, s, json.dumps(c.to_dict(), sort_keys=True))]["denoise_loss"] for c in attacks]
             new = [after[(v.name, s, json.dumps(c.to_dict(), sort_keys=True))]["denoise_loss"] for c in attacks]
             expected = np.maximum.accumulate(np.stack(old), axis=0)
-            assert all(np.array_equal(n, e) for n, e in zip(new, expected, strict=True)), (v.name, s)
+            assert all(_same_array(n, e) for n, e in zip(new, expected, strict=True)), (v.name, s)
     checks = {c.name: c.status for c in build_report(run_dir, n_resamples=100).checks}
     assert checks["the loss never falls with eps"] == "pass"  # it failed before the resume (see below)
-    assert any(not np.array_equal(n, o) for n, o in zip(
+    assert any(not _same_array(n, o) for n, o in zip(
         [after[k]["denoise_loss"] for k in before if json.loads(k[2])["kind"] == "attack"],
         [before[k]["denoise_loss"] for k in before if json.loads(k[2])["kind"] == "attack"], strict=True))
 
@@ -122,8 +133,10 @@ def test_cells_deleted_from_an_earlier_run_are_redone_to_the_records_they_had(na
         new_result, new_arrays = after[key]
         assert new_arrays.keys() == arrays.keys(), key
         for a in arrays:
-            assert np.array_equal(new_arrays[a], arrays[a]), (key, a)
-        assert new_result == result, key
+            assert _same_array(new_arrays[a], arrays[a]), (key, a)
+        assert new_result.keys() == result.keys() and all(  # summary numbers computed from those arrays, likewise
+            math.isclose(new_result[k], result[k], rel_tol=1e-5) if isinstance(result[k], float)
+            else new_result[k] == result[k] for k in result), key
 
 
 def _rows(results: dict[str, Any]) -> dict[tuple[str, ...], dict[str, Any]]:
