@@ -20,6 +20,7 @@ import json
 import signal
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -168,6 +169,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="worker processes for the process and ray executors (default: one per core on the CPU, "
                         "1 on CUDA; for ray, one per CPU of the cluster, or per GPU on CUDA)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--batch-seeds", action="store_true",
+                   help="train the models of one architecture (every seed of its variants, which may differ in "
+                        "their norm) as one batched computation: mlp, cnn and resnet classifiers, other models one "
+                        "at a time; faster for small models, the same results up to float rounding, time per step "
+                        "still measured on one model. Its training cells are keyed apart from those of models "
+                        "trained one at a time, so a run directory is resumed only as it was started")
+    p.add_argument("--until-settled", action="store_true",
+                   help="add seeds one round at a time (one seed per round, the next integers above the largest) "
+                        "until every claim of the suite is supported or contradicted, or --max-seeds is reached; "
+                        "the claims are judged after each round by a group-sequential design that keeps their "
+                        "family-wise error at 1 - --level (results.json 'sequential'; docs/statistics.md)")
+    p.add_argument("--max-seeds", type=_positive_int, metavar="N",
+                   help="with --until-settled: the most seeds the run may reach (default: twice the starting seeds, "
+                        "at least 12)")
     _add_suite_path_option(p)
     _add_report_options(p)
 
@@ -313,6 +328,14 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"{len(suite.variants) * len(suite.seeds) * len(suite.conditions())} evaluation",
     ]
     lines += [f"claim:      {c if isinstance(c, str) else c.text}" for c in suite.claims]
+    if any(not isinstance(c, str) for c in suite.claims):
+        from harness.reports.design import claims_design
+
+        lines.append(f"settling:   {claims_design(suite).line(len(suite.seeds))}")
+    for ref in suite.references:
+        lines += [f"reference:  {ref.citation}", f"            published: {ref.finding}",
+                  f"            this suite differs: {ref.differences}",
+                  *(f"            expects {e.text()}" for e in ref.expected)]
     print("\n".join(map(printable, lines)))  # one line each: a newline in a description is spelled out
     return 0
 
@@ -346,10 +369,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from harness.progress import ProgressBars
 
+    if args.max_seeds is not None and not args.until_settled:
+        raise ConfigError("--max-seeds is the budget of --until-settled", hint="add --until-settled, or pass --seeds")
     # the bars (on stderr, on a terminal) draw what the runner reports; closed before the lines below
     with contextlib.nullcontext(False) if args.no_progress or args.quiet else ProgressBars() as progress:
-        summary = run(suite, run_dir, device=args.device, executor=args.executor, workers=args.workers,
-                      progress=progress, argv=["harness", *sys.argv[1:]], on_start=started)
+        options = {"device": args.device, "executor": args.executor, "workers": args.workers, "progress": progress,
+                   "argv": ["harness", *sys.argv[1:]], "on_start": started, "batch_seeds": args.batch_seeds}
+        if args.until_settled:
+            summary = _run_until_settled(suite, run_dir, args, options)
+        else:
+            summary = run(suite, run_dir, **options)
     if not args.quiet:
         print(f"trained {summary.trained} models ({summary.diverged} diverged), evaluated {summary.evaluated} "
               f"cells, reused {summary.skipped} finished cells", file=sys.stderr)
@@ -361,6 +390,27 @@ def cmd_run(args: argparse.Namespace) -> int:
                        hint=f"fix the cause and run the same command with --run-dir {summary.run_dir} to redo "
                             "only the failed cells")
     return 0
+
+
+def _run_until_settled(suite: Any, run_dir: Any, args: argparse.Namespace, options: dict[str, Any]) -> Any:
+    """harness.runner.run_until_settled with the command's options; a line per look on stderr."""
+    from harness.runner import run_until_settled
+
+    def look(report: Any) -> None:
+        if args.quiet or report.sequential is None:
+            return
+        seq = report.sequential
+        kinds = ("supported", "contradicted", "inconclusive")
+        counts = [(k, sum(v.verdict == k for v in report.claims)) for k in kinds]
+        verdicts = ", ".join(f"{n} {k}" for k, n in counts if n)
+        print(f"look {len(seq.looks)}: {len(report.seeds)} of at most {seq.design.max_seeds} seeds, claims {verdicts}",
+              file=sys.stderr)
+
+    summary, record = run_until_settled(suite, args.max_seeds, run_dir, **_statistics(args), on_look=look, **options)
+    if not args.quiet and record.stopped_because is not None:
+        print(f"stopped after {len(record.looks)} looks at {len(record.looks[-1])} seeds: {record.stopped_because}",
+              file=sys.stderr)
+    return summary
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -462,8 +512,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    seen = _Signals()
     try:
-        with _terminate_as_interrupt():
+        with _terminate_as_interrupt(seen):
             if getattr(args, "suite_path", None):
                 from harness.registry import add_suite_path
 
@@ -480,6 +531,11 @@ def main(argv: list[str] | None = None) -> int:
         _print_error(_interrupted(args))
         return 128 + getattr(interrupt, "signum", signal.SIGINT)
     except Exception as err:  # an unexpected failure: one line unless --debug
+        if seen.signum is not None and not args.debug:
+            # the interruption itself, turned into another error by code it arrived in (numpy's C extensions
+            # raise an ImportError when Ctrl-C lands while they are being imported)
+            _print_error(_interrupted(args))
+            return 128 + seen.signum
         if args.debug:
             raise
         full = _disk_full(err, args)
@@ -498,26 +554,44 @@ class _Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
+@dataclass
+class _Signals:
+    """The interrupting signal a command received (SIGINT or SIGTERM), None until one arrives."""
+
+    signum: int | None = None
+
+
 @contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM raises :class:`_Terminated` inside the block; the previous handler is back after it.
-    Left alone where a handler cannot be set (a thread other than the main one) and where SIGTERM
-    is ignored (a parent asked for that)."""
+def _terminate_as_interrupt(seen: _Signals) -> Iterator[None]:
+    """SIGTERM raises :class:`_Terminated` inside the block, and SIGINT KeyboardInterrupt as always;
+    either is noted in ``seen``, so an interruption that the code it lands in turns into another
+    error is still reported as the interruption. The previous handlers are back after the block.
+    Left alone where a handler cannot be set (a thread other than the main one); a signal that is
+    ignored (a parent asked for that) stays ignored."""
     import threading
 
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def terminate(signum: int, frame: Any) -> None:
+        seen.signum = signum
         raise _Terminated(signum)
 
-    previous = signal.signal(signal.SIGTERM, terminate)
+    def interrupt(signum: int, frame: Any) -> None:
+        seen.signum = signum
+        raise KeyboardInterrupt
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    if previous[signal.SIGTERM] != signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, terminate)
+    if previous[signal.SIGINT] is signal.default_int_handler:
+        signal.signal(signal.SIGINT, interrupt)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _interrupted(args: argparse.Namespace) -> RunError:

@@ -32,10 +32,13 @@ class Unit:
     evals: tuple[tuple[Condition, str, dict[str, Any]], ...]
 
 
-def train_spec(suite: Suite, variant: Variant, seed: int, device: str) -> dict[str, Any]:
+def train_spec(suite: Suite, variant: Variant, seed: int, device: str, batched: bool = False) -> dict[str, Any]:
     """Everything that determines a training cell's result. For a variant that loads weights,
     the weights (their source and the file's sha256, so a changed file is a new cell) take the
-    place of the recipe, which a loaded model never sees."""
+    place of the recipe, which a loaded model never sees. ``batched``: the run trains models of one
+    architecture as one computation (harness.batched) where the variant can (the spec then says
+    ``"batched": true``: the result differs from the one-model path's in float rounding, so the two
+    never share a cell); other variants keep the one-model path's spec."""
     spec = {
         "suite": suite.name, "suite_version": suite.version, "dataset": suite.dataset,
         "split": suite.split_params(),
@@ -48,6 +51,11 @@ def train_spec(suite: Suite, variant: Variant, seed: int, device: str) -> dict[s
         # what the task adds (a denoiser's schedule and target; nothing for a classifier, whose keys stay)
         **task_of(suite).train_params(suite),
     }
+    if batched:
+        from harness.batched import variant_reason
+
+        if variant_reason(suite.task, variant) is None:
+            spec["batched"] = True
     if variant.weights is not None:
         from harness.weights import resolve
 
@@ -86,8 +94,10 @@ def attack_sweeps(cond: Condition, conditions: list[Condition]) -> set[tuple[str
     return set()
 
 
-def plan(suite: Suite, store: Store, device: str) -> list[Unit]:
-    """The units with work left, in seed-major order (every variant of seed 0 first).
+def plan(suite: Suite, store: Store, device: str, batch_seeds: bool | None = None) -> list[Unit]:
+    """The units with work left, in seed-major order (every variant of seed 0 first). ``batch_seeds``:
+    whether the run trains seeds batched (:func:`train_spec`); None reads it from the store, where
+    the runner records it (meta ``batch_seeds``), so a plan of a finished run is the run's.
 
     An attack sweep is redone whole when any of its cells, or a check that reads it, is missing:
     each eps reuses what the smaller ones broke, and redoing the sweep gives the same records as
@@ -96,10 +106,11 @@ def plan(suite: Suite, store: Store, device: str) -> list[Unit]:
     skip = {c.key for c in store.cells("train", with_arrays=False) if c.result.get("diverged")
             or (not suite.evaluate_unconverged and c.status == "done" and c.result.get("steps_to_target") is None)}
     conditions = suite.conditions()
+    batched = bool(store.get_meta("batch_seeds")) if batch_seeds is None else batch_seeds
     units = []
     for seed in suite.seeds:
         for v in suite.variants:
-            ts = train_spec(suite, v, seed, device)
+            ts = train_spec(suite, v, seed, device, batched)
             tk = cell_key(ts)
             need_train = not store.done(tk)
             specs = {c.key: eval_spec(suite, tk, c) for c in conditions}

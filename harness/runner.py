@@ -179,10 +179,11 @@ def check_run_dir(run_dir: Path | str) -> Path:
     return path
 
 
-def check_resumable(store: Store, suite: Suite, device: str) -> None:
-    """A run directory holds one experiment: the same suite settings on the same device type.
-    Seeds and variants may change (adding seeds to a finished run reuses its cells), so each
-    (variant, seed, condition) has at most one record and the report never mixes recipes."""
+def check_resumable(store: Store, suite: Suite, device: str, batch_seeds: bool = False) -> None:
+    """A run directory holds one experiment: the same suite settings on the same device type, its
+    seeds trained batched or not (``batch_seeds``) throughout. Seeds and variants may change (adding
+    seeds to a finished run reuses its cells), so each (variant, seed, condition) has at most one
+    record and the report never mixes recipes, or batched models with models trained one at a time."""
     stored = store.get_meta("suite")
     if stored is None:
         return
@@ -191,10 +192,10 @@ def check_resumable(store: Store, suite: Suite, device: str) -> None:
                           hint="pass another --run-dir")
     new = json.loads(json.dumps(suite.to_dict()))  # tuples become lists, as they were stored
     stored = upgrade_suite_dict(stored)  # settings renamed since read under today's names
-    # settings added to Suite later read as their defaults in older run directories
+    # settings added to Suite later read as their defaults in older run directories (as JSON stores them)
     # (the other sizes a suite declares do not change this run's results)
-    defaults: dict[str, Any] = {"max_train": None, "max_test": None, "size": "full", "evaluate_unconverged": True,
-                                "task": "classify", "task_options": None}
+    defaults: dict[str, Any] = {f.name: json.loads(json.dumps(f.default)) for f in dataclasses.fields(Suite)
+                                if f.default is not dataclasses.MISSING}
     changed = sorted(k for k in new if k not in ("seeds", "variants", "sizes")
                      and new[k] != stored.get(k, defaults.get(k)))
     if changed:
@@ -205,9 +206,15 @@ def check_resumable(store: Store, suite: Suite, device: str) -> None:
     if old_device is not None and old_device != device.split(":")[0]:
         raise ConfigError(f"{store.run_dir} was run on {old_device}, not {device}",
                           hint=f"resume with --device {old_device}, or pass another --run-dir")
+    batched = bool(store.get_meta("batch_seeds"))  # recorded only by a run that batched (older ones did not)
+    if batched != batch_seeds:
+        flag = "--batch-seeds"
+        raise ConfigError(f"{store.run_dir} was run {'with' if batched else 'without'} {flag}, and its models "
+                          f"{'were' if batched else 'were not'} trained batched",
+                          hint=f"resume {'with' if batched else 'without'} {flag}, or pass another --run-dir")
 
 
-def _check_stored(run_dir: Path, suite: Suite, device: str, wait: bool = True) -> None:
+def _check_stored(run_dir: Path, suite: Suite, device: str, wait: bool = True, batch_seeds: bool = False) -> None:
     """A store already in ``run_dir`` must be a harness store of this experiment (read-only: nothing
     is written before the run holds the directory's lock); an empty one (a run killed as it made it)
     holds nothing to check. ``wait=False``: a store that another process holds locked this instant
@@ -216,7 +223,7 @@ def _check_stored(run_dir: Path, suite: Suite, device: str, wait: bool = True) -
         return
     try:
         with Store(run_dir, readonly=True, timeout=30.0 if wait else 0.2) as old:
-            check_resumable(old, suite, device)
+            check_resumable(old, suite, device, batch_seeds)
     except EmptyStore:
         pass
     except StoreBusy:
@@ -230,9 +237,16 @@ def _check_stored(run_dir: Path, suite: Suite, device: str, wait: bool = True) -
 def run(suite: str | Suite, run_dir: Path | str | None = None, device: str = "auto",
         executor: str = "process", workers: int | None = None,
         progress: bool | Callable[[RunProgress], None] = True, argv: list[str] | None = None,
-        console: Any = None, on_start: Callable[[Path], None] | None = None) -> RunSummary:
+        console: Any = None, on_start: Callable[[Path], None] | None = None,
+        batch_seeds: bool = False) -> RunSummary:
     """Run every missing cell of ``suite`` into ``run_dir`` (created if new, resumed if not): a new
     path, an empty folder or a harness run directory, never a link (:func:`check_run_dir`).
+
+    ``batch_seeds``: train the models of one architecture and recipe (the seeds of variants that differ
+    in their norm at most) as one batched computation where their variants can
+    (harness.batched.variant_reason), the others one at a time; the training cells say so
+    (harness.planning.train_spec), and a run directory is resumed only as it was started
+    (:func:`check_resumable`).
 
     Everything is checked first (plugin names, device, executor, every dataset the run reads):
     bad input raises a ConfigError before the run directory is created or changed. Then
@@ -258,17 +272,17 @@ def run(suite: str | Suite, run_dir: Path | str | None = None, device: str = "au
     lock = contextlib.ExitStack()  # the run directory's lock, once taken
     try:
         check_unlocked(run_dir)  # a run writing this directory: say so first, whatever its store holds now
-        _check_stored(run_dir, suite, device, wait=False)  # before anything is written, the lock file included
+        _check_stored(run_dir, suite, device, False, batch_seeds)  # before anything is written, the lock file included
         # one run at a time per run directory: a second is refused at once (before it loads any data) ...
         if run_dir.is_dir():
             lock.enter_context(lock_run_dir(run_dir))
-            _check_stored(run_dir, suite, device)  # as it is now that no other run can change it
+            _check_stored(run_dir, suite, device, True, batch_seeds)  # as it is now that no other run can change it
         # every dataset the run reads is loaded and checked before the run directory is created
-        prepared = prepare(suite, device, run_dir)
+        prepared = prepare(suite, device, run_dir, batch_seeds)
         if not run_dir.is_dir():  # ... or, for a new directory, as soon as it is made
             run_dir.mkdir(parents=True, exist_ok=True)
             lock.enter_context(lock_run_dir(run_dir))
-            _check_stored(run_dir, suite, device)  # a store made meanwhile by a run that has finished since
+            _check_stored(run_dir, suite, device, True, batch_seeds)  # a store made meanwhile by a run since finished
         if on_start is not None:
             on_start(run_dir)
         if callable(progress) or not progress:
@@ -293,7 +307,7 @@ def unusable_weights(suite: Suite, store: Store, ctx: Context) -> dict[str, str]
     out = {}
     for seed in suite.seeds:
         for v in suite.variants:
-            key = cell_key(train_spec(suite, v, seed, ctx.device))
+            key = cell_key(train_spec(suite, v, seed, ctx.device, ctx.batch_seeds))
             if key not in finished:
                 continue
             try:
@@ -317,12 +331,12 @@ def _retrain_unusable(suite: Suite, store: Store, ctx: Context) -> list[Unit]:
         with store.transaction():
             for key in stale:
                 store.db.execute("DELETE FROM cells WHERE key = ?", (key,))
-    units = plan(suite, store, ctx.device)
+    units = plan(suite, store, ctx.device, ctx.batch_seeds)
     planned = {u.train_key for u in units}
     out = [dataclasses.replace(u, need_train=True) if u.train_key in broken else u for u in units]
     for seed in suite.seeds:
         for v in suite.variants:
-            spec = train_spec(suite, v, seed, ctx.device)
+            spec = train_spec(suite, v, seed, ctx.device, ctx.batch_seeds)
             key = cell_key(spec)
             if key in broken and key not in planned:  # a model plan() does not evaluate (diverged: never broken)
                 out.append(Unit(v, seed, key, spec, True, ()))
@@ -347,10 +361,35 @@ class _Tally:
         return RunProgress(self.train_done + steps, self.train_total, self.eval_done, self.eval_total)
 
 
+def _train_jobs(units: list[Unit]) -> list[tuple[str, Unit | tuple[Unit, ...]]]:
+    """The training jobs of ``units``: one per unit, but one for all the units whose cells take the
+    batched path ("batched" in their spec: harness.planning.train_spec) and share an architecture
+    and recipe (their variants differ in the norm slot or input standardization at most), placed
+    where the first of them was, its units ordered by variant, then seed (harness.batched stacks each
+    run of consecutive models with the same norm as one)."""
+    jobs: list[tuple[str, Unit | list[Unit]]] = []
+    groups: dict[str, list[Unit]] = {}
+    for u in units:
+        if not u.train_spec.get("batched"):
+            jobs.append(("train", u))
+            continue
+        key = json.dumps([u.train_spec["variant"]["model"], u.train_spec["variant"]["options"],
+                          u.train_spec["train"]], sort_keys=True)
+        if key not in groups:
+            groups[key] = []
+            jobs.append(("train-batched", groups[key]))
+        groups[key].append(u)
+    order = {u.variant.name: i for i, u in reversed(list(enumerate(units)))}  # a variant's first place
+    return [(kind, tuple(sorted(what, key=lambda u: (order[u.variant.name], u.seed))) if isinstance(what, list)
+             else what) for kind, what in jobs]
+
+
 def _run(suite: Suite, store: Store, ex: Any, prepared: Context, executor: str, argv: list[str] | None,
          report: Callable[[RunProgress], None] | None) -> RunSummary:
     """run() once the store is open: plan, execute what is missing, store each cell as it comes."""
     run_dir, device = store.run_dir, prepared.device  # run() has checked that an existing store holds this run
+    if prepared.batch_seeds:  # first: a store with a suite but no such record was not batched
+        store.put_meta("batch_seeds", True)
     store.put_meta("suite", suite.to_dict())
     store.put_meta("device", device.split(":")[0])
     # records that fail their checks (checksums; an evaluation's summary against its arrays) are redone
@@ -362,7 +401,7 @@ def _run(suite: Suite, store: Store, ex: Any, prepared: Context, executor: str, 
         return RunSummary(run_dir, 0, 0, n_cells, 0)
     # once per run, before the workers that read it start (a denoise suite's judge classifier)
     task_of(suite).setup(prepared, store, [c for u in units for c, _, _ in u.evals])
-    ex.start(WorkerFactory(prepared), WorkerInit(suite, device, run_dir))
+    ex.start(WorkerFactory(prepared), WorkerInit(suite, device, run_dir, batch_seeds=prepared.batch_seeds))
     # torch_threads is this process's; each worker uses usable_cores() // workers
     store.put_meta("provenance", {**provenance(device, argv), "executor": executor, "workers": ex.workers})
     n_train = len(prepared.split.train.x)
@@ -397,11 +436,116 @@ def _run(suite: Suite, store: Store, ex: Any, prepared: Context, executor: str, 
     def on_step(step: int, total: int) -> None:  # training steps of a model trained in this process
         show(tally.progress(step))
 
-    store_all(ex.map([("train", u) for u in units if u.need_train], on_step if report is not None else None))
+    store_all(ex.map(_train_jobs([u for u in units if u.need_train]), on_step if report is not None else None))
     # after training: what is left to evaluate (not diverged, training not failed)
-    evals = [u for u in plan(suite, store, device) if u.evals and not u.need_train]
+    evals = [u for u in plan(suite, store, device, prepared.batch_seeds) if u.evals and not u.need_train]
     tally.eval_total = tally.eval_done + sum(len(u.evals) for u in evals)
     show(tally.progress())
     store_all(ex.map([("eval", u) for u in evals]))
     return RunSummary(run_dir, tally.trained, tally.evaluated, n_cells - todo, tally.diverged,
                       tuple(tally.failures))
+
+
+# --- seeds in rounds until the claims settle ----------------------------------------------------------
+
+SETTLED, MAX_SEEDS, NOTHING_TO_SETTLE = "settled", "max-seeds", "no claim can be judged"
+
+
+def _more_seeds(seeds: tuple[int, ...], step: int, most: int) -> tuple[int, ...]:
+    """``seeds`` and the next ``step`` integers above the largest (at most ``most`` seeds in all)."""
+    top = max(seeds)
+    return seeds + tuple(range(top + 1, top + 1 + max(0, min(step, most - len(seeds)))))
+
+
+def _stored_record(run_dir: Path) -> dict[str, Any] | None:
+    """The sequential record a run directory's store holds (None: none, or no store yet)."""
+    if not os.path.lexists(run_dir / STORE_FILE):
+        return None
+    try:
+        with Store(run_dir, readonly=True) as store:
+            return store.get_meta("sequential")  # type: ignore[no-any-return]
+    except EmptyStore:
+        return None
+
+
+def _put_record(run_dir: Path, record: Any) -> None:
+    """Store the sequential record, holding the run directory (no run writes it meanwhile)."""
+    with lock_run_dir(run_dir), Store(run_dir) as store:
+        store.put_meta("sequential", record.to_dict())
+
+
+def run_until_settled(suite: str | Suite, max_seeds: int | None = None, run_dir: Path | str | None = None,
+                      level: float = 0.95, n_resamples: int = 2000, adjust: str = "holm", interval: str = "auto",
+                      step: int = 1, spending: str = "obrien-fleming",
+                      on_look: Callable[[Any], None] | None = None, **run_options: Any) -> tuple[RunSummary, Any]:
+    """:func:`run` in rounds: the suite's seeds first, then ``step`` more per round, until every claim
+    the suite declares is supported or contradicted, or ``max_seeds`` seeds have run (default: twice
+    the suite's seeds, at least 12). After each round the claims are judged on the run directory's
+    records (harness.reports.build.build_report) under the sequential design of harness.sequential
+    (family-wise error 1 - ``level``, alpha spent by ``spending`` over seeds / max_seeds), whose
+    seeds per look are stored in the run directory's store (meta ``sequential``), so the report
+    judges the claims by the same design and a killed run resumes at its last look. Each round
+    trains and evaluates only the new seeds (:func:`run` skips finished cells). ``on_look`` receives
+    the report after each look; ``run_options`` go to :func:`run` (``on_start`` is called once).
+
+    Returns the rounds' summary (their counts added up; the last round's failures, which end the
+    rounds) and the run's record (harness.reports.claims.Record). A ConfigError before any work for
+    a suite without a claim a report can judge, a budget below the suite's seeds, or a run directory
+    run until settled with another design or other first seeds."""
+    from harness.reports.build import build_report
+    from harness.reports.claims import CONTRADICTED, NOT_EVALUATED, SUPPORTED, Record
+    from harness.sequential import Design
+    from harness.specs import Claim
+
+    suite = load_suite(suite)
+    if not any(isinstance(c, Claim) for c in suite.claims):
+        raise ConfigError(f"suite {suite.name!r} declares no claim a report can judge, so nothing can settle",
+                          hint="run it without --until-settled, or declare its claims as harness.specs.Claim")
+    first = tuple(suite.seeds)
+    budget = max(12, 2 * len(first)) if max_seeds is None else max_seeds
+    if budget < len(first):
+        raise ConfigError(f"--max-seeds {budget} is below the {len(first)} seeds the run starts with",
+                          hint=f"pass --max-seeds {len(first)} or more, or fewer --seeds")
+    design = Design(1 - level, budget, spending, step)
+    path = check_run_dir(run_dir if run_dir is not None else default_run_dir(suite))
+    stored = _stored_record(path)
+    record = Record(design, ())
+    if stored is not None:
+        record = Record.from_dict(stored)
+        if record.design != design:
+            raise ConfigError(f"{path} was run until settled with another design ({record.design.name()}, alpha "
+                              f"{record.design.alpha:g}, step {record.design.step})",
+                              hint="resume with the same --max-seeds and --level, or pass another --run-dir")
+        if record.looks and record.looks[0] != first:
+            raise ConfigError(f"{path} was run until settled from seeds {list(record.looks[0])}, not {list(first)}",
+                              hint=f"resume with --seeds {','.join(map(str, record.looks[0]))}, or pass another "
+                                   "--run-dir")
+    seeds = record.looks[-1] if record.looks else first
+    if record.looks and record.stopped_because is None:
+        seeds = _more_seeds(seeds, step, budget)
+    started = run_options.pop("on_start", None)
+    total: RunSummary | None = None
+    while True:
+        summary = run(dataclasses.replace(suite, seeds=seeds), path, on_start=started, **run_options)
+        started = None  # once: the rounds share the run directory
+        # the cells reused are those finished before this command (a later round's were made by earlier rounds)
+        total = summary if total is None else RunSummary(
+            path, total.trained + summary.trained, total.evaluated + summary.evaluated, total.skipped,
+            total.diverged + summary.diverged, summary.failures)
+        if summary.failures or record.stopped_because is not None:
+            return total, record  # failed cells end the rounds (the look is not taken); a stopped run is done
+        if not record.looks or record.looks[-1] != seeds:
+            record = Record(design, (*record.looks, seeds))
+            _put_record(path, record)
+        report = build_report(path, level, n_resamples, adjust, interval)
+        judged = [v.verdict for v in report.claims if v.verdict != NOT_EVALUATED]
+        why = (NOTHING_TO_SETTLE if not judged else SETTLED if all(v in (SUPPORTED, CONTRADICTED) for v in judged)
+               else MAX_SEEDS if len(seeds) >= budget else None)
+        if why is not None:
+            record = dataclasses.replace(record, stopped_because=why)
+            _put_record(path, record)
+        if on_look is not None:
+            on_look(report)
+        if why is not None:
+            return total, record
+        seeds = _more_seeds(seeds, step, budget)

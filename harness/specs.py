@@ -408,6 +408,106 @@ class Claim:
         return cls(**{**d, "norms": tuple(d.get("norms", ())), "variants": tuple(d.get("variants", ()))})
 
 
+REFERENCE_DIRECTIONS = (*CLAIM_DIRECTIONS, "about")
+
+
+@dataclass(frozen=True)
+class Expected:
+    """One outcome a published result expects, stated on this suite's records (see :class:`Reference`).
+
+    A contrast (``direction`` lower / higher / not-higher / not-lower): ``variant`` on ``condition``
+    minus ``baseline`` (default: the same variant) on ``baseline_condition`` (default: the same
+    condition), paired per seed and on the same test examples, is below / above 0, or not above
+    ``margin`` / not below ``-margin`` (in the metric's units). Two variants on one condition
+    compare models; one variant on two conditions compares conditions (APGD against PGD at one eps,
+    BatchNorm statistics re-estimated against frozen). A value (``direction`` "about"):
+    ``variant``'s estimate of ``metric`` on ``condition`` is ``value`` within ``margin``.
+    ``condition`` is a condition key as the report names it (``clean``, ``shift:all:bn=adapt``,
+    ``attack:apgd-ce:eps=0.1,steps=100``; ``harness show SUITE --json`` lists a suite's), or
+    ``training`` for a training metric (compared between two variants only).
+    """
+
+    metric: str
+    variant: str
+    direction: str
+    condition: str = "clean"
+    baseline: str = ""
+    baseline_condition: str = ""
+    margin: float = 0.0
+    value: float | None = None
+
+    def __post_init__(self) -> None:
+        from harness.registry import metrics
+
+        where = f"expected outcome ({self.variant}, {self.metric}, {self.condition})"
+        _check(self.direction in REFERENCE_DIRECTIONS, f"{where} has direction {self.direction!r}",
+               f"use one of {', '.join(REFERENCE_DIRECTIONS)}")
+        metrics.entry(self.metric)  # an unknown metric fails with "did you mean"
+        _check(self.margin >= 0, f"{where} has a negative margin {self.margin}", "use a margin >= 0")
+        if self.direction == "about":
+            _check(self.value is not None and not self.baseline and not self.baseline_condition,
+                   f"{where} expects a value ('about') but " + (
+                       "gives none" if self.value is None else "also names a baseline"),
+                   "give value= and margin= (the tolerance), and no baseline")
+            _check(self.condition != "training", f"{where} expects a value of a training metric",
+                   "values of training metrics are not supported yet: state it as a contrast between two variants")
+            return
+        _check(self.value is None, f"{where} gives a value with direction {self.direction!r}",
+               "a value goes with direction 'about'; a contrast names a baseline or a baseline_condition")
+        other = (self.baseline or self.variant, self.baseline_condition or self.condition)
+        _check(other != (self.variant, self.condition), f"{where} is a contrast with nothing to compare",
+               "name a baseline variant or a baseline_condition")
+        _check(self.condition != "training" or self.baseline_condition in ("", "training"),
+               f"{where} compares a training metric across conditions", "compare two variants' training instead")
+
+    @property
+    def other(self) -> tuple[str, str]:
+        """The (variant, condition) a contrast subtracts."""
+        return self.baseline or self.variant, self.baseline_condition or self.condition
+
+    def text(self) -> str:
+        """The expectation in words, e.g. "cnn-batch (clean) minus cnn-group (clean), accuracy: lower"."""
+        if self.direction == "about":
+            return f"{self.variant} ({self.condition}), {self.metric}: about {self.value:g} (within {self.margin:g})"
+        b, bc = self.other
+        margin = f" by more than {self.margin:g}" if self.direction.startswith("not-") else ""
+        return f"{self.variant} ({self.condition}) minus {b} ({bc}), {self.metric}: {self.direction}{margin}"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Expected:
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A published result the suite echoes, and how its setting differs.
+
+    ``citation`` (authors, year, title, the table or figure), ``setting`` (the published setting),
+    ``finding`` (the published outcome in words, with its numbers), ``expected`` (that outcome on
+    this suite's records: every :class:`Expected` must hold for the run to agree) and
+    ``differences`` (how this suite's setting differs from the published one: the reader's measure
+    of how far the agreement carries). The report says per reference: agrees, disagrees, undecided
+    (the run's intervals settle some expectation neither way) or not comparable (the run lacks a
+    variant, condition or metric it needs), with the numbers side by side.
+    """
+
+    citation: str
+    setting: str
+    finding: str
+    expected: tuple[Expected, ...]
+    differences: str
+
+    def __post_init__(self) -> None:
+        for what in ("citation", "setting", "finding", "differences"):
+            _check_shown(f"reference {what}", getattr(self, what))
+        _check(bool(self.expected), f"reference {self.citation!r} expects nothing",
+               "state its finding as at least one Expected outcome")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Reference:
+        return cls(**{**d, "expected": tuple(Expected.from_dict(e) for e in d["expected"])})
+
+
 @dataclass(frozen=True)
 class Size:
     """A named size of a suite (``harness run SUITE --size NAME``): the suite with fewer seeds,
@@ -482,6 +582,8 @@ class Suite:
     split_seed: int = 0
     baseline_norm: str = "none"
     claims: tuple[Claim | str, ...] = ()  # a plain string is shown but gets no verdict
+    # published results the suite echoes; the report sets each beside the run's numbers
+    references: tuple[Reference, ...] = ()
     max_train: int | None = None  # cap on the training part (stratified subset), see Size
     max_test: int | None = None
     sizes: tuple[Size, ...] = ()  # named reduced (or larger) versions, see with_size
@@ -700,4 +802,5 @@ class Suite:
                    variants=variants, seeds=tuple(d["seeds"]), train=TrainSpec(**d["train"]),
                    evaluation=EvalSpec(**ev),
                    claims=tuple(c if isinstance(c, str) else Claim.from_dict(c) for c in d.get("claims", ())),
+                   references=tuple(Reference.from_dict(r) for r in d.get("references", ())),
                    sizes=sizes, **rest)

@@ -233,27 +233,175 @@ def resample_two_sample(
 
 def resample_ood(score_in: ArrayLike, score_out: ArrayLike, metrics: Sequence[str], n_resamples: int = 2000,
                  seed: int = 0) -> dict[str, Resampled]:
-    """:func:`resample_two_sample` for several metrics at once, from one sort per seed and block."""
+    """:func:`resample_two_sample` for several metrics at once, from one sort per seed."""
+    return resample_ood_sets(score_in, [score_out], metrics, n_resamples, seed)[0]
+
+
+def resample_ood_sets(score_in: ArrayLike, scores_out: Sequence[ArrayLike], metrics: Sequence[str],
+                      n_resamples: int = 2000, seed: int = 0) -> list[dict[str, Resampled]]:
+    """:func:`resample_ood` of (S, n) ID scores against each (S, m_k) OOD set of ``scores_out`` (a
+    model's one set of test scores against several OOD sets): the same numbers, with the ID scores
+    sorted once per seed and their cumulative weights made once per block for every set."""
     for metric in metrics:
         if metric not in OOD_METRICS:
             raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(OOD_METRICS)}")
     s_in = _as_float_array(score_in, "score_in", 2, "an OOD metric needs at least one in-distribution score")
-    s_out = _as_float_array(score_out, "score_out", 2, "an OOD metric needs at least one OOD score")
-    if s_in.shape[0] != s_out.shape[0]:
-        raise ValueError(f"score_in has {s_in.shape[0]} seeds but score_out has {s_out.shape[0]}")
-    n, m = s_in.shape[1], s_out.shape[1]
+    s_outs = [_as_float_array(x, "score_out", 2, "an OOD metric needs at least one OOD score") for x in scores_out]
+    for s_out in s_outs:
+        if s_in.shape[0] != s_out.shape[0]:
+            raise ValueError(f"score_in has {s_in.shape[0]} seeds but score_out has {s_out.shape[0]}")
+    if not s_outs:
+        return []
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+    from functools import partial
 
-    def per_seed(w_in: np.ndarray, w_out: np.ndarray) -> dict[str, np.ndarray]:
-        """{metric: (B, S)} for one block of draws."""
-        seeds = [ood_metrics_weighted(i, o, w_in, w_out, metrics) for i, o in zip(s_in, s_out, strict=True)]
-        return {k: np.stack([d[k] for d in seeds], axis=1) for k in metrics}
+    n, ms = s_in.shape[1], [x.shape[1] for x in s_outs]
+    sets = range(len(s_outs))
+    Block = list[dict[str, np.ndarray]]  # per OOD set: {metric: (B,)}
 
-    point = per_seed(np.ones((1, n)), np.ones((1, m)))
-    blocks = [per_seed(w_in, w_out) for w_in, w_out in zip(
-        _count_blocks(n, n_resamples, seed, _EXAMPLES), _count_blocks(m, n_resamples, seed, _OOD_EXAMPLES),
-        strict=True)]
-    return {k: Resampled(point=point[k][0], boot=np.concatenate([b[k] for b in blocks]), n_examples=n + m,
-                         binary=None) for k in metrics}
+    def general(s: int, w_in: np.ndarray, w_outs: list[np.ndarray]) -> Block:
+        return [ood_metrics_weighted(s_in[s], x[s], w_in, w, metrics) for x, w in zip(s_outs, w_outs, strict=True)]
+
+    seed_metrics: list[Callable[[np.ndarray, list[np.ndarray]], Block]]
+    if set(metrics) <= set(_OOD_EXACT) and all(2 * n * m < 2**31 for m in ms):
+        seed_metrics = [partial(_OodOrder(s_in[s], [x[s] for x in s_outs]).metrics, metrics=metrics)
+                        for s in range(len(s_in))]
+    else:  # a metric registered later, or sizes whose integer counts could overflow int32: the general forms
+        seed_metrics = [partial(general, s) for s in range(len(s_in))]
+
+    # numpy lets go of the GIL in the sorts, gathers, cumulative sums and arithmetic: the seeds of a block
+    # are computed side by side, one thread per core (each seed's numbers are the same whichever computes them)
+    big = (n + max(ms)) * len(s_outs) >= _PARALLEL_EXAMPLES
+    threads = max(1, min(len(seed_metrics), os.cpu_count() or 1)) if big else 1
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        def per_seed(w_in: np.ndarray, w_outs: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+            """Per OOD set, {metric: (B, S)} for one block of draws."""
+            seeds = list(pool.map(lambda f: f(w_in, w_outs), seed_metrics)) if threads > 1 else [
+                f(w_in, w_outs) for f in seed_metrics]
+            return [{k: np.stack([d[j][k] for d in seeds], axis=1) for k in metrics} for j in sets]
+
+        point = per_seed(np.ones((1, n), dtype=np.int32), [np.ones((1, m), dtype=np.int32) for m in ms])
+        draws = zip(_count_blocks(n, n_resamples, seed, _EXAMPLES),
+                    *(_count_blocks(m, n_resamples, seed, _OOD_EXAMPLES) for m in ms), strict=True)
+        blocks = [per_seed(w_in, list(w_outs)) for w_in, *w_outs in draws]
+    return [{k: Resampled(point=point[j][k][0], boot=np.concatenate([b[j][k] for b in blocks]),
+                          n_examples=n + m, binary=None) for k in metrics} for j, m in zip(sets, ms, strict=True)]
+
+
+_PARALLEL_EXAMPLES = 4096  # examples (ID plus OOD, over the sets) from which a block's seeds go on several threads
+_OOD_EXACT = ("auroc", "fpr95", "aupr_in", "aupr_out")
+_OOD_CACHE_CELLS = 2**17  # replicates x examples computed at once: their int32 cumulative weights fit a core's cache
+
+
+@dataclass(frozen=True, eq=False)
+class _OodSet:
+    """One OOD set's (m,) scores sorted, and where each ID and OOD score falls in either sorted class
+    (positions in the cumulative weights, which are n + 1 or m + 1 long, 0 first)."""
+
+    order: np.ndarray
+    sorted: np.ndarray
+    out_lt_in: np.ndarray  # OOD scores < each ID score
+    ties: np.ndarray  # the ID examples whose score some OOD score equals
+    out_le_ties: np.ndarray  # OOD scores <= each of those ID scores
+    out_le_out: np.ndarray  # OOD scores <= each OOD score
+    in_le_out: np.ndarray  # ID scores <= each OOD score
+
+    @classmethod
+    def of(cls, s_in: np.ndarray, sorted_in: np.ndarray, s_out: np.ndarray) -> _OodSet:
+        order = np.argsort(s_out, kind="stable")
+        sorted_out = s_out[order]
+        lt, le = np.searchsorted(sorted_out, s_in, side="left"), np.searchsorted(sorted_out, s_in, side="right")
+        ties = np.flatnonzero(le != lt)
+        return cls(order, sorted_out, lt, ties, le[ties], np.searchsorted(sorted_out, s_out, side="right"),
+                   np.searchsorted(sorted_in, s_out, side="right"))
+
+
+class _OodOrder:
+    """One seed's (n,) ID scores, sorted once, against each of its OOD sets (:class:`_OodSet`);
+    :meth:`metrics` gives the OOD metrics of a block of integer resampling counts.
+
+    It computes exactly what harness.metrics.ood_metrics_weighted computes from the same counts, bit
+    for bit, with less work: the counts stay int32 (cumulative weights are whole numbers, so AUROC's
+    numerator, the FPR's counts and each precision's numerator and denominator are exact integers
+    however they are summed), the sorts and searches are made once per seed instead of once per
+    block, the ID side once for every OOD set, and the only sums of fractions (each AUPR's sum of
+    weight x precision) are the same numpy sums over the same rows in example order (pairwise
+    summation is order-dependent)."""
+
+    def __init__(self, s_in: np.ndarray, s_outs: list[np.ndarray]) -> None:
+        self.n = s_in.size
+        self.order_in = np.argsort(s_in, kind="stable")
+        self.sorted_in = s_in[self.order_in]
+        self.in_lt_in = np.searchsorted(self.sorted_in, s_in, side="left")  # ID scores < each ID score
+        self.sets = [_OodSet.of(s_in, self.sorted_in, s_out) for s_out in s_outs]
+        # the largest ID threshold with >= 95% of the ID weight at or above it: (n - below) / n >= 0.95
+        # falls as the weight below grows, so it holds exactly while that weight is at most `most_below`
+        below = np.arange(self.n + 1, dtype=np.float64)
+        self.most_below = np.count_nonzero((np.float64(self.n) - below) / np.float64(self.n) >= 0.95) - 1
+
+    @staticmethod
+    def _cumulative(w: np.ndarray, order: np.ndarray) -> np.ndarray:
+        """(B, k + 1) int32: column j is the weight of the j lowest scores."""
+        cum = np.zeros((w.shape[0], w.shape[1] + 1), dtype=np.int32)
+        np.cumsum(np.take(w, order, axis=1), axis=1, dtype=np.int32, out=cum[:, 1:])
+        return cum
+
+    @staticmethod
+    def _average_precision(w_pos: np.ndarray, tp: np.ndarray, fp: np.ndarray, total: int) -> np.ndarray:
+        """harness.metrics._average_precision with int32 ``tp`` and ``fp``: tp / (tp + fp), 0 where both
+        are 0 (tp / 1 = 0 there, as that function's ``where``), times the weights, summed per row."""
+        den = tp + fp
+        np.maximum(den, 1, out=den)
+        precision = np.divide(tp, den)  # float64, each quotient of two whole numbers as there
+        np.multiply(precision, w_pos, out=precision)
+        return precision.sum(axis=1) / np.float64(total)
+
+    def metrics(self, w_in: np.ndarray, w_outs: list[np.ndarray], metrics: Sequence[str]
+                ) -> list[dict[str, np.ndarray]]:
+        """Per OOD set, {metric: (B,)} for (B, n) and (B, m_k) int32 resampling counts (each row summing
+        to n and m_k), a few rows at a time: a replicate's numbers depend on its own row alone, and
+        rows whose cumulative weights stay in a core's cache are about 1.5x faster than a block's."""
+        rows = max(1, _OOD_CACHE_CELLS // max(self.n, *(len(o.order) for o in self.sets)))
+        if len(w_in) <= rows:
+            return self._metrics(w_in, w_outs, metrics)
+        parts = [self._metrics(w_in[r:r + rows], [w[r:r + rows] for w in w_outs], metrics)
+                 for r in range(0, len(w_in), rows)]
+        return [{k: np.concatenate([p[j][k] for p in parts]) for k in metrics} for j in range(len(self.sets))]
+
+    def _metrics(self, w_in: np.ndarray, w_outs: list[np.ndarray], metrics: Sequence[str]
+                 ) -> list[dict[str, np.ndarray]]:
+        n = self.n
+        cum_in = self._cumulative(w_in, self.order_in)
+        tp_in = n - np.take(cum_in, self.in_lt_in, axis=1) if "aupr_in" in metrics else None  # ID weight >= each
+        threshold = None
+        if "fpr95" in metrics:  # the ID threshold of each replicate (its FPR counts the OOD weight at or above it)
+            threshold = self.sorted_in[np.count_nonzero(cum_in[:, :-1] <= self.most_below, axis=1) - 1]
+        out = []
+        for o, w_out in zip(self.sets, w_outs, strict=True):
+            m = len(o.order)
+            cum_out = self._cumulative(w_out, o.order)
+            out_lt_in = np.take(cum_out, o.out_lt_in, axis=1)  # (B, n) OOD weight below each ID score
+            got: dict[str, np.ndarray] = {}
+            if "auroc" in metrics:
+                # wins: OOD weight below each ID score, ties half: (2 below + equal) / 2, times the ID weight
+                wins = 2 * np.einsum("bi,bi->b", w_in, out_lt_in, dtype=np.int64)
+                if o.ties.size:
+                    equal = np.take(cum_out, o.out_le_ties, axis=1) - np.take(out_lt_in, o.ties, axis=1)
+                    wins += np.einsum("bi,bi->b", np.take(w_in, o.ties, axis=1), equal, dtype=np.int64)
+                got["auroc"] = 0.5 * wins.astype(np.float64) / (np.float64(n) * np.float64(m))
+            if threshold is not None:
+                at = np.searchsorted(o.sorted, threshold, side="left")
+                fp = cum_out[np.arange(len(at)), at].astype(np.float64)
+                got["fpr95"] = (np.float64(m) - fp) / np.float64(m)
+            if tp_in is not None:
+                got["aupr_in"] = self._average_precision(w_in, tp_in, m - out_lt_in, n)
+            if "aupr_out" in metrics:
+                # OOD positive, scores negated: weight at or below each OOD score
+                got["aupr_out"] = self._average_precision(w_out, np.take(cum_out, o.out_le_out, axis=1),
+                                                          np.take(cum_in, o.in_le_out, axis=1), m)
+            out.append({k: got[k] for k in metrics})
+        return out
 
 
 def resample_ece(confidence: ArrayLike, correct: ArrayLike, n_resamples: int = 2000, seed: int = 0,
@@ -367,6 +515,11 @@ def variance_components(point: np.ndarray, boot: np.ndarray, n_examples: int | N
 
 def _t(df: float, q: float) -> float:
     return float(stdtrit(df, q)) if np.isfinite(df) else float(ndtri(q))
+
+
+def t_quantile(df: float, q: float) -> float:
+    """The ``q`` quantile of Student's t on ``df`` degrees of freedom (the normal's for infinite df)."""
+    return _t(df, q)
 
 
 def crossed_t_half_width(c: Components, level: float) -> float:
@@ -707,6 +860,45 @@ def sign_flip_test(d: ArrayLike, n_permutations: int = 20000, seed: int = 0) -> 
     return float(hits / len(signs) if exact else (1 + hits) / (1 + n_permutations))
 
 
+def sign_patterns(n_seeds: int, n_permutations: int = _N_SIGN_FLIPS, seed: int = 0) -> tuple[np.ndarray, bool]:
+    """(P, n_seeds) sign patterns of +-1 for a sign-flip test over ``n_seeds`` seeds, and whether they
+    are exact: all 2**S of them when 2**S <= ``n_permutations`` (each equally likely under the null),
+    else the observed pattern (all +1, first) and ``n_permutations`` random ones, the +1 correction of
+    :func:`sign_flip_test`. The first k columns of either are the patterns of the first k seeds, so a
+    test on a prefix of the seeds reads the same draws (harness.sequential looks at prefixes)."""
+    if n_seeds < 0:
+        raise ValueError(f"n_seeds must be >= 0; got {n_seeds}")
+    if 2**n_seeds <= n_permutations:
+        return 1 - 2 * ((np.arange(2**n_seeds)[:, None] >> np.arange(n_seeds)) & 1), True
+    drawn = 1 - 2 * _rng(seed, _SIGNS).integers(0, 2, size=(n_permutations, n_seeds))
+    return np.vstack([np.ones((1, n_seeds), dtype=drawn.dtype), drawn]), False
+
+
+def sign_flip_one_sided(d: ArrayLike, boundary: float = 0.0, alternative: str = "less",
+                        n_permutations: int = _N_SIGN_FLIPS, seed: int = 0) -> float:
+    """One-sided p-value that the mean of (S,) paired differences ``d`` lies beyond ``boundary``.
+
+    ``alternative`` "less": H0 mean(d) >= boundary against H1 mean(d) < boundary (a margin claim
+    "not more than m higher" has boundary m); "greater": H0 mean(d) <= boundary against H1 mean(d) >
+    boundary. The sign-flip test of ``d - boundary``, statistic its sum: exact under the null when the
+    differences are symmetric about the boundary, with the sign patterns of :func:`sign_patterns`
+    (the smallest p is 1 / 2**S while they are enumerated: half the two-sided test's 2 / 2**S).
+    Differences all on the boundary give 1.
+    """
+    x = _as_float_array(d, "d", 1, "a sign-flip test needs at least one paired difference")
+    if alternative not in ("less", "greater"):
+        raise ValueError(f"alternative must be 'less' or 'greater'; got {alternative!r}")
+    if n_permutations < 1:
+        raise ValueError(f"n_permutations must be >= 1; got {n_permutations}")
+    x = (x - boundary) * (-1.0 if alternative == "less" else 1.0)  # large sums speak for the alternative
+    if not np.any(x):
+        return 1.0
+    signs, _ = sign_patterns(x.size, n_permutations, seed)
+    # the same slack as sign_flip_test: the observed pattern must tie with itself whatever the order of the sum
+    slack = 1e-12 * np.abs(x).sum()
+    return float(np.count_nonzero(signs @ x >= x.sum() - slack) / len(signs))
+
+
 def mcnemar_exact(a_correct: ArrayLike, b_correct: ArrayLike) -> float:
     """Exact two-sided McNemar p-value for (n,), (n,) paired 0/1 outcomes (binomial test on discordant pairs).
 
@@ -794,3 +986,29 @@ def min_attainable_p(n_seeds: int) -> float:
     if n_seeds < 0:
         raise ValueError(f"n_seeds must be >= 0; got {n_seeds}")
     return min(1.0, 2.0 ** (1 - n_seeds))
+
+
+def spend_pocock(t: float, alpha: float) -> float:
+    """Lan-DeMets Pocock-type alpha spending: the error ``alpha`` a group-sequential test may have
+    spent by information fraction ``t`` in [0, 1], alpha * ln(1 + (e - 1) t); alpha at t = 1. Spends
+    early looks nearly in proportion to their information (Lan and DeMets 1983, Biometrika 70:659)."""
+    if not 0 <= t <= 1:
+        raise ValueError(f"the information fraction t must be in [0, 1]; got {t}")
+    return float(alpha * np.log1p((np.e - 1) * t))
+
+
+def spend_obrien_fleming(t: float, alpha: float) -> float:
+    """Lan-DeMets O'Brien-Fleming-type alpha spending for a one-sided test of level ``alpha``: the
+    error spent by information fraction ``t`` in [0, 1], 2 - 2 Phi(z_{1 - alpha/2} / sqrt(t)); alpha
+    at t = 1, almost nothing at early looks (Lan and DeMets 1983, Biometrika 70:659)."""
+    if not 0 <= t <= 1:
+        raise ValueError(f"the information fraction t must be in [0, 1]; got {t}")
+    if t == 0:
+        return 0.0
+    return float(2 * ndtr(-ndtri(1 - alpha / 2) / np.sqrt(t)))  # 2 - 2 Phi(x) as 2 Phi(-x): no underflow to 0
+
+
+SPENDING: dict[str, tuple[str, Callable[[float, float], float]]] = {
+    "pocock": ("Lan-DeMets Pocock-type", spend_pocock),
+    "obrien-fleming": ("Lan-DeMets O'Brien-Fleming-type", spend_obrien_fleming),
+}

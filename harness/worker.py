@@ -6,7 +6,8 @@ picklable description the executor sends there. It loads the suite's data once
 (:func:`prepare`) and keeps what later units reuse (what the suite's task set up once per run,
 such as a denoise suite's judge classifier). What differs between task kinds (building,
 training, evaluating a model) is the task's (harness.tasks), asked through :func:`task_of`.
-``Worker.run(job)`` turns one job, ``("train", unit)`` or ``("eval", unit)``, into cells; the
+``Worker.run(job)`` turns one job, ``("train", unit)``, ``("train-batched", units)`` (models of one
+architecture trained as one computation, :func:`train_batched`) or ``("eval", unit)``, into cells; the
 runner stores them, so a worker writes only weights files, never the store.
 """
 
@@ -30,8 +31,9 @@ from harness.tasks import EvalRun, task_of
 if TYPE_CHECKING:
     from torch import nn
 
-# what an executor hands a worker: ("train" | "eval", unit). (A task, harness.tasks, is a kind of model.)
-Job = tuple[str, Unit]
+# what an executor hands a worker: ("train" | "eval", unit) or ("train-batched", units).
+# (A task, harness.tasks, is a kind of model.)
+Job = tuple[str, "Unit | tuple[Unit, ...]"]
 
 
 @dataclass(frozen=True)
@@ -39,17 +41,20 @@ class WorkerInit:
     """What a worker process needs to build its context: the suite, the device and the run
     directory (whose weights files the workers share). ``threads`` is the torch thread count where
     the executor splits the cores between workers, None to leave torch's own. Executors send it
-    to every process that runs jobs, so it is picklable and small (the data is loaded there)."""
+    to every process that runs jobs, so it is picklable and small (the data is loaded there).
+    ``batch_seeds``: the run trains models batched (harness.planning.train_spec keys its cells so)."""
 
     suite: Suite
     device: str
     run_dir: Path
     threads: int | None = None
+    batch_seeds: bool = False
 
 
 @dataclass(frozen=True, eq=False)
 class Context:
-    """What every unit of a run shares: the suite, its data and where to put weights."""
+    """What every unit of a run shares: the suite, its data and where to put weights; ``batch_seeds``:
+    whether the run trains models batched (so which training cell a variant and seed have)."""
 
     suite: Suite
     split: Any  # harness.data.Split
@@ -57,12 +62,13 @@ class Context:
     device: str
     store_dir: Path
     natural: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # condition key -> (x, y)
+    batch_seeds: bool = False
 
 
 # --- the data every unit shares -----------------------------------------------------------
 
 
-def prepare(suite: Suite, device: str, store_dir: Path) -> Context:
+def prepare(suite: Suite, device: str, store_dir: Path, batch_seeds: bool = False) -> Context:
     """Load and split the data and the OOD sets once for the whole run (once per worker)."""
     from harness.data import fit_to, prerendered
     from harness.sources import load, suite_split
@@ -80,7 +86,7 @@ def prepare(suite: Suite, device: str, store_dir: Path) -> Context:
             raise ConfigError(f"natural shift {data.name!r} needs labels from the suite's {split.train.n_classes} "
                               "classes", hint="name a labelled set with the same classes, or list it under ood_sets")
         natural[cond.key] = (fit_to(data.x, split.test.shape), data.y)
-    return Context(suite, split, ood, device, store_dir, natural)
+    return Context(suite, split, ood, device, store_dir, natural, batch_seeds)
 
 
 # --- the worker ---------------------------------------------------------------------------
@@ -102,9 +108,12 @@ class Worker:
         return self._setup[0]
 
     def run(self, job: Job, on_step: Callable[[int, int], None] | None = None) -> Iterator[Cell]:
-        """The cells of one job, ("train", unit) or ("eval", unit); ``on_step(step, total)``
-        reports each training step (executors pass it where the job runs in this process)."""
+        """The cells of one job, ("train", unit), ("train-batched", units) or ("eval", unit);
+        ``on_step(step, total)`` reports each training step (executors pass it where the job runs in
+        this process)."""
         kind, unit = job
+        if isinstance(unit, tuple):  # ("train-batched", units)
+            return train_batched(self.ctx, unit, on_step)
         return train_unit(self.ctx, unit, on_step) if kind == "train" else evaluate_unit(self.ctx, unit, self.setup)
 
 
@@ -127,8 +136,9 @@ class WorkerFactory:
             torch.set_num_threads(init.threads)
         pre = self.prepared
         same = pre is not None and pre.suite == init.suite and pre.device == init.device \
-            and pre.store_dir == init.run_dir
-        return Worker(pre if same and pre is not None else prepare(init.suite, init.device, init.run_dir))
+            and pre.store_dir == init.run_dir and pre.batch_seeds == init.batch_seeds
+        return Worker(pre if same and pre is not None
+                      else prepare(init.suite, init.device, init.run_dir, init.batch_seeds))
 
     def __reduce__(self) -> tuple[type[WorkerFactory], tuple[()]]:
         return WorkerFactory, ()
@@ -182,6 +192,53 @@ def train_unit(ctx: Context, unit: Unit, on_step: Callable[[int, int], None] | N
                seconds=time.perf_counter() - t0, arrays=result.arrays())
 
 
+def train_batched(ctx: Context, units: tuple[Unit, ...],
+                  on_step: Callable[[int, int], None] | None = None) -> Iterator[Cell]:
+    """Train the models of ``units`` (each planned for the batched path, ``"batched"`` in its training
+    spec; seeds of variants that share an architecture and a recipe, harness.runner groups them) as
+    one computation (harness.batched.train_many), then store each model's weights and yield its
+    training cell as :func:`train_unit` does. A cell's result holds train_unit's fields
+    (``seconds_per_step`` measured on the one-model path by a short probe) and the group's
+    (harness.batched.GroupTiming: ``batched_models``, ``batched_seconds_per_step``,
+    ``timing_probe_steps``); its ``seconds`` are the group's wall time shared equally. A model that
+    cannot be built fails its own cell; one that the batched path cannot take (which its plan
+    should have ruled out), or a failure of the computation, fails the cells of the whole group.
+    ``on_step(step, total)`` counts the steps of all its models."""
+    from harness.batched import supports, train_many
+
+    task, t0 = task_of(ctx.suite), time.perf_counter()
+    built: list[tuple[Unit, Any]] = []
+    for unit in units:
+        try:
+            model = task.build(ctx.suite, unit.variant, ctx.split, unit.seed)
+            if (reason := supports(model)) is not None:
+                raise ConfigError(f"variant {unit.variant.name!r} was planned for batched training, but {reason}",
+                                  hint="run it without --batch-seeds (in another run directory)")
+        except Exception as exc:
+            yield Cell(unit.train_key, "train", unit.variant.name, unit.seed, unit.train_spec, {}, "failed",
+                       _error_text(exc), time.perf_counter() - t0)
+            continue
+        built.append((unit, model))
+    if not built:
+        return
+    n, recipe = len(built), built[0][0].variant.recipe(ctx.suite.train)  # one recipe (the group's)
+    steps = None if on_step is None else (lambda step, total: on_step(step * n, total * n))
+    try:
+        results, timing = train_many([model for _, model in built], ctx.split, recipe,
+                                     [unit.seed for unit, _ in built], ctx.device, steps)
+    except Exception as exc:
+        for unit, _ in built:
+            yield Cell(unit.train_key, "train", unit.variant.name, unit.seed, unit.train_spec, {}, "failed",
+                       _error_text(exc), (time.perf_counter() - t0) / n)
+        return
+    seconds = (time.perf_counter() - t0) / n
+    for (unit, model), result in zip(built, results, strict=True):
+        if not result.diverged:
+            save_weights(ctx.store_dir, unit.train_key, model.state_dict())
+        yield Cell(unit.train_key, "train", unit.variant.name, unit.seed, unit.train_spec,
+                   {**result.summary(), **timing.summary()}, seconds=seconds, arrays=result.arrays())
+
+
 # what a user reads when a model's weights cannot be used: harness.runner trains such a model again
 RETRAIN_HINT = "run the same command again: a model whose weights file is missing or cannot be used is trained again"
 
@@ -212,7 +269,7 @@ def trained_model(ctx: Context, variant: Variant, seed: int) -> nn.Module | None
     when it has no weights (never trained, diverged or failed)."""
     from harness.store import weights_path
 
-    key = cell_key(train_spec(ctx.suite, variant, seed, ctx.device))
+    key = cell_key(train_spec(ctx.suite, variant, seed, ctx.device, ctx.batch_seeds))
     if not weights_path(ctx.store_dir, key).exists():
         return None
     return load_model(ctx, variant, seed, key)

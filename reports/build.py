@@ -27,7 +27,8 @@ from harness.errors import ConfigError, HarnessError
 from harness.provenance import without_run_dir
 from harness.reports import curves, estimates, training
 from harness.reports.checks import Check, Evals, Records, run_checks
-from harness.reports.claims import verdicts
+from harness.reports.claims import Record, judged
+from harness.reports.references import RunData, judge_all
 from harness.reports.rows import (
     PARTIAL_SEEDS,
     ComparisonRow,
@@ -56,6 +57,7 @@ class Stored:
     judge: dict[str, Any] | None
     train: list[Cell]
     evals: list[Cell]
+    sequential: dict[str, Any] | None = None  # a sequential run's design and looks (harness.reports.claims.Record)
 
 
 def read(run_dir: Path | str) -> Stored:
@@ -68,6 +70,7 @@ def read(run_dir: Path | str) -> Stored:
         suite = store.get_meta("suite")
         prov = store.get_meta("provenance") or {}
         judge = store.get_meta("judge")
+        looks = store.get_meta("sequential")
         train_cells = list(store.cells("train"))
         every_eval = list(store.cells("eval"))
     if suite is None:
@@ -78,7 +81,7 @@ def read(run_dir: Path | str) -> Stored:
     for c in every_eval:
         if (problem := check_summary(c, summary)) is not None:
             raise DamagedRecord(Path(run_dir), describe(c.kind, c.variant, c.seed, c.condition), problem, c.key)
-    return Stored(suite, spec, prov, judge, train_cells, every_eval)
+    return Stored(suite, spec, prov, judge, train_cells, every_eval, looks)
 
 
 # --- what the report leaves out -------------------------------------------------------------------
@@ -208,30 +211,43 @@ def _checks(task: str, evals: Evals, names: list[str], suite: dict[str, Any],
     return tuple(run_checks(Records(evals, names, suite, pairs, t.outcome, higher), t.checks))
 
 
+def aggregate_conditions(conditions: list[Condition], norm_of: Callable[[Condition], str]
+                         ) -> dict[Condition, list[str]]:
+    """The aggregate conditions a report adds to ``conditions``, each with the keys it aggregates: the
+    mean over every shift and severity per BatchNorm test-time mode, and per (norm, eps) the worst
+    case over the attacks at that ball when there are several (``norm_of`` gives an attack
+    condition's norm)."""
+    out: dict[Condition, list[str]] = {}
+    for mode in dict.fromkeys(c.bn_mode for c in conditions if c.kind == "shift"):  # one mean per BatchNorm mode
+        out[mean_shift(mode)] = [c.key for c in conditions if c.kind == "shift" and c.bn_mode == mode]
+    by_ball: dict[tuple[str, float], list[str]] = defaultdict(list)
+    for c in conditions:
+        if c.kind == "attack":
+            by_ball[(norm_of(c), c.param("eps"))].append(c.key)
+    for (norm, eps), keys in by_ball.items():
+        if len(keys) > 1:
+            out[Condition("attack", "worst-case", (("eps", eps), ("norm", norm)))] = keys
+    return out
+
+
 def _aggregates(conditions: list[Condition], evals: Evals, names: list[str], seeds: tuple[int, ...],
                 task: str = "classify") -> list[Condition]:
     """Add aggregate conditions to ``evals`` and return them: the mean over every shift and
     severity (per BatchNorm test-time mode), and per (norm, eps) the worst case over every attack (an example counts as
     robust only if no attack broke it; a denoiser's worst case is its highest loss over the attacks)."""
-    groups: dict[Condition, tuple[list[str], Callable[..., np.ndarray]]] = {}
-    for mode in dict.fromkeys(c.bn_mode for c in conditions if c.kind == "shift"):  # one mean per BatchNorm mode
-        keys = [c.key for c in conditions if c.kind == "shift" and c.bn_mode == mode]
-        groups[mean_shift(mode)] = (keys, np.mean)
-    by_ball: dict[tuple[str, float], list[str]] = defaultdict(list)
-    for c in conditions:
-        if c.kind == "attack":
-            norm = next((cell.result.get("norm", "linf") for v in names
-                         for cell in evals.get((v, c.key), {}).values()), "linf")
-            by_ball[(norm, c.param("eps"))].append(c.key)
     t = task_of(task)
 
     def worst(stacked: np.ndarray, axis: int = 0) -> np.ndarray:
         # the task's: a classifier keeps an example only if every attack left it correct; a denoiser its highest loss
         return t.worst_case(stacked)
 
-    for (norm, eps), keys in by_ball.items():
-        if len(keys) > 1:
-            groups[Condition("attack", "worst-case", (("eps", eps), ("norm", norm)))] = (keys, worst)
+    def norm_of(c: Condition) -> str:  # as the attack's cells recorded it
+        return next((cell.result.get("norm", "linf") for v in names for cell in evals.get((v, c.key), {}).values()),
+                    "linf")
+
+    groups: dict[Condition, tuple[list[str], Callable[..., np.ndarray]]] = {
+        agg: (keys, worst if agg.kind == "attack" else np.mean)
+        for agg, keys in aggregate_conditions(conditions, norm_of).items()}
     array = t.outcome  # the per-example outcome both aggregates reduce (a classifier's correct, a denoiser's loss)
     for agg, (keys, reduce) in groups.items():
         for v in names:
@@ -328,6 +344,12 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
     raw += sample_raw + training.training_comparisons(pairs, seeds, train_by, level)
     raw += training.sweep_comparisons(spec, train_by, level)
     comparisons = _adjusted(raw, seeds, adjust, level)
+    # a sequential run's claims are judged by its design, at the alpha it was run with
+    record = None if stored.sequential is None else Record.from_dict(stored.sequential)
+    claims, looks = judged(spec.claims, list(comparisons),
+                           {**{v.family: v.norm for v in spec.variants}, **{v.name: v.norm for v in spec.variants}},
+                           1 - level if record is None else record.design.alpha, tuple(v for v, _ in pairs), adjust,
+                           [(r.seeds, r.a - r.b) for r in raw], record)
 
     loaded = {c.variant for c in stored.train if c.status == "done" and c.result.get("trained") is False}
     runs = tuple(TrainingRow(c.variant, c.seed, c.status, c.result, c.error)
@@ -347,10 +369,11 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
         excluded=_excluded(stored, names, seeds, train_by), provenance=stored.provenance, judge=stored.judge,
         n_test=estimates.n_test(resampled), adjust=adjust, attack_settings=_attack_settings(eval_cells),
         reliability=curves.reliability(conditions, evals, names), interval=interval,
-        claims=verdicts(spec.claims, list(comparisons),
-                        {**{v.family: v.norm for v in spec.variants}, **{v.name: v.norm for v in spec.variants}},
-                        1 - level, tuple(v for v, _ in pairs), adjust),
+        claims=claims, sequential=looks,
         sweeps=training.sweeps(spec, train_by, level),
         curves=curves.curves(names, seeds, train_by, level), roc=curves.roc(conditions, evals, names),
         incomplete=incomplete(run_dir, stored),
+        references=judge_all(spec.references, RunData(tuple(names), resampled, tuple(rows + sample_rows),
+                                                      {c.key: c for c in conditions}, train_by, seeds, level,
+                                                      interval)),
     )

@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from harness.reports.claims import CLAIMED, OPPOSITE, rule
 from harness.reports.document import (
     Block,
     Bold,
@@ -28,6 +29,7 @@ from harness.reports.document import (
 from harness.reports.methods import adjust_name, methods
 from harness.reports.rows import PARTIAL_SEEDS, ComparisonRow, Report, mean_shift, metric_of
 from harness.reports.vocabulary import CAVEAT_MARK, condition_label, fmt, fmt_estimate, fmt_interval, fmt_p
+from harness.sequential import claimed_below
 from harness.specs import Condition, clean
 from harness.tasks import ReportStyle, task_of
 
@@ -132,30 +134,106 @@ def _figures(figs: Sequence[figures.Figure], section: str) -> list[Block]:
 # --- claims ---------------------------------------------------------------------------------------
 
 
-def claims_section(report: Report) -> list[Block]:
-    """The verdict on each declared claim, with the comparisons it rests on."""
+def _n_rows(report: Report) -> int:
+    """The comparisons the claims rest on, each once."""
+    return len({(e.variant, e.baseline, e.condition, v.to_dict()["metric"]) for v in report.claims for e in v.evidence})
+
+
+def claims_summary(report: Report, compact: bool = False) -> list[Block]:
+    """What opens every report: each declared claim's verdict, why, and the one rule they are judged by
+    (``compact``, the terminal's: the table alone, the rule in report.md)."""
     if not report.claims:
         return []
-    n_family = len({(e.variant, e.baseline, e.condition) + (v.to_dict()["metric"],) for v in report.claims
-                    for e in v.evidence})
-    out: list[Block] = [
-        Heading("Claims"),
-        paragraph(f"Each claim is judged on its matching paired comparisons: supported when every "
-                  f"interval lies on the claimed side and every adjusted p is below {1 - report.level:.2g}; "
-                  "contradicted when one does so on the other side; inconclusive otherwise. The claims were declared "
-                  f"before the run, so their p-values are {adjust_name(report)}-adjusted as one family: the "
-                  f"{n_family} comparisons the claims rest on (the table of all comparisons below adjusts across all "
-                  "of them)."),
-        table(["claim", "verdict", "why"], [[v.to_dict()["text"], Bold(v.verdict), v.reason] for v in report.claims])]
+    seq = report.sequential
+    alpha = 1 - report.level if seq is None else seq.design.alpha
+    n_rows = _n_rows(report)
+    family = (f"The claims were declared before the run, so the one-sided tests of the {n_rows} comparisons they "
+              f"rest on are {'Holm' if seq is not None else adjust_name(report)}-adjusted as one family (the table of "
+              "all comparisons below adjusts its two-sided p-values across all of them).")
+    if seq is not None:
+        family += (f" This run added seeds in rounds until its claims settled: {seq.design.name()}, family-wise "
+                   f"error {alpha:.2g}; a test counts once the design rejected it at a look (see Sequential looks).")
+    rows = [[v.to_dict()["text"], Bold(v.verdict + (f" {CAVEAT_MARK}" if v.caveat else "")),
+             v.reason + (f" ({CAVEAT_MARK} {v.caveat})" if v.caveat else "")] for v in report.claims]
+    if compact:
+        return [table(["claim", "verdict", "why"], rows, caption="Claims (how they are judged: report.md)")]
+    return [Heading("Claims"), paragraph(rule(alpha) + " " + family), table(["claim", "verdict", "why"], rows)]
+
+
+def _side(direction: str, side: str, boundary: float, metric: str) -> str:
+    """The one-sided test an evidence row's p belongs to, as "below +2.0" / "above 0"."""
+    below = claimed_below(direction) == (side == CLAIMED)
+    return f"{'below' if below else 'above'} {fmt(boundary, metric, signed=bool(boundary))}"
+
+
+def claims_section(report: Report) -> list[Block]:
+    """The comparisons each declared claim rests on, and a sequential run's looks."""
+    if not any(v.evidence for v in report.claims):
+        return []
+    seq = report.sequential
+    last = "decided at (seeds)" if seq is not None else f"p ({adjust_name(report)}, claims)"
+    out: list[Block] = [Heading("Claims: evidence")]
     for v in report.claims:
         if v.evidence:
-            metric = v.to_dict()["metric"]
-            out += [paragraph(f"Evidence for \"{v.to_dict()['text']}\":"), table(
-                ["variant", "baseline", "condition", "difference", "interval",
-                 f"p ({adjust_name(report)}, claims)", "verdict"],
+            spec = v.to_dict()
+            metric = spec["metric"]
+            out += [paragraph(f"Evidence for \"{spec['text']}\":"), table(
+                ["variant", "baseline", "condition", "difference", "interval", "test", "p (one-sided)", last,
+                 "verdict"],
                 [[e.variant, e.baseline, e.condition, fmt(e.diff, metric, signed=True),
-                  fmt_interval(e.ci_low, e.ci_high, metric, signed=True), fmt_p(e.p_adjusted), e.verdict]
+                  fmt_interval(e.ci_low, e.ci_high, metric, signed=True),
+                  _side(spec["direction"], e.side, e.boundary, metric), fmt_p(e.p_value),
+                  ("open" if e.decided_at is None else str(e.decided_at)) if seq is not None
+                  else fmt_p(float("nan") if e.p_adjusted is None else e.p_adjusted),
+                  e.verdict + (f" {CAVEAT_MARK}" if e.caveat else "")]
                  for e in v.evidence])]
+    if seq is not None:
+        out += [Heading("Sequential looks"),
+                paragraph(f"{seq.design.name()}. After each round of {seq.design.step} seed(s) the claims were "
+                          f"judged; alpha spent is the family's error spent by the look (at most "
+                          f"{seq.design.alpha:.2g} by {seq.design.max_seeds} seeds). Decided: the comparisons whose "
+                          "test the design had rejected by then (the claimed side, or the other side)."
+                          + (f" {seq.caveat}." if seq.caveat else "")),
+                table(["look", "seeds", "alpha spent", "claimed side", "other side", "open", "decision"],
+                      [[str(j + 1), str(len(k.seeds)), f"{k.alpha_spent:.4f}",
+                        str(sum(r.decided == CLAIMED for r in k.rows)), str(sum(r.decided == OPPOSITE for r in k.rows)),
+                        str(sum(r.decided is None for r in k.rows)), k.decision] for j, k in enumerate(seq.looks)])]
+    return out
+
+
+# --- published results ----------------------------------------------------------------------------
+
+
+def _observed_text(o: Any) -> str:
+    """An observed outcome in the metric's units: the estimate or difference with its interval."""
+    if o.value is None:
+        return o.why
+    metric, signed = o.expected.metric, o.expected.direction != "about"
+    text = f"{fmt(o.value, metric, signed=signed)} {fmt_interval(o.ci_low, o.ci_high, metric, signed=signed)}"
+    return text + (f", p {fmt_p(o.p_value)}" if o.p_value is not None else "") + f", {o.n_seeds} seeds"
+
+
+def references_section(report: Report) -> list[Block]:
+    """Each published result the suite echoes, with the run's numbers beside the expected outcome."""
+    if not report.references:
+        return []
+    out: list[Block] = [
+        Heading("Published results"),
+        paragraph("Each published result is stated as expected outcomes on this run's records. A contrast is a "
+                  "paired comparison like those below, judged by the claims' rule on its unadjusted p-value (a "
+                  "comparison with the literature, outside the claims' family); a value holds within its "
+                  "tolerance. A reference agrees when every outcome holds, disagrees when one fails, is undecided "
+                  "when the intervals settle one neither way, and is not comparable when the run lacks what an "
+                  "outcome needs. How each suite's setting differs from the published one limits how far an "
+                  "agreement carries."),
+        table(["reference", "agreement", "why"], [[r.reference.citation, Bold(r.agreement), r.reason]
+                                                   for r in report.references])]
+    for r in report.references:
+        ref = r.reference
+        out += [paragraph(Bold(ref.citation), f". Published setting: {ref.setting}. Published finding: "
+                          f"{ref.finding}. This suite differs: {ref.differences}"),
+                table(["expected", "observed", "outcome"],
+                      [[o.expected.text(), _observed_text(o), o.status] for o in r.observed])]
     return out
 
 
@@ -442,6 +520,7 @@ def report_document(report: Report, figs: Sequence[figures.Figure]) -> Document:
         Code(v["name"]),)]
     out: list[Block] = [
         *incomplete_note(report),
+        *claims_summary(report),  # the claims and their verdicts first, before the detail
         paragraph(s["description"]),
         paragraph(*(("Dataset ", Code(s["dataset"])) if s.get("test_dataset") is None else
                     ("Trained on ", Code(s["dataset"]), ", tested on ", Code(s["test_dataset"]))),
@@ -453,7 +532,7 @@ def report_document(report: Report, figs: Sequence[figures.Figure]) -> Document:
                              "comparison uses the seeds where both variants have a record): "
                              + "; ".join(report.excluded)))
     out += [Heading("Summary"), headline(report), *caveat_legend(report), *_figures(figs, "summary")]
-    out += claims_section(report)
+    out += claims_section(report) + references_section(report)
     out += _training(report) + _sweep_section(report) + _figures(figs, "training")
     out += _evaluation(report, figs)
     out += _comparisons(report) + _checks(report)
@@ -485,7 +564,8 @@ def summary_document(report: Report) -> Document:
     """The terminal's summary: the compact headline table, the comparisons whose interval excludes
     0 (the headline conditions first), the sanity checks' count and failures, the caveat and power notes."""
     adjust = adjust_name(report)
-    out: list[Block] = [*incomplete_note(report), headline(report, compact_columns(report),
+    out: list[Block] = [*incomplete_note(report), *claims_summary(report, compact=True),
+                        headline(report, compact_columns(report),
                                  caption=f"{report.suite['name']} {report.suite['version']}: mean over "
                                          f"{len(report.seeds)} seeds [{100 * report.level:g}% interval]; every "
                                          "number in report.md")]
@@ -499,6 +579,10 @@ def summary_document(report: Report) -> Document:
                                  f"{len(report.comparisons)})"))
         if len(clear) > MOST_SHOWN:
             out.append(paragraph(f"... and {len(clear) - MOST_SHOWN} more in report.md"))
+    if report.references:
+        out.append(table(["published result", "agreement", "why"],
+                         [[r.reference.citation, r.agreement, r.reason] for r in report.references],
+                         caption="Published results beside this run (details in report.md)"))
     failed = [ch for ch in report.checks if ch.status == "fail"]
     out.append(paragraph(f"Sanity checks: {sum(ch.status == 'pass' for ch in report.checks)} passed, "
                          f"{len(failed)} failed"))

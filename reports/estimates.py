@@ -37,6 +37,40 @@ def _resampled_ece(cells: list[Cell], metric: str, n_resamples: int, seed: int) 
                               np.stack([c.arrays["correct"] for c in cells]).astype(np.float64), n_resamples, seed)
 
 
+def _resampled_ood(conditions: list[Condition], evals: Evals, names: list[str], seeds: tuple[int, ...], task: str,
+                   n_resamples: int) -> dict[tuple[str, str], dict[str, stats.Resampled]]:
+    """(variant, OOD condition key) -> {metric: resampled} for every OOD condition with records. A
+    model's OOD conditions that hold the same seeds and the same ID scores (its one test set, scored
+    once: a classifier's maximum softmax probability against each OOD set) are resampled together,
+    so the ID side is sorted and summed once for all of them (harness.stats.resample_ood_sets); the
+    numbers are those of one call per condition."""
+    out: dict[tuple[str, str], dict[str, stats.Resampled]] = {}
+    for v in names:
+        # (seeds, metrics) -> groups of conditions with identical (S, n) ID scores
+        groups: dict[tuple[tuple[int, ...], tuple[str, ...]], list[tuple[np.ndarray, list[tuple[str, np.ndarray]]]]]
+        groups = defaultdict(list)
+        for cond in conditions:
+            ood = tuple(m for m in task_of(task).metrics(cond) if metric_of(m).level == "example"
+                        and metric_of(m).group == "ood")
+            by_seed = evals.get((v, cond.key), {})
+            have = tuple(s for s in seeds if s in by_seed)
+            if cond.kind != "ood" or not ood or not have:
+                continue
+            score_in = np.stack([by_seed[s].arrays["score_in"] for s in have])
+            score_out = np.stack([by_seed[s].arrays["score_out"] for s in have])
+            same = groups[(have, ood)]
+            match = next((g for g in same if g[0].shape == score_in.shape and np.array_equal(g[0], score_in)), None)
+            if match is None:
+                same.append((score_in, [(cond.key, score_out)]))
+            else:
+                match[1].append((cond.key, score_out))
+        for (_, ood), same in groups.items():
+            for score_in, outs in same:
+                sets = stats.resample_ood_sets(score_in, [x for _, x in outs], ood, n_resamples, _boot_seed(ood[0]))
+                out.update({(v, key): rs for (key, _), rs in zip(outs, sets, strict=True)})
+    return out
+
+
 def _boot_seed(metric: str) -> int:
     """One resampling seed per metric, shared by every variant (that is what pairs them) and every
     condition (so an attack at eps = 0 gets exactly the clean interval)."""
@@ -59,6 +93,7 @@ def evaluation_estimates(conditions: list[Condition], evals: Evals, names: list[
     resampled: Resamples = {}
     order: list[tuple[str, Condition, str]] = []
     means: dict[str, list[tuple[tuple[str, str, str], list[int], np.ndarray]]] = defaultdict(list)
+    ood_sets = _resampled_ood(conditions, evals, names, seeds, task, n_resamples)
     for cond in conditions:
         wanted = [m for m in task_of(task).metrics(cond) if metric_of(m).level == "example"]
         ood = tuple(m for m in wanted if metric_of(m).group == "ood")
@@ -77,12 +112,9 @@ def evaluation_estimates(conditions: list[Condition], evals: Evals, names: list[
                         means[metric].append((key, have, values))
                         order.append((v, cond, metric))
                     continue
-                if cond.kind == "ood":  # every OOD metric from one sort per seed and block
+                if cond.kind == "ood":  # every OOD metric from one sort per seed and block (_resampled_ood)
                     if metric == ood[0]:
-                        rs = stats.resample_ood(np.stack([c.arrays["score_in"] for c in cells]),
-                                                np.stack([c.arrays["score_out"] for c in cells]), ood, n_resamples,
-                                                _boot_seed(metric))
-                        resampled.update({(v, cond.key, m): (have, rs[m]) for m in ood})
+                        resampled.update({(v, cond.key, m): (have, ood_sets[(v, cond.key)][m]) for m in ood})
                     order.append((v, cond, metric))
                     continue
                 r = _resampled_ece(cells, metric, n_resamples, _boot_seed(metric))
@@ -107,19 +139,30 @@ def evaluation_comparisons(conditions: list[Condition], resampled: Resamples, pa
     out = []
     for cond in conditions:
         for metric in (m for m in task_of(task).compared(cond) if metric_of(m).level == "example"):
-            boot_seed = _boot_seed(metric)
             for v, base in pairs:
-                if (v, cond.key, metric) not in resampled or (base, cond.key, metric) not in resampled:
-                    continue
-                (sa, ra), (sb, rb) = resampled[(v, cond.key, metric)], resampled[(base, cond.key, metric)]
-                common = [s for s in sa if s in sb]
-                if not common:
-                    continue
-                ra = _subset(ra, [sa.index(s) for s in common])
-                rb = _subset(rb, [sb.index(s) for s in common])
-                cmp = stats.compare(ra, rb, level, boot_seed, interval, bounds=metric_of(metric).difference_bounds)
-                out.append(PairedResult(v, base, cond, metric, cmp, tuple(common), ra.point, rb.point))
+                result = paired_result(resampled, metric, (v, cond), (base, cond), level, interval)
+                if result is not None:
+                    out.append(result)
     return out
+
+
+def paired_result(resampled: Resamples, metric: str, a: tuple[str, Condition], b: tuple[str, Condition],
+                  level: float, interval: str) -> PairedResult | None:
+    """``a`` minus ``b``, each a (variant, condition), on ``metric``: paired per seed on the seeds both
+    have and on the same example draws (every variant and condition of a metric shares them, so a
+    variant can also be compared with itself under another condition); None without records of
+    both. The result is labelled with ``a``'s condition."""
+    (v, cond), (base, base_cond) = a, b
+    if (v, cond.key, metric) not in resampled or (base, base_cond.key, metric) not in resampled:
+        return None
+    (sa, ra), (sb, rb) = resampled[(v, cond.key, metric)], resampled[(base, base_cond.key, metric)]
+    common = [s for s in sa if s in sb]
+    if not common or ra.n_examples != rb.n_examples:
+        return None
+    ra = _subset(ra, [sa.index(s) for s in common])
+    rb = _subset(rb, [sb.index(s) for s in common])
+    cmp = stats.compare(ra, rb, level, _boot_seed(metric), interval, bounds=metric_of(metric).difference_bounds)
+    return PairedResult(v, base, cond, metric, cmp, tuple(common), ra.point, rb.point)
 
 
 def n_test(resampled: Resamples) -> int:

@@ -60,6 +60,8 @@ def to_json(report: Report) -> dict[str, Any]:
         "interval": report.interval,
         "methods": methods(report),
         "claims": [v.to_dict() for v in report.claims],
+        "sequential": None if report.sequential is None else report.sequential.to_dict(),
+        "references": [r.to_dict() for r in report.references],
         "estimates": [_estimate_json(r) for r in report.estimates],
         "comparisons": [_comparison_json(r, report.adjust) for r in report.comparisons],
         "training": [{"variant": t.variant, "seed": t.seed, "status": t.status, "error": t.error, **t.result}

@@ -10,7 +10,7 @@ read through :func:`metric_of`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,8 +18,11 @@ from harness import stats
 from harness.metricspec import Metric
 from harness.registry import metrics
 from harness.reports.checks import Check
-from harness.reports.claims import Verdict
+from harness.reports.claims import Sequential, Verdict
 from harness.specs import Condition
+
+if TYPE_CHECKING:
+    from harness.reports.references import ReferenceResult
 
 MEAN_SHIFT = Condition("shift", "all")  # aggregate: mean accuracy over every shift and severity
 
@@ -188,3 +191,6 @@ class Report:
     sweeps: tuple[SweepSummary, ...] = ()  # per variant family and swept setting, see harness.reports.training.sweeps
     judge: dict[str, Any] | None = None  # a denoise suite's judge classifier, as harness.runner.train_judge stored it
     incomplete: Incomplete | None = None  # None for a run that has every planned cell (harness.reports.build)
+    sequential: Sequential | None = None  # the looks of a run made with --until-settled (harness.reports.claims)
+    # each published result the suite declares, set beside the run's numbers (harness.reports.references)
+    references: tuple[ReferenceResult, ...] = ()

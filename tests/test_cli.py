@@ -219,11 +219,21 @@ def test_show_quickstart(capsys: pytest.CaptureFixture[str]) -> None:
     (variants,) = [line for line in out.splitlines() if line.startswith("variants:")]
     for v in ("cnn-none", "cnn-batch", "cnn-layer", "mlp-none", "mlp-batch", "mlp-layer"):
         assert v in variants
-    assert "seeds:      0, 1, 2" in out
+    assert "seeds:      0, 1, 2, 3, 4, 5, 6, 7, 8, 9" in out
     assert "fgsm eps 0, 0.02, 0.05, 0.1, 0.2" in out
-    # 6 variants x 3 seeds; 1 clean + 15 shift + 3 ood + 15 attack conditions + 7 sanity checks
-    assert "cells:      18 training, 738 evaluation" in out
+    # 6 variants x 10 seeds; 1 clean + 15 shift + 3 ood + 15 attack conditions + 7 sanity checks
+    assert "cells:      60 training, 2460 evaluation" in out
     assert "checks:     gradients, repeat, batch-composition, noise, transfer, stronger, large-eps" in out
+    # the claims' family: 4 steps rows and 4 worst-case rows; Holm over 16 one-sided tests needs 9 seeds
+    assert ("settling:   8 comparisons in the claims' family; the sign-flip tests need at least 9 seeds to reach "
+            "p < 0.05 after Holm's adjustment; this size runs 10: enough for a verdict") in out
+
+
+def test_show_says_when_a_suites_seeds_cannot_settle_its_claims(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", "transformer"]) == 0
+    out = capsys.readouterr().out
+    assert ("this size runs 3, so its claims can only read inconclusive: run it with --seeds 0,1,2,3,4,5,6,7 or "
+            "with --until-settled") in out
 
 
 def test_show_json(capsys: pytest.CaptureFixture[str]) -> None:

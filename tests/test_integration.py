@@ -66,6 +66,17 @@ def test_results_json_carries_the_promised_fields(run_dir: Path) -> None:
     assert {"versions", "git", "device", "command"} <= res["provenance"].keys()
 
 
+def test_the_claims_rest_on_the_comparisons_the_suite_design_predicts(run_dir: Path) -> None:
+    """harness show's count of the claims' family (harness.reports.design), made from the suite alone,
+    equals the rows each claim of a real report matched."""
+    from harness.reports.design import claims_design
+
+    report = build_report(run_dir, n_resamples=300)
+    design = claims_design(reduced())
+    assert design.per_claim == tuple(len(v.evidence) for v in report.claims) == (2, 2)
+    assert design.family == 4 and design.fewest_seeds == 8  # Holm over 4 rows: 2 * 4 / 2**S < 0.05 from S = 8
+
+
 def test_eps_zero_reproduces_clean_accuracy_exactly(run_dir: Path) -> None:
     res = json.loads((run_dir / "results.json").read_text())
     clean = {e["variant"]: e["value"] for e in res["estimates"]

@@ -27,6 +27,29 @@ def test_the_training_claim_suites_all_have_a_reduced_size() -> None:
             "diffusion"} <= set(SIZED)
 
 
+def test_the_reproduction_suites_each_declare_a_published_result_and_a_reduced_size() -> None:
+    repro = [n for n in reg.suites.names() if n.startswith("repro-")]
+    assert set(repro) == {"repro-groupnorm", "repro-layernorm", "repro-bn-adapt", "repro-autoattack"}
+    for name in repro:
+        suite = reg.suites.get(name)
+        assert suite.references and name in SIZED, name
+        assert all(r.citation and r.differences for r in suite.references)
+
+
+@pytest.mark.parametrize("name", reg.suites.names())
+def test_every_reference_of_a_suite_names_its_variants_and_conditions(name: str) -> None:
+    """A reference is judged by name: a misspelt variant or condition would make it "not comparable"
+    in every run, so the full suite must declare each one (sizes may leave some out)."""
+    suite = reg.suites.get(name)
+    variants = {v.name for v in suite.variants}
+    conditions = {c.key for c in suite.conditions()} | {"training"}
+    conditions |= {f"shift:all{'' if m == 'frozen' else ':bn=' + m}" for m in suite.evaluation.bn_modes}
+    for ref in suite.references:
+        for e in ref.expected:
+            assert {e.variant, e.other[0]} <= variants, (ref.citation, e.text())
+            assert {e.condition, e.other[1]} <= conditions, (ref.citation, e.text())
+
+
 @pytest.mark.parametrize("name", SIZED)
 def test_a_suite_at_its_reduced_size_runs_reports_and_judges_every_claim(name: str, tmp_path: Path,
                                                                           request: pytest.FixtureRequest) -> None:
@@ -41,6 +64,11 @@ def test_a_suite_at_its_reduced_size_runs_reports_and_judges_every_claim(name: s
     paths = write_reports(report, summary.run_dir)
     assert paths["html"].exists() and paths["results"].exists()
 
+    # every published result the suite echoes is set beside the run, whatever the outcome at this size
+    assert [r.reference for r in report.references] == list(suite.references)
+    assert all(r.agreement in ("agrees", "disagrees", "undecided", "not comparable") for r in report.references)
+    if name.startswith("repro-"):  # a reproduction's battery is what its reference needs, not the whole battery
+        return
     kinds = {r.condition.kind for r in report.estimates}
     assert {"clean", "shift", "ood", "attack"} <= kinds, f"{name}: the battery is incomplete ({kinds})"
     denoise = suite.task == "denoise"
