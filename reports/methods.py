@@ -92,6 +92,7 @@ def power_note(n_seeds: int, n_comparisons: int) -> str:
     text = f"With {n_seeds} seeds, the smallest two-sided p-value the sign-flip test can give is {p_min:.3g}"
     if n_comparisons * p_min < 0.05:
         return text + "."
-    return text + (", so no Holm-adjusted comparison here can reach p < 0.05 however large the effect: an interval "
-                   "that excludes 0 shows a difference on these test examples and seeds, not one established "
-                   "across training seeds. " + need)
+    return text + (f", so no comparison of the table of all {n_comparisons} can reach p < 0.05 after Holm's adjustment "
+                   "across them, however large the effect (the claims are adjusted only within their own family: "
+                   "see Claims): there, an interval that excludes 0 shows a difference on these test examples and "
+                   "seeds, not one established across training seeds. " + need)
