@@ -43,8 +43,10 @@ from harness.store import (
     EmptyStore,
     Store,
     StoreBusy,
+    UnfinishedWrite,
     cell_key,
     check_summary,
+    finish_unfinished_write,
 )
 from harness.tasks import task_of
 from harness.worker import Context, WorkerFactory, WorkerInit, load_model, prepare, train_unit
@@ -229,6 +231,16 @@ def _check_stored(run_dir: Path, suite: Suite, device: str, wait: bool = True, b
     except StoreBusy:
         if wait:
             raise
+    except UnfinishedWrite:
+        if not wait:
+            return  # checked again once this run holds the directory's lock
+        # the lock is held, so the journal is a killed run's: roll its transaction back, then check
+        finish_unfinished_write(run_dir)
+        try:
+            with Store(run_dir, readonly=True, timeout=30.0) as old:  # a store still unreadable now fails as it is
+                check_resumable(old, suite, device, batch_seeds)
+        except EmptyStore:
+            pass
 
 
 # --- the one call --------------------------------------------------------------------------

@@ -213,6 +213,22 @@ class StoreBusy(ConfigError):
     """Another connection held the store's lock for longer than the timeout (a writer in rollback mode)."""
 
 
+class UnfinishedWrite(ConfigError):
+    """A read-only open found the journal of a transaction that a killed run left unfinished: reading
+    needs it rolled back first, which takes write access (see :func:`finish_unfinished_write`)."""
+
+
+def finish_unfinished_write(run_dir: Path | str) -> None:
+    """Roll back the transaction a killed run left in ``run_dir``'s store (its hot journal), as SQLite
+    does on the first read of a writable connection; nothing else is read or written. Only for a
+    caller that holds the run directory's lock (harness.runlock), so no live run owns that journal."""
+    db = sqlite3.connect(Path(run_dir) / STORE_FILE, timeout=30.0)
+    try:
+        db.execute("PRAGMA schema_version").fetchone()
+    finally:
+        db.close()
+
+
 class EmptyStore(ConfigError):
     """A store file with nothing in it (0 bytes, or no tables: a run killed as it made it) opened read-only."""
 
@@ -275,7 +291,7 @@ class Store:
                              hint="wait for it (a harness run?) to finish, then try again")
         journal = self.path.with_name(STORE_FILE + "-journal")
         if self.readonly and journal.exists():
-            return ConfigError(f"{self.path} has an unfinished write ({journal.name}, a run was killed mid-write): "
+            return UnfinishedWrite(f"{self.path} has an unfinished write ({journal.name}, a run was killed mid-write): "
                                f"{exc}", hint=f"run the same 'harness run' command with --run-dir {self.run_dir} "
                                               "(it completes the store), then build the report")
         return ConfigError(f"{self.path} is not a readable results store: {exc}",

@@ -165,3 +165,39 @@ def test_a_report_while_a_run_writes_reads_one_snapshot_and_blocks_neither(suite
     assert stored_cells(run_dir) == N_TRAIN + N_EVAL
     assert seen[0] and seen[0] <= seen[1]  # each report saw the evaluations stored by then, none half-written
     assert sorted(p.name for p in run_dir.iterdir() if p.name.startswith(STORE_FILE)) == [STORE_FILE]
+
+
+HOT_JOURNAL = '''
+import os, signal, sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("PRAGMA journal_mode=DELETE")
+db.execute("PRAGMA cache_size=1")  # spill the changed pages into the file, so the journal must hold the old ones
+db.execute("BEGIN IMMEDIATE")
+db.execute("UPDATE cells SET result = result || ' '")
+os.kill(os.getpid(), signal.SIGKILL)  # mid-transaction: the journal stays behind, hot
+'''
+
+
+def test_a_run_killed_in_the_middle_of_a_write_is_resumed_by_the_same_command(suites: Path, tmp_path: Path) -> None:
+    """The journal a killed writer leaves makes a read-only open fail (rolling it back takes write
+    access): the resumed run, holding the directory's lock, rolls it back and goes on."""
+    run_dir = tmp_path / "run"
+    done = subprocess.run(_command(suites, run_dir), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    before = _results(run_dir)
+    killed = subprocess.run([sys.executable, "-c", HOT_JOURNAL, str(run_dir / "store.sqlite")], capture_output=True,
+                            text=True, timeout=60)
+    assert killed.returncode == -signal.SIGKILL and (run_dir / "store.sqlite-journal").stat().st_size > 0
+    again = subprocess.run(_command(suites, run_dir), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    # the killed transaction was rolled back: every record as it was before it
+    assert _results(run_dir) == before and stored_cells(run_dir) == N_TRAIN + N_EVAL
+    assert not (run_dir / "store.sqlite-journal").exists()
+
+
+def _results(run_dir: Path) -> dict[str, str]:
+    db = sqlite3.connect(f"file:{run_dir / 'store.sqlite'}?mode=ro", uri=True)
+    try:
+        return dict(db.execute("SELECT key, result FROM cells").fetchall())
+    finally:
+        db.close()
