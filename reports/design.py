@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from harness import stats
 from harness.reports.build import aggregate_conditions
 from harness.reports.claims import matches
-from harness.reports.training import TRAINING_COMPARISONS, _families
+from harness.reports.training import TRAINING_COMPARISONS, sweep_families
 from harness.specs import Claim, Condition, Suite
 from harness.tasks import task_of
 
@@ -48,7 +48,7 @@ def planned_rows(suite: Suite) -> list[PlannedRow]:
     rows = [PlannedRow(v.name, cond, metric) for cond in conditions for metric in task.compared(cond)
             for v, _ in pairs]
     rows += [PlannedRow(v.name, None, metric) for v, _ in pairs for metric in TRAINING_COMPARISONS]
-    fams = _families(suite)
+    fams = sweep_families(suite)
     rows += [PlannedRow(fam, Condition("sweep", setting), "converged_fraction")
              for fam, _, setting in sorted({(v.family, b.family, v.train[0][0]) for v, b in pairs if len(v.train) == 1})
              if (fam, setting) in fams]

@@ -132,12 +132,12 @@ def observe(e: Expected, data: RunData) -> Observed:
         return Observed(e, MISSING, why=result)
     c = result.comparison
     d = np.asarray(result.a, dtype=np.float64) - np.asarray(result.b, dtype=np.float64)  # (S,) per seed
-    bound, below = sequential.boundary(e.direction, e.margin), sequential.claimed_below(e.direction)
-    p_below, p_above = (stats.sign_flip_one_sided(d, bound, side) for side in ("less", "greater"))
-    p_claimed, p_opposite = (p_below, p_above) if below else (p_above, p_below)
+    # both sides of the boundary as the claims orient them: each side's values exceed 0 on average under its alternative
+    claimed, opposite = sequential.oriented(e.direction, e.margin, d)
+    p_claimed, p_opposite = (stats.sign_flip_one_sided(x, 0.0, "greater") for x in (claimed, opposite))
     verdict = decide_row(e.direction, c.ci_low, c.ci_high, p_claimed < alpha, p_opposite < alpha, e.margin)
     status = HOLDS if verdict == SUPPORTED else FAILS if verdict == CONTRADICTED else OPEN
-    shown = p_below if c.diff < bound else p_above  # the side the estimate lies on
+    shown = p_claimed if claimed.mean() > 0 else p_opposite  # the side the estimate lies on
     return Observed(e, status, c.diff, c.ci_low, c.ci_high, shown, c.n_seeds)
 
 

@@ -109,7 +109,7 @@ def _converged(cell: Cell | None) -> bool:
     return usable(cell) and cell is not None and cell.result.get("steps_to_target") is not None
 
 
-def _families(suite: Suite) -> dict[tuple[str, str], list[Any]]:
+def sweep_families(suite: Suite) -> dict[tuple[str, str], list[Any]]:
     """(family, swept setting) -> the family's variants along that setting, in value order; only
     variants that override exactly one setting form a sweep."""
     out: dict[tuple[str, str], list[Any]] = defaultdict(list)
@@ -124,7 +124,7 @@ def sweeps(suite: Suite, train_by: TrainingCells, level: float) -> tuple[SweepSu
     target without diverging) and diverged, and the final held-out accuracy; and the range of
     values at which every seed converged."""
     out = []
-    for (family, setting), vs in _families(suite).items():
+    for (family, setting), vs in sweep_families(suite).items():
         points = []
         for v in vs:
             cells = [train_by.get((v.name, s)) for s in suite.seeds]
@@ -143,7 +143,7 @@ def sweeps(suite: Suite, train_by: TrainingCells, level: float) -> tuple[SweepSu
 def sweep_comparisons(suite: Suite, train_by: TrainingCells, level: float) -> list[PairedResult]:
     """Per seed, the share of a sweep's points at which the run converged, compared between each
     normalized family and its baseline family over seeds (condition "sweep:<setting>" in claims)."""
-    fams = _families(suite)
+    fams = sweep_families(suite)
     pairs = {(v.family, b.family, v.train[0][0]) for v, b in suite.comparisons() if len(v.train) == 1}
     out = []
     for fam, base, setting in sorted(pairs):
