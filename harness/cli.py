@@ -108,8 +108,16 @@ def _statistics(args: argparse.Namespace) -> dict[str, Any]:
     return {"level": args.level, "n_resamples": args.resamples, "adjust": args.adjust, "interval": args.interval}
 
 
+def _add_cache_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-cache", action="store_true",
+                   help="derive every value from the per-example records again (resamples, sanity checks, curves) "
+                        "and check every stored summary against its records, instead of reading the values the "
+                        "last build derived from the same records (RUN_DIR/report-cache.npz, left as it is)")
+
+
 def _add_report_options(p: argparse.ArgumentParser) -> None:
     _add_statistics_options(p)
+    _add_cache_option(p)
     p.add_argument("--json", action="store_true", help="print results.json to stdout instead of file paths")
     p.add_argument("--quiet", action="store_true", help="no terminal summary on stderr")
 
@@ -208,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_a", type=Path, metavar="RUN_A", help="the first run directory (A, e.g. the reference)")
     p.add_argument("run_b", type=Path, metavar="RUN_B", help="the second run directory (B); differences are B - A")
     _add_statistics_options(p)
+    _add_cache_option(p)
     p.add_argument("--json", action="store_true",
                    help="print the header and every row (with its status) as JSON to stdout, no table")
     p.add_argument("--fail-on-change", action="store_true",
@@ -342,9 +351,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def _report(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
     from harness.reports.build import build_report
-    from harness.reports.render import print_summary, to_json, write_reports
+    from harness.reports.render import check_outputs, print_summary, to_json, write_reports
 
-    report = build_report(run_dir, **_statistics(args))
+    check_outputs(run_dir)  # refused before the build (which may keep its derived values in run_dir)
+    report = build_report(run_dir, **_statistics(args), use_cache=not args.no_cache)
     paths = write_reports(report, run_dir)
     if not args.quiet:
         print_summary(report)
@@ -422,7 +432,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from harness.reports.build import build_report
     from harness.reports.compare import compare_runs, print_comparison, summary_line, to_json
 
-    a, b = (build_report(d, **_statistics(args)) for d in (args.run_a, args.run_b))
+    a, b = (build_report(d, **_statistics(args), use_cache=not args.no_cache) for d in (args.run_a, args.run_b))
     result = compare_runs(a, b, (str(args.run_a), str(args.run_b)))
     if args.json:
         print(json.dumps(to_json(result), indent=1, allow_nan=False))

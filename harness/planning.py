@@ -107,14 +107,15 @@ def plan(suite: Suite, store: Store, device: str, batch_seeds: bool | None = Non
             or (not suite.evaluate_unconverged and c.status == "done" and c.result.get("steps_to_target") is None)}
     conditions = suite.conditions()
     batched = bool(store.get_meta("batch_seeds")) if batch_seeds is None else batch_seeds
+    done = store.done_keys()
     units = []
     for seed in suite.seeds:
         for v in suite.variants:
             ts = train_spec(suite, v, seed, device, batched)
             tk = cell_key(ts)
-            need_train = not store.done(tk)
+            need_train = tk not in done
             specs = {c.key: eval_spec(suite, tk, c) for c in conditions}
-            missing = {c.key for c in conditions if not store.done(cell_key(specs[c.key]))}
+            missing = {c.key for c in conditions if cell_key(specs[c.key]) not in done}
             redo = set().union(*(attack_sweeps(c, conditions) for c in conditions if c.key in missing))
             evals = () if tk in skip else tuple(
                 (c, cell_key(specs[c.key]), specs[c.key]) for c in conditions

@@ -33,17 +33,31 @@ grow at every step on every image.
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable
-from typing import Any
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConfigError
 
-Tensor = torch.Tensor
-Gen = torch.Generator | None
+if TYPE_CHECKING:
+    import torch
+    import torch.nn.functional as F
+
+    Tensor = torch.Tensor
+    Gen = torch.Generator | None
+else:
+    class _Deferred:
+        """A module imported at its first use: planning reads a shift's ``revision`` to key its cells (a report
+        does, to say what a run still lacks) without paying for torch's import (over a second)."""
+
+        def __init__(self, name: str) -> None:
+            self._name = name
+
+        def __getattr__(self, attr: str) -> Any:
+            return getattr(importlib.import_module(self._name), attr)
+
+    torch, F = _Deferred("torch"), _Deferred("torch.nn.functional")
 
 
 def revised(revision: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

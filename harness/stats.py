@@ -755,12 +755,26 @@ def probability_of_improvement_interval(a: ArrayLike, b: ArrayLike, higher_is_be
     y = _as_float_array(b, "b", 1, "a probability of improvement needs at least one value")
     if x.shape != y.shape:
         raise ValueError(f"a has {x.size} seeds but b has {y.size}; they must be paired")
-    drawn = _rng(seed, _SEED_BOOT).integers(0, x.size, size=(n_resamples, x.size))
-    diff = x[drawn][:, :, None] - y[drawn][:, None, :]  # (B, S, S)
+    diff = x[:, None] - y[None, :]
     if not higher_is_better:
         diff = -diff
-    reps = np.mean((diff > 0) + 0.5 * (diff == 0), axis=(1, 2))
+    wins = (diff > 0) + 0.5 * (diff == 0)  # (S, S): seed i of a against seed j of b
+    # a resample's share is the mean of wins over its drawn seed pairs: c' wins c / S^2 with c the (S,) times each
+    # seed was drawn (integers and halves: the sum is exact, the same number as averaging the drawn pairs)
+    counts = _seed_counts(x.size, n_resamples, seed)
+    reps = np.einsum("bi,ij,bj->b", counts, wins, counts) / x.size**2
     return _percentile_interval(reps, level)
+
+
+@lru_cache(maxsize=4)
+def _seed_counts(n_seeds: int, n_resamples: int, seed: int) -> np.ndarray:
+    """(B, S) how often each of S seeds is drawn in each of B seed resamples (read-only; shared by every
+    comparison of a report, which draws the same resamples)."""
+    drawn = _rng(seed, _SEED_BOOT).integers(0, n_seeds, size=(n_resamples, n_seeds))
+    counts = np.zeros((n_resamples, n_seeds))
+    np.add.at(counts, (np.arange(n_resamples)[:, None], drawn), 1.0)
+    counts.flags.writeable = False
+    return counts
 
 
 def detectable_difference(c: Components, level: float = 0.95, power: float = 0.8) -> float:

@@ -56,6 +56,7 @@ SCHEMA_VERSION = 2  # 2: checksums on every row and of every weights file; 1 (no
 READABLE_SCHEMAS = (1, 2)
 CELL_SCHEMA = 1  # bump when the meaning of a cell's result changes, so old cells are not reused
 _TIMEOUT = 30.0  # seconds a connection waits for another's lock (a rollback-journal commit) before failing
+_MMAP_BYTES = 0x7FFF0000  # SQLite's default ceiling on a memory map (a larger store reads the rest as before)
 _KINDS = "biuf"  # the dtype kinds an array may have: bool, ints, floats (never objects: nothing is unpickled)
 
 # schema 2, as made new; a schema-1 store gains the sha256 columns (added last, so the column order is
@@ -276,6 +277,9 @@ class Store:
         if readonly:
             uri = self.path.absolute().as_uri() + "?mode=ro"
             self.db = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
+            # pages read through a memory map, not copied by read(): a report reads every page (the integrity
+            # check, then every array); a reader's snapshot keeps a writer from truncating what it maps
+            self.db.execute(f"PRAGMA mmap_size = {_MMAP_BYTES}")
         else:
             self.db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
         try:
@@ -489,6 +493,19 @@ class Store:
     def done(self, key: str) -> bool:
         rows = self._read("SELECT status FROM cells WHERE key = ?", (key,))
         return bool(rows) and rows[0][0] == "done"
+
+    def done_keys(self) -> set[str]:
+        """The keys of every finished cell (what :meth:`done` answers, for a whole plan in one query)."""
+        return {str(k) for (k,) in self._read("SELECT key FROM cells WHERE status = 'done'")}
+
+    def record_checksums(self, kind: str) -> list[tuple[str, str, str]] | None:
+        """(key, status, record checksum) of every ``kind`` cell, by key; None for a store without checksums
+        (schema 1). The checksum covers the cell's columns and its arrays' checksums (not verified here: reading
+        a cell verifies it), so the list changes whenever any of its records does."""
+        if self.schema < 2:
+            return None
+        return [(str(k), str(s), str(d)) for k, s, d in
+                self._read("SELECT key, status, sha256 FROM cells WHERE kind = ? ORDER BY key", (kind,))]
 
     def put(self, cell: Cell) -> None:
         """Write one cell and its arrays in one transaction (replacing a failed attempt), with their

@@ -25,7 +25,7 @@ import numpy as np
 from harness import stats
 from harness.errors import ConfigError, HarnessError
 from harness.provenance import without_run_dir
-from harness.reports import curves, estimates, training
+from harness.reports import cache, curves, estimates, training
 from harness.reports.checks import Check, Evals, Records, run_checks
 from harness.reports.claims import Record, judged
 from harness.reports.references import RunData, judge_all
@@ -58,30 +58,40 @@ class Stored:
     train: list[Cell]
     evals: list[Cell]
     sequential: dict[str, Any] | None = None  # a sequential run's design and looks (harness.reports.claims.Record)
+    incomplete: Incomplete | None = None  # what the run lacks of its plan (:func:`_incomplete`)
+    cache_key: str | None = None  # the name of the values derived from these records (harness.reports.cache)
+    derived: cache.Derived | None = None  # those values, when the run directory's cache holds them
 
 
-def read(run_dir: Path | str) -> Stored:
+def read(run_dir: Path | str, n_resamples: int | None = None) -> Stored:
     """The records of ``run_dir``, as of one moment: its store is opened read-only (a report never
     writes to it) and read in one snapshot (a run writing meanwhile neither blocks it nor shows half
     of its work). A ConfigError when it holds no finished run, or names the cell whose record fails
     its checks: its checksums (harness.store), or, for an evaluation, its stored summary against the
-    one its arrays give (:func:`harness.store.check_summary`)."""
+    one its arrays give (:func:`harness.store.check_summary`). With ``n_resamples``, the values a
+    report with that many resamples derives from these records are looked up in the run directory's
+    cache (harness.reports.cache) in the same snapshot; when they are there, the summaries, which
+    the build that derived them checked on the same records, are not checked again."""
     with Store(run_dir, readonly=True) as store, store.snapshot():
         suite = store.get_meta("suite")
         prov = store.get_meta("provenance") or {}
         judge = store.get_meta("judge")
         looks = store.get_meta("sequential")
+        name = None if n_resamples is None or suite is None else cache.key(
+            suite, n_resamples, store.record_checksums("eval"))
+        derived = None if name is None else cache.load(run_dir, name)
         train_cells = list(store.cells("train"))
-        every_eval = list(store.cells("eval"))
-    if suite is None:
-        raise ConfigError(f"{run_dir} holds no finished run (no suite recorded)", hint="run 'harness run' first")
-    suite = upgrade_suite_dict(suite)  # an older version's field names read as today's
-    spec = Suite.from_dict(suite)
+        every_eval = list(store.cells("eval"))  # every array read and its checksum verified, cached or not
+        if suite is None:
+            raise ConfigError(f"{run_dir} holds no finished run (no suite recorded)", hint="run 'harness run' first")
+        suite = upgrade_suite_dict(suite)  # an older version's field names read as today's
+        spec = Suite.from_dict(suite)
+        left = _incomplete(run_dir, store, spec, prov)
     summary = task_of(spec).eval_summary
-    for c in every_eval:
+    for c in every_eval if derived is None else ():
         if (problem := check_summary(c, summary)) is not None:
             raise DamagedRecord(Path(run_dir), describe(c.kind, c.variant, c.seed, c.condition), problem, c.key)
-    return Stored(suite, spec, prov, judge, train_cells, every_eval, looks)
+    return Stored(suite, spec, prov, judge, train_cells, every_eval, looks, left, name, derived)
 
 
 # --- what the report leaves out -------------------------------------------------------------------
@@ -149,37 +159,36 @@ def _excluded(stored: Stored, names: list[str], seeds: tuple[int, ...],
 # --- what the run has not done yet ---------------------------------------------------------------
 
 
-def _finish_command(stored: Stored, run_dir: Path | str, device: str) -> str:
+def _finish_command(spec: Suite, provenance: dict[str, Any], run_dir: Path | str, device: str) -> str:
     """The command that runs a partial run's missing cells: the recorded `harness run` command line with
     ``--run-dir`` set to ``run_dir``, or (when the run was started from Python) one made from the stored suite."""
-    argv = [str(a) for a in stored.provenance.get("command") or []]
+    argv = [str(a) for a in provenance.get("command") or []]
     first = next((i for i, a in enumerate(argv[1:], 1) if not a.startswith("-")), None)
     if argv and Path(argv[0]).name == "harness" and first is not None and argv[first] == "run":
         return shlex.join([*without_run_dir(argv), "--run-dir", str(run_dir)])
-    s = stored.spec
+    s = spec
     size = [] if s.size == "full" else ["--size", s.size]
     return shlex.join(["harness", "run", s.name, "--run-dir", str(run_dir), *size,
                        "--seeds", ",".join(map(str, s.seeds)), "--variants", ",".join(v.name for v in s.variants),
                        "--epochs", str(s.train.epochs), "--device", device])
 
 
-def incomplete(run_dir: Path | str, stored: Stored) -> Incomplete | None:
+def _incomplete(run_dir: Path | str, store: Store, spec: Suite, provenance: dict[str, Any]) -> Incomplete | None:
     """What the run in ``run_dir`` lacks of its plan (harness.planning.plan of the stored suite on the stored
-    device type): None when every planned cell is done. A plan that cannot be made (a variant's weights file
-    gone) is said so, not guessed."""
+    device type), read from its open ``store`` in the snapshot the report reads: None when every planned cell
+    is done. A plan that cannot be made (a variant's weights file gone) is said so, not guessed."""
     from harness.planning import plan
 
-    with Store(run_dir, readonly=True) as store, store.snapshot():  # never written; one moment of a running run
-        # the device type the run recorded (older stores: the provenance's device)
-        device = str(store.get_meta("device") or str(stored.provenance.get("device") or "cpu").split(":")[0])
-        command = _finish_command(stored, run_dir, device)
-        try:
-            units = plan(stored.spec, store, device)
-            missing = [(u, [k for _, k, _ in u.evals if not store.done(k)]) for u in units]
-        except HarnessError as exc:
-            return Incomplete(0, 0, (), command, exc.message)
+    # the device type the run recorded (older stores: the provenance's device)
+    device = str(store.get_meta("device") or str(provenance.get("device") or "cpu").split(":")[0])
+    command = _finish_command(spec, provenance, run_dir, device)
+    try:
+        units = plan(spec, store, device)
+        done = store.done_keys()
+    except HarnessError as exc:
+        return Incomplete(0, 0, (), command, exc.message)
     # an attack sweep is redone whole, so a unit may list done cells: only those without a record count
-    missing = [(u, keys) for u, keys in missing if u.need_train or keys]
+    missing = [(u, keys) for u in units if (keys := [k for _, k, _ in u.evals if k not in done]) or u.need_train]
     if not missing:
         return None
     return Incomplete(sum(u.need_train for u, _ in missing), sum(len(keys) for _, keys in missing),
@@ -308,15 +317,18 @@ def _attack_settings(cells: list[Cell]) -> tuple[dict[str, Any], ...]:
 
 
 def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 2000, adjust: str = "holm",
-                 interval: str = "auto") -> Report:
+                 interval: str = "auto", use_cache: bool = True) -> Report:
     """Build the report of a run directory from its stored records alone; ``adjust`` names the
     multiple-comparison adjustment of every p-value (see harness.stats.ADJUSTMENTS), ``interval``
-    the interval method of every evaluation estimate and comparison (harness.stats.INTERVALS)."""
+    the interval method of every evaluation estimate and comparison (harness.stats.INTERVALS).
+    The values derived from the per-example arrays (resamples, sanity checks, curves) are read from
+    the run directory's cache when it holds those of these records, else derived and cached there
+    (harness.reports.cache; ``use_cache=False`` derives them and leaves the cache alone)."""
     if adjust not in stats.ADJUSTMENTS:
         raise ConfigError(f"unknown p-value adjustment {adjust!r}", hint=f"use one of {', '.join(stats.ADJUSTMENTS)}")
     if interval not in stats.INTERVALS:
         raise ConfigError(f"unknown interval method {interval!r}", hint=f"use one of {', '.join(stats.INTERVALS)}")
-    stored = read(run_dir)
+    stored = read(run_dir, n_resamples if use_cache else None)
     suite, spec = stored.suite, stored.spec
     task = suite.get("task", "classify")
     variants = tuple(suite["variants"])
@@ -335,9 +347,16 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
     extra = _aggregates(conditions, evals, names, seeds, task)
     conditions = conditions[:1] + [c for c in extra if c.kind == "shift"] + conditions[1:] + [
         c for c in extra if c.kind == "attack"]
+    derived = stored.derived
+    if derived is None:
+        derived = cache.Derived(estimates.resample(conditions, evals, names, seeds, task, n_resamples),
+                                _checks(task, evals, names, suite, pairs), curves.reliability(conditions, evals, names),
+                                curves.roc(conditions, evals, names))
+        if stored.cache_key is not None:
+            cache.save(run_dir, stored.cache_key, derived)
+    resampled = derived.resampled
 
-    rows, resampled = estimates.evaluation_estimates(conditions, evals, names, seeds, task, level, n_resamples,
-                                                     interval)
+    rows = estimates.evaluation_estimates(conditions, resampled, names, task, level, interval)
     rows += estimates.corruption_errors(conditions, resampled, pairs, names, level, interval)
     raw = estimates.evaluation_comparisons(conditions, resampled, pairs, task, level, interval)
     sample_rows, sample_raw = estimates.per_seed(conditions, evals, names, seeds, pairs, task, level)
@@ -365,14 +384,14 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
         training_summary=tuple(training.training_summary(v, seeds, train_by, level) for v in names
                                if v not in loaded),
         # the sanity checks that apply to the task (a denoise suite's battery has none yet)
-        checks=_checks(task, evals, names, suite, pairs),
+        checks=derived.checks,
         excluded=_excluded(stored, names, seeds, train_by), provenance=stored.provenance, judge=stored.judge,
         n_test=estimates.n_test(resampled), adjust=adjust, attack_settings=_attack_settings(eval_cells),
-        reliability=curves.reliability(conditions, evals, names), interval=interval,
+        reliability=derived.reliability, interval=interval,
         claims=claims, sequential=looks,
         sweeps=training.sweeps(spec, train_by, level),
-        curves=curves.curves(names, seeds, train_by, level), roc=curves.roc(conditions, evals, names),
-        incomplete=incomplete(run_dir, stored),
+        curves=curves.curves(names, seeds, train_by, level), roc=derived.roc,
+        incomplete=stored.incomplete,
         references=judge_all(spec.references, RunData(tuple(names), resampled, tuple(rows + sample_rows),
                                                       {c.key: c for c in conditions}, train_by, seeds, level,
                                                       interval)),

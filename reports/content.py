@@ -157,7 +157,8 @@ def claims_summary(report: Report, compact: bool = False) -> list[Block]:
              v.reason + (f" ({CAVEAT_MARK} {v.caveat})" if v.caveat else "")] for v in report.claims]
     if compact:
         return [table(["claim", "verdict", "why"], rows, caption="Claims (how they are judged: report.md)")]
-    return [Heading("Claims"), paragraph(rule(alpha) + " " + family), table(["claim", "verdict", "why"], rows)]
+    return [Heading("Claims"), paragraph(rule(alpha) + " " + family),
+            table(["claim", "verdict", "why"], rows, label="claims")]
 
 
 def _side(direction: str, side: str, boundary: float, metric: str) -> str:
@@ -542,11 +543,12 @@ def report_document(report: Report, figs: Sequence[figures.Figure]) -> Document:
 
 
 def tables_document(report: Report) -> Document:
-    """The headline estimates and every paired comparison, each table with its caption (for papers)."""
+    """The claims' verdicts (with the rule they are judged by), then the headline estimates and every paired
+    comparison, each table with its caption (for papers)."""
     adjust = adjust_name(report)
     pct = f"{100 * report.level:g}%"
     return Document(title(report), (
-        *incomplete_note(report),
+        *incomplete_note(report), *claims_summary(report),
         headline(report, caption=f"{report.suite['name']} {report.suite['version']}: mean over "
                                  f"{len(report.seeds)} seeds with its {pct} interval in brackets.",
                  label="headline estimates"),

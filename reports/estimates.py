@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from harness import stats
+from harness.reports.cache import Resamples  # (variant, condition key, metric) -> (seeds with a record, resampled)
 from harness.reports.checks import Evals
 from harness.reports.rows import EstimateRow, PairedResult, mean_shift, metric_of
 from harness.seeding import derive_seed
@@ -23,14 +24,11 @@ from harness.specs import Condition, clean
 from harness.store import Cell
 from harness.tasks import task_of
 
-# (variant, condition key, metric) -> (the seeds with a record, their resampled values)
-Resamples = dict[tuple[str, str, str], tuple[list[int], stats.Resampled]]
-
 
 def _resampled_ece(cells: list[Cell], metric: str, n_resamples: int, seed: int) -> stats.Resampled | None:
     """Per-seed ECE of one variant on one condition (cells in seed order); None when the records
     lack what it needs. Per-example means and OOD metrics are resampled in batches by
-    :func:`evaluation_estimates`."""
+    :func:`resample`."""
     if metric != "ece" or any(k not in c.arrays for c in cells for k in ("confidence", "correct")):
         return None
     return stats.resample_ece(np.stack([c.arrays["confidence"] for c in cells]),
@@ -83,15 +81,14 @@ def _subset(r: stats.Resampled, idx: list[int]) -> stats.Resampled:
                            None if r.binary is None else r.binary[idx])
 
 
-def evaluation_estimates(conditions: list[Condition], evals: Evals, names: list[str], seeds: tuple[int, ...],
-                         task: str, level: float, n_resamples: int, interval: str
-                         ) -> tuple[list[EstimateRow], Resamples]:
-    """An estimate per (condition, metric, variant) with a record, in that order, and the resampled
-    values they came from (the comparisons and mCE reuse them). Per-example means are resampled in
-    one batch per metric; every OOD metric of a variant and condition comes from one sort per seed.
-    The metrics of each condition are its task's (harness.tasks); per-seed ones are :func:`per_seed`'s."""
+def resample(conditions: list[Condition], evals: Evals, names: list[str], seeds: tuple[int, ...], task: str,
+             n_resamples: int) -> Resamples:
+    """The resampled values of every (variant, condition, metric) with a record, in the order of the report's
+    estimate rows (condition, metric, variant). Per-example means are resampled in one batch per metric; every
+    OOD metric of a variant and condition comes from one sort per seed. The metrics of each condition are its
+    task's (harness.tasks); per-seed ones are :func:`per_seed`'s."""
     resampled: Resamples = {}
-    order: list[tuple[str, Condition, str]] = []
+    order: list[tuple[str, str, str]] = []
     means: dict[str, list[tuple[tuple[str, str, str], list[int], np.ndarray]]] = defaultdict(list)
     ood_sets = _resampled_ood(conditions, evals, names, seeds, task, n_resamples)
     for cond in conditions:
@@ -110,25 +107,31 @@ def evaluation_estimates(conditions: list[Condition], evals: Evals, names: list[
                     if all(array in c.arrays for c in cells):
                         values = np.stack([c.arrays[array] for c in cells]).astype(np.float64)
                         means[metric].append((key, have, values))
-                        order.append((v, cond, metric))
+                        order.append(key)
                     continue
                 if cond.kind == "ood":  # every OOD metric from one sort per seed and block (_resampled_ood)
                     if metric == ood[0]:
                         resampled.update({(v, cond.key, m): (have, ood_sets[(v, cond.key)][m]) for m in ood})
-                    order.append((v, cond, metric))
+                    order.append(key)
                     continue
                 r = _resampled_ece(cells, metric, n_resamples, _boot_seed(metric))
                 if r is not None:
                     resampled[key] = (have, r)
-                    order.append((v, cond, metric))
+                    order.append(key)
     for metric, jobs in means.items():
         for (key, have, _), r in zip(jobs, stats.resample_means([j[2] for j in jobs], n_resamples,
                                                                 _boot_seed(metric)), strict=True):
             resampled[key] = (have, r)
-    estimates = [EstimateRow(v, cond, metric, stats.estimate(resampled[(v, cond.key, metric)][1], level,
-                                                             _boot_seed(metric), interval, metric_of(metric).bounds))
-                 for v, cond, metric in order]
-    return estimates, resampled
+    return {key: resampled[key] for key in order}
+
+
+def evaluation_estimates(conditions: list[Condition], resampled: Resamples, names: list[str], task: str,
+                         level: float, interval: str) -> list[EstimateRow]:
+    """An estimate per (condition, metric, variant) with resampled values (:func:`resample`), in that order."""
+    return [EstimateRow(v, cond, metric, stats.estimate(resampled[(v, cond.key, metric)][1], level,
+                                                        _boot_seed(metric), interval, metric_of(metric).bounds))
+            for cond in conditions for metric in task_of(task).metrics(cond) if metric_of(metric).level == "example"
+            for v in names if (v, cond.key, metric) in resampled]
 
 
 def evaluation_comparisons(conditions: list[Condition], resampled: Resamples, pairs: list[tuple[str, str]],

@@ -130,7 +130,18 @@ _FIGURE_FILE = re.compile(r"[a-z0-9][a-z0-9-]*\.svg")  # a name harness.reports.
 
 def _figures_folder(run_dir: Path) -> Path:
     """``run_dir``/figures, created if missing; a ConfigError when it is a link that leaves the run directory
-    (the harness never writes, or removes, through it) or not a folder."""
+    (the harness never writes, or removes, through it) or not a folder (:func:`check_outputs`)."""
+    folder = check_outputs(run_dir)
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def check_outputs(run_dir: Path | str) -> Path:
+    """``run_dir``/figures when the report's files can be written into ``run_dir``; else a ConfigError that
+    says why (a folder where a report file goes; ``figures`` a link out of the run directory, or not a
+    folder). Nothing is written: `harness report` asks before it builds, so a refusal leaves the run
+    directory as it was."""
+    run_dir = Path(run_dir)
     for name in OUTPUTS.values():
         if (run_dir / name).is_dir() and not (run_dir / name).is_symlink():
             raise ConfigError(f"{run_dir / name} is a folder, where the report writes a file",
@@ -144,7 +155,6 @@ def _figures_folder(run_dir: Path) -> Path:
                               "folder itself) and run 'harness report' again")
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"{folder} is not a folder", hint="move it away and run 'harness report' again")
-    folder.mkdir(exist_ok=True)
     return folder
 
 

@@ -164,12 +164,13 @@ def test_markdown_html_and_latex_carry_the_same_tables(run_dir: Path) -> None:
     parser = _HTMLTables()
     parser.feed((run_dir / "report.html").read_text(encoding="utf-8"))
     assert len(md) >= 15 and parser.tables == md
-    summary, comparisons = _latex_tables((run_dir / "report.tex").read_text(encoding="utf-8"))
-    # the claims' verdicts open report.md; its summary table follows them
+    claims_tex, summary, comparisons = _latex_tables((run_dir / "report.tex").read_text(encoding="utf-8"))
+    # the claims' verdicts open report.md and report.tex; the summary table follows them
     assert summary == next(t for t in md if t[0][:2] == ["variant", "steps to target"])
     assert summary[0][:3] == ["variant", "steps to target", "clean acc %"]
     assert any(HOSTILE in row[0] for row in summary)
     paired = next(t for t in md if t[0][:2] == ["variant", "baseline"] and "d_z" in t[0])
     assert comparisons == [row[:9] for row in paired] and len(comparisons) > 10
     claims = next(t for t in md if t[0] == ["claim", "verdict", "why"])
+    assert claims_tex == claims and md.index(claims) < md.index(summary)
     assert claims[1][0] == f"{QUOTES} claims **nothing** | at all"  # text, never markup

@@ -126,7 +126,7 @@ def test_a_reports_ood_conditions_are_resampled_as_each_alone() -> None:
     evals: estimates.Evals = defaultdict(dict)
     for cond, score_in, n_out in zip(conditions[1:], (msp, msp, fitted), (80, 130, 80), strict=True):
         evals[("v", cond.key)] = _ood_cells(rng, score_in, n_out)
-    _, resampled = estimates.evaluation_estimates(conditions, evals, ["v"], (0, 1, 2), "classify", 0.95, 150, "auto")
+    resampled = estimates.resample(conditions, evals, ["v"], (0, 1, 2), "classify", 150)
     for cond in conditions[1:]:
         cells = evals[("v", cond.key)]
         alone = stats.resample_ood(np.stack([cells[s].arrays["score_in"] for s in (0, 1, 2)]),

@@ -594,3 +594,18 @@ def test_spatter_water_is_pale_turquoise(ic: ModuleType) -> None:
             red, green, blue = (y - flat / 255).mean(axis=(0, 1, 2))
             assert green > 0 and abs(green - blue) < 0.05 * green and red < 0.8 * green, (
                 f"severity {s}: mean change red {red:.4f}, green {green:.4f}, blue {blue:.4f}")
+
+
+def test_a_shifts_revision_is_read_without_importing_torch() -> None:
+    """Planning keys a shift's cells with its revision (a report does, to say what a run lacks): reading it
+    imports harness.shifts, which defers torch to the first corruption it applies (over a second saved;
+    a plugin's own module may import what it likes)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from harness.registry import shifts; "
+            "r = [getattr(shifts.get(n), 'revision', 1) for n in shifts.names() "
+            "if shifts.entry(n).target.startswith('harness.shifts:')]; "
+            "print(max(r), 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["2", "False"]

@@ -414,6 +414,22 @@ def test_probability_of_improvement_counts_ties_half_and_equals_mann_whitney() -
     assert probability_of_improvement(x, y) == pytest.approx(mannwhitneyu(x, y).statistic / 35)
 
 
+def test_probability_of_improvement_interval_equals_averaging_the_drawn_seed_pairs() -> None:
+    """The interval comes from per-replicate counts (c' wins c / S^2); averaging every drawn pair of
+    each replicate, as the definition reads, gives the same interval to the last bit."""
+    from harness.stats import _SEED_BOOT, _percentile_interval, _rng, probability_of_improvement_interval
+
+    rng = np.random.default_rng(3)
+    for n_seeds in (2, 5, 10):
+        a, b = rng.integers(0, 5, n_seeds).astype(float), rng.integers(0, 5, n_seeds).astype(float)
+        drawn = _rng(0, _SEED_BOOT).integers(0, n_seeds, size=(500, n_seeds))
+        diff = a[drawn][:, :, None] - b[drawn][:, None, :]
+        for higher in (True, False):
+            d = diff if higher else -diff
+            reference = _percentile_interval(np.mean((d > 0) + 0.5 * (d == 0), axis=(1, 2)), 0.9)
+            assert probability_of_improvement_interval(a, b, higher, 0.9, 500) == reference
+
+
 def test_probability_of_improvement_interval_is_the_exact_paired_bootstraps_quantiles() -> None:
     from harness.stats import probability_of_improvement, probability_of_improvement_interval
 
