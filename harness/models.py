@@ -303,7 +303,8 @@ class PositionalEmbedding(nn.Module):
 
 class SelfAttention(nn.Module):
     """Multi-head self-attention with separate q, k, v and output projections.
-    Input and output (N, T, dim)."""
+    Input and output (N, T, dim); ``mask`` (optional, boolean, broadcastable to (N, heads, T, T),
+    True where query t may attend to key s) is the text models' padding and causal mask."""
 
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
@@ -311,35 +312,43 @@ class SelfAttention(nn.Module):
         self.q, self.k, self.v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
         self.out = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         n, t, d = x.shape
 
         def split(y: torch.Tensor) -> torch.Tensor:
             return y.view(n, t, self.heads, d // self.heads).transpose(1, 2)
 
-        y = F.scaled_dot_product_attention(split(self.q(x)), split(self.k(x)), split(self.v(x)))
+        y = F.scaled_dot_product_attention(split(self.q(x)), split(self.k(x)), split(self.v(x)), attn_mask=mask)
         return self.out(y.transpose(1, 2).reshape(n, t, d))
 
 
 class TransformerBlock(nn.Module):
     """Self-attention and an MLP (dim -> 2 * dim -> dim, GELU), each residual, with the norm
     before the branch (``"pre"``: x + f(norm(x))) or after the sum (``"post"``: norm(x + f(x))).
-    Input and output (N, T, dim)."""
+    Input and output (N, T, dim); ``mask`` goes to the attention (see :class:`SelfAttention`).
+    ``residual_scale`` (default None: 1) multiplies each branch, x + a * f(...), a fixed scaling
+    that needs no parameter, so the variants that use it draw the same init as those that do not."""
 
-    def __init__(self, dim: int, heads: int, norm: NormFactory, placement: str) -> None:
+    def __init__(self, dim: int, heads: int, norm: NormFactory, placement: str,
+                 residual_scale: float | None = None) -> None:
         super().__init__()
         self.pre = placement == "pre"
+        self.residual_scale = residual_scale
         self.attn = SelfAttention(dim, heads)
         self.norm1 = TokenNorm(dim, norm)
         self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
         self.norm2 = TokenNorm(dim, norm)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _scaled(self, y: torch.Tensor) -> torch.Tensor:
+        # no multiplication at all without a scale, so the image ViT computes what it always did
+        return y if self.residual_scale is None else y * self.residual_scale
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.pre:
-            x = x + self.attn(self.norm1(x))
-            return x + self.mlp(self.norm2(x))
-        x = self.norm1(x + self.attn(x))
-        return self.norm2(x + self.mlp(x))
+            x = x + self._scaled(self.attn(self.norm1(x), mask))
+            return x + self._scaled(self.mlp(self.norm2(x)))
+        x = self.norm1(x + self._scaled(self.attn(x, mask)))
+        return self.norm2(x + self._scaled(self.mlp(x)))
 
 
 PLACEMENTS = ("pre", "post")

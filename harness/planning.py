@@ -70,9 +70,9 @@ def eval_spec(suite: Suite, train_key: str, cond: Condition) -> dict[str, Any]:
     ev = suite.evaluation
     revision = 1
     if cond.kind == "shift":
-        from harness.registry import shifts
+        from harness.registry import registry
 
-        revision = getattr(shifts.get(cond.name), "revision", 1)
+        revision = getattr(registry(task_of(suite).shift_kind).get(cond.name), "revision", 1)
     return {"train_cell": train_key, "condition": cond.to_dict(), "batch_size": ev.batch_size,
             "condition_seed": suite.split_seed,
             **({"shift_revision": revision} if revision != 1 else {}),

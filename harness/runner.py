@@ -110,23 +110,14 @@ def check_names(suite: Suite) -> None:
     that is malformed or not there (harness.sources.check: without loading the data), or weights
     that cannot be found or read (harness.weights.check)."""
     from harness import registry as r
-    from harness.sources import check_name
 
-    check_name(suite.dataset)
-    if suite.test_dataset is not None:
-        check_name(suite.test_dataset)
     for v in suite.variants:
         r.norms.entry(v.norm)
         if v.weights is not None:
             from harness.weights import check
 
             check(v.weights)
-    task_of(suite).check_names(suite)  # the models, and whatever else the task's battery names
-    ev = suite.evaluation
-    for name in ev.shifts:
-        r.shifts.entry(name)
-    for name in (*ev.ood_sets, *ev.natural_shifts):
-        check_name(name)
+    task_of(suite).check_names(suite)  # its data, corruptions, models and whatever else its battery names
 
 
 def load_suite(name_or_suite: str | Suite) -> Suite:

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.data import Split, as_tensor
+from harness.data import as_tensor
 from harness.errors import ConfigError
 from harness.seeding import torch_generator
 from harness.specs import TrainSpec
@@ -292,7 +292,7 @@ class Fit:
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, spec: TrainSpec, seed: int, dev: torch.device,
         batch_loss: Callable[[nn.Module, torch.Tensor, torch.Tensor | None], torch.Tensor],
         held_out: Callable[[nn.Module], float], reached: Callable[[float], bool],
-        on_step: Callable[[int, int], None] | None = None) -> Fit:
+        on_step: Callable[[int, int], None] | None = None, warmup_steps: int = 0) -> Fit:
     """The training loop every objective shares: ``spec``'s optimizer over ``spec.epochs`` epochs
     of the seed's ``data-order`` stream (batches of ``spec.batch_size``, the last partial one
     dropped), minimising ``batch_loss(model, x[idx], y[idx] or None)`` (a scalar tensor).
@@ -302,7 +302,9 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, spec: TrainSp
     first time ``reached(value)`` holds. Time is measured per step (forward, backward, update)
     and excludes those measurements. Divergence (a non-finite loss, or one above
     ``spec.divergence_factor`` times the first step's) ends the run. ``x`` and ``y`` are on
-    ``dev``, where the model is."""
+    ``dev``, where the model is. ``warmup_steps`` > 0 raises the learning rate linearly from
+    ``spec.lr / warmup_steps`` at the first step to ``spec.lr`` at step ``warmup_steps`` (a
+    transformer's warm-up), constant after."""
     order = torch_generator(seed, "data-order")
     opt = _optimizer(model, spec)
     # drop_last: a final batch of one example would make BatchNorm fail in training mode
@@ -340,6 +342,12 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, spec: TrainSp
             norms.zero()
             loss.backward()
             norms.record()
+            if step < warmup_steps:
+                for group in opt.param_groups:
+                    group["lr"] = spec.lr * (step + 1) / warmup_steps
+            elif step == warmup_steps > 0:
+                for group in opt.param_groups:
+                    group["lr"] = spec.lr
             opt.step()
             value = loss.item()  # synchronises, so the timing covers the whole step
             train_seconds += time.perf_counter() - t0
@@ -375,15 +383,17 @@ def _cross_entropy(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor | None) 
     return F.cross_entropy(model(xb), yb)  # type: ignore[arg-type]
 
 
-def train(model: nn.Module, split: Split, spec: TrainSpec, seed: int, device: str = "cpu",
-          on_step: Callable[[int, int], None] | None = None) -> TrainResult:
+def train(model: nn.Module, split: Any, spec: TrainSpec, seed: int, device: str = "cpu",
+          on_step: Callable[[int, int], None] | None = None, warmup_steps: int = 0) -> TrainResult:
     """Train a classifier in place on ``split.train`` (cross-entropy; held-out accuracy on
-    ``split.val``, target ``spec.target_accuracy``); ``on_step(step, total)`` reports progress."""
+    ``split.val``, target ``spec.target_accuracy``); ``on_step(step, total)`` reports progress.
+    ``split`` is a harness.data.Split, or any split whose parts have inputs ``x`` (images, or a
+    text task's tokens) and labels ``y``; ``warmup_steps`` as :func:`fit`'s."""
     dev = torch.device(device)
     model.to(dev)
     x, xv = as_tensor(split.train.x, dev), as_tensor(split.val.x, dev)
     y, yv = as_tensor(split.train.y, dev), as_tensor(split.val.y, dev)  # type: ignore[arg-type]
     r = fit(model, x, y, spec, seed, dev, _cross_entropy, lambda m: _accuracy(m, xv, yv),
-            lambda acc: acc >= spec.target_accuracy, on_step)
+            lambda acc: acc >= spec.target_accuracy, on_step, warmup_steps)
     return TrainResult(**r.result_fields(), curve_val_accuracy=r.curve,
                        final_val_accuracy=float("nan") if r.diverged else float(r.curve[-1]))

@@ -61,7 +61,7 @@ class Context:
     ood: dict[str, np.ndarray]
     device: str
     store_dir: Path
-    natural: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # condition key -> (x, y)
+    natural: dict[str, Any] = field(default_factory=dict)  # condition key -> labelled inputs (TaskData)
     batch_seeds: bool = False
 
 
@@ -69,24 +69,10 @@ class Context:
 
 
 def prepare(suite: Suite, device: str, store_dir: Path, batch_seeds: bool = False) -> Context:
-    """Load and split the data and the OOD sets once for the whole run (once per worker)."""
-    from harness.data import fit_to, prerendered
-    from harness.sources import load, suite_split
-
-    split = suite_split(suite)
-    ood = {name: fit_to(load(name).x, split.test.shape) for name in suite.evaluation.ood_sets}
-    natural = {}
-    for cond in suite.conditions():
-        if cond.kind != "natural":
-            continue
-        ev = suite.evaluation
-        data = load(cond.name) if not cond.params else prerendered(ev.prerendered_dir or "", cond.name,
-                                                                  cond.param("severity"))
-        if data.y is None or (data.y.max() >= split.train.n_classes):
-            raise ConfigError(f"natural shift {data.name!r} needs labels from the suite's {split.train.n_classes} "
-                              "classes", hint="name a labelled set with the same classes, or list it under ood_sets")
-        natural[cond.key] = (fit_to(data.x, split.test.shape), data.y)
-    return Context(suite, split, ood, device, store_dir, natural, batch_seeds)
+    """Load the suite's data (its task's :meth:`~harness.tasks.Task.load_data`: the split, OOD sets and
+    natural shifts) once for the whole run (once per worker)."""
+    data = task_of(suite).load_data(suite)
+    return Context(suite, data.split, data.ood, device, store_dir, data.natural, batch_seeds)
 
 
 # --- the worker ---------------------------------------------------------------------------

@@ -58,8 +58,10 @@ def headline_columns(report: Report) -> list[tuple[str, str, str]]:
     keys = {r.condition.key for r in report.estimates}
     cols = [(t, k, m) for t, k in ((f"clean {label}", "clean"), (f"shifted {label} (mean)", "shift:all"))
             if k in keys or k == "clean"]
-    cols += list(dict.fromkeys((f"AUROC {r.condition.name}", r.condition.key, "auroc") for r in report.estimates
-                               if r.condition.kind == "ood" and r.metric == "auroc"))
+    ood = [r.condition for r in report.estimates if r.condition.kind == "ood" and r.metric == "auroc"]
+    several = len({c.param("score") for c in ood}) > 1  # then each column names its score too
+    cols += list(dict.fromkeys((f"AUROC {c.name}" + (f" ({c.param('score')})" if several else ""), c.key, "auroc")
+                               for c in ood))
     strongest: dict[str, Condition] = {}
     for c in (r.condition for r in report.estimates if r.condition.kind == "attack"):  # largest eps of each attack
         if c.name not in strongest or c.param("eps") > strongest[c.name].param("eps"):

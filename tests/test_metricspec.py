@@ -22,7 +22,7 @@ from harness.reports.build import Report, build_report
 from harness.specs import DiffusionSpec, EvalSpec, Suite, TrainSpec, Variant, sweep
 from harness.stats import INTERVALS
 from harness.store import Cell, Store
-from harness.tasks.classify.evaluation import _outcome
+from harness.tasks.classify.evaluation import outcomes as _outcome
 
 METRICS = reg.metrics.names()
 

@@ -38,8 +38,8 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, eq=False)
 class EvalRun:
     """One trained model to evaluate: ``model`` (eval mode, on ``device``) of ``variant`` and
-    ``seed``, the ``conditions`` left to run, the worker's data (``split``: harness.data.Split,
-    ``ood``: OOD set name -> images, ``natural``: condition key -> (images, labels)), ``peer``
+    ``seed``, the ``conditions`` left to run, the worker's data as the task loaded it (:class:`TaskData`:
+    ``split``, ``ood`` and ``natural``), ``peer``
     (a variant -> its trained model of the same seed, or None where there is none: the transfer
     check's source) and ``setup`` (what the task's one-time setup made, loaded on first call)."""
 
@@ -50,10 +50,22 @@ class EvalRun:
     conditions: list[Condition]
     split: Any
     ood: dict[str, np.ndarray]
-    natural: dict[str, tuple[np.ndarray, np.ndarray]]
+    natural: dict[str, Any]
     device: str
     peer: Callable[[Variant], nn.Module | None]
     setup: Callable[[], Any]
+
+
+@dataclass(frozen=True, eq=False)
+class TaskData:
+    """The data a run's every unit shares, loaded once per process (:meth:`Task.load_data`): ``split``
+    (train / val / test of the suite's dataset: harness.data.Split for images), ``ood`` (OOD set name ->
+    its inputs) and ``natural`` (a natural shift's condition key -> its labelled inputs: (images, labels)
+    for an image task, a harness.tasks.text.data.TextSet for text)."""
+
+    split: Any
+    ood: dict[str, Any]
+    natural: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -112,9 +124,18 @@ class Task(Protocol):
     def validate(self, suite: Suite) -> None:
         """Raise ConfigError (one line, with a hint) where ``suite`` does not fit the task."""
 
+    #: the registry kind of the corruptions a suite's ``evaluation.shifts`` name ("shifts" for images,
+    #: "text-shifts" for text): where planning reads a shift's revision and the runner checks the names
+    shift_kind: str
+
     def check_names(self, suite: Suite) -> None:
-        """Raise UnknownNameError for any plugin the suite's variants or battery name that is not
-        registered (beside the dataset, norms and shifts, which every task checks)."""
+        """Raise UnknownNameError (or ConfigError for a malformed data source) for anything the suite
+        names that is not there: its dataset, OOD sets, natural shifts and corruptions, its variants'
+        models and its battery's plugins (the runner checks the norms and weights of every task), without
+        loading any data."""
+
+    def load_data(self, suite: Suite) -> TaskData:
+        """The suite's data: its split, OOD sets and natural shifts, as the task's models read them."""
 
     def conditions(self, suite: Suite) -> list[Condition]:
         """Every evaluation condition of the suite's battery, in report order."""
@@ -166,6 +187,47 @@ class Task(Protocol):
     def describe(self, suite: Suite) -> dict[str, str]:
         """What ``harness show`` says of the task's part of the suite: ``target`` (the training
         target), ``ood`` (what scores the OOD sets) and ``checks`` (the sanity checks, or "-")."""
+
+
+def check_image_names(suite: Suite) -> None:
+    """What an image task's suite names beyond its models: the dataset (and test dataset), the
+    corruptions, the OOD sets and natural shifts, each a registered or well-formed data source
+    (harness.sources.check_name: without loading it)."""
+    from harness.registry import shifts
+    from harness.sources import check_name
+
+    check_name(suite.dataset)
+    if suite.test_dataset is not None:
+        check_name(suite.test_dataset)
+    ev = suite.evaluation
+    for name in ev.shifts:
+        shifts.entry(name)
+    for name in (*ev.ood_sets, *ev.natural_shifts):
+        check_name(name)
+
+
+def load_images(suite: Suite) -> TaskData:
+    """An image task's data: the suite's split (harness.sources.suite_split), every OOD set fitted to the
+    test images' shape, and every natural shift (a labelled set with the suite's classes, or a
+    pre-rendered corruption) likewise."""
+    from harness.data import fit_to, prerendered
+    from harness.errors import ConfigError
+    from harness.sources import load, suite_split
+
+    split = suite_split(suite)
+    ood = {name: fit_to(load(name).x, split.test.shape) for name in suite.evaluation.ood_sets}
+    natural = {}
+    for cond in suite.conditions():
+        if cond.kind != "natural":
+            continue
+        ev = suite.evaluation
+        data = load(cond.name) if not cond.params else prerendered(ev.prerendered_dir or "", cond.name,
+                                                                  cond.param("severity"))
+        if data.y is None or (data.y.max() >= split.train.n_classes):
+            raise ConfigError(f"natural shift {data.name!r} needs labels from the suite's {split.train.n_classes} "
+                              "classes", hint="name a labelled set with the same classes, or list it under ood_sets")
+        natural[cond.key] = (fit_to(data.x, split.test.shape), data.y)
+    return TaskData(split, ood, natural)
 
 
 def shared_summary(arrays: dict[str, np.ndarray]) -> dict[str, Any] | None:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.tasks import ReportStyle, TaskOptions, shared_summary
+from harness.tasks import ReportStyle, TaskData, TaskOptions, check_image_names, load_images, shared_summary
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,25 +33,35 @@ def _input_stats(x: np.ndarray) -> tuple[Any, Any]:
     return t.mean(dim=(0, 2, 3)), t.std(dim=(0, 2, 3))
 
 
+# how a report presents any classifier's results (the text task's are the same, but for the terminal's columns)
+STYLE = ReportStyle(
+    headline="accuracy", label="acc %", final="final_val_accuracy", final_title="final held-out acc %",
+    area="aulc", area_title="AULC %",
+    area_text="AULC: the area under the held-out accuracy curve over the budget, % (higher is better).",
+    target="Held-out target accuracy {target_accuracy_pct:g}%", compact_all_ood=False, compact_worst_case=True,
+    no_checks="")
+
+
 @dataclass(frozen=True)
 class Classify:
     name: str = "classify"
     description: str = "classifiers: accuracy, calibration, OOD detection, adversarial robustness, sanity checks"
     outcome: str = "correct"
     checks: tuple[str, ...] = CHECKS
-    style: ReportStyle = ReportStyle(
-        headline="accuracy", label="acc %", final="final_val_accuracy", final_title="final held-out acc %",
-        area="aulc", area_title="AULC %",
-        area_text="AULC: the area under the held-out accuracy curve over the budget, % (higher is better).",
-        target="Held-out target accuracy {target_accuracy_pct:g}%", compact_all_ood=False, compact_worst_case=True,
-        no_checks="")
+    style: ReportStyle = STYLE
+    shift_kind: str = "shifts"
     options_type: type[TaskOptions] | None = None  # a classify suite's settings are all Suite fields
 
     def validate(self, suite: Suite) -> None:
         """Nothing beyond the suite's own checks: every Suite field applies to a classifier."""
 
+    def load_data(self, suite: Suite) -> TaskData:
+        return load_images(suite)
+
     def check_names(self, suite: Suite) -> None:
         from harness import registry as r
+
+        check_image_names(suite)
 
         for v in suite.variants:
             r.models.entry(v.model)

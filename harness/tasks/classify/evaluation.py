@@ -113,7 +113,7 @@ def predict_bn(model: nn.Module, x: torch.Tensor, batch_size: int, bn_mode: str)
     raise ValueError(f"unknown BatchNorm test-time mode {bn_mode!r}")
 
 
-def _outcome(logits: torch.Tensor, y: torch.Tensor) -> Outcome:
+def outcomes(logits: torch.Tensor, y: torch.Tensor) -> Outcome:
     pred = logits.argmax(1)
     probs = logits.double().softmax(1)
     return {
@@ -288,7 +288,7 @@ def features(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor
         return finite(torch.cat([extract(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]), "features")
 
 
-def _fit_feature_score(model: nn.Module, name: str, fit_data: tuple[np.ndarray, np.ndarray] | None,
+def fit_feature_score(model: nn.Module, name: str, fit_data: tuple[np.ndarray, np.ndarray] | None,
                        batch_size: int, dev: torch.device) -> Any:
     from harness.errors import ConfigError
     from harness.registry import ood_scores
@@ -298,6 +298,35 @@ def _fit_feature_score(model: nn.Module, name: str, fit_data: tuple[np.ndarray, 
                           hint="pass fit_data=(x_train, y_train) to evaluate()")
     x_fit, y_fit = as_tensor(fit_data[0], dev), as_tensor(fit_data[1], dev)
     return ood_scores.get(name)().fit(features(model, x_fit, batch_size), y_fit)
+
+
+class OodScorer:
+    """The OOD scores of one model (eval mode) on its test inputs ``x`` (whose ``clean_logits`` are
+    known) against OOD inputs: a logit score (MSP, energy, ...) from the logits, a feature score
+    (Mahalanobis) fitted once on the training ``fit_data`` features. Higher = more in-distribution."""
+
+    def __init__(self, model: nn.Module, x: torch.Tensor, clean_logits: torch.Tensor,
+                 fit_data: tuple[np.ndarray, np.ndarray] | None, batch_size: int, dev: torch.device) -> None:
+        self.model, self.x, self.clean_logits = model, x, clean_logits
+        self.fit_data, self.batch_size, self.dev = fit_data, batch_size, dev
+        self._fitted: dict[str, Any] = {}  # feature-based scores, fitted once per model
+        self._test_features: list[torch.Tensor] = []  # the test inputs' features, once computed
+
+    def arrays(self, name: str, x_out: torch.Tensor) -> dict[str, np.ndarray]:
+        """``score_in`` (N,) of the test inputs and ``score_out`` (M,) of ``x_out`` by the score ``name``."""
+        from harness.registry import ood_scores
+
+        model, bs = self.model, self.batch_size
+        if getattr(ood_scores.get(name), "needs", "logits") == "features":
+            if name not in self._fitted:
+                self._fitted[name] = fit_feature_score(model, name, self.fit_data, bs, self.dev)
+            if not self._test_features:
+                self._test_features.append(features(model, self.x, bs))
+            s_in, s_out = self._fitted[name](self._test_features[0]), self._fitted[name](features(model, x_out, bs))
+        else:
+            score = ood_scores.get(name)
+            s_in, s_out = score(self.clean_logits), score(predict(model, x_out, bs))
+        return {"score_in": s_in.double().cpu().numpy(), "score_out": s_out.double().cpu().numpy()}
 
 
 def evaluate(model: nn.Module, x_test: np.ndarray, y_test: np.ndarray, ood_sets: Mapping[str, np.ndarray],
@@ -316,47 +345,35 @@ def evaluate(model: nn.Module, x_test: np.ndarray, y_test: np.ndarray, ood_sets:
     ``natural_sets`` maps a natural shift's condition key to its images (fitted to the test
     shape) and labels.
     """
-    from harness.registry import ood_scores, shifts
+    from harness.registry import shifts
 
     dev = torch.device(device)
     model.to(dev).eval()
     x, y = as_tensor(x_test, dev), as_tensor(y_test, dev)
     clean_logits = predict(model, x, batch_size)
     sweeps = _Sweeps()
-    fitted: dict[str, Any] = {}  # feature-based OOD scores, fitted once per model
-    test_features: torch.Tensor | None = None
+    scorer = OodScorer(model, x, clean_logits, fit_data, batch_size, dev)
     for cond in conditions:
         if cond.kind == "clean":
             logits = clean_logits if cond.bn_mode == "frozen" else predict_bn(model, x, batch_size, cond.bn_mode)
-            yield cond, _outcome(logits, y)
+            yield cond, outcomes(logits, y)
         elif cond.kind == "shift":
             # keyed on the shift alone: every BatchNorm mode sees the same shifted images
             gen = torch_generator(condition_seed, shift(cond.name, cond.param("severity")).key, device=dev.type)
             x_shift = shifts.get(cond.name)(x, cond.param("severity"), gen)
-            yield cond, _outcome(predict_bn(model, x_shift, batch_size, cond.bn_mode), y)
+            yield cond, outcomes(predict_bn(model, x_shift, batch_size, cond.bn_mode), y)
         elif cond.kind == "natural":
             if natural_sets is None or cond.key not in natural_sets:
                 raise ValueError(f"no images were given for the natural shift {cond.key!r}")
             x_nat, y_nat = (as_tensor(a, dev) for a in natural_sets[cond.key])
-            yield cond, _outcome(predict(model, x_nat, batch_size), y_nat)
+            yield cond, outcomes(predict(model, x_nat, batch_size), y_nat)
         elif cond.kind == "ood":
-            name = cond.param("score")
-            x_out = as_tensor(ood_sets[cond.name], dev)
-            if getattr(ood_scores.get(name), "needs", "logits") == "features":
-                if name not in fitted:
-                    fitted[name] = _fit_feature_score(model, name, fit_data, batch_size, dev)
-                if test_features is None:
-                    test_features = features(model, x, batch_size)
-                s_in, s_out = fitted[name](test_features), fitted[name](features(model, x_out, batch_size))
-            else:
-                score = ood_scores.get(name)
-                s_in, s_out = score(clean_logits), score(predict(model, x_out, batch_size))
-            yield cond, {"score_in": s_in.double().cpu().numpy(), "score_out": s_out.double().cpu().numpy()}
+            yield cond, scorer.arrays(cond.param("score"), as_tensor(ood_sets[cond.name], dev))
         elif cond.kind == "attack":
             gen = torch_generator(seed, cond.key, device=dev.type)
             x_adv, logits = _attack(model, x, y, cond.name, cond.param("eps"),
                                     {k: v for k, v in cond.params if k != "eps"}, gen, batch_size, sweeps)
-            out = _outcome(logits, y)
+            out = outcomes(logits, y)
             delta = (x_adv - x).flatten(1)
             out["linf"] = delta.abs().max(1).values.double().cpu().numpy()
             out["l2"] = delta.norm(dim=1).double().cpu().numpy()

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness.specs import DiffusionSpec
-from harness.tasks import ReportStyle, TaskOptions, shared_summary
+from harness.tasks import ReportStyle, TaskData, TaskOptions, check_image_names, load_images, shared_summary
 
 if TYPE_CHECKING:
     import numpy as np
@@ -70,6 +70,7 @@ class Denoise:
                "fixed draws of timestep and noise)", compact_all_ood=True, compact_worst_case=False,
         no_checks="None: the suite runs no attack.")
     # Suite.task_options: the schedule, targets, samples and judge
+    shift_kind: str = "shifts"
     options_type: type[TaskOptions] | None = DiffusionSpec
 
     def validate(self, suite: Suite) -> None:
@@ -86,8 +87,13 @@ class Denoise:
         _check(not odd, f"denoise suite {suite.name!r}: {', '.join(odd)} standardize inputs or load weights",
                "a denoiser variant is trained from scratch on [0, 1] images: drop standardize and weights")
 
+    def load_data(self, suite: Suite) -> TaskData:
+        return load_images(suite)
+
     def check_names(self, suite: Suite) -> None:
         from harness import registry as r
+
+        check_image_names(suite)
 
         for v in suite.variants:
             r.denoisers.entry(v.model)

@@ -1,0 +1,201 @@
+"""The ``text`` task: classifiers of byte-tokenized text (harness.registry.text_models: a transformer with
+its norm before or after each residual branch, LSTM and GRU with the norm on their gate pre-activations and
+cell), trained to a held-out accuracy; scored per example on clean held-out text, on text corruptions
+(harness.registry.text_shifts) at severities 1-5, on natural shifts (later and harder mail), and on OOD text
+with the image classifiers' scores (MSP, energy, Mahalanobis on the pooled features).
+
+A suite names its training set (``dataset``: a labelled set of harness.tasks.text.data, ``spam``), its
+natural shifts and OOD sets among the text sets there, and sets :class:`TextOptions` (the input length in
+bytes and the learning-rate warm-up). ``max_train`` and ``max_test`` cap the training and test parts as
+for images (drawn by label); OOD and natural-shift sets are capped at ``max_test`` texts too.
+
+Adversarial attacks on text (on the token embeddings, and a discrete attack that edits characters) are not
+part of this task yet: a suite that declares attacks is refused with that message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from harness.tasks import ReportStyle, TaskData, TaskOptions, shared_summary
+from harness.tasks.classify import CALIBRATION, OOD
+from harness.tasks.classify import STYLE as CLASSIFIER_STYLE
+
+if TYPE_CHECKING:
+    import numpy as np
+    from torch import nn
+
+    from harness.specs import Condition, Suite, Variant
+    from harness.tasks import EvalRun
+
+
+@dataclass(frozen=True)
+class TextOptions:
+    """A text suite's settings. ``length``: input length in UTF-8 bytes (a text is cut there, shorter ones
+    padded); ``warmup_steps``: steps over which the learning rate rises linearly to the suite's (0: none;
+    a post-LN transformer needs one, Xiong et al. 2020)."""
+
+    length: int = 256
+    warmup_steps: int = 0
+
+    def __post_init__(self) -> None:
+        from harness.specs import _check
+
+        _check(8 <= self.length <= 4096, f"text length {self.length} is not in 8..4096 bytes",
+               "use e.g. length=256")
+        _check(self.warmup_steps >= 0, f"warmup_steps {self.warmup_steps} is negative", "use 0 (none) or more")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TextOptions:
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Text:
+    name: str = "text"
+    description: str = ("text classifiers over bytes: accuracy, calibration, text corruptions, natural shifts, "
+                        "OOD detection")
+    outcome: str = "correct"
+    checks: tuple[str, ...] = ()
+    style: ReportStyle = dataclasses.replace(  # a classifier's, every OOD score in the terminal, no attacks
+        CLASSIFIER_STYLE, compact_all_ood=True, compact_worst_case=False,
+        no_checks="No adversarial attacks on text yet, so no sanity checks.")
+    shift_kind: str = "text-shifts"
+    options_type: type[TaskOptions] | None = TextOptions
+
+    def validate(self, suite: Suite) -> None:
+        from harness.specs import _check
+        from harness.tasks.text.data import LABELLED, NATURAL
+        from harness.tasks.text.data import OOD as OOD_SETS
+
+        ev = suite.evaluation
+        _check(not ev.attacks, f"text suite {suite.name!r} declares attacks",
+               "attacks on text (embedding FGSM/PGD, character edits) are not built yet: drop them")
+        _check(ev.bn_modes == ("frozen",) and not ev.prerendered_shifts and suite.test_dataset is None,
+               f"text suite {suite.name!r} declares BatchNorm test-time modes, pre-rendered shifts or a test dataset",
+               "a text suite tests on a held-out part of its dataset: drop them")
+        _check(suite.dataset in LABELLED, f"text suite {suite.name!r} trains on {suite.dataset!r}",
+               f"use one of {', '.join(LABELLED)}")
+        bad = [n for n in ev.natural_shifts if n not in NATURAL] + [n for n in ev.ood_sets if n not in OOD_SETS]
+        _check(not bad, f"text suite {suite.name!r} names unknown text sets {', '.join(bad)}",
+               f"natural shifts: {', '.join(NATURAL)}; OOD sets: {', '.join(OOD_SETS)}")
+        odd = [v.name for v in suite.variants if v.standardize or v.weights is not None]
+        _check(not odd, f"text suite {suite.name!r}: {', '.join(odd)} standardize inputs or load weights",
+               "a text variant is trained from scratch on byte tokens: drop standardize and weights")
+
+    def load_data(self, suite: Suite) -> TaskData:
+        from harness.tasks.text.data import load_set, split_set
+
+        length = self._options(suite).length
+        data = load_set(suite.dataset, length)
+        split = split_set(data, suite.test_fraction, suite.val_fraction, suite.split_seed)
+        if suite.max_train is not None and suite.max_train < len(split.train.texts):
+            split = dataclasses.replace(split, train=_capped(split.train, suite.max_train, suite.split_seed))
+        if suite.max_test is not None and suite.max_test < len(split.test.texts):
+            split = dataclasses.replace(split, test=_capped(split.test, suite.max_test, suite.split_seed))
+        ev = suite.evaluation
+        ood = {name: load_set(name, length, suite.max_test, suite.split_seed) for name in ev.ood_sets}
+        natural = {}
+        for cond in suite.conditions():
+            if cond.kind == "natural":
+                natural[cond.key] = load_set(cond.name, length, suite.max_test, suite.split_seed)
+        return TaskData(split, ood, natural)
+
+    def check_names(self, suite: Suite) -> None:
+        from harness import registry as r
+
+        for v in suite.variants:
+            r.text_models.entry(v.model)
+        for name in suite.evaluation.shifts:
+            r.text_shifts.entry(name)
+        for name in suite.evaluation.ood_scores:
+            r.ood_scores.entry(name)
+
+    def conditions(self, suite: Suite) -> list[Condition]:
+        from harness.specs import clean, natural, ood, shift
+
+        ev = suite.evaluation
+        return ([clean()] + [shift(s, sev) for s in ev.shifts for sev in ev.severities]
+                + [natural(n) for n in ev.natural_shifts] + [ood(o, sc) for o in ev.ood_sets for sc in ev.ood_scores])
+
+    def train_params(self, suite: Suite) -> dict[str, Any]:
+        return {"text": dataclasses.asdict(self._options(suite))}
+
+    def eval_params(self, suite: Suite, cond: Condition) -> dict[str, Any]:
+        return {"text": dataclasses.asdict(self._options(suite))}
+
+    def build(self, suite: Suite, variant: Variant, split: Any, seed: int) -> nn.Module:
+        from harness.corpora import VOCAB
+        from harness.models import init_weights
+        from harness.registry import norms, text_models
+        from harness.seeding import torch_generator
+
+        model = text_models.get(variant.model)(VOCAB, split.train.n_classes, norms.get(variant.norm),
+                                               **dict(variant.options))
+        init_weights(model, torch_generator(seed, "init"))
+        return model
+
+    def train(self, suite: Suite, model: nn.Module, variant: Variant, split: Any, seed: int, device: str,
+              on_step: Callable[[int, int], None] | None) -> Any:
+        from harness.training import train
+
+        return train(model, split, variant.recipe(suite.train), seed, device, on_step,
+                     self._options(suite).warmup_steps)
+
+    def setup(self, ctx: Any, store: Any, conditions: list[Condition]) -> None:
+        return None
+
+    def load_setup(self, ctx: Any) -> Any:
+        return None
+
+    def evaluate(self, run: EvalRun) -> Iterator[tuple[Condition, dict[str, np.ndarray]]]:
+        from harness.tasks.text.evaluation import evaluate
+
+        return evaluate(run.model, run.split, run.ood, run.natural, run.conditions, run.suite.split_seed,
+                        self._options(run.suite).length, run.suite.evaluation.batch_size, run.device)
+
+    def eval_summary(self, cond: Condition, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+        shared = shared_summary(arrays)
+        if shared is not None:
+            return shared
+        return {"accuracy": float(arrays["correct"].mean())} if "correct" in arrays else {}
+
+    def metrics(self, cond: Condition) -> tuple[str, ...]:
+        if cond.kind == "ood":
+            return OOD
+        return ("accuracy", *CALIBRATION)
+
+    def compared(self, cond: Condition) -> tuple[str, ...]:
+        return tuple(m for m in self.metrics(cond) if m not in CALIBRATION or cond.key == "clean")
+
+    def worst_case(self, stacked: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        return np.all(stacked, axis=0)
+
+    def report_target(self, suite: dict[str, Any]) -> dict[str, Any]:
+        return {"target_accuracy": suite["train"]["target_accuracy"]}
+
+    def describe(self, suite: Suite) -> dict[str, str]:
+        opts = self._options(suite)
+        return {"target": f"{100 * suite.train.target_accuracy:g}% held-out accuracy "
+                          f"({opts.length}-byte inputs, warm-up {opts.warmup_steps} steps)",
+                "ood": ", ".join(suite.evaluation.ood_scores), "checks": "-"}
+
+    @staticmethod
+    def _options(suite: Suite) -> TextOptions:
+        opts = suite.task_options
+        return opts if isinstance(opts, TextOptions) else TextOptions()
+
+
+def _capped(part: Any, cap: int, seed: int) -> Any:
+    """At most ``cap`` texts of ``part``, each label keeping its share (harness.tasks.text.data.draw)."""
+    from harness.tasks.text.data import draw
+
+    return part.subset(draw(part.y, cap, seed))
+
+
+TASK = Text()
