@@ -170,6 +170,8 @@ text_shifts: Registry[Callable[..., Any]] = Registry(
     "text-shifts", "text corruptions (text, severity, numpy generator) -> text'")
 text_models: Registry[Callable[..., Any]] = Registry(
     "text-models", "text models over byte tokens with a normalization slot (classifiers and language models)")
+text_attacks: Registry[Callable[..., Any]] = Registry(
+    "text-attacks", "attacks on text models: in the embeddings, or character flips (frozen dataclasses)")
 attacks: Registry[Callable[..., Any]] = Registry("attacks", "adversarial attacks (frozen dataclasses)")
 ood_scores: Registry[Callable[..., Any]] = Registry("ood-scores", "OOD scores from logits (higher = more ID)")
 metrics: Registry[Metric] = Registry("metrics", "metrics: how each is computed, which way is better, its range and "
@@ -179,8 +181,8 @@ tasks: Registry[Task] = Registry("tasks", "task kinds: what a suite's variants a
                                  "evaluated and reported (harness.tasks.Task)")
 
 REGISTRIES: dict[str, Registry[Any]] = {
-    r.kind: r for r in (suites, models, denoisers, norms, datasets, shifts, text_shifts, text_models, attacks,
-                        ood_scores, metrics, executors, tasks)
+    r.kind: r for r in (suites, models, denoisers, norms, datasets, shifts, text_shifts, text_models, text_attacks,
+                        attacks, ood_scores, metrics, executors, tasks)
 }
 
 

@@ -165,6 +165,31 @@ def pgd_beats_fgsm(r: Records) -> Check:
                     f"or lower, and FGSM alone breaks at most {_pct(FGSM_ONLY_SHARE)} of examples")
 
 
+FLIPS_RANDOM = "HotFlip is at least as strong as random flips of the same budget"
+FLIPS_MARGIN = 0.005  # HotFlip's mean accuracy may exceed random flips' by half a point (it stops at a flipped text)
+
+
+def flips_beat_random(r: Records) -> Check:
+    """A guided attack that cannot beat random edits of its budget is not searching: HotFlip's mean accuracy
+    at each number of flips is at most random flips' (plus :data:`FLIPS_MARGIN`), per variant."""
+    by_name = {a["name"]: a for a in r.attacks}
+    if "hotflip" not in by_name or "random-flip" not in by_name:
+        return Check(FLIPS_RANDOM, "n/a", "the suite does not run both hotflip and random-flip")
+    hot, rnd = by_name["hotflip"], by_name["random-flip"]
+    bad, n = [], 0
+    for v in r.variants:
+        for e in sorted(set(hot["eps"]) & set(rnd["eps"]) - {0}):
+            h = r.mean(v, attack("hotflip", e, tuple(tuple(p) for p in hot["params"])))
+            m = r.mean(v, attack("random-flip", e, tuple(tuple(p) for p in rnd["params"])))
+            if h is None or m is None:
+                continue
+            n += 1
+            if h > m + FLIPS_MARGIN:
+                bad.append(f"{v} {e:g} flips: HotFlip {_pct(h)} vs random {_pct(m)}")
+    return _verdict(FLIPS_RANDOM, bad, n, f"in all {n} (variant, budget) pairs HotFlip's accuracy is within "
+                                          f"{_pct(FLIPS_MARGIN)} of random flips' or lower")
+
+
 def _chance(r: Records, v: str) -> float | None:
     cells = r.cells(v, Condition("clean"))
     if not cells or "label" not in next(iter(cells.values())).arrays:
@@ -294,8 +319,8 @@ def batch_composition(r: Records) -> Check:
 
 
 CHECKS: tuple[Callable[[Records], Check], ...] = (
-    eps_zero, eps_ball, monotone, pgd_beats_fgsm, large_eps, stronger, noise, transfer, gradients, repeat,
-    batch_composition,
+    eps_zero, eps_ball, monotone, pgd_beats_fgsm, flips_beat_random, large_eps, stronger, noise, transfer,
+    gradients, repeat, batch_composition,
 )
 
 

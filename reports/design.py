@@ -33,16 +33,18 @@ class PlannedRow:
     metric: str
 
 
-def _attack_norm(c: Condition) -> str:
-    from harness.registry import attacks
-
-    return str(getattr(attacks.get(c.name), "norm", "linf"))
-
-
 def planned_rows(suite: Suite) -> list[PlannedRow]:
     """Every comparison row a full report of ``suite`` makes (see the module)."""
+    from harness.registry import registry
+
+    attacks = registry(task_of(suite).attack_kind)
+
+    def norm_of(c: Condition) -> str:  # what the attack's eps measures, as its record will say
+        atk = attacks.get(c.name)(eps=c.param("eps"), **{k: v for k, v in c.params if k != "eps"})
+        return str(getattr(atk, "norm", "linf"))
+
     conditions = [c for c in suite.conditions() if c.kind != "check"]
-    conditions += list(aggregate_conditions(conditions, _attack_norm))
+    conditions += list(aggregate_conditions(conditions, norm_of))
     task = task_of(suite)
     pairs = suite.comparisons()
     rows = [PlannedRow(v.name, cond, metric) for cond in conditions for metric in task.compared(cond)

@@ -163,7 +163,8 @@ def test_registry_lookup_by_kind() -> None:
     assert reg.registry("attacks") is reg.attacks
     assert reg.registry("ood-scores") is reg.ood_scores
     assert set(reg.REGISTRIES) == {"suites", "models", "norms", "datasets", "shifts", "attacks", "ood-scores",
-                                   "metrics", "executors", "denoisers", "tasks", "text-shifts", "text-models"}
+                                   "metrics", "executors", "denoisers", "tasks", "text-shifts", "text-models",
+                                   "text-attacks"}
 
 
 def test_registry_unknown_kind_suggests_plural() -> None:

@@ -1,5 +1,6 @@
 """harness.tasks.text: the text sets, the task's checks and data, the corruption of test texts, the warm-up,
-and a real text run end to end (the reduced ``spam`` suite, in tests/test_suites.py, runs every condition)."""
+and a real text run end to end with every kind of condition and attack (the reduced ``spam`` suite runs in
+tests/test_suites.py)."""
 
 from __future__ import annotations
 
@@ -74,10 +75,17 @@ def test_the_split_keeps_each_labels_share(text_corpora: Path) -> None:
 
 
 def test_a_text_suite_is_refused_where_it_does_not_fit() -> None:
-    with pytest.raises(ConfigError, match="declares attacks"):
-        _tiny(evaluation=EvalSpec(attacks=(AttackSpec("fgsm", (0.1,)),)))
+    from harness.errors import UnknownNameError
+    from harness.runner import check_names
+
+    with pytest.raises(UnknownNameError, match="unknown text-attack 'apgd-ce'"):  # an image attack
+        check_names(_tiny(evaluation=EvalSpec(shifts=(), attacks=(AttackSpec("apgd-ce", (0.1,)),))))
+    with pytest.raises(ConfigError, match="got eps 1.5"):
+        check_names(_tiny(evaluation=EvalSpec(shifts=(), attacks=(AttackSpec("hotflip", (1.5,)),))))
+    fine = (AttackSpec("fgsm", (0.0, 2.0)), AttackSpec("hotflip", (0, 8)))  # embedding scales; flips
+    check_names(_tiny(evaluation=EvalSpec(shifts=(), attacks=fine)))
     with pytest.raises(ConfigError, match="unknown text sets mnist"):
-        _tiny(evaluation=EvalSpec(ood_sets=("mnist",)))
+        _tiny(evaluation=EvalSpec(shifts=(), ood_sets=("mnist",)))
     with pytest.raises(ConfigError, match="trains on 'sotu'"):
         _tiny(dataset="sotu")
     with pytest.raises(ConfigError, match="text length 4 is not in 8..4096"):
@@ -118,7 +126,9 @@ def test_a_tiny_text_suite_runs_every_condition_and_stores_its_texts_outcomes(te
     from harness.reports.build import build_report
     from harness.runner import run
 
-    suite = _tiny()
+    attacks = (AttackSpec("fgsm", (0.0, 0.5, 1.0)), AttackSpec("pgd-linf", (0.0, 0.5, 1.0), (("steps", 3),)),
+               AttackSpec("hotflip", (0, 1, 2)), AttackSpec("random-flip", (0, 1, 2)))
+    suite = _tiny(evaluation=dataclasses.replace(_tiny().evaluation, attacks=attacks))
     summary = run(suite, tmp_path / "run", device="cpu", executor="serial", progress=False)
     assert summary.ok, summary.failures
     report = build_report(summary.run_dir, n_resamples=100)
@@ -129,6 +139,15 @@ def test_a_tiny_text_suite_runs_every_condition_and_stores_its_texts_outcomes(te
             metric = "auroc" if key.startswith("ood") else "accuracy"
             assert 0 <= by[(v, key, metric)].value <= 1, (v, key)
     assert by[("tf-layer", "clean", "accuracy")].n_examples == 40  # max_test caps the held-out part
+    # every attack record: eps 0 gives the clean predictions, budgets kept, accuracy never rising with eps
+    status = {c.name: c.status for c in report.checks}
+    assert status["eps = 0 reproduces clean predictions"] == "pass"
+    assert status["perturbations stay inside the eps-ball"] == "pass"
+    assert status["accuracy never rises with eps"] == "pass"
+    assert {c.name for c in report.checks} >= {"PGD is at least as strong as FGSM, on average and per example",
+                                               "HotFlip is at least as strong as random flips of the same budget"}
+    worst = {r.condition.key for r in report.estimates if r.condition.name == "worst-case"}
+    assert {"attack:worst-case:eps=2.0,norm=edits", "attack:worst-case:eps=1.0,norm=linf"} <= worst, worst
     assert task_of(suite).describe(suite)["target"].endswith("(32-byte inputs, warm-up 2 steps)")
 
 

@@ -127,6 +127,9 @@ class Task(Protocol):
     #: the registry kind of the corruptions a suite's ``evaluation.shifts`` name ("shifts" for images,
     #: "text-shifts" for text): where planning reads a shift's revision and the runner checks the names
     shift_kind: str
+    #: the registry kind of the attacks a suite's ``evaluation.attacks`` name ("attacks" for images,
+    #: "text-attacks" for text); an attack built from it has a ``norm`` (what its eps measures)
+    attack_kind: str
 
     def check_names(self, suite: Suite) -> None:
         """Raise UnknownNameError (or ConfigError for a malformed data source) for anything the suite
@@ -187,6 +190,16 @@ class Task(Protocol):
     def describe(self, suite: Suite) -> dict[str, str]:
         """What ``harness show`` says of the task's part of the suite: ``target`` (the training
         target), ``ood`` (what scores the OOD sets) and ``checks`` (the sanity checks, or "-")."""
+
+
+def check_image_eps(suite: Suite) -> None:
+    """An image task's attack radii are in [0, 1] input units (a ConfigError names the first that is not)."""
+    from harness.specs import _check
+
+    for a in suite.evaluation.attacks:
+        for e in a.eps:
+            _check(e <= 1.0, f"attack {a.name}: eps {e} is outside [0, 1]", "eps is measured in [0, 1] input units, "
+                   "e.g. 0.1")
 
 
 def check_image_names(suite: Suite) -> None:

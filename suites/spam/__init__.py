@@ -13,17 +13,21 @@ Battery: clean held-out mail; the text corruptions at severities 1-5 (typos by i
 substitution and swap, case flips, whitespace, header noise); the later collection (``spam-later``:
 ``easy-ham-2`` and ``spam-2``) and the hard ham as natural shifts; State of the Union paragraphs and
 Moby-Dick passages as OOD text, scored by maximum softmax probability, energy and Mahalanobis distance on
-the pooled features. No adversarial attacks on text yet.
+the pooled features. Attacks (harness.textattacks): FGSM and PGD-10 on the byte embeddings at eps 0.05,
+0.1 and 0.2 of each model's embedding scale (L-inf), and 1, 2, 4 and 8 character flips chosen by HotFlip
+and at random (its baseline), with the sanity checks that read them.
 
 ``harness run spam --size reduced`` is what CI runs.
 """
 
-from harness.specs import Claim, EvalSpec, Size, Suite, TrainSpec, Variant
+from harness.specs import AttackSpec, Claim, EvalSpec, Size, Suite, TrainSpec, Variant
 from harness.tasks.text import TextOptions
 
 TEXT_SHIFTS = ("typo-insert", "typo-delete", "typo-substitute", "typo-swap", "case-flip", "whitespace",
                "header-noise")
 RNN = (("embed_dim", 32), ("hidden", 128))
+EMBED_EPS = (0.0, 0.05, 0.1, 0.2)  # in units of each model's embedding scale (harness.textattacks)
+FLIPS = (0, 1, 2, 4, 8)  # characters flipped
 
 VARIANTS = (  # each normalized variant is compared with the same model without normalization (compare_to)
     Variant("tf-none", "text-transformer", "none"),
@@ -48,7 +52,9 @@ SUITE = Suite(
     seeds=(0, 1, 2),
     train=TrainSpec(epochs=4, batch_size=32, lr=1e-3, optimizer="adam", target_accuracy=0.97, eval_every=10),
     evaluation=EvalSpec(shifts=TEXT_SHIFTS, natural_shifts=("spam-later", "hard-ham"),
-                        ood_sets=("sotu", "moby-dick"), ood_scores=("msp", "energy", "mahalanobis"), checks=False),
+                        ood_sets=("sotu", "moby-dick"), ood_scores=("msp", "energy", "mahalanobis"), checks=False,
+                        attacks=(AttackSpec("fgsm", EMBED_EPS), AttackSpec("pgd-linf", EMBED_EPS, (("steps", 10),)),
+                                 AttackSpec("hotflip", FLIPS), AttackSpec("random-flip", FLIPS))),
     test_fraction=0.25,
     val_fraction=0.1,
     max_test=500,
@@ -59,8 +65,9 @@ SUITE = Suite(
               "steps_to_target", "lower", variants=("tf-layer", "tf-layer-post", "tf-rms")),
     ),
     sizes=(Size("reduced", "what CI runs: 2 seeds, tf-none, tf-layer, lstm-none, lstm-layer, 600 training and "
-                "200 test messages, 64-byte inputs, one corruption at one severity, both natural shifts and one "
-                "OOD set", seeds=(0, 1), variants=("tf-none", "tf-layer", "lstm-none", "lstm-layer"), epochs=1,
+                "200 test messages, 64-byte inputs, one corruption at one severity, both natural shifts, one "
+                "OOD set, every attack at eps 0 and 1 (one embedding scale; one flip)",
+                seeds=(0, 1), variants=("tf-none", "tf-layer", "lstm-none", "lstm-layer"), epochs=1,
                 max_train=600, max_test=200, shifts=("typo-swap",), severities=(3,), ood_sets=("sotu",),
-                task_options=(("length", 64), ("warmup_steps", 10))),),
+                eps=(0.0, 1.0), task_options=(("length", 64), ("warmup_steps", 10))),),
 )

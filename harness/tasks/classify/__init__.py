@@ -9,7 +9,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.tasks import ReportStyle, TaskData, TaskOptions, check_image_names, load_images, shared_summary
+from harness.tasks import (
+    ReportStyle,
+    TaskData,
+    TaskOptions,
+    check_image_eps,
+    check_image_names,
+    load_images,
+    shared_summary,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,10 +58,12 @@ class Classify:
     checks: tuple[str, ...] = CHECKS
     style: ReportStyle = STYLE
     shift_kind: str = "shifts"
+    attack_kind: str = "attacks"
     options_type: type[TaskOptions] | None = None  # a classify suite's settings are all Suite fields
 
     def validate(self, suite: Suite) -> None:
-        """Nothing beyond the suite's own checks: every Suite field applies to a classifier."""
+        """Every Suite field applies to a classifier; its attack radii are in [0, 1] input units."""
+        check_image_eps(suite)
 
     def load_data(self, suite: Suite) -> TaskData:
         return load_images(suite)

@@ -37,7 +37,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness.specs import DiffusionSpec
-from harness.tasks import ReportStyle, TaskData, TaskOptions, check_image_names, load_images, shared_summary
+from harness.tasks import (
+    ReportStyle,
+    TaskData,
+    TaskOptions,
+    check_image_eps,
+    check_image_names,
+    load_images,
+    shared_summary,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -71,11 +79,13 @@ class Denoise:
         no_checks="None: the suite runs no attack.")
     # Suite.task_options: the schedule, targets, samples and judge
     shift_kind: str = "shifts"
+    attack_kind: str = "attacks"
     options_type: type[TaskOptions] | None = DiffusionSpec
 
     def validate(self, suite: Suite) -> None:
         from harness.specs import _check
 
+        check_image_eps(suite)
         ev = suite.evaluation
         bad = sorted({a.name for a in ev.attacks} - {"pgd-linf"})
         _check(not bad, f"denoise suite {suite.name!r} runs attacks {', '.join(bad)}",

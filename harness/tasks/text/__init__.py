@@ -9,8 +9,12 @@ natural shifts and OOD sets among the text sets there, and sets :class:`TextOpti
 bytes and the learning-rate warm-up). ``max_train`` and ``max_test`` cap the training and test parts as
 for images (drawn by label); OOD and natural-shift sets are capped at ``max_test`` texts too.
 
-Adversarial attacks on text (on the token embeddings, and a discrete attack that edits characters) are not
-part of this task yet: a suite that declares attacks is refused with that message.
+Attacks (harness.textattacks, registry kind ``text-attacks``): FGSM and PGD on the token embeddings (eps in
+units of each model's embedding scale) and character flips (``hotflip``, guided by the gradient, and
+``random-flip``, its baseline; eps is the number of flips), each swept over its eps in ascending order; the
+sanity checks that read attack records apply (eps 0 reproduces clean predictions, perturbations stay in
+their ball or edit budget, accuracy never rises with eps, PGD at least as strong as FGSM, HotFlip at least
+as strong as random flips).
 """
 
 from __future__ import annotations
@@ -59,11 +63,10 @@ class Text:
     description: str = ("text classifiers over bytes: accuracy, calibration, text corruptions, natural shifts, "
                         "OOD detection")
     outcome: str = "correct"
-    checks: tuple[str, ...] = ()
-    style: ReportStyle = dataclasses.replace(  # a classifier's, every OOD score in the terminal, no attacks
-        CLASSIFIER_STYLE, compact_all_ood=True, compact_worst_case=False,
-        no_checks="No adversarial attacks on text yet, so no sanity checks.")
+    checks: tuple[str, ...] = ("eps_zero", "eps_ball", "monotone", "pgd_beats_fgsm", "flips_beat_random")
+    style: ReportStyle = dataclasses.replace(CLASSIFIER_STYLE, compact_all_ood=True)  # every OOD score shown
     shift_kind: str = "text-shifts"
+    attack_kind: str = "text-attacks"
     options_type: type[TaskOptions] | None = TextOptions
 
     def validate(self, suite: Suite) -> None:
@@ -72,8 +75,6 @@ class Text:
         from harness.tasks.text.data import OOD as OOD_SETS
 
         ev = suite.evaluation
-        _check(not ev.attacks, f"text suite {suite.name!r} declares attacks",
-               "attacks on text (embedding FGSM/PGD, character edits) are not built yet: drop them")
         _check(ev.bn_modes == ("frozen",) and not ev.prerendered_shifts and suite.test_dataset is None,
                f"text suite {suite.name!r} declares BatchNorm test-time modes, pre-rendered shifts or a test dataset",
                "a text suite tests on a held-out part of its dataset: drop them")
@@ -113,13 +114,18 @@ class Text:
             r.text_shifts.entry(name)
         for name in suite.evaluation.ood_scores:
             r.ood_scores.entry(name)
+        for a in suite.evaluation.attacks:  # built at every eps: a bad budget fails before any work
+            for e in a.eps:
+                r.registry(self.attack_kind).get(a.name)(eps=e, **dict(a.params))
 
     def conditions(self, suite: Suite) -> list[Condition]:
-        from harness.specs import clean, natural, ood, shift
+        from harness.specs import attack, clean, natural, ood, shift
 
         ev = suite.evaluation
+        # ascending eps: a sweep keeps what smaller radii broke (harness.tasks.text.evaluation)
         return ([clean()] + [shift(s, sev) for s in ev.shifts for sev in ev.severities]
-                + [natural(n) for n in ev.natural_shifts] + [ood(o, sc) for o in ev.ood_sets for sc in ev.ood_scores])
+                + [natural(n) for n in ev.natural_shifts] + [ood(o, sc) for o in ev.ood_sets for sc in ev.ood_scores]
+                + [attack(a.name, e, a.params) for a in ev.attacks for e in sorted(a.eps)])
 
     def train_params(self, suite: Suite) -> dict[str, Any]:
         return {"text": dataclasses.asdict(self._options(suite))}
@@ -154,19 +160,24 @@ class Text:
     def evaluate(self, run: EvalRun) -> Iterator[tuple[Condition, dict[str, np.ndarray]]]:
         from harness.tasks.text.evaluation import evaluate
 
-        return evaluate(run.model, run.split, run.ood, run.natural, run.conditions, run.suite.split_seed,
+        return evaluate(run.model, run.split, run.ood, run.natural, run.conditions, run.seed, run.suite.split_seed,
                         self._options(run.suite).length, run.suite.evaluation.batch_size, run.device)
 
     def eval_summary(self, cond: Condition, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+        from harness.tasks.text.evaluation import attack_settings
+
         shared = shared_summary(arrays)
         if shared is not None:
             return shared
-        return {"accuracy": float(arrays["correct"].mean())} if "correct" in arrays else {}
+        out: dict[str, Any] = attack_settings(cond) if cond.kind == "attack" else {}
+        if "embedding_rms" in arrays:
+            out["embedding_rms"] = float(arrays["embedding_rms"][0])
+        return {**out, "accuracy": float(arrays["correct"].mean())} if "correct" in arrays else out
 
     def metrics(self, cond: Condition) -> tuple[str, ...]:
         if cond.kind == "ood":
             return OOD
-        return ("accuracy", *CALIBRATION)
+        return ("accuracy",) if cond.kind == "attack" else ("accuracy", *CALIBRATION)
 
     def compared(self, cond: Condition) -> tuple[str, ...]:
         return tuple(m for m in self.metrics(cond) if m not in CALIBRATION or cond.key == "clean")
@@ -183,7 +194,8 @@ class Text:
         opts = self._options(suite)
         return {"target": f"{100 * suite.train.target_accuracy:g}% held-out accuracy "
                           f"({opts.length}-byte inputs, warm-up {opts.warmup_steps} steps)",
-                "ood": ", ".join(suite.evaluation.ood_scores), "checks": "-"}
+                "ood": ", ".join(suite.evaluation.ood_scores),
+                "checks": ", ".join(self.checks) if suite.evaluation.attacks else "-"}
 
     @staticmethod
     def _options(suite: Suite) -> TextOptions:
