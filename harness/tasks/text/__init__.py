@@ -61,7 +61,7 @@ class TextOptions:
 class Text:
     name: str = "text"
     description: str = ("text classifiers over bytes: accuracy, calibration, text corruptions, natural shifts, "
-                        "OOD detection")
+                        "OOD detection, attacks on the embeddings and by character flips, sanity checks")
     outcome: str = "correct"
     checks: tuple[str, ...] = ("eps_zero", "eps_ball", "monotone", "pgd_beats_fgsm", "flips_beat_random")
     style: ReportStyle = dataclasses.replace(CLASSIFIER_STYLE, compact_all_ood=True)  # every OOD score shown
