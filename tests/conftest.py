@@ -66,14 +66,15 @@ def text_corpora():  # type: ignore[no-untyped-def]
     from harness.corpora import CORPORA, text_root
     from harness.errors import ConfigError
 
+    fill = "fill the data root with 'harness data fetch text' or 'python scripts/offline_data.py --root DIR' " \
+        "(tox does this)"
     try:
         root = text_root()
         missing = [c for c in CORPORA if not (root / c).is_dir()]
+        message = f"the text corpora {', '.join(missing)} are not in {root}: {fill}"
     except ConfigError as exc:
-        missing, root = list(CORPORA), exc.message
+        missing, message = list(CORPORA), f"{exc.message}: {fill}"
     if missing:
-        message = (f"the text corpora {', '.join(missing)} are not in {root}: fill the data root with "
-                   "'harness data fetch text' or 'python scripts/offline_data.py --root DIR' (tox does this)")
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)

@@ -32,20 +32,10 @@ SPAM_COUNTS = {"easy-ham-1": 2500, "easy-ham-2": 1400, "hard-ham-1": 250, "spam-
 
 
 @pytest.fixture(scope="module")
-def text_root() -> Path:
-    """The data root when it holds the three text corpora (see the module docstring)."""
-    from harness.data import DATA_ROOT_ENV, data_root
-
-    root = data_root()
-    missing = [c for c in corpora.CORPORA if not (root / corpora.TEXT_FOLDER / c).is_dir()]
-    if missing:
-        message = (f"the text corpora {', '.join(missing)} are not in the data root {root}: fill it with "
-                   f"'harness data fetch text --root {root}' or 'python scripts/offline_data.py --root {root}' "
-                   f"(tox does this), or set {DATA_ROOT_ENV}")
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return root
+def text_root(text_corpora: Path) -> Path:
+    """The data root that holds the three text corpora (tests/conftest.py's text_corpora: a skip that says
+    how to fill it, a failure under CI)."""
+    return text_corpora.parent
 
 
 # --- the real corpora -------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -285,11 +286,8 @@ def test_language_model_ignores_n_out_and_predicts_the_vocabulary() -> None:
 
 def _moby_dick_ids(chars: int) -> torch.Tensor:
     """The first ``chars`` characters of Moby-Dick as one row of token ids (bytes), read from
-    the data root; skips, saying how to fill it, when the data root does not hold it."""
-    try:
-        text = moby_dick()[:chars]
-    except ConfigError as err:
-        pytest.skip(f"{err} ({err.hint})")
+    the data root (a test that calls it asks for the ``text_corpora`` fixture)."""
+    text = moby_dick()[:chars]
     return torch.from_numpy(encode([text], len(text.encode("utf-8")))[0])
 
 
@@ -301,7 +299,7 @@ def _unigram_entropy(ids: torch.Tensor) -> float:
 
 
 @pytest.mark.slow
-def test_transformer_language_model_learns_moby_dick_below_the_unigram_entropy() -> None:
+def test_transformer_language_model_learns_moby_dick_below_the_unigram_entropy(text_corpora: Path) -> None:
     ids = _moby_dick_ids(20_000)
     cut = int(0.9 * len(ids))
     train_ids, held_out = ids[:cut], ids[cut:]

@@ -76,13 +76,11 @@ def rng(seed: int = 0) -> np.random.Generator:
 
 
 def _real_messages(count: int = 50) -> list[str]:
-    """The first ``count`` messages of SpamAssassin's easy-ham-1 from the data root, or a skip that says why."""
-    try:
-        from harness.corpora import spam_messages
+    """The first ``count`` messages of SpamAssassin's easy-ham-1 from the data root (a test that calls it asks
+    for the ``text_corpora`` fixture)."""
+    from harness.corpora import spam_messages
 
-        return [m.text for m in spam_messages("easy-ham-1")[:count]]
-    except (ImportError, ConfigError) as exc:
-        pytest.skip(f"SpamAssassin corpus not available: {exc}")
+    return [m.text for m in spam_messages("easy-ham-1")[:count]]
 
 
 # --- the contract, over every registered text shift --------------------------------------------
@@ -149,7 +147,7 @@ def test_severity_orders_strength_on_a_fixed_email(name: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
-def test_severity_orders_strength_on_real_messages(name: str) -> None:
+def test_severity_orders_strength_on_real_messages(name: str, text_corpora: Path) -> None:
     messages = _real_messages(50)
     share = _mean_edits(name, messages, range(1))
     assert np.all(np.diff(share) >= 0), share
@@ -456,18 +454,9 @@ def test_unknown_shift_or_corpus_is_one_clear_error(capsys: pytest.CaptureFixtur
     assert "Error: unknown text-shift 'typo-swapp'" in err and "did you mean 'typo-swap'" in err
 
 
-def _corpus_root() -> Path:
-    try:
-        from harness.corpora import text_root
-
-        return text_root().parent
-    except (ImportError, ConfigError) as exc:
-        pytest.skip(f"text corpora not available: {exc}")
-
-
 @pytest.mark.parametrize("corpus", ["spam", "sotu", "moby"])
-def test_sheet_of_each_corpus(corpus: str) -> None:
-    root = _corpus_root()
+def test_sheet_of_each_corpus(corpus: str, text_corpora: Path) -> None:
+    root = text_corpora.parent
     sheet = text_sheet(corpus, 2, ["case-flip", "typo-swap"], seed=1, chars=60, root=root)
     assert sheet == text_sheet(corpus, 2, ["case-flip", "typo-swap"], seed=1, chars=60, root=root)
     lines = sheet.splitlines()
@@ -476,8 +465,8 @@ def test_sheet_of_each_corpus(corpus: str) -> None:
     assert edits[4] > edits[0] and edits[9] > edits[5]
 
 
-def test_cli_prints_the_sheet(capsys: pytest.CaptureFixture[str]) -> None:
-    root = _corpus_root()
+def test_cli_prints_the_sheet(capsys: pytest.CaptureFixture[str], text_corpora: Path) -> None:
+    root = text_corpora.parent
     assert main(["data", "text-sheet", "--index", "1", "--shifts", "header-noise", "--chars", "40"]) == 0
     out = capsys.readouterr().out
     assert out == text_sheet("spam", 1, ["header-noise"], 0, 40, root)
