@@ -24,9 +24,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.tasks import ReportStyle, TaskData, TaskOptions, shared_summary
-from harness.tasks.classify import CALIBRATION, OOD
-from harness.tasks.classify import STYLE as CLASSIFIER_STYLE
+from harness.tasks import TaskData, TaskOptions, shared_summary
+from harness.tasks.classify import Classify
 
 if TYPE_CHECKING:
     import numpy as np
@@ -58,14 +57,15 @@ class TextOptions:
 
 
 @dataclass(frozen=True)
-class Text:
+class Text(Classify):
+    """A classifier of text: what it reports (metrics per condition, which are compared, the worst case over
+    attacks, the target, the style) is the image classifier's; its data, models, battery and evaluation are
+    its own."""
+
     name: str = "text"
     description: str = ("text classifiers over bytes: accuracy, calibration, text corruptions, natural shifts, "
                         "OOD detection, attacks on the embeddings and by character flips, sanity checks")
-    outcome: str = "correct"
     checks: tuple[str, ...] = ("eps_zero", "eps_ball", "monotone", "pgd_beats_fgsm", "flips_beat_random")
-    style: ReportStyle = CLASSIFIER_STYLE  # a classifier's: the terminal shows the first OOD column (every one in
-    # report.md; three scores on two sets would crowd 80 columns)
     shift_kind: str = "text-shifts"
     attack_kind: str = "text-attacks"
     options_type: type[TaskOptions] | None = TextOptions
@@ -89,6 +89,7 @@ class Text:
                "a text variant is trained from scratch on byte tokens: drop standardize and weights")
 
     def load_data(self, suite: Suite) -> TaskData:
+        from harness.specs import natural as natural_shift
         from harness.tasks.text.data import load_set, split_set
 
         length = self._options(suite).length
@@ -100,10 +101,8 @@ class Text:
             split = dataclasses.replace(split, test=_capped(split.test, suite.max_test, suite.split_seed))
         ev = suite.evaluation
         ood = {name: load_set(name, length, suite.max_test, suite.split_seed) for name in ev.ood_sets}
-        natural = {}
-        for cond in suite.conditions():
-            if cond.kind == "natural":
-                natural[cond.key] = load_set(cond.name, length, suite.max_test, suite.split_seed)
+        natural = {natural_shift(n).key: load_set(n, length, suite.max_test, suite.split_seed)
+                   for n in ev.natural_shifts}
         return TaskData(split, ood, natural)
 
     def check_names(self, suite: Suite) -> None:
@@ -152,12 +151,6 @@ class Text:
         return train(model, split, variant.recipe(suite.train), seed, device, on_step,
                      self._options(suite).warmup_steps)
 
-    def setup(self, ctx: Any, store: Any, conditions: list[Condition]) -> None:
-        return None
-
-    def load_setup(self, ctx: Any) -> Any:
-        return None
-
     def evaluate(self, run: EvalRun) -> Iterator[tuple[Condition, dict[str, np.ndarray]]]:
         from harness.tasks.text.evaluation import evaluate
 
@@ -174,22 +167,6 @@ class Text:
         if "embedding_rms" in arrays:
             out["embedding_rms"] = float(arrays["embedding_rms"][0])
         return {**out, "accuracy": float(arrays["correct"].mean())} if "correct" in arrays else out
-
-    def metrics(self, cond: Condition) -> tuple[str, ...]:
-        if cond.kind == "ood":
-            return OOD
-        return ("accuracy",) if cond.kind == "attack" else ("accuracy", *CALIBRATION)
-
-    def compared(self, cond: Condition) -> tuple[str, ...]:
-        return tuple(m for m in self.metrics(cond) if m not in CALIBRATION or cond.key == "clean")
-
-    def worst_case(self, stacked: np.ndarray) -> np.ndarray:
-        import numpy as np
-
-        return np.all(stacked, axis=0)
-
-    def report_target(self, suite: dict[str, Any]) -> dict[str, Any]:
-        return {"target_accuracy": suite["train"]["target_accuracy"]}
 
     def describe(self, suite: Suite) -> dict[str, str]:
         opts = self._options(suite)
