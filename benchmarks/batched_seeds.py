@@ -12,13 +12,14 @@ seeds) as one computation; ``--group variant`` batches each variant's seeds alon
   ``--batch-seeds`` trains; batched, ``harness.batched.train_many`` over a group, as a run with it
   trains (its one-model timing probe of 11 steps per model included). Seeds per second: models
   trained / wall seconds.
-* **attack battery**: FGSM and PGD-10 (L-inf, one restart, random start) swept over the quick
-  start's eps (0, 0.02, 0.05, 0.1, 0.2) on the test split, per model as the classify evaluation runs
-  them (``harness.tasks.classify.evaluation._attack``: each eps attacks what the smaller ones left
-  standing, with the seed's generator for the condition) against ``harness.batched.sweep_many`` on
-  a stack of each variant's seeds (the models of one architecture in one stack are slower there: an
-  attack runs hundreds of examples per operation, and such a stack copies every map through the norm
-  slot). Both attack the one-model path's trained models.
+* **attack battery**: the quick start's attacks, FGSM, PGD-10 (L-inf, one restart, random start)
+  and APGD-CE (20 steps), swept over its eps (0, 0.02, 0.05, 0.1, 0.2) on the test split, per model
+  as the classify evaluation runs them (``harness.tasks.classify.evaluation._attack``: each eps
+  attacks what the smaller ones left standing, with the seed's generator for the condition) against
+  ``harness.batched.battery_many`` on each variant's seeds, as ``harness run --batch-seeds``
+  evaluates them (the models of one architecture in one stack are slower there: an attack runs
+  hundreds of examples per operation, and such a stack copies every map through the norm slot).
+  Both attack the one-model path's trained models.
 
 Each repeat times both paths of every group, alternating which goes first; figures are medians over
 the repeats with the min-max spread, and the speed-up is the median of the per-repeat ratios. Wall
@@ -73,7 +74,7 @@ def timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
 
 
 def main() -> None:
-    from harness.batched import Stack, sweep_many, train_many
+    from harness.batched import battery_many, train_many
     from harness.data import as_tensor, stratified_split
     from harness.executors import usable_cores
     from harness.models import build_model
@@ -99,8 +100,8 @@ def main() -> None:
 
     split = stratified_split(load(suite.dataset), suite.test_fraction, suite.val_fraction, suite.split_seed)
     spec = dataclasses.replace(suite.train, epochs=args.epochs)
-    attacks = [(a.name, tuple(sorted(a.eps)), a.params) for a in suite.evaluation.attacks
-               if a.name in ("fgsm", "pgd-linf")]
+    attacks = [(a.name, tuple(sorted(a.eps)), a.params) for a in suite.evaluation.attacks]
+    conditions = [attack(name, e, params) for name, eps, params in attacks for e in eps]
     batch_size = suite.evaluation.batch_size
     x, y = as_tensor(split.test.x, "cpu"), as_tensor(split.test.y, "cpu")
     groups: dict[str, list[tuple[Any, int]]] = {}  # group name -> (variant, seed) of its models, in order
@@ -123,15 +124,16 @@ def main() -> None:
         return np.array(out)
 
     def batched_battery(models: list[torch.nn.Module], members: list[tuple[Any, int]]) -> np.ndarray:
-        """The battery on a stack of each variant's seeds: an attack runs hundreds of examples per
-        operation, where a stack of variants that differ in their norm pays for copying every map
-        through the norm slot more than batching saves."""
+        """The battery on each variant's seeds at once, as a batched run evaluates them (its
+        predictions of the adversarial inputs one model at a time, as there)."""
         out = []
         for name in dict.fromkeys(v.name for v, _ in members):
             picked = [i for i, (v, _) in enumerate(members) if v.name == name]
-            stack, seeds = Stack([models[i] for i in picked]), [members[i][1] for i in picked]
-            found = {a: sweep_many(stack, x, y, a, eps, params, seeds, batch_size) for a, eps, params in attacks}
-            out += [found[a][e][1][m].numpy() for m in range(len(picked)) for a, eps, _ in attacks for e in eps]
+            found = battery_many([models[i] for i in picked], [members[i][1] for i in picked],
+                                 [conditions] * len(picked), x, y, batch_size)
+            for m, i in enumerate(picked):
+                with torch.no_grad():
+                    out += [(models[i](found[m][c.key][0]).argmax(1) == y).numpy() for c in conditions]
         return np.array(out)
 
     def runs_of(one_models: list[torch.nn.Module], both_models: list[torch.nn.Module],

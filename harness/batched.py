@@ -54,12 +54,16 @@ mean step over its later half for each step beyond: estimates of what the one-mo
 measured, so reports and claims on time keep their meaning (with a probe's noise). The batched wall
 time per model and step is recorded beside it (:class:`GroupTiming`).
 
-Attacks (:func:`perturb_many`, :func:`sweep_many`): FGSM and PGD (L-inf or L2, restarts, random
-start, CE or DLR loss) on M models at once, each model on its own examples, with the worst-case
-bookkeeping of :mod:`harness.attacks` per model and example, and each model's random starts drawn
-from its own generator in the order the one-model path draws them. An attack already runs hundreds
-of examples per operation, so batching models gains little there on a CPU (the benchmark says how
-much); the battery's evaluation (harness.tasks.classify.evaluation) still runs one model at a time.
+Attacks (:func:`perturb_many`, :func:`sweep_many`, :func:`battery_many`): FGSM, PGD and APGD (L-inf
+or L2, restarts, CE or DLR loss) on M models at once, each model on its own examples, with the
+worst-case bookkeeping of :mod:`harness.attacks` per model and example (APGD's step sizes, momentum
+and checkpoints too), and each model's random starts drawn from its own generator in the order the
+one-model path draws them. A run with ``--batch-seeds`` attacks the seeds of each variant so
+(harness.worker.evaluate_batched); its sanity checks and every other condition run one model at a
+time. An attack already runs hundreds of examples per operation, so batching models gains less
+there than in training on a CPU: a convolution over M models' examples costs about what M
+convolutions cost, and what batching saves is the per-operation overhead around it (the benchmark
+says how much).
 """
 
 from __future__ import annotations
@@ -77,12 +81,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.attacks import FGSM, PGD, _direction, _loss, _random_start, project
+from harness.attacks import APGD, FGSM, PGD, _direction, _loss, _random_start, apgd_checkpoints, project
 from harness.data import Split, as_tensor
 from harness.errors import ConfigError
 from harness.models import CNN, MLP, BasicBlock, Classifier, ResNet, SpatialRMSNorm, Standardize
 from harness.seeding import torch_generator
-from harness.specs import TrainSpec, Variant
+from harness.specs import Condition, TrainSpec, Variant
 from harness.training import Fit, TrainResult, fit
 
 #: the registered models whose every module has a batched form here (and whose equivalence
@@ -748,21 +752,22 @@ def _fit_many(stack: Stack, x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, 
 
 
 def attack_reason(attack: object) -> str | None:
-    """None when :func:`perturb_many` runs ``attack`` (FGSM; PGD in either norm), else why not."""
-    if type(attack) is FGSM or isinstance(attack, PGD):
+    """None when :func:`perturb_many` runs ``attack`` (FGSM; PGD and APGD in either norm and with
+    either loss), else why not."""
+    if type(attack) is FGSM or isinstance(attack, (PGD, APGD)):
         return None
-    return f"{type(attack).__name__} has no batched form (FGSM and PGD have)"
+    return f"{type(attack).__name__} has no batched form (FGSM, PGD and APGD have)"
 
 
 def _loss_grad(stack: Stack, x: torch.Tensor, y: torch.Tensor, kind: str
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per model and example: the input gradient (like x, (M, L, C, H, W)) of the attack loss and
-    the logits (M, L, K) at ``x``, as harness.attacks.loss_grad per model."""
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per model and example: the attack loss (M, L), its input gradient (like x, (M, L, C, H, W))
+    and the logits (M, L, K) at ``x``, as harness.attacks.loss_grad per model."""
     x = x.detach().requires_grad_(True)
     logits = stack.forward(x, False, grad_params=False)
     loss = _loss(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), kind)
     (grad,) = torch.autograd.grad(loss.sum(), x)
-    return grad, logits.detach()
+    return loss.detach().view(y.shape), grad, logits.detach()
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
@@ -777,6 +782,18 @@ def _compact(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     # a stable sort of "not in the mask" puts each model's columns first, in their order
     cols = torch.sort((~mask).to(torch.int8), dim=1, stable=True).indices[:, :width]
     return cols, torch.arange(width, device=mask.device) < mask.sum(1, keepdim=True)
+
+
+def _starts(attack: Any, xs: torch.Tensor, live: torch.Tensor,
+            generators: Sequence[torch.Generator | None]) -> torch.Tensor:
+    """Each model's random start for its live examples (M, W, ...), drawn from its own generator for
+    those examples in their order, as harness.attacks draws it for one model; the other columns
+    are left as they are."""
+    out = xs.clone()
+    for m in range(len(generators)):
+        if live[m].any():  # harness.attacks draws nothing for a model with no example left
+            out[m, live[m]] = _random_start(xs[m, live[m]], attack.eps, attack.norm, generators[m])
+    return out
 
 
 def _pgd_chunk(attack: PGD, stack: Stack, x: torch.Tensor, y: torch.Tensor, valid: torch.Tensor,
@@ -794,14 +811,10 @@ def _pgd_chunk(attack: PGD, stack: Stack, x: torch.Tensor, y: torch.Tensor, vali
             break
         cols, live = _compact(valid & ~broken)  # (M, W): the chunk column of each example iterating
         xs, ys = x[rows, cols], y[rows, cols]
-        x_cur = xs.clone()
-        if attack.random_start:
-            for m in range(stack.m):
-                if live[m].any():  # harness.attacks draws nothing for a model with no example left
-                    x_cur[m, live[m]] = _random_start(xs[m, live[m]], attack.eps, attack.norm, generators[m])
+        x_cur = _starts(attack, xs, live, generators) if attack.random_start else xs.clone()
         for step in range(attack.steps + 1):
             if step < attack.steps:
-                grad, logits = _loss_grad(stack, x_cur, ys, attack.loss)
+                _, grad, logits = _loss_grad(stack, x_cur, ys, attack.loss)
             else:
                 with torch.no_grad():
                     logits = stack.forward(x_cur, False, grad_params=False)
@@ -823,6 +836,82 @@ def _pgd_chunk(attack: PGD, stack: Stack, x: torch.Tensor, y: torch.Tensor, vali
         else:  # the last iterate of those never misclassified
             m_left, w_left = live.nonzero(as_tuple=True)
             worst[m_left, cols[m_left, w_left]] = x_cur[m_left, w_left]
+    return worst
+
+
+def _apgd_chunk(attack: APGD, stack: Stack, x: torch.Tensor, y: torch.Tensor, valid: torch.Tensor,
+                generators: Sequence[torch.Generator | None]) -> torch.Tensor:
+    """APGD (harness.attacks.APGD) with its worst-case bookkeeping on each model's examples
+    ``x[m][valid[m]]`` (M, L, ...), as ``attack.perturb`` on one model and those examples: every
+    per-example quantity of APGD (step size, momentum's previous iterate, best point and loss, the
+    count of steps that raised the loss, the checkpoint state) is kept per model and example, (M, W),
+    and an example leaves the iteration once it is misclassified (its columns are packed away as in
+    :func:`_pgd_chunk`)."""
+    checkpoints = set(apgd_checkpoints(attack.steps))
+    worst = x.clone()
+    broken = torch.zeros_like(valid)
+    rows = torch.arange(stack.m, device=x.device)[:, None]
+
+    def record(live: torch.Tensor, cols: torch.Tensor, x_cur: torch.Tensor, logits: torch.Tensor,
+               ys: torch.Tensor) -> torch.Tensor:
+        """Keep the live iterates that fool their model; the live mask without them."""
+        hit = live & (logits.argmax(-1) != ys)
+        if hit.any():
+            m_hit, w_hit = hit.nonzero(as_tuple=True)
+            worst[m_hit, cols[m_hit, w_hit]] = x_cur[m_hit, w_hit]
+            broken[m_hit, cols[m_hit, w_hit]] = True
+        return live & ~hit
+
+    for _ in range(attack.restarts):
+        if not (valid & ~broken).any():
+            break
+        cols, live = _compact(valid & ~broken)
+        xs, ys = x[rows, cols], y[rows, cols]
+        x_cur = _starts(attack, xs, live, generators)
+        loss, grad, logits = _loss_grad(stack, x_cur, ys, attack.loss)
+        st = {"xs": xs, "ys": ys, "x_cur": x_cur, "x_prev": x_cur.clone(), "grad": grad, "loss": loss,
+              "x_best": x_cur.clone(), "grad_best": grad.clone(), "loss_best": loss.clone(),
+              "eta": torch.full(loss.shape, 2.0 * attack.eps, device=x.device, dtype=x.dtype),
+              "raised": torch.zeros(loss.shape, device=x.device), "loss_best_ckpt": loss.clone(),
+              "halved": torch.ones(loss.shape, dtype=torch.bool, device=x.device), "cols": cols}
+        shape = (*loss.shape, *(1,) * (x.dim() - 2))
+        last_ckpt = 0
+        for k in range(attack.steps):
+            live = record(live, st["cols"], st["x_cur"], logits, st["ys"])
+            if not live.any():
+                break
+            if int(live.sum(1).max()) <= 0.75 * live.shape[1]:
+                keep, live = _compact(live)
+                st = {n: t.gather(1, keep) if t.dim() == 2 else t[rows, keep] for n, t in st.items()}
+                logits = logits[rows, keep]
+                shape = (*live.shape, *(1,) * (x.dim() - 2))
+            if k in checkpoints:
+                halve = (st["raised"] <= attack.rho * (k - last_ckpt)) | (
+                    ~st["halved"] & (st["loss_best_ckpt"] >= st["loss_best"]))
+                st["eta"] = torch.where(halve, st["eta"] / 2, st["eta"])
+                st["x_cur"] = torch.where(halve.view(shape), st["x_best"], st["x_cur"])
+                st["grad"] = torch.where(halve.view(shape), st["grad_best"], st["grad"])
+                st["raised"] = torch.zeros_like(st["raised"])
+                st["halved"], st["loss_best_ckpt"], last_ckpt = halve, st["loss_best"].clone(), k
+            eta = st["eta"].view(shape)
+            xs_f, cur_f = _flat(st["xs"]), _flat(st["x_cur"])
+            z = project(xs_f, cur_f + _flat(eta.expand_as(st["x_cur"])) * _direction(_flat(st["grad"]), attack.norm),
+                        attack.eps, attack.norm)
+            a = 1.0 if k == 0 else attack.momentum
+            x_new = project(xs_f, cur_f + a * (z - cur_f) + (1 - a) * (cur_f - _flat(st["x_prev"])),
+                            attack.eps, attack.norm).view_as(st["x_cur"])
+            loss, grad, logits = _loss_grad(stack, x_new, st["ys"], attack.loss)
+            st["raised"] = st["raised"] + (loss > st["loss"]).float()
+            better = loss > st["loss_best"]
+            b5 = better.view(shape)
+            st["x_best"] = torch.where(b5, x_new, st["x_best"])
+            st["grad_best"] = torch.where(b5, grad, st["grad_best"])
+            st["loss_best"] = torch.where(better, loss, st["loss_best"])
+            st["x_prev"], st["x_cur"], st["grad"], st["loss"] = st["x_cur"], x_new, grad, loss
+        else:  # the last iterate: what fools its model is kept, else it is the example's worst case
+            live = record(live, st["cols"], st["x_cur"], logits, st["ys"])
+            m_left, w_left = live.nonzero(as_tuple=True)
+            worst[m_left, st["cols"][m_left, w_left]] = st["x_cur"][m_left, w_left]
     return worst
 
 
@@ -855,8 +944,10 @@ def perturb_many(attack: Any, stack: Stack, x: torch.Tensor, y: torch.Tensor,
             idx[m, :len(p)], valid[m, :len(p)] = p, True
         xc, yc = x[idx], y[idx]  # (M, width, ...): the padding repeats example 0 and is never read
         if type(attack) is FGSM:
-            grad, _ = _loss_grad(stack, xc, yc, "ce")
+            _, grad, _ = _loss_grad(stack, xc, yc, "ce")
             adv = (xc + attack.eps * grad.sign()).clamp(0, 1)
+        elif isinstance(attack, APGD):
+            adv = _apgd_chunk(attack, stack, xc, yc, valid, generators)
         else:
             adv = _pgd_chunk(attack, stack, xc, yc, valid, generators)
         for m, p in enumerate(parts):
@@ -894,4 +985,53 @@ def sweep_many(stack: Stack, x: torch.Tensor, y: torch.Tensor, name: str, eps: S
         ok = stack.predict(x_adv, batch_size).argmax(-1) == y
         last = (~ok, x_adv)
         out[e] = (x_adv, ok)
+    return out
+
+
+def battery_many(models: Sequence[nn.Module], seeds: Sequence[int], conditions: Sequence[Sequence[Condition]],
+                 x: torch.Tensor, y: torch.Tensor, batch_size: int
+                 ) -> list[dict[str, tuple[torch.Tensor, float]]]:
+    """The adversarial inputs of the attack sweeps of M models' evaluations, computed batched.
+
+    ``models`` (eval mode, on x's device) are models of one architecture (harness.runner groups a
+    variant's seeds), ``seeds[m]`` model m's training seed and ``conditions[m]`` the conditions its
+    evaluation runs. For every attack sweep (an attack's name and its parameters but eps) whose
+    attack has a batched form (:func:`attack_reason`), the models that run it at the same eps, in
+    ascending order (as the suite's plan runs a sweep: whole, smallest eps first), are stacked and
+    attacked at once (:func:`sweep_many`: the same examples attacked at each eps, the same
+    generators, as the one-model evaluation). Returns, per model, condition key -> (adversarial
+    inputs (N, C, H, W) on x's device, that condition's share of the wall seconds: its sweep's time
+    split equally over the sweep's models and eps); what is not there (other attacks, the sanity checks) the
+    evaluation computes one model at a time (harness.tasks.classify.evaluation.evaluate's
+    ``adversarial``)."""
+    from harness.registry import attacks
+
+    members: dict[tuple[str, tuple[tuple[str, Any], ...]], dict[int, list[Condition]]] = {}
+    for m, conds in enumerate(conditions):
+        for c in conds:
+            if c.kind != "attack":
+                continue
+            params = tuple(p for p in c.params if p[0] != "eps")
+            if attack_reason(attacks.get(c.name)(eps=c.param("eps"), **dict(params))) is None:
+                members.setdefault((c.name, params), {}).setdefault(m, []).append(c)
+    out: list[dict[str, tuple[torch.Tensor, float]]] = [{} for _ in models]
+    stacks: dict[tuple[int, ...], Stack] = {}
+    for (name, params), runs in members.items():
+        # models that run the sweep at the same eps, in ascending order, are attacked together; a sweep
+        # run in another order reuses less (evaluation's _attack) and is left to the one-model path
+        by_eps: dict[tuple[float, ...], list[int]] = {}
+        for m, cs in runs.items():
+            eps = tuple(c.param("eps") for c in cs)
+            if list(eps) == sorted(eps):
+                by_eps.setdefault(eps, []).append(m)
+        for eps, group in by_eps.items():
+            idx = tuple(group)
+            if idx not in stacks:
+                stacks[idx] = Stack([models[m] for m in idx], device=x.device)
+            t0 = time.perf_counter()
+            found = sweep_many(stacks[idx], x, y, name, eps, params, [seeds[m] for m in idx], batch_size)
+            share = (time.perf_counter() - t0) / (len(idx) * len(eps))
+            for row, m in enumerate(idx):
+                for c in runs[m]:
+                    out[m][c.key] = (found[c.param("eps")][0][row], share)
     return out

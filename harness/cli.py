@@ -179,10 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--batch-seeds", action="store_true",
                    help="train the models of one architecture (every seed of its variants, which may differ in "
-                        "their norm) as one batched computation: mlp, cnn and resnet classifiers, other models one "
-                        "at a time; faster for small models, the same results up to float rounding, time per step "
-                        "still measured on one model. Its training cells are keyed apart from those of models "
-                        "trained one at a time, so a run directory is resumed only as it was started")
+                        "their norm) as one batched computation, and attack each variant's seeds so (FGSM, PGD, "
+                        "APGD): mlp, cnn and resnet classifiers, other models one at a time; faster for small "
+                        "models, the same results up to float rounding, time per step still measured on one "
+                        "model. Its training cells are keyed apart from those of models trained one at a time, so "
+                        "a run directory is resumed only as it was started")
     p.add_argument("--until-settled", action="store_true",
                    help="add seeds one round at a time (one seed per round, the next integers above the largest) "
                         "until every claim of the suite is supported or contradicted, or --max-seeds is reached; "

@@ -364,27 +364,45 @@ class _Tally:
         return RunProgress(self.train_done + steps, self.train_total, self.eval_done, self.eval_total)
 
 
+def _grouped(units: list[Unit], kind: str, group: Callable[[Unit], str | None]
+             ) -> list[tuple[str, Unit | tuple[Unit, ...]]]:
+    """The jobs of ``units``: (kind, unit) for each unit whose ``group`` is None, and one
+    (kind + "-batched", units) for all the units of each group, placed where the first of them was,
+    its units ordered by variant (the variants' first places), then seed."""
+    jobs: list[tuple[str, Unit | list[Unit]]] = []
+    groups: dict[str, list[Unit]] = {}
+    for u in units:
+        key = group(u)
+        if key is None:
+            jobs.append((kind, u))
+            continue
+        if key not in groups:
+            groups[key] = []
+            jobs.append((f"{kind}-batched", groups[key]))
+        groups[key].append(u)
+    order = {u.variant.name: i for i, u in reversed(list(enumerate(units)))}  # a variant's first place
+    return [(k, tuple(sorted(what, key=lambda u: (order[u.variant.name], u.seed))) if isinstance(what, list)
+             else what) for k, what in jobs]
+
+
 def _train_jobs(units: list[Unit]) -> list[tuple[str, Unit | tuple[Unit, ...]]]:
     """The training jobs of ``units``: one per unit, but one for all the units whose cells take the
     batched path ("batched" in their spec: harness.planning.train_spec) and share an architecture
     and recipe (their variants differ in the norm slot or input standardization at most), placed
     where the first of them was, its units ordered by variant, then seed (harness.batched stacks each
     run of consecutive models with the same norm as one)."""
-    jobs: list[tuple[str, Unit | list[Unit]]] = []
-    groups: dict[str, list[Unit]] = {}
-    for u in units:
-        if not u.train_spec.get("batched"):
-            jobs.append(("train", u))
-            continue
-        key = json.dumps([u.train_spec["variant"]["model"], u.train_spec["variant"]["options"],
-                          u.train_spec["train"]], sort_keys=True)
-        if key not in groups:
-            groups[key] = []
-            jobs.append(("train-batched", groups[key]))
-        groups[key].append(u)
-    order = {u.variant.name: i for i, u in reversed(list(enumerate(units)))}  # a variant's first place
-    return [(kind, tuple(sorted(what, key=lambda u: (order[u.variant.name], u.seed))) if isinstance(what, list)
-             else what) for kind, what in jobs]
+    return _grouped(units, "train", lambda u: json.dumps(
+        [u.train_spec["variant"]["model"], u.train_spec["variant"]["options"], u.train_spec["train"]],
+        sort_keys=True) if u.train_spec.get("batched") else None)
+
+
+def _eval_jobs(units: list[Unit]) -> list[tuple[str, Unit | tuple[Unit, ...]]]:
+    """The evaluation jobs of ``units``: one per unit, but one for the seeds of each variant whose
+    models were trained on the batched path (harness.worker.evaluate_batched attacks them as one
+    computation). Variants are not stacked together here as in training: an attack runs hundreds of
+    examples per operation, and a stack of variants that differ in their norm pays more for routing
+    every map through the norm slot than batching saves (benchmarks/batched_seeds.py)."""
+    return _grouped(units, "eval", lambda u: u.variant.name if u.train_spec.get("batched") else None)
 
 
 def _run(suite: Suite, store: Store, ex: Any, prepared: Context, executor: str, argv: list[str] | None,
@@ -444,7 +462,7 @@ def _run(suite: Suite, store: Store, ex: Any, prepared: Context, executor: str, 
     evals = [u for u in plan(suite, store, device, prepared.batch_seeds) if u.evals and not u.need_train]
     tally.eval_total = tally.eval_done + sum(len(u.evals) for u in evals)
     show(tally.progress())
-    store_all(ex.map([("eval", u) for u in evals]))
+    store_all(ex.map(_eval_jobs(evals)))
     return RunSummary(run_dir, tally.trained, tally.evaluated, n_cells - todo, tally.diverged,
                       tuple(tally.failures))
 

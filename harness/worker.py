@@ -7,7 +7,9 @@ picklable description the executor sends there. It loads the suite's data once
 such as a denoise suite's judge classifier). What differs between task kinds (building,
 training, evaluating a model) is the task's (harness.tasks), asked through :func:`task_of`.
 ``Worker.run(job)`` turns one job, ``("train", unit)``, ``("train-batched", units)`` (models of one
-architecture trained as one computation, :func:`train_batched`) or ``("eval", unit)``, into cells; the
+architecture trained as one computation, :func:`train_batched`), ``("eval", unit)`` or
+``("eval-batched", units)`` (seeds of one variant whose attacks run as one computation,
+:func:`evaluate_batched`), into cells; the
 runner stores them, so a worker writes only weights files, never the store.
 """
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +33,7 @@ from harness.tasks import EvalRun, task_of
 if TYPE_CHECKING:
     from torch import nn
 
-# what an executor hands a worker: ("train" | "eval", unit) or ("train-batched", units).
+# what an executor hands a worker: ("train" | "eval", unit) or ("train-batched" | "eval-batched", units).
 # (A task, harness.tasks, is a kind of model.)
 Job = tuple[str, "Unit | tuple[Unit, ...]"]
 
@@ -94,12 +96,14 @@ class Worker:
         return self._setup[0]
 
     def run(self, job: Job, on_step: Callable[[int, int], None] | None = None) -> Iterator[Cell]:
-        """The cells of one job, ("train", unit), ("train-batched", units) or ("eval", unit);
+        """The cells of one job, ("train", unit), ("train-batched", units), ("eval", unit) or
+        ("eval-batched", units);
         ``on_step(step, total)`` reports each training step (executors pass it where the job runs in
         this process)."""
         kind, unit = job
-        if isinstance(unit, tuple):  # ("train-batched", units)
-            return train_batched(self.ctx, unit, on_step)
+        if isinstance(unit, tuple):  # ("train-batched" | "eval-batched", units)
+            return train_batched(self.ctx, unit, on_step) if kind == "train-batched" \
+                else evaluate_batched(self.ctx, unit, self.setup)
         return train_unit(self.ctx, unit, on_step) if kind == "train" else evaluate_unit(self.ctx, unit, self.setup)
 
 
@@ -293,10 +297,14 @@ def _rest(conds: list[Condition], stored: set[str], failed: Condition) -> list[C
     return [c for c in conds if c.key != failed.key and (c.key not in stored or attack_sweeps(c, conds) & reads)]
 
 
-def evaluate_unit(ctx: Context, unit: Unit, setup: Callable[[], Any] | None = None) -> Iterator[Cell]:
+def evaluate_unit(ctx: Context, unit: Unit, setup: Callable[[], Any] | None = None,
+                  adversarial: Mapping[str, Any] | None = None, shared: Mapping[str, float] | None = None
+                  ) -> Iterator[Cell]:
     """Evaluate one trained (variant, seed) on its missing conditions as its task does, a cell per
     condition. ``setup`` gives what the task set up once per run (a :meth:`Worker.setup` keeps it
-    between units); None loads it here when the task asks for it.
+    between units); None loads it here when the task asks for it. ``adversarial``: condition key ->
+    adversarial inputs computed for this model already (:func:`evaluate_batched`; harness.tasks.EvalRun),
+    and ``shared``: condition key -> the seconds of that computation that are this cell's.
 
     A condition fails alone: an exception while the task evaluates or summarises it, or an outcome
     or summary with NaN or inf (:func:`nonfinite`), makes that condition's cell failed, with the
@@ -323,7 +331,7 @@ def evaluate_unit(ctx: Context, unit: Unit, setup: Callable[[], Any] | None = No
             outcomes = task.evaluate(EvalRun(
                 suite, v, unit.seed, model, ask, ctx.split, ctx.ood, ctx.natural, ctx.device,
                 peer=lambda other: trained_model(ctx, other, unit.seed),
-                setup=setup if setup is not None else lambda: task.load_setup(ctx)))
+                setup=setup if setup is not None else lambda: task.load_setup(ctx), adversarial=adversarial or {}))
         except Exception as exc:  # the model cannot be rebuilt: no condition can be evaluated
             yield failed(next(c for c in ask if c.key not in stored), exc)
             return
@@ -351,7 +359,60 @@ def evaluate_unit(ctx: Context, unit: Unit, setup: Callable[[], Any] | None = No
             else:
                 stored.add(cond.key)
                 key, spec = meta[cond.key]
-                yield Cell(key, "eval", v.name, unit.seed, spec, summary, seconds=time.perf_counter() - t0,
+                yield Cell(key, "eval", v.name, unit.seed, spec, summary,
+                           seconds=time.perf_counter() - t0 + (shared or {}).get(cond.key, 0.0),
                            condition=cond.to_dict(), arrays=arrays)
             t0 = time.perf_counter()
         ask = [] if stopped is None else _rest(conds, stored, stopped)
+
+
+#: the most memory (bytes) the adversarial inputs computed batched for one group may take: a group
+#: whose models' inputs would take more is split into groups of fewer seeds
+BATTERY_BYTES = 1 << 30
+
+
+def evaluate_batched(ctx: Context, units: tuple[Unit, ...], setup: Callable[[], Any] | None = None
+                     ) -> Iterator[Cell]:
+    """Evaluate the models of ``units`` (seeds of one variant trained on the batched path; harness.runner
+    groups them) as :func:`evaluate_unit` does, a cell per condition, with the attack sweeps that have a
+    batched form computed for all of them as one computation first (harness.batched.battery_many:
+    equal to the one-model attacks up to float rounding). Each model's evaluation then only predicts
+    those adversarial inputs, and runs the rest (other attacks, the sanity checks, clean, shifted and
+    OOD inputs) one model at a time. A sweep's wall time is shared equally by the cells it served
+    (its models and eps). Groups whose adversarial inputs would pass :data:`BATTERY_BYTES` are attacked in
+    parts of fewer seeds. A model that cannot be loaded or stacked, or a failure of the batched
+    computation, leaves those models to the one-model path (which fails their cells where the model
+    itself is at fault)."""
+    import warnings
+
+    from harness.batched import battery_many, supports
+    from harness.data import as_tensor
+
+    loaded: list[tuple[Unit, Any]] = []
+    for unit in units:
+        try:
+            model = load_model(ctx, unit.variant, unit.seed, unit.train_key)
+        except Exception:  # evaluate_unit fails its first cell with the reason
+            continue
+        if supports(model) is None:
+            loaded.append((unit, model))
+    attacked = [sum(c.kind == "attack" for c, _, _ in u.evals) for u, _ in loaded]
+    per_model = max(attacked, default=0) * ctx.split.test.x[:1].nbytes * len(ctx.split.test.x)
+    size = max(1, BATTERY_BYTES // per_model) if per_model else len(loaded)
+    given: dict[str, tuple[dict[str, Any], dict[str, float]]] = {}  # training key -> (inputs, seconds per cell)
+    x, y = as_tensor(ctx.split.test.x, ctx.device), as_tensor(ctx.split.test.y, ctx.device)
+    for start in range(0, len(loaded), size):
+        part = loaded[start:start + size]
+        try:
+            found = battery_many([m for _, m in part], [u.seed for u, _ in part],
+                                 [[c for c, _, _ in u.evals] for u, _ in part], x, y, ctx.suite.evaluation.batch_size)
+        except Exception as exc:  # the one-model path computes them (and fails where the model is at fault)
+            warnings.warn(f"the batched attacks of {part[0][0].variant.name!r} failed ({type(exc).__name__}: {exc}); "
+                          "its seeds are attacked one at a time", RuntimeWarning, stacklevel=1)
+            continue
+        for (unit, _), f in zip(part, found, strict=True):
+            given[unit.train_key] = ({k: t for k, (t, _) in f.items()}, {k: sec for k, (_, sec) in f.items()})
+    del loaded
+    for unit in units:
+        inputs, seconds = given.pop(unit.train_key, ({}, {}))
+        yield from evaluate_unit(ctx, unit, setup, inputs, seconds)

@@ -43,7 +43,7 @@ from torch import nn
 
 import harness.training
 from harness import batched
-from harness.attacks import FGSM, PGD
+from harness.attacks import APGD, FGSM, PGD
 from harness.batched import GroupTiming, Stack, perturb_many, supports, sweep_many, train_many, variant_reason
 from harness.data import Split
 from harness.errors import ConfigError
@@ -394,8 +394,11 @@ def _one_model_attack(attack: object, model: nn.Module, x: torch.Tensor, y: torc
 
 @pytest.mark.parametrize("attack", [FGSM(eps=0.1), PGD(eps=0.1, steps=5), PGD(eps=0.05, steps=3, restarts=3),
                                     PGD(eps=0.5, steps=4, norm="l2", loss="dlr"),
-                                    PGD(eps=0.1, steps=3, random_start=False)],
-                         ids=["fgsm", "pgd", "pgd-restarts", "pgd-l2-dlr", "pgd-no-start"])
+                                    PGD(eps=0.1, steps=3, random_start=False),
+                                    APGD(eps=0.05, steps=12), APGD(eps=0.1, steps=10, loss="dlr", restarts=2),
+                                    APGD(eps=0.5, steps=8, norm="l2")],
+                         ids=["fgsm", "pgd", "pgd-restarts", "pgd-l2-dlr", "pgd-no-start", "apgd", "apgd-dlr-restarts",
+                              "apgd-l2"])
 def test_batched_attacks_equal_the_one_model_attacks(trained: list[nn.Module], split: Split, attack: object) -> None:
     x, y = torch.from_numpy(split.test.x[:150]), torch.from_numpy(split.test.y[:150])
     todo = torch.rand(3, len(x), generator=torch.Generator().manual_seed(0)) < 0.7  # each model its own examples
@@ -437,12 +440,59 @@ def test_an_attack_sweep_equals_the_evaluations_sweep(trained: list[nn.Module], 
     assert torch.equal(got[0.0][0], x.expand(3, *x.shape))  # eps 0 attacks nothing
 
 
-def test_attacks_without_a_batched_form_are_refused(trained: list[nn.Module], split: Split) -> None:
-    from harness.attacks import APGD
+@dataclasses.dataclass(frozen=True)
+class _Noise:
+    """An attack plugin with no batched form: random signs of size eps."""
 
+    eps: float
+
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        signs = torch.randint(0, 2, x.shape, generator=generator).to(x.dtype) * 2 - 1
+        return (x + self.eps * signs).clamp(0, 1)
+
+
+def test_attacks_without_a_batched_form_are_refused(trained: list[nn.Module], split: Split) -> None:
     x, y = torch.from_numpy(split.test.x[:4]), torch.from_numpy(split.test.y[:4])
-    with pytest.raises(ConfigError, match="APGD has no batched form"):
-        perturb_many(APGD(eps=0.1), Stack(trained), x, y, [None] * 3)
+    with pytest.raises(ConfigError, match="_Noise has no batched form"):
+        perturb_many(_Noise(eps=0.1), Stack(trained), x, y, [None] * 3)
+
+
+def test_the_battery_attacks_each_models_sweeps_as_its_evaluation_does(trained: list[nn.Module],
+                                                                       split: Split) -> None:
+    """battery_many's inputs, given to the one-model evaluation, give that evaluation's own outcomes:
+    every sweep with a batched form (here FGSM, PGD and APGD) is computed for the models that run it,
+    keyed by their conditions; a model that runs a sweep in another order, and the checks, are left
+    to the one-model path."""
+    from harness.batched import battery_many
+    from harness.specs import attack, check
+    from harness.tasks.classify.evaluation import evaluate
+
+    x_np, y_np = split.test.x[:90], split.test.y[:90]
+    x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)
+    eps = (0.0, 0.05, 0.1)
+    sweeps = [attack("fgsm", e, ()) for e in eps] + [attack("pgd-linf", e, (("steps", 4),)) for e in eps] + [
+        attack("apgd-ce", e, (("steps", 6),)) for e in eps]
+    descending = [attack("pgd-linf", e, (("steps", 4),)) for e in reversed(eps)]
+    conditions = [sweeps, sweeps[:3] + descending + [check("large-eps", eps=0.5, steps=4)], sweeps[3:]]
+    found = battery_many(trained, SEEDS, conditions, x, y, batch_size=40)
+    assert all(sec >= 0 for f in found for _, sec in f.values())
+    got = [{k: t for k, (t, _) in f.items()} for f in found]
+    assert set(got[0]) == {c.key for c in sweeps}
+    assert set(got[1]) == {c.key for c in sweeps[:3]}  # its PGD sweep runs largest eps first; checks never
+    assert set(got[2]) == {c.key for c in sweeps[3:]}
+    for m, model in enumerate(trained):
+        alone = dict(evaluate(model, x_np, y_np, {}, conditions[m], SEEDS[m], 0, batch_size=40))
+        given = dict(evaluate(model, x_np, y_np, {}, conditions[m], SEEDS[m], 0, batch_size=40,
+                              adversarial=got[m]))
+        assert alone.keys() == given.keys()
+        for cond, out in alone.items():
+            if cond.kind == "attack" and cond.param("eps") > 0 and cond.key in got[m]:
+                assert not torch.equal(got[m][cond.key], x)  # an attack ran
+            flips = int((out["correct"] != given[cond]["correct"]).sum())
+            assert flips <= 1, (m, cond.key, flips)  # float rounding may move an example at the boundary
+            np.testing.assert_allclose(given[cond]["linf"] if cond.kind == "attack" else 0,
+                                       out["linf"] if cond.kind == "attack" else 0, atol=1e-5)
 
 
 # --- a run --------------------------------------------------------------------------------------
@@ -453,20 +503,30 @@ def _tiny_suite():  # type: ignore[no-untyped-def]
 
     suite = suites.get("quickstart").with_overrides(seeds=(0, 1), variants=("mlp-none", "mlp-batch"), epochs=1)
     ev = dataclasses.replace(suite.evaluation, shifts=("gaussian-noise",), severities=(3,), ood_sets=("faces",),
-                             attacks=suite.evaluation.attacks[:2], checks=False)
+                             checks=False)
     return dataclasses.replace(suite, evaluation=ev)
 
 
 @pytest.mark.slow
-def test_a_run_with_batched_seeds_gives_the_one_model_runs_results(tmp_path: Path) -> None:
+def test_a_run_with_batched_seeds_gives_the_one_model_runs_results(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.batched
     from harness.runner import run
     from harness.store import Store
 
     suite = _tiny_suite()
+    attacked: list[list[int]] = []  # per call of the batched battery, the seeds it attacked
+    battery = harness.batched.battery_many
+
+    def spy(models, seeds, *args, **kwargs):  # type: ignore[no-untyped-def]
+        attacked.append(list(seeds))
+        return battery(models, seeds, *args, **kwargs)
+    monkeypatch.setattr(harness.batched, "battery_many", spy)
     cells = {}
     for batch in (False, True):
         summary = run(suite, tmp_path / str(batch), device="cpu", executor="serial", progress=False,
                       batch_seeds=batch)
+        assert attacked == ([[0, 1], [0, 1]] if batch else [])  # each variant's two seeds attacked at once
         assert summary.ok and summary.trained == 4
         with Store(tmp_path / str(batch), readonly=True) as store:
             cells[batch] = {(c.kind, c.variant, c.seed, str(c.condition)): c for c in store.cells()}
@@ -497,7 +557,7 @@ def test_a_run_with_batched_seeds_gives_the_one_model_runs_results(tmp_path: Pat
 def test_the_plan_keys_batched_cells_apart_and_groups_their_jobs(tmp_path: Path) -> None:
     from harness.planning import plan, train_spec
     from harness.registry import suites
-    from harness.runner import _train_jobs
+    from harness.runner import _eval_jobs, _train_jobs
     from harness.store import Store
 
     suite = suites.get("quickstart").with_overrides(seeds=(0, 1), variants=("mlp-none", "cnn-batch"))
@@ -526,3 +586,22 @@ def test_the_plan_keys_batched_cells_apart_and_groups_their_jobs(tmp_path: Path)
         [("cnn-none@lr=0.1", 0), ("cnn-none@lr=0.1", 1)]]
     with Store(tmp_path / "other") as store:
         assert [k for k, _ in _train_jobs(plan(suite, store, "cpu"))] == ["train"] * 4
+        assert [k for k, _ in _eval_jobs(plan(suite, store, "cpu"))] == ["eval"] * 4
+
+
+def test_the_evaluation_jobs_group_each_variants_batched_seeds(tmp_path: Path) -> None:
+    from harness.planning import plan
+    from harness.registry import suites
+    from harness.runner import _eval_jobs
+    from harness.store import Store
+
+    suite = suites.get("quickstart").with_overrides(seeds=(0, 1, 2), variants=("mlp-none", "mlp-batch", "cnn-layer"))
+    gru = Variant("gru-layer", "gru", "layer")  # no batched form: evaluated one unit at a time
+    suite = dataclasses.replace(suite, variants=(*suite.variants, gru))
+    with Store(tmp_path) as store:
+        jobs = _eval_jobs(plan(suite, store, "cpu", batch_seeds=True))
+    assert [(k, (w.variant.name, w.seed) if not isinstance(w, tuple) else [(u.variant.name, u.seed) for u in w])
+            for k, w in jobs] == [
+        ("eval-batched", [("mlp-none", s) for s in (0, 1, 2)]), ("eval-batched", [("mlp-batch", s) for s in (0, 1, 2)]),
+        ("eval-batched", [("cnn-layer", s) for s in (0, 1, 2)]), ("eval", ("gru-layer", 0)), ("eval", ("gru-layer", 1)),
+        ("eval", ("gru-layer", 2))]

@@ -24,8 +24,8 @@ apply, and how the report names the training target.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -41,7 +41,10 @@ class EvalRun:
     ``seed``, the ``conditions`` left to run, the worker's data as the task loaded it (:class:`TaskData`:
     ``split``, ``ood`` and ``natural``), ``peer``
     (a variant -> its trained model of the same seed, or None where there is none: the transfer
-    check's source) and ``setup`` (what the task's one-time setup made, loaded on first call)."""
+    check's source), ``setup`` (what the task's one-time setup made, loaded on first call) and
+    ``adversarial`` (condition key -> the attack's adversarial inputs for this model, where the
+    worker computed them already for several seeds at once: harness.batched.battery_many; a task
+    that is given none computes its attacks itself)."""
 
     suite: Suite
     variant: Variant
@@ -54,6 +57,7 @@ class EvalRun:
     device: str
     peer: Callable[[Variant], nn.Module | None]
     setup: Callable[[], Any]
+    adversarial: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)

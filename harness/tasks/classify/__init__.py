@@ -132,7 +132,8 @@ class Classify:
         source = run.peer(base) if transfer and base is not None else None
         return evaluate(run.model, run.split.test.x, run.split.test.y, run.ood, run.conditions, run.seed,
                         suite.split_seed, suite.evaluation.batch_size, run.device, transfer_source=source,
-                        fit_data=(run.split.train.x, run.split.train.y), natural_sets=run.natural)
+                        fit_data=(run.split.train.x, run.split.train.y), natural_sets=run.natural,
+                        adversarial=run.adversarial)
 
     def eval_summary(self, cond: Condition, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
         from harness.tasks.classify.evaluation import attack_settings

@@ -162,27 +162,35 @@ def _batched(fn: Any, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> torc
 
 
 def _attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, name: str, eps: float, params: dict[str, Any],
-            gen: torch.Generator, batch_size: int, sweeps: _Sweeps) -> tuple[torch.Tensor, torch.Tensor]:
+            gen: torch.Generator, batch_size: int, sweeps: _Sweeps, given: torch.Tensor | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor]:
     """Adversarial inputs and their logits for one attack at one eps.
 
     An example broken at a smaller eps of the same sweep stays broken (its adversarial input
     lies in this larger ball too), so only the examples still classified correctly are attacked.
-    At eps = 0 the ball is the input itself, so nothing is run.
+    At eps = 0 the ball is the input itself, so nothing is run. ``given``: the adversarial inputs
+    (N, C, H, W) this computation gives, computed elsewhere (harness.batched.battery_many attacks
+    the seeds of a variant at once, the same way); the model only predicts them.
     """
     from harness.registry import attacks
 
     atk = attacks.get(name)(eps=eps, **params)
     key = _sweep_key(name, params)
-    x_adv = x.clone()
-    todo = torch.ones(len(x), dtype=torch.bool, device=x.device)
-    prev = sweeps.last.get(key)
-    if prev is not None and prev[0] <= eps:
-        _, broken, prev_adv = prev
-        x_adv[broken] = prev_adv[broken]
-        todo = ~broken
-    idx = todo.nonzero().squeeze(1)
-    if len(idx) and eps > 0:
-        x_adv[idx] = _batched(lambda a, b: atk.perturb(model, a, b, generator=gen), x[idx], y[idx], batch_size)
+    if given is not None:
+        if given.shape != x.shape:
+            raise ValueError(f"adversarial inputs of shape {tuple(given.shape)} given for inputs {tuple(x.shape)}")
+        x_adv = given
+    else:
+        x_adv = x.clone()
+        todo = torch.ones(len(x), dtype=torch.bool, device=x.device)
+        prev = sweeps.last.get(key)
+        if prev is not None and prev[0] <= eps:
+            _, broken, prev_adv = prev
+            x_adv[broken] = prev_adv[broken]
+            todo = ~broken
+        idx = todo.nonzero().squeeze(1)
+        if len(idx) and eps > 0:
+            x_adv[idx] = _batched(lambda a, b: atk.perturb(model, a, b, generator=gen), x[idx], y[idx], batch_size)
     logits = predict(model, x_adv, batch_size)
     ok = logits.argmax(1) == y
     sweeps.last[key] = (eps, ~ok, x_adv)
@@ -334,6 +342,7 @@ def evaluate(model: nn.Module, x_test: np.ndarray, y_test: np.ndarray, ood_sets:
              device: str = "cpu", transfer_source: nn.Module | None = None,
              fit_data: tuple[np.ndarray, np.ndarray] | None = None,
              natural_sets: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+             adversarial: Mapping[str, torch.Tensor] | None = None,
              ) -> Iterator[tuple[Condition, Outcome]]:
     """Yield (condition, per-example outcome) for each condition, in order.
 
@@ -343,7 +352,10 @@ def evaluate(model: nn.Module, x_test: np.ndarray, y_test: np.ndarray, ood_sets:
     is the paired variant's model of the same seed, for the transfer check; ``fit_data`` (the
     training images and labels) fits feature-based OOD scores such as Mahalanobis;
     ``natural_sets`` maps a natural shift's condition key to its images (fitted to the test
-    shape) and labels.
+    shape) and labels; ``adversarial`` maps an attack condition's key to its adversarial inputs
+    (like ``x_test``) where they were computed for this model already (harness.batched.battery_many,
+    which attacks the seeds of a variant as one computation, equal to this one up to float rounding),
+    so only the model's predictions of them are computed here.
     """
     from harness.registry import shifts
 
@@ -372,7 +384,8 @@ def evaluate(model: nn.Module, x_test: np.ndarray, y_test: np.ndarray, ood_sets:
         elif cond.kind == "attack":
             gen = torch_generator(seed, cond.key, device=dev.type)
             x_adv, logits = _attack(model, x, y, cond.name, cond.param("eps"),
-                                    {k: v for k, v in cond.params if k != "eps"}, gen, batch_size, sweeps)
+                                    {k: v for k, v in cond.params if k != "eps"}, gen, batch_size, sweeps,
+                                    (adversarial or {}).get(cond.key))
             out = outcomes(logits, y)
             delta = (x_adv - x).flatten(1)
             out["linf"] = delta.abs().max(1).values.double().cpu().numpy()
