@@ -196,6 +196,30 @@ def test_the_stack_computes_each_models_forward(split: Split, model: str, option
                 torch.testing.assert_close(stack.tensor(i, name), b, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize(("model", "options", "norm"), COMBOS)
+@pytest.mark.parametrize("loss", ["ce", "dlr"])
+def test_the_stacks_input_gradients_are_each_models(split: Split, model: str, options: dict[str, object],
+                                                    norm: str, loss: str) -> None:
+    """What every batched attack differentiates: per model, the attack loss, its input gradient and
+    the logits in eval mode equal the model's own (harness.attacks.loss_grad), for every model and
+    norm that takes the path; the stacked parameters get no gradient."""
+    from harness.attacks import loss_grad
+    from harness.batched import _loss_grad
+
+    models = [_build(split, model, options, norm, s).eval() for s in SEEDS]
+    stack = Stack(models)
+    x = torch.from_numpy(split.train.x[:3 * 16]).view(3, 16, *split.train.shape)
+    y = torch.from_numpy(split.train.y[:3 * 16]).view(3, 16)
+    got_loss, got_grad, got_logits = _loss_grad(stack, x, y, loss)
+    for i, m in enumerate(models):
+        want_loss, want_grad, want_logits = loss_grad(m, x[i], y[i], loss)
+        torch.testing.assert_close(got_logits[i], want_logits, rtol=0, atol=1e-5)
+        torch.testing.assert_close(got_loss[i], want_loss, rtol=1e-4, atol=1e-5)
+        scale = float(want_grad.abs().max())
+        torch.testing.assert_close(got_grad[i], want_grad, rtol=0, atol=1e-4 * max(scale, 1e-3))
+    assert all(p.grad is None for p in stack.params.values())
+
+
 @pytest.mark.parametrize(("model", "options"), [pytest.param(m, o, id=m) for m, o in MODELS])
 def test_a_stack_of_variants_that_differ_in_their_norm(split: Split, model: str, options: dict[str, object]) -> None:
     # every norm with two seeds, and a standardized one, in one stack: each model computes its own forward
