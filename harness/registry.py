@@ -150,13 +150,25 @@ class Registry(Generic[T]):
         return iter(self.names())
 
     def summary(self, name: str) -> str:
-        """The plugin's own description, else the first line of its docstring (imports the plugin)."""
+        """The plugin's own description, else the first sentence of its docstring as plain text
+        (:func:`first_sentence`; imports the plugin)."""
         obj = self.get(name)
         description = getattr(obj, "description", None)
         if isinstance(description, str):  # a Suite instance describes itself
             return description
-        doc = getattr(obj, "__doc__", None) or ""
-        return doc.strip().splitlines()[0] if doc.strip() else ""
+        return first_sentence(getattr(obj, "__doc__", None) or "")
+
+
+def first_sentence(doc: str) -> str:
+    """The first sentence of a docstring's first paragraph, its lines joined and its Sphinx markup
+    read as plain text (``x`` and :role:`x` as x; :role:`text <target>` as text). A sentence ends
+    at a period, question or exclamation mark followed by a space, or at the paragraph's end; the
+    periods of "e.g.", "i.e.", "et al.", "vs.", "cf." and of an initial ("J. Smith") do not end one."""
+    para = " ".join(doc.strip().split("\n\n")[0].split())
+    para = re.sub(r":[\w:.-]+:`~?([^`<]*?)\s*(?:<[^`>]*>)?`", r"\1", para)  # :data:`X`, :func:`~a.b`, :ref:`t <x>`
+    para = re.sub(r"``([^`]*)``", lambda m: re.sub(r"\.\s+", ".", m.group(1)), para)  # a wrapped dotted name
+    match = re.search(r"(?<!\be\.g)(?<!\bi\.e)(?<!\bal)(?<!\bvs)(?<!\bcf)(?<!\b[A-Z])[.!?](?=\s)", para)
+    return para[:match.end()] if match else para
 
 
 suites: Registry[Any] = Registry("suites", "experiment suites (harness run NAME)")

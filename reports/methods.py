@@ -79,8 +79,11 @@ def _interval_text(report: Report, pct: str) -> str:
 def power_note(n_seeds: int, n_comparisons: int) -> str:
     """What the design can and cannot show, stated before anyone reads a p-value."""
     one, family = stats.seeds_to_reach(0.05), stats.seeds_to_reach(0.05, max(n_comparisons, 1))
-    need = (f"A seed-level test needs at least {one} seeds (smallest p {stats.min_attainable_p(one or 0):.2g}), and "
-            + (f"at least {family} for the strongest of {n_comparisons} Holm-adjusted comparisons to reach p < 0.05 "
+    start = f"A seed-level test needs at least {one} seeds (smallest p {stats.min_attainable_p(one or 0):.2g})"
+    of = "one comparison" if n_comparisons == 1 else f"the strongest of {n_comparisons} Holm-adjusted comparisons"
+    need = (start + "; this run compares no variants (each needs a paired variant)." if n_comparisons == 0 else
+            start + ", and "
+            + (f"at least {family} for {of} to reach p < 0.05 "
                "(fewer variants make fewer comparisons)." if family is not None else
                f"no number of seeds lets the strongest of {n_comparisons} Holm-adjusted comparisons reach p < 0.05 "
                f"(the sign-flip test's smallest p times {n_comparisons} stays above it): compare fewer variants."))

@@ -161,7 +161,7 @@ CASES = [
     Case("resume-with-other-settings", "run quickstart --run-dir {tmp}/old --epochs 3", "other settings for train",
          "only --seeds and --variants may change", setup=_store_of(_quickstart())),
     # data: missing, empty, NaN, of the wrong shape
-    Case("missing-data-root", "run mnist --run-dir {tmp}/run", "MNIST", "scripts/offline_data.py",
+    Case("missing-data-root", "run mnist --run-dir {tmp}/run", "MNIST", "harness data fetch mnist --root",
          env=(("HARNESS_DATA_ROOT", "{tmp}/empty-root"),)),
     Case("empty-dataset", "run bad --suite-path {tmp}/suites", "dataset 'empty' is empty",
          setup=_suite_file(_dataset_plugin("empty", "np.zeros((0, 1, 8, 8))", "np.zeros(0)")

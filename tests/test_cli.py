@@ -561,3 +561,41 @@ def test_a_run_on_a_full_disk_says_to_free_space_and_then_resumes(tmp_path: Path
                          f"with --run-dir {run_dir} (finished cells are stored)")
     assert "Traceback" not in first and "unexpected" not in first and "report it" not in first
     assert again.returncode == 0, again.stderr  # space freed: the same command finishes the run
+
+
+def test_a_closed_pipe_ends_the_output_quietly() -> None:
+    """'harness show --json | head': the reader closing the pipe is a normal end of output, not an
+    unexpected error; the exit status is the one a shell gives a command ended by a closed pipe."""
+    import signal
+
+    read, write = os.pipe()
+    os.close(read)  # closed before anything is written: the first write meets a broken pipe
+    try:
+        proc = subprocess.run([sys.executable, "-m", "harness.cli", "show", "mnist", "--json"], stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write)
+    assert proc.stderr == ""
+    assert proc.returncode == 128 + signal.SIGPIPE
+
+
+def test_show_says_what_a_suite_has_without_placeholders(tmp_path: Path) -> None:
+    """A suite without corruptions shows "-" (not "- at severities 1, 2, 3, 4, 5"), and one epoch is
+    "1 epoch"."""
+    folder = tmp_path / "suites"
+    folder.mkdir()
+    (folder / "plain_show.py").write_text(
+        "import dataclasses\n"
+        "from harness.registry import suites\n"
+        "base = suites.get('quickstart')\n"
+        "SUITE = dataclasses.replace(base, name='plain-show', train=dataclasses.replace(base.train, epochs=1),\n"
+        "                            evaluation=dataclasses.replace(base.evaluation, shifts=()))\n")
+    proc = _run_cli("show", "plain-show", "--suite-path", str(folder))
+    assert proc.returncode == 0, proc.stderr
+    lines = {line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip() for line in proc.stdout.splitlines()
+             if line[:1].isalpha() and ":" in line}
+    assert lines["shifts"] == "-"
+    assert ", 1 epoch, target" in lines["training"]
+    shown = _run_cli("show", "quickstart")
+    assert "12 epochs, target" in shown.stdout
+    assert "gaussian-noise, gaussian-blur, contrast at severities 1, 2, 3, 4, 5" in shown.stdout

@@ -318,8 +318,9 @@ def test_missing_data_is_one_line_with_the_commands_that_fill_the_root(name: str
     assert isinstance(err, ConfigError)  # the CLI prints it as Error: / Hint: with exit status 2
     assert err.message.startswith(f"{dataset} is not in the data root: {raw_dir(dataset)}/")
     assert err.message.endswith(" is missing")
-    assert f"python scripts/offline_data.py --root {tmp_path} --datasets {dataset}" in err.hint
-    assert f"harness data fetch {dataset} --root {tmp_path}" in err.hint
+    # the installed command (scripts/ exists only in a checkout), with its registry-only way
+    assert err.hint.startswith(f"run 'harness data fetch {dataset} --root {tmp_path}' (add --offline")
+    assert "scripts/" not in err.hint
     assert DATA_ROOT_ENV in err.hint
     assert "\n" not in err.message + err.hint
     assert not list(tmp_path.iterdir()), "a loader must not create or download anything"
@@ -336,7 +337,7 @@ def test_a_file_that_fails_its_checksum_is_refused(monkeypatch: pytest.MonkeyPat
         load("mnist")
     assert info.value.message == (f"{folder / 't10k-images-idx3-ubyte'} does not match the official file's sha256 "
                                   "(corrupt, truncated or another release)")
-    assert info.value.hint.startswith("delete it, then run 'python scripts/offline_data.py --root")
+    assert info.value.hint.startswith("delete it, then run 'harness data fetch mnist --root")
     assert missing_idx_files("mnist") == list(IDX_SHA256["mnist"])  # none of the four is the official file
 
 

@@ -474,7 +474,9 @@ def test_a_failed_evaluation_is_listed_and_its_pair_compared_on_the_common_seeds
     # 2/2**S < 0.05 from S = 6 (0.031); times 8 comparisons, 2/2**S * 8 < 0.05 from S = 9 (0.03125)
     (3, 8, ["smallest two-sided p-value the sign-flip test can give is 0.25", "at least 6 seeds (smallest p 0.031)",
             "at least 9 for the strongest of 8 Holm-adjusted"]),
-    (1, 1, ["McNemar's exact test", "at least 6 for the strongest of 1 Holm-adjusted"]),
+    (1, 1, ["McNemar's exact test", "at least 6 for one comparison to reach"]),
+    (1, 0, ["McNemar's exact test", "at least 6 seeds", "this run compares no variants"]),
+    (4, 0, ["smallest two-sided p-value the sign-flip test can give is 0.125."]),
     # the sampled test (2**S > 20000) cannot go below 1/20001: 2000 comparisons can never reach 0.05
     (1, 2000, ["no number of seeds lets the strongest of 2000 Holm-adjusted comparisons reach p < 0.05"]),
 ])
@@ -483,3 +485,4 @@ def test_the_power_note_states_the_seeds_a_test_needs(n_seeds: int, n_comparison
 
     note = power_note(n_seeds, n_comparisons)
     assert all(s in note for s in says), note
+    assert "of 0 " not in note and "of 1 " not in note, note
