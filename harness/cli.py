@@ -346,10 +346,14 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"data:       {suite.describe_split()}",
         f"variants:   {', '.join(v.name for v in suite.variants)}",
         f"seeds:      {', '.join(map(str, suite.seeds))}",
+        "training:   none: every variant loads weights (" + ", ".join(f"{v.name} {v.weights}" for v in suite.variants)
+        + ")" if all(v.weights is not None for v in suite.variants) else
         f"training:   {suite.train.optimizer} lr {suite.train.lr:g}, batch {suite.train.batch_size}, "
         f"{_count(suite.train.epochs, 'epoch')}, target {task['target']}"
         + (f"; variants override {', '.join(sorted({k for v in suite.variants for k, _ in v.train}))} (a sweep)"
-           if any(v.train for v in suite.variants) else ""),
+           if any(v.train for v in suite.variants) else "")
+        + ("; " + ", ".join(v.name for v in suite.variants if v.weights is not None) + " load weights instead"
+           if any(v.weights is not None for v in suite.variants) else ""),
         f"size:       {suite.size}" + (f", training capped at {suite.max_train} examples" if suite.max_train else "")
         + (f", test capped at {suite.max_test}" if suite.max_test else ""),
         *(f"            other size {z.name}: {z.description or '(no description)'}"

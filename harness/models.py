@@ -431,7 +431,12 @@ class Classifier(nn.Module):
         self.net = net
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.features(self.standardize(x))  # type: ignore[operator]
+        extract = getattr(self.net, "features", None)
+        if not callable(extract):
+            raise ConfigError(f"the model ({type(self.net).__name__}) has no features(x) method, which feature-based "
+                              "OOD scores (mahalanobis) read", hint="give the model a features(x) method returning "
+                              "penultimate features (N, D), or score OOD by logits (msp, energy)")
+        return extract(self.standardize(x))  # type: ignore[no-any-return]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(self.standardize(x))
@@ -455,14 +460,90 @@ def init_weights(model: nn.Module, generator: torch.Generator) -> None:
                 reset()
 
 
+def is_factory(model: str) -> bool:
+    """Whether a variant's ``model`` names an importable factory ("package.module:name") rather
+    than a registered model."""
+    return ":" in model
+
+
+def resolve_factory(spec: str) -> Callable[..., nn.Module]:
+    """The callable that ``spec`` ("package.module:name", the name possibly dotted) names; a
+    ConfigError (one line) when the module cannot be imported or has no such callable. A suite
+    file's own folder is importable (``harness run --suite-path`` puts it on the path)."""
+    import importlib
+
+    module_name, _, attr = spec.partition(":")
+    hint = ("name a module-level function or class as 'package.module:name' that builds the model from the "
+            "variant's options")
+    if not module_name or not attr:
+        raise ConfigError(f"model {spec!r} is not 'package.module:name'", hint=hint)
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"model {spec!r}: cannot import {module_name!r} ({exc})", hint=hint) from exc
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ConfigError(f"model {spec!r}: {module_name!r} has no {attr!r}", hint=hint)
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ConfigError(f"model {spec!r} is a {type(obj).__name__}, not a function or class", hint=hint)
+    return obj  # type: ignore[no-any-return]
+
+
+def factory_name(factory: Callable[..., nn.Module]) -> str:
+    """The "package.module:name" of a module-level function or class (what a suite stores, and
+    what worker processes import); a ConfigError for one they could not import (a lambda, a
+    function defined inside another, one of ``__main__``)."""
+    module, qualname = getattr(factory, "__module__", None), getattr(factory, "__qualname__", "")
+    hint = "define the model's factory at module level in an importable module (a suite file's folder is one)"
+    if not module or module == "__main__" or "<" in qualname:
+        raise ConfigError(f"the model factory {qualname or factory!r} cannot be imported by name", hint=hint)
+    spec = f"{module}:{qualname}"
+    if resolve_factory(spec) is not factory:
+        raise ConfigError(f"{spec} does not name the model factory given", hint=hint)
+    return spec
+
+
+def own_model(spec: str, norm: str, in_shape: tuple[int, int, int], n_classes: int,
+              options: dict[str, Any]) -> nn.Module:
+    """A model the harness did not write: the factory ``spec`` names (:func:`resolve_factory`)
+    called with the variant's ``options``, with every normalization layer swapped for ``norm``
+    (harness.normswap.swap_norms, what each layer normalizes read from a forward pass of two
+    zero inputs of ``in_shape``), or kept as the factory built them where ``norm`` is
+    ``"as-built"`` (harness.normswap.AS_BUILT). It must take images (N, *in_shape) in [0, 1] and give logits
+    (N, n_classes); ``features(x)`` (penultimate features) is needed only by feature-based OOD
+    scores such as Mahalanobis."""
+    from harness.normswap import AS_BUILT, swap_norms
+
+    net = resolve_factory(spec)(**options)
+    if not isinstance(net, nn.Module):
+        raise ConfigError(f"model {spec!r} returned a {type(net).__name__}, not a torch.nn.Module",
+                          hint="return the network (an nn.Module) from the factory")
+    example = torch.zeros(2, *in_shape)
+    if norm != AS_BUILT:
+        swap_norms(net, norm, example)
+    with torch.no_grad():
+        out = net.eval()(example)
+    net.train()
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, n_classes):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        given = ", ".join(map(str, in_shape))
+        raise ConfigError(f"model {spec!r} gives outputs of shape {shape} for inputs (2, {given}); "
+                          f"the suite's data has {n_classes} classes", hint=f"return logits of shape (N, {n_classes})")
+    return net
+
+
 def build_model(model: str, norm: str, in_shape: tuple[int, int, int], n_classes: int,
                 options: dict[str, Any], input_stats: tuple[torch.Tensor, torch.Tensor] | None,
                 generator: torch.Generator) -> Classifier:
-    """Instantiate a registered model with a registered norm, optionally standardized inputs,
-    and weights drawn from ``generator``."""
+    """Instantiate a registered model (or an importable factory's, :func:`own_model`) with a
+    registered norm, optionally standardized inputs, and weights drawn from ``generator``."""
     from harness.registry import models, norms
 
-    net = models.get(model)(in_shape, n_classes, norms.get(norm), **options)
+    if is_factory(model):
+        net = own_model(model, norm, in_shape, n_classes, options)
+    else:
+        net = models.get(model)(in_shape, n_classes, norms.get(norm), **options)
     clf = Classifier(net, Standardize(*input_stats) if input_stats is not None else None)
     init_weights(clf, generator)
     return clf

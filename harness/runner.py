@@ -110,9 +110,17 @@ def check_names(suite: Suite) -> None:
     that is malformed or not there (harness.sources.check: without loading the data), or weights
     that cannot be found or read (harness.weights.check)."""
     from harness import registry as r
+    from harness.models import is_factory
+    from harness.normswap import AS_BUILT
 
     for v in suite.variants:
-        r.norms.entry(v.norm)
+        if v.norm == AS_BUILT:  # the model's own layers: only a model the harness did not write has them
+            if not is_factory(v.model):
+                raise ConfigError(f"variant {v.name!r}: norm {AS_BUILT!r} keeps the layers of a model built by a "
+                                  f"factory, and {v.model!r} is a registered model",
+                                  hint="name the model as 'package.module:name', or choose a registered norm")
+        else:
+            r.norms.entry(v.norm)
         if v.weights is not None:
             from harness.weights import check
 

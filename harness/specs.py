@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -44,12 +45,16 @@ MAX_SEED = 2**63 - 1
 class Variant:
     """One filling of the normalization slot of one architecture.
 
-    ``name`` is what reports show (``cnn-batch``); ``model`` and ``norm`` are registry names;
+    ``name`` is what reports show (``cnn-batch``); ``norm`` is a registered norm; ``model`` is a
+    registered model, or a model the harness did not write: an importable factory
+    ``"package.module:name"`` (a suite file's folder is importable) called with ``options``, whose
+    every normalization layer is swapped for ``norm`` (harness.normswap; norm ``"as-built"``
+    keeps the model's own layers; :meth:`of` takes the factory itself in Python);
     ``standardize`` puts an input-standardization layer first (a separate factor); ``options``
-    are extra keyword arguments for the model constructor. ``train`` overrides fields of the
-    suite's TrainSpec for this variant alone: a point of a sweep (:func:`sweep`), such as
-    ``(("lr", 0.1),)``, named ``mlp-batch@lr=0.1``. ``compare_to`` names the variant this one is
-    compared with when the automatic rule (same model, options and recipe with the suite's
+    are extra keyword arguments for the model constructor.
+    ``train`` overrides fields of the suite's TrainSpec for this variant alone: a point of a sweep
+    (:func:`sweep`), such as ``(("lr", 0.1),)``, named ``mlp-batch@lr=0.1``. ``compare_to`` names
+    the variant this one is compared with when the automatic rule (same model, options and recipe with the suite's
     baseline norm) does not fit, e.g. a post-LN transformer against the one without norms.
     ``weights`` names pretrained weights to load instead of training (harness.weights: a
     ``.safetensors`` or ``.pt``/``.pth`` state-dict file, ``torchvision:ARCH.WEIGHTS`` from the
@@ -78,6 +83,16 @@ class Variant:
                    "give a file path, torchvision:ARCH.WEIGHTS or hf:REPO, or weights=None to train")
             _check(not self.train, f"variant {self.name!r} loads weights and overrides training settings "
                    f"({sweep_point(self.train)})", "a loaded model is not trained: drop the overrides or the weights")
+
+    @classmethod
+    def of(cls, name: str, factory: Callable[..., Any], norm: str, **fields: Any) -> Variant:
+        """A variant of a model the harness did not write, from its factory itself (a module-level
+        function or class, called with ``options``): stored by name as ``"package.module:name"``
+        (harness.models.factory_name), so worker processes and a resumed run import the same one.
+        ``fields`` are the other fields (``options``, ``weights``, ...)."""
+        from harness.models import factory_name
+
+        return cls(name, factory_name(factory), norm, **fields)
 
     @property
     def family(self) -> str:

@@ -590,12 +590,22 @@ def test_show_says_what_a_suite_has_without_placeholders(tmp_path: Path) -> None
         "base = suites.get('quickstart')\n"
         "SUITE = dataclasses.replace(base, name='plain-show', train=dataclasses.replace(base.train, epochs=1),\n"
         "                            evaluation=dataclasses.replace(base.evaluation, shifts=()))\n")
+    (folder / "loaded_show.py").write_text(  # a suite that only loads weights has no recipe to show
+        "import dataclasses\n"
+        "from harness.registry import suites\n"
+        "base = suites.get('quickstart')\n"
+        "SUITE = dataclasses.replace(base, name='loaded-show', variants=tuple(\n"
+        "    dataclasses.replace(v, weights=f'{v.name}.pt') for v in base.variants[:2]))\n")
     proc = _run_cli("show", "plain-show", "--suite-path", str(folder))
     assert proc.returncode == 0, proc.stderr
     lines = {line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip() for line in proc.stdout.splitlines()
              if line[:1].isalpha() and ":" in line}
     assert lines["shifts"] == "-"
     assert ", 1 epoch, target" in lines["training"]
+    loaded = _run_cli("show", "loaded-show", "--suite-path", str(folder))
+    assert "training:   none: every variant loads weights (cnn-none cnn-none.pt, cnn-batch cnn-batch.pt)" in \
+        loaded.stdout, loaded.stdout + loaded.stderr
+    assert "lr " not in loaded.stdout
     shown = _run_cli("show", "quickstart")
     assert "12 epochs, target" in shown.stdout
     assert "gaussian-noise, gaussian-blur, contrast at severities 1, 2, 3, 4, 5" in shown.stdout

@@ -73,8 +73,13 @@ class Classify:
 
         check_image_names(suite)
 
+        from harness.models import is_factory, resolve_factory
+
         for v in suite.variants:
-            r.models.entry(v.model)
+            if is_factory(v.model):  # a model the harness did not write: its factory must import
+                resolve_factory(v.model)
+            else:
+                r.models.entry(v.model)
         for name in suite.evaluation.ood_scores:
             r.ood_scores.entry(name)
         for a in suite.evaluation.attacks:
