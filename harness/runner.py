@@ -427,6 +427,7 @@ def _run(suite: Suite, store: Store, ex: Any, prepared: Context, executor: str, 
     n_cells = len(suite.variants) * len(suite.seeds) * (1 + len(suite.conditions()))
     todo = sum(u.need_train + len(u.evals) for u in units)
     if not units:
+        store.write_weights_manifest()  # a run finished by an older version gets one too
         return RunSummary(run_dir, 0, 0, n_cells, 0)
     # once per run, before the workers that read it start (a denoise suite's judge classifier)
     task_of(suite).setup(prepared, store, [c for u in units for c, _, _ in u.evals])
@@ -466,6 +467,7 @@ def _run(suite: Suite, store: Store, ex: Any, prepared: Context, executor: str, 
         show(tally.progress(step))
 
     store_all(ex.map(_train_jobs([u for u in units if u.need_train]), on_step if report is not None else None))
+    store.write_weights_manifest()  # weights/manifest.json: which variant and seed each weights file is
     # after training: what is left to evaluate (not diverged, training not failed)
     evals = [u for u in plan(suite, store, device, prepared.batch_seeds) if u.evals and not u.need_train]
     tally.eval_total = tally.eval_done + sum(len(u.evals) for u in evals)

@@ -530,6 +530,32 @@ class Store:
             if cell.kind == "train" and cell.status == "done":
                 self._record_weights(cell.key)
 
+    def weights_manifest(self) -> dict[str, Any]:
+        """What ``weights/manifest.json`` holds: per weights file the store recorded (a finished,
+        non-diverged training cell's), its ``file`` (relative to ``weights/``), ``variant``, ``seed``,
+        ``train_key`` (the training cell's key), ``sha256``, ``size`` (bytes) and whether it was
+        ``trained`` or loaded (``Variant.weights``), ordered by variant and seed."""
+        if self.schema < 2:  # a schema-1 store recorded no weights
+            return {"format": 1, "weights": []}
+        rows = self._read("SELECT c.key, c.variant, c.seed, c.result, w.sha256, w.size FROM weights w "
+                          "JOIN cells c ON c.key = w.key WHERE c.kind = 'train' AND c.status = 'done' "
+                          "ORDER BY c.variant, c.seed")
+        return {"format": 1, "weights": [
+            {"file": weights_path(self.run_dir, key).name, "variant": variant, "seed": int(seed), "train_key": key,
+             "sha256": sha, "size": int(size), "trained": json.loads(result).get("trained", True) is not False}
+            for key, variant, seed, result, sha, size in rows]}
+
+    def write_weights_manifest(self) -> Path | None:
+        """Write :meth:`weights_manifest` to ``weights/manifest.json`` (atomically, never through a
+        link), so the files of ``weights/`` (named by their training cell's key) can be told apart
+        without the store; None when the run has no weights folder yet."""
+        from harness.fsutil import write_atomic
+
+        if not (self.run_dir / "weights").is_dir():
+            return None
+        text = json.dumps(self.weights_manifest(), indent=1) + "\n"
+        return write_atomic(_weights_dir(self.run_dir) / MANIFEST_FILE, text.encode())
+
     def record_weights(self, key: str) -> None:
         """Record the checksum of ``weights/<key>.safetensors`` as it is now (what this run wrote)."""
         with self.transaction():
@@ -667,6 +693,10 @@ def _number(x: Any) -> bool:
 
 
 # -- weights ---------------------------------------------------------------------------------
+
+
+#: the file in ``weights/`` that maps each weights file to its variant and seed (Store.weights_manifest)
+MANIFEST_FILE = "manifest.json"
 
 
 def weights_path(run_dir: Path | str, key: str) -> Path:

@@ -410,3 +410,58 @@ def test_a_new_an_empty_and_a_harness_run_directory_are_accepted(tmp_path: Path)
     for name in ("new/run", "empty", "killed", "resumable", "runs/new"):
         assert check_run_dir(tmp_path / name) == tmp_path / name
     assert check_run_dir(str(tmp_path / "empty")) == tmp_path / "empty"  # the Python API takes a str too
+
+
+def test_the_weights_manifest_names_each_files_variant_and_seed(serial_dir: Path, tmp_path: Path) -> None:
+    """weights/manifest.json maps every weights file to its variant and seed, with the checksum the
+    store recorded (read here from the files themselves and the training cells, independently)."""
+    import hashlib
+    import json
+    import shutil
+
+    manifest = json.loads((serial_dir / "weights" / "manifest.json").read_text())
+    with Store(serial_dir, create=False) as store:
+        trained = {c.key: c for c in store.cells("train", with_arrays=False) if c.status == "done"}
+    assert manifest["format"] == 1
+    assert {(w["variant"], w["seed"]) for w in manifest["weights"]} == {("cnn-none", 0), ("cnn-batch", 0)}
+    for w in manifest["weights"]:
+        data = (serial_dir / "weights" / w["file"]).read_bytes()
+        assert w["sha256"] == hashlib.sha256(data).hexdigest() and w["size"] == len(data)
+        cell = trained[w["train_key"]]
+        assert (cell.variant, cell.seed) == (w["variant"], w["seed"]) and w["trained"] is True
+    # a run directory without one (an older version's) gets it on the next run, which has nothing else to do
+    copy = tmp_path / "copy"
+    shutil.copytree(serial_dir, copy)
+    (copy / "weights" / "manifest.json").unlink()
+    assert run(_small(), copy, device="cpu", executor="serial", progress=False).trained == 0
+    assert json.loads((copy / "weights" / "manifest.json").read_text()) == manifest
+
+
+def test_the_run_directory_page_names_everything_a_run_writes(serial_dir: Path) -> None:
+    """docs/run-directory.md names every file, table, column, meta key, spec and result field and
+    per-example array of a run (here the quick start's battery with its sanity checks)."""
+    import json
+    import re
+    import sqlite3
+
+    page = (Path(__file__).parents[1] / "docs" / "run-directory.md").read_text()
+    words = set(re.findall(r"[A-Za-z_][\w.-]*", page))
+    named: set[tuple[str, str]] = set()
+    named |= {("file", p.name) for p in serial_dir.iterdir() if not p.name.startswith("harness-stage")}
+    db = sqlite3.connect(serial_dir / "store.sqlite")
+    try:
+        for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+            named.add(("table", table))
+            named |= {("column", col) for _, col, *_ in db.execute(f"PRAGMA table_info({table})")}
+        for key, value in db.execute("SELECT key, value FROM meta"):
+            named.add(("meta", key))
+            if key == "provenance":
+                named |= {("provenance", k) for k in json.loads(value)}
+        for kind, spec, result in db.execute("SELECT kind, spec, result FROM cells"):
+            named |= {(f"{kind} spec", k) for k in json.loads(spec)} | {(f"{kind} result", k) for k in json.loads(result)}
+        named |= {("array", name) for (name,) in db.execute("SELECT DISTINCT name FROM arrays")}
+    finally:
+        db.close()
+    named |= {("file", p.name) for p in (serial_dir / "weights").iterdir() if not p.name.endswith(".safetensors")}
+    missing = sorted((what, n) for what, n in named if n.lstrip(".") not in words and n not in page)
+    assert not missing, missing
