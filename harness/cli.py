@@ -213,8 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "normal approximation whose half-widths, below and above the difference "
                                    "separately, combine the two runs' half-widths in quadrature. The header names "
                                    "both runs' suite, harness version and git commit, seeds and machine, and every "
-                                   "setting that differs; runs of different suites are compared where rows match, "
-                                   "with a warning.")
+                                   "setting that differs by name (e.g. 'epochs 5 -> 15'); runs of different suites "
+                                   "are compared where rows match, with a warning. Rows measured in wall-clock time "
+                                   "(time per step, time to target) depend on each run's machine and load: they are "
+                                   "listed apart, as timing, not as changes.")
     p.add_argument("run_a", type=Path, metavar="RUN_A", help="the first run directory (A, e.g. the reference)")
     p.add_argument("run_b", type=Path, metavar="RUN_B", help="the second run directory (B); differences are B - A")
     _add_statistics_options(p)
@@ -222,8 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="print the header and every row (with its status) as JSON to stdout, no table")
     p.add_argument("--fail-on-change", action="store_true",
-                   help="exit status 1 when a row changed beyond its interval, a row is in one run only, or a "
-                        "sanity check changed status (for CI)")
+                   help="exit status 1 when a row changed beyond its interval (wall-clock rows aside), a row is in "
+                        "one run only, or a sanity check changed status (for CI)")
 
     p = sub.add_parser("new", help="start a plugin: 'harness new suite NAME' writes an installable suite package",
                        description="Write a new plugin package to start from.")

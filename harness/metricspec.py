@@ -39,6 +39,8 @@ class Metric:
     when it is not a mean); ``fn`` computes it from one seed's arrays (None for the measurements
     the training loop records, harness.training, and the sample statistics, harness.tasks.denoise).
     ``compared``: reports compare it between paired variants, so a claim may name it.
+    ``wall_clock``: measured in wall-clock time on the machine that ran it, so another machine, or
+    other work on the same one, moves it (``harness compare`` lists such rows apart from effects).
     """
 
     name: str
@@ -55,6 +57,7 @@ class Metric:
     fn: Callable[..., float] | None = None
     compared: bool = True
     note: str = ""  # added after the direction, e.g. "the reference is 100"
+    wall_clock: bool = False
 
     def __post_init__(self) -> None:
         low, high = self.bounds
@@ -137,7 +140,7 @@ CLASS_TV = Metric("class_tv", "class TV", "total-variation distance of the gener
 STEPS_TO_TARGET = Metric("steps_to_target", "steps to target", "steps to target, a run that never reached it counted "
                          "at its budget", False, (0.0, INF), "training", "steps", 1.0, 0, level="seed")
 SECONDS_PER_STEP = Metric("seconds_per_step", "ms per step", "ms per step", False, (0.0, INF), "training",
-                          "ms per step", 1000.0, 2, level="seed")
+                          "ms per step", 1000.0, 2, level="seed", wall_clock=True)
 AULC = _pp("aulc", "AULC", "area under the held-out accuracy curve over the budget, %", True, "training",
            level="seed")
 LOSS_ROUGHNESS = Metric("loss_roughness", "loss roughness", "roughness of the training loss: sd of the step-to-step "
@@ -152,7 +155,7 @@ CONVERGED_FRACTION = Metric("converged_fraction", "converged", "share of the swe
 EPOCHS_TO_TARGET = Metric("epochs_to_target", "epochs to target", "epochs to target", False, (0.0, INF), "training",
                           "epochs", 1.0, 2, level="seed", compared=False)
 SECONDS_TO_TARGET = Metric("seconds_to_target", "seconds to target", "seconds to target", False, (0.0, INF),
-                           "training", "seconds", 1.0, 2, level="seed", compared=False)
+                           "training", "seconds", 1.0, 2, level="seed", compared=False, wall_clock=True)
 FINAL_VAL_ACCURACY = _pp("final_val_accuracy", "final held-out accuracy", "held-out accuracy at the end of training, %",
                          True, "training", level="seed", compared=False)
 GRAD_NORM_MEDIAN = Metric("grad_norm_median", "median gradient norm", "median gradient norm of a step", False,

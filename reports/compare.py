@@ -23,7 +23,6 @@ from typing import Any
 
 from harness import stats
 from harness.errors import ConfigError
-from harness.provenance import without_run_dir
 from harness.reports.rows import Report
 from harness.reports.vocabulary import condition_label, fmt, fmt_interval, json_safe
 from harness.specs import Condition
@@ -84,6 +83,15 @@ class Change:
     ci_high: float = math.nan
 
     @property
+    def wall_clock(self) -> bool:
+        """Whether the metric is measured in wall-clock time on each run's machine (the registered
+        metric says): another machine, or other work on the same one, moves it, so a change is not
+        an effect of the runs' settings alone."""
+        from harness.registry import metrics
+
+        return metrics.get(self.metric).wall_clock if self.metric in metrics.names() else False
+
+    @property
     def status(self) -> str:
         """One of :data:`STATUSES`."""
         if self.a is None or self.b is None:
@@ -123,11 +131,14 @@ class RunInfo:
 
 @dataclass(frozen=True)
 class Setting:
-    """A setting that differs between the runs (dotted path, e.g. provenance.versions.torch)."""
+    """A setting that differs between the runs: ``name`` as a person says it (``epochs``,
+    ``evaluation shifts``, ``torch_threads``), ``path`` the dotted path in the settings
+    (``suite.train.epochs``)."""
 
     name: str
     a: str
     b: str
+    path: str = ""
 
 
 @dataclass(frozen=True)
@@ -144,8 +155,10 @@ class RunComparison:
 
     @property
     def changed(self) -> bool:
-        """True when a row changed beyond its interval, was added or removed, or a check changed status."""
-        return (any(r.status in ("changed", "added", "removed") for r in self.rows)
+        """True when a row changed beyond its interval, was added or removed, or a check changed status;
+        a wall-clock row (:attr:`Change.wall_clock`) that changed does not count: the machines did."""
+        return (any(r.status in ("added", "removed") or (r.status == "changed" and not r.wall_clock)
+                    for r in self.rows)
                 or any(c.status != "unchanged" for c in self.checks))
 
 
@@ -205,32 +218,42 @@ def run_info(r: Report, label: str) -> RunInfo:
                    f"{p.get('torch_threads', '?')} torch threads")
 
 
-def _command(cmd: list[str] | None) -> str:
-    """The command line without its run directory, which differs between any two runs."""
-    return " ".join(without_run_dir(cmd))
-
-
 def settings(r: Report) -> dict[str, Any]:
-    """What determines a run's numbers besides its records: suite, variants, statistics, provenance."""
+    """What determines a run's numbers besides its records: suite, variants, statistics, provenance.
+    The command line is left out: what it changed (epochs, seeds, variants, size) is in the suite as
+    run, named setting by setting, and the run directory in it differs between any two runs."""
     prov = {k: v for k, v in r.provenance.items() if k not in ("started", "command")}  # started always differs
     return {"suite": {k: v for k, v in r.suite.items() if k != "description"}, "seeds": list(r.seeds),
             "variants": {v["name"]: {k: x for k, x in v.items() if k != "name"} for v in r.variants},
             "test examples": r.n_test, "level": r.level, "resamples": r.n_resamples, "adjust": r.adjust,
             "interval": r.interval,
             "attacks": {a["name"]: {k: x for k, x in a.items() if k != "name"} for a in r.attack_settings},
-            "command": _command(r.provenance.get("command")), "provenance": prov}
+            "provenance": prov}
 
 
 _ABSENT = object()
+# how a dotted settings path reads (the longest matching prefix is replaced): the recipe's fields by
+# their own names ("epochs"), the battery's as "evaluation ...", the provenance's by theirs
+_SPOKEN = (("suite.train.", ""), ("suite.evaluation.", "evaluation "), ("suite.", ""), ("provenance.", ""),
+           ("variants.", "variant "), ("attacks.", "attack "))
+
+
+def setting_name(path: str) -> str:
+    """A settings path as a person says it: ``suite.train.epochs`` -> ``epochs``,
+    ``provenance.versions.torch`` -> ``versions.torch``."""
+    for prefix, spoken in _SPOKEN:
+        if path.startswith(prefix):
+            return spoken + path[len(prefix):]
+    return path
 
 
 def diff_settings(a: Any, b: Any, path: str = "") -> list[Setting]:
-    """Every leaf where two nested settings dicts differ, as (dotted path, A's value, B's value);
-    a key missing on one side is shown as "absent" with the other side's whole value."""
+    """Every leaf where two nested settings dicts differ, as (its name, A's value, B's value, its
+    dotted path); a key missing on one side is shown as "absent" with the other side's whole value."""
     if isinstance(a, dict) and isinstance(b, dict):
         return [s for k in [*a, *(k for k in b if k not in a)]
                 for s in diff_settings(a.get(k, _ABSENT), b.get(k, _ABSENT), f"{path}.{k}" if path else k)]
-    return [] if a == b else [Setting(path, _show(a), _show(b))]
+    return [] if a == b else [Setting(setting_name(path), _show(a), _show(b), path)]
 
 
 def _show(x: Any) -> str:
@@ -272,7 +295,7 @@ def header_lines(cmp: RunComparison, width: int | None = None) -> list[str]:
     if not cmp.same_suite:
         lines.append(f"warning: these are runs of different suites ({cmp.runs[0].suite} and {cmp.runs[1].suite}); "
                      "only rows with the same variant, condition and metric are compared")
-    lines += [f"differs: {s.name}: {cut(s.a)} -> {cut(s.b)}" for s in cmp.settings]
+    lines += [f"differs: {s.name} {cut(s.a)} -> {cut(s.b)}" for s in cmp.settings]
     return lines
 
 
@@ -286,14 +309,15 @@ def to_json(cmp: RunComparison) -> dict[str, Any]:
         "runs": [{"run_dir": r.label, "suite": r.suite, "harness": r.harness, "seeds": list(r.seeds),
                   "machine": r.machine} for r in cmp.runs],
         "same_suite": cmp.same_suite,
-        "settings": [{"name": s.name, "a": s.a, "b": s.b} for s in cmp.settings],
+        "settings": [{"name": s.name, "path": s.path, "a": s.a, "b": s.b} for s in cmp.settings],
         "level": cmp.level,
         "interval": "B - A; normal approximation, each run's half-widths (below and above) combined in quadrature",
         "changed": cmp.changed,
         "rows": [{"kind": r.kind, "variant": r.variant, "baseline": r.baseline,
                   "condition": {"kind": "training"} if r.condition is None else r.condition.to_dict(),
                   "metric": r.metric, "a": _interval_json(r.a), "b": _interval_json(r.b), "diff": r.diff,
-                  "ci_low": r.ci_low, "ci_high": r.ci_high, "status": r.status} for r in cmp.rows],
+                  "ci_low": r.ci_low, "ci_high": r.ci_high, "status": r.status, "wall_clock": r.wall_clock}
+                 for r in cmp.rows],
         "checks": [{"name": c.name, "a": c.a, "b": c.b, "detail_a": c.detail_a, "detail_b": c.detail_b,
                     "status": c.status} for c in cmp.checks],
     })
@@ -330,7 +354,8 @@ def print_comparison(cmp: RunComparison, console: Any = None, limit: int = 40) -
     console = console or Console(stderr=True)
     for line in header_lines(cmp, width=60):
         console.print(text(line, "bold yellow" if line.startswith("warning") else ""))
-    changed = [r for r in cmp.rows if r.status == "changed"]
+    changed = [r for r in cmp.rows if r.status == "changed" and not r.wall_clock]
+    timing = [r for r in cmp.rows if r.status == "changed" and r.wall_clock]
     t = Table(title=f"Changed beyond the interval ({len(changed)} of {len(cmp.rows)} rows): B - A with its "
                     f"{100 * cmp.level:g}% interval excludes 0", show_lines=True)
     for h in ("row", "A", "B", "B - A"):
@@ -345,6 +370,11 @@ def print_comparison(cmp: RunComparison, console: Any = None, limit: int = 40) -
             console.print(f"... and {len(changed) - limit} more (--json lists every row)")
     else:
         console.print(f"No row changed beyond its interval ({len(cmp.rows)} rows).", highlight=False)
+    if timing:  # apart from the effects: wall-clock time moves with the machine and what else ran on it
+        console.print(text(f"timing, measured in wall-clock time on each run's machine (another machine or load "
+                           f"moves it; not counted as a change): {len(timing)} rows moved, e.g. "
+                           + "; ".join(f"{_label(r)} {fmt(r.a.value, r.metric)} -> {fmt(r.b.value, r.metric)}"
+                                       for r in timing[:3] if r.a is not None and r.b is not None)))
     for status, where in (("added", "only in B"), ("removed", "only in A")):
         only = [r for r in cmp.rows if r.status == status]
         if only:

@@ -32,7 +32,8 @@ def _suite(name: str = "toy") -> Suite:
                  EvalSpec(shifts=("gaussian-noise",), severities=(1,), ood_sets=(), attacks=()))
 
 
-def _write_run(run_dir: Path, noise_accuracy: float, suite: str = "toy", harness: str = "0.1.0") -> Path:
+def _write_run(run_dir: Path, noise_accuracy: float, suite: str = "toy", harness: str = "0.1.0",
+               step_seconds: float = 0.001) -> Path:
     """A run directory whose per-example outcomes are drawn from a fixed generator, so two calls
     store identical records except mlp-batch's under noise, which is correct with probability
     ``noise_accuracy``."""
@@ -53,7 +54,8 @@ def _write_run(run_dir: Path, noise_accuracy: float, suite: str = "toy", harness
             for variant in ("mlp-none", "mlp-batch"):
                 store.put(Cell(f"t-{variant}-{seed}", "train", variant, seed, {}, {
                     "n_steps": 100, "steps_to_target": 50 + seed, "seconds_to_target": 0.1,
-                    "seconds_per_step": 0.001 * (seed + 1), "train_seconds": 0.1, "diverged": False,
+                    "seconds_per_step": (step_seconds if variant == "mlp-batch" else 0.001) * (1 + 0.1 * seed),
+                    "train_seconds": 0.1, "diverged": False,
                     "diverged_at": None, "final_val_accuracy": 0.9}))
     return run_dir
 
@@ -80,8 +82,13 @@ def test_diff_interval_adds_each_sides_half_widths_in_quadrature() -> None:
 def test_diff_settings_reports_each_differing_leaf() -> None:
     a = {"seeds": [0, 1], "provenance": {"versions": {"torch": "2.4", "numpy": "2.0"}}, "v": {"x": 1}}
     b = {"seeds": [0, 1], "provenance": {"versions": {"torch": "2.5", "numpy": "2.0"}}, "w": 2}
-    got = [(s.name, s.a, s.b) for s in diff_settings(a, b)]
-    assert got == [("provenance.versions.torch", "2.4", "2.5"), ("v", '{"x": 1}', "absent"), ("w", "absent", "2")]
+    got = [(s.name, s.a, s.b, s.path) for s in diff_settings(a, b)]
+    assert got == [("versions.torch", "2.4", "2.5", "provenance.versions.torch"), ("v", '{"x": 1}', "absent", "v"),
+                   ("w", "absent", "2", "w")]
+    # each setting by the name a person uses: the recipe's by its own, the battery's as evaluation ...
+    a, b = ({"suite": {"train": {"epochs": e}, "evaluation": {"shifts": s}}} for e, s in ((5, ["fog"]), (15, [])))
+    assert [(x.name, x.a, x.b) for x in diff_settings(a, b)] == [("epochs", "5", "15"),
+                                                                 ("evaluation shifts", '["fog"]', "[]")]
 
 
 # --- matching on real stores ---------------------------------------------------------------
@@ -105,7 +112,7 @@ def test_flags_exactly_the_rows_that_changed(runs: tuple[Path, Path]) -> None:
     assert clean and all(r.diff == 0 and r.status == "unchanged" for r in clean)
     # every estimate and comparison of either report is matched once
     assert len(cmp.rows) == len(a.estimates) + len(a.comparisons) and cmp.count("added") == cmp.count("removed") == 0
-    assert [(s.name, s.a, s.b) for s in cmp.settings] == [("provenance.harness", "0.1.0", "0.2.0")]
+    assert [(s.name, s.a, s.b) for s in cmp.settings] == [("harness", "0.1.0", "0.2.0")]
     assert cmp.changed and cmp.same_suite
 
 
@@ -152,8 +159,30 @@ def test_table_reads_at_80_columns(runs: tuple[Path, Path]) -> None:
                      console)
     text = console.export_text()
     assert all(len(line) <= 80 for line in text.splitlines())
-    assert "Changed beyond the interval (6 of" in text and "differs: provenance.harness: 0.1.0 -> 0.2.0" in text
+    assert "Changed beyond the interval (6 of" in text and "differs: harness 0.1.0 -> 0.2.0" in text
     assert "mlp-batch vs mlp-none:" in text and "gaussian-noise s1" in " ".join(text.split())
+
+
+def test_wall_clock_rows_are_timing_apart_from_the_effects(tmp_path: Path) -> None:
+    """mlp-batch's time per step, measured on a busier machine, moves beyond its interval against
+    mlp-none's, yet it is no effect of the runs' settings: it is marked wall-clock, listed apart and
+    not counted as a change."""
+    from rich.console import Console
+
+    from harness.registry import metrics
+
+    a = build_report(_write_run(tmp_path / "a", 0.95), n_resamples=200)
+    b = build_report(_write_run(tmp_path / "b", 0.95, step_seconds=0.01), n_resamples=200)
+    cmp = compare_runs(a, b)
+    moved = [r for r in cmp.rows if r.status == "changed"]
+    assert moved and {r.metric for r in moved} <= {m for m in metrics.names() if metrics.get(m).wall_clock}
+    assert all(r.wall_clock for r in moved) and not cmp.changed  # only the machine changed
+    assert {m for m in metrics.names() if metrics.get(m).wall_clock} >= {"seconds_per_step", "seconds_to_target"}
+    console = Console(record=True, width=200)
+    print_comparison(cmp, console)
+    text = console.export_text()
+    assert "No row changed beyond its interval" in text and "timing, measured in wall-clock time" in text
+    assert "ms per step" not in text.split("timing")[0]  # not beside the effects
 
 
 # --- the command ---------------------------------------------------------------------------
@@ -190,7 +219,7 @@ def test_cli_warns_about_different_suites_and_still_matches(tmp_path: Path, runs
     assert main(["compare", str(runs[0]), str(other), "--resamples", "200"]) == 0
     err = " ".join(capsys.readouterr().err.split())
     assert "warning: these are runs of different suites (toy 0.1 and toy2 0.1)" in err
-    assert "differs: suite.name: toy -> toy2" in err and "Changed beyond the interval (6 of" in err
+    assert "differs: name toy -> toy2" in err and "Changed beyond the interval (6 of" in err
 
 
 def _error(capsys: pytest.CaptureFixture[str], *args: str) -> list[str]:
