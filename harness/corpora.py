@@ -30,7 +30,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -274,3 +274,36 @@ def decode(ids: Any) -> str:
         raise ConfigError(f"token ids must lie in 0..{VOCAB - 1}, not {int(arr.min())}..{int(arr.max())}",
                           hint="decode the ids encode made (byte + 1, 0 for padding)")
     return (arr[arr != PAD] - 1).astype(np.uint8).tobytes().decode("utf-8", "replace")
+
+
+def edit_distance(a: Sequence[Hashable], b: Sequence[Hashable], prefix: bool = False) -> int:
+    """Levenshtein distance between ``a`` and ``b`` (unit-cost insertions, deletions and
+    substitutions of characters, or of any items: token ids too); with ``prefix``, the distance
+    between ``a`` and the closest prefix of ``b``. Myers' bit-vector algorithm (1999) in Hyyrö's
+    form for the edit distance (2001): one pass over ``b`` with ``len(a)``-bit integers,
+    O(len(a) * len(b) / 64) word steps."""
+    m = len(a)
+    if m == 0:
+        return 0 if prefix else len(b)
+    peq: dict[Hashable, int] = {}  # per character: the bit mask of its positions in a
+    for i, ch in enumerate(a):
+        peq[ch] = peq.get(ch, 0) | (1 << i)
+    full, top = (1 << m) - 1, 1 << (m - 1)
+    pv, mv, score = full, 0, m  # vertical deltas of the current column are +1 (pv) or -1 (mv); score: D[m][j]
+    best = score
+    for ch in b:
+        eq = peq.get(ch, 0)
+        xv = eq | mv
+        xh = (((eq & pv) + pv) ^ pv) | eq
+        ph = mv | (~(xh | pv) & full)
+        mh = pv & xh
+        if ph & top:
+            score += 1
+        elif mh & top:
+            score -= 1
+        ph = ((ph << 1) | 1) & full  # | 1: the top row D[0][j] = j grows by one per column
+        mh = (mh << 1) & full
+        pv = mh | (~(xv | ph) & full)
+        mv = ph & xv
+        best = min(best, score)
+    return best if prefix else score

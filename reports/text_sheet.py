@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+from harness.corpora import edit_distance
 from harness.errors import ConfigError, printable, unknown_name
 from harness.specs import SEVERITIES
 
@@ -37,38 +38,6 @@ class SheetRow:
     severity: int
     text: str
     edits: int
-
-
-def edit_distance(a: str, b: str, prefix: bool = False) -> int:
-    """Levenshtein distance between ``a`` and ``b`` (unit-cost insertions, deletions and
-    substitutions of characters); with ``prefix``, the distance between ``a`` and the closest
-    prefix of ``b``. Myers' bit-vector algorithm (1999) in Hyyrö's form for the edit distance
-    (2001): one pass over ``b`` with ``len(a)``-bit integers, O(len(a) * len(b) / 64) word steps."""
-    m = len(a)
-    if m == 0:
-        return 0 if prefix else len(b)
-    peq: dict[str, int] = {}  # per character: the bit mask of its positions in a
-    for i, ch in enumerate(a):
-        peq[ch] = peq.get(ch, 0) | (1 << i)
-    full, top = (1 << m) - 1, 1 << (m - 1)
-    pv, mv, score = full, 0, m  # vertical deltas of the current column are +1 (pv) or -1 (mv); score: D[m][j]
-    best = score
-    for ch in b:
-        eq = peq.get(ch, 0)
-        xv = eq | mv
-        xh = (((eq & pv) + pv) ^ pv) | eq
-        ph = mv | (~(xh | pv) & full)
-        mh = pv & xh
-        if ph & top:
-            score += 1
-        elif mh & top:
-            score -= 1
-        ph = ((ph << 1) | 1) & full  # | 1: the top row D[0][j] = j grows by one per column
-        mh = (mh << 1) & full
-        pv = mh | (~(xv | ph) & full)
-        mv = ph & xv
-        best = min(best, score)
-    return best if prefix else score
 
 
 def moby_paragraphs(book: str, min_chars: int = MIN_PARAGRAPH) -> tuple[str, ...]:

@@ -184,10 +184,12 @@ def test_builtins_come_from_entry_points() -> None:
 
 @pytest.mark.parametrize(("doc", "expected"), [
     ("One line.", "One line."),
-    ("A sentence wrapped\n    over two lines, then another. Second one.", "A sentence wrapped over two lines, then another."),
+    ("A sentence wrapped\n    over two lines, then another. Second one.",
+     "A sentence wrapped over two lines, then another."),
     ("Uses :data:`TORCHVISION_RESNETS` and ``arch``; :func:`~harness.x.y` too. More.",
      "Uses TORCHVISION_RESNETS and arch; harness.x.y too."),
-    ("A literal ``torchvision:resnet18.\n    IMAGENET1K_V1`` wrapped. Next.", "A literal torchvision:resnet18.IMAGENET1K_V1 wrapped."),
+    ("A literal ``torchvision:resnet18.\n    IMAGENET1K_V1`` wrapped. Next.",
+     "A literal torchvision:resnet18.IMAGENET1K_V1 wrapped."),
     ("Attacks (Croce & Hein et al. 2020), e.g. APGD, i.e. step-size-free, vs. PGD. Next.",
      "Attacks (Croce & Hein et al. 2020), e.g. APGD, i.e. step-size-free, vs. PGD."),
     ("Shapes: x (N, D). y (N,) int64.", "Shapes: x (N, D)."),
@@ -203,8 +205,8 @@ def test_a_summary_is_the_first_sentence_in_plain_text(doc: str, expected: str) 
 def test_every_registered_summary_is_a_whole_sentence_without_markup() -> None:
     from harness.registry import REGISTRIES
 
-    for kind, reg in REGISTRIES.items():
-        for name in reg.names():
-            text = reg.summary(name)
+    for kind, plugins in REGISTRIES.items():
+        for name in plugins.names():
+            text = plugins.summary(name)
             assert "``" not in text and ":data:`" not in text and ":func:`" not in text, (kind, name, text)
             assert "\n" not in text, (kind, name)

@@ -458,7 +458,8 @@ def test_the_run_directory_page_names_everything_a_run_writes(serial_dir: Path) 
             if key == "provenance":
                 named |= {("provenance", k) for k in json.loads(value)}
         for kind, spec, result in db.execute("SELECT kind, spec, result FROM cells"):
-            named |= {(f"{kind} spec", k) for k in json.loads(spec)} | {(f"{kind} result", k) for k in json.loads(result)}
+            named |= {(f"{kind} spec", k) for k in json.loads(spec)}
+            named |= {(f"{kind} result", k) for k in json.loads(result)}
         named |= {("array", name) for (name,) in db.execute("SELECT DISTINCT name FROM arrays")}
     finally:
         db.close()

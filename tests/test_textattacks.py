@@ -151,3 +151,132 @@ def test_every_text_attack_refuses_a_bad_budget(name: str) -> None:
     if name in ("hotflip", "random-flip"):
         with pytest.raises(ConfigError, match="whole number of character edits"):
             text_attacks.get(name)(eps=1.5)
+
+
+# --- insertions and deletions -------------------------------------------------------------------------
+
+
+def _hand_edit_gains(model: LinearText, x: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """For the model linear in the sum of its real embeddings, with the gradient g by hand (the same at every
+    real position): deleting position p changes the sum by -e_p, so the first-order gain is -e_p . g;
+    inserting a adds E[a]: E[a] . g. Deleting at padding or a text's only character, and inserting beyond the
+    first padding position or into a text that fills the window, are impossible."""
+    g = _hand_gradient(model, x, y)
+    table = model.table.detach().numpy()
+    ids = np.array([ord(c) + 1 for c in ALPHABET])
+    n, length = x.shape
+    delete = np.full((n, length), -np.inf)
+    insert = np.full((n, length, len(ids)), -np.inf)
+    for i in range(n):
+        real = int((x[i] != 0).sum())
+        gi = g[i, 0]
+        for p in range(real):
+            if real > 1:
+                delete[i, p] = -table[int(x[i, p])] @ gi
+        for p in range(real + 1 if real < length else 0):
+            insert[i, p] = table[ids] @ gi
+    return delete, insert
+
+
+def test_insertion_and_deletion_gains_are_the_hand_computed_first_order_ones() -> None:
+    from harness.textattacks import edit_gains
+
+    model, (x, y) = LinearText(), _data(n=5)
+    x[0] = torch.from_numpy(np.random.default_rng(9).integers(33, 123, x.shape[1]))  # one full text: no padding
+    x[1, 1:] = 0  # one text of a single character
+    e = model.embed(x).detach()
+    g = torch.from_numpy(_hand_gradient(model, x, y))
+    ids = torch.tensor([ord(c) + 1 for c in ALPHABET])
+    delete, insert = edit_gains(model, x, e, g, model.embed(ids.view(1, -1)).detach()[0])
+    want_delete, want_insert = _hand_edit_gains(model, x, y)
+    np.testing.assert_allclose(delete.numpy(), want_delete, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(insert.numpy(), want_insert, rtol=1e-10, atol=1e-12)
+
+
+class PositionalText(nn.Module):
+    """Logits linear in the token embeddings with a weight matrix per position: moving a character to
+    another place changes what it contributes, so an insertion or a deletion can beat every flip."""
+
+    def __init__(self, length: int, vocab: int = 257, dim: int = 4, classes: int = 3, seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.table = nn.Parameter(torch.randn(vocab, dim, generator=g, dtype=torch.float64))
+        self.w = nn.Parameter(torch.randn(length, dim, classes, generator=g, dtype=torch.float64))
+
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.table[tokens] * (tokens != 0).unsqueeze(-1)
+
+    def forward_embedded(self, e: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("nld,ldk->nk", e * (tokens != 0).unsqueeze(-1), self.w)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.forward_embedded(self.embed(tokens), tokens)
+
+
+def test_hotflip_with_insertions_and_deletions_makes_the_best_first_order_edit() -> None:
+    """One round: every candidate edit (each flip, deletion and insertion there is room for) is made by
+    hand, its first-order gain summed place by place as sum_q (e'_q - e_q) . g_q from autograd's gradient
+    (the first padding position taking the last real one's, as documented); the edit HotFlip makes has the
+    largest, and insertions and deletions are among the edits it chose."""
+    length = 10
+    model, (x, y) = PositionalText(length, seed=5), _data(n=24, length=length, seed=2)
+    x[0] = torch.from_numpy(np.random.default_rng(9).integers(33, 123, length))  # one text fills the window
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    adv, _ = HotFlip(1, insert_delete=True).attack(model, x, y)
+    ids = [ord(c) + 1 for c in ALPHABET]
+    e = model.embed(x).detach()
+    e.requires_grad_(True)
+    nn.functional.cross_entropy(model.forward_embedded(e, x), y, reduction="sum").backward()
+    assert e.grad is not None
+    kinds = set()
+    for i in range(len(x)):
+        row = x[i].tolist()
+        real = row[:row.index(0)] if 0 in row else row
+        g = e.grad[i].clone()
+        if len(real) < length:
+            g[len(real)] = g[len(real) - 1]
+        candidates: list[tuple[str, list[int]]] = []
+        for p, t in enumerate(real):
+            candidates += [("flip", real[:p] + [a] + real[p + 1:]) for a in ids if a != t]
+            if len(real) > 1:
+                candidates.append(("delete", real[:p] + real[p + 1:]))
+        if len(real) < length:
+            candidates += [("insert", real[:p] + [a] + real[p:]) for p in range(len(real) + 1) for a in ids]
+
+        def gain(edited: list[int]) -> float:
+            t = torch.tensor(edited + [0] * (length - len(edited))).view(1, -1)
+            return float(((model.embed(t)[0] - e[i]).detach() * g).sum())
+        gains = [gain(c) for _, c in candidates]
+        best = int(np.argmax(gains))
+        got = [t for t in adv[i].tolist() if t]
+        assert gain(got) == pytest.approx(gains[best], rel=1e-9, abs=1e-12), i
+        kinds.add(candidates[best][0])
+    assert {"delete", "insert"} <= kinds, kinds
+
+
+def test_edits_stay_within_their_budget_as_a_levenshtein_distance() -> None:
+    from harness.corpora import edit_distance
+    from harness.tasks.text.evaluation import edit_counts
+
+    model, (x, y) = LinearText(), _data(n=12, length=14)
+    allowed = {ord(c) + 1 for c in ALPHABET}
+    grew = shrank = 0
+    for k in (0, 1, 3, 6):
+        hot, _ = HotFlip(k, insert_delete=True).attack(model, x, y)
+        rnd, _ = RandomFlip(k, insert_delete=True).attack(model, x, y, torch.Generator().manual_seed(k))
+        for adv in (hot, rnd):
+            counts = edit_counts(x, adv)
+            assert (counts <= k).all()
+            for i in range(len(x)):  # real characters first, then padding; written characters printable
+                row = adv[i].tolist()
+                real = row[:row.index(0)] if 0 in row else row
+                assert all(t == 0 for t in row[len(real):]) and set(real) <= allowed | set(x[i].tolist())
+                assert counts[i] == edit_distance([t for t in x[i].tolist() if t], real)
+            lengths = (adv != 0).sum(1) - (x != 0).sum(1)
+            grew, shrank = grew + int((lengths > 0).sum()), shrank + int((lengths < 0).sum())
+    assert grew and shrank  # both insertions and deletions were made
+    assert torch.equal(RandomFlip(3, True).attack(model, x, y, torch.Generator().manual_seed(5))[0],
+                       RandomFlip(3, True).attack(model, x, y, torch.Generator().manual_seed(5))[0])
+    with pytest.raises(ConfigError, match="insert_delete must be true or false"):
+        HotFlip(2, insert_delete="yes")  # type: ignore[arg-type]

@@ -19,12 +19,12 @@ import pytest
 
 from harness import textshifts as ts
 from harness.cli import main
+from harness.corpora import edit_distance
 from harness.errors import ConfigError, UnknownNameError, printable
 from harness.registry import text_shifts
 from harness.reports.text_sheet import (
     EDIT_WINDOW,
     SheetRow,
-    edit_distance,
     moby_paragraphs,
     render_sheet,
     sheet_rows,

@@ -29,7 +29,7 @@ def _attack_of(cond: Condition) -> Any:
 
 def attack_settings(cond: Condition) -> dict[str, Any]:
     """The text attack a condition runs, every default resolved, and the norm its budget is measured in
-    (``linf`` / ``l2`` in units of the model's embedding scale, or ``edits``: flipped characters)."""
+    (``linf`` / ``l2`` in units of the model's embedding scale, or ``edits``: characters edited)."""
     atk = _attack_of(cond)
     return {"attack": type(atk).__name__, "norm": atk.norm, "settings": dataclasses.asdict(atk)}
 
@@ -54,11 +54,22 @@ def corrupt(texts: tuple[str, ...], name: str, severity: int, seed: int) -> list
     return [fn(t, severity, rng) for t in texts]
 
 
+def edit_counts(x: Any, attacked: Any) -> np.ndarray:
+    """Per text, the Levenshtein distance (N,) float64 between its tokens ``x`` (N, L) and ``attacked``
+    (N, L), padding left out: the number of character flips, insertions and deletions an attack made (at
+    most its budget: harness.textattacks makes one edit per round)."""
+    from harness.corpora import edit_distance
+
+    a, b = x.cpu().numpy(), attacked.cpu().numpy()
+    return np.array([float(edit_distance(r[r != 0].tolist(), s[s != 0].tolist())) for r, s in zip(a, b, strict=True)])
+
+
 def _attacked(model: Any, cond: Condition, x: Any, y: Any, sweep: _Sweep, seed: int, batch_size: int
               ) -> dict[str, np.ndarray]:
     """One attack condition's per-example arrays: the outcomes, and the budget used per example (``linf``
-    and ``l2`` of the embedding perturbation in units of the embedding scale, or ``edits``: characters
-    flipped), with ``embedding_rms`` (1,), the scale."""
+    and ``l2`` of the embedding perturbation in units of the embedding scale, or ``edits``: the Levenshtein
+    distance of the attacked text to the original, :func:`edit_counts`), with ``embedding_rms`` (1,), the
+    scale."""
     import torch
 
     from harness.seeding import torch_generator
@@ -88,7 +99,7 @@ def _attacked(model: Any, cond: Condition, x: Any, y: Any, sweep: _Sweep, seed: 
     scale = embedding_rms(model, x.device)
     if tokens[0] is not None:
         sweep.tokens = torch.cat(tokens)
-        out["edits"] = (sweep.tokens != x).sum(1).double().cpu().numpy()
+        out["edits"] = edit_counts(x, sweep.tokens)
     else:
         sweep.delta = torch.cat(deltas)
         flat = sweep.delta.flatten(1) / scale
