@@ -30,9 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.errors import ConfigError
-
-NormFactory = Callable[[int, bool], nn.Module]
-
+from harness.normlayers import NormFactory, SpatialRMSNorm, TokenNorm
 
 # --- norms ---------------------------------------------------------------------------------
 
@@ -59,19 +57,6 @@ def _groups(num_features: int) -> int:
 def group_norm(num_features: int, spatial: bool) -> nn.Module:
     """GroupNorm with up to 8 groups of channels, per example."""
     return nn.GroupNorm(_groups(num_features), num_features)
-
-
-class SpatialRMSNorm(nn.Module):
-    """RMSNorm over (C, H, W) of each example with a per-channel scale; input (N, C, H, W)."""
-
-    def __init__(self, num_features: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(num_features))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rms = x.pow(2).mean(dim=(1, 2, 3), keepdim=True).add(self.eps).rsqrt()
-        return x * rms * self.weight.view(1, -1, 1, 1)
 
 
 def rms_norm(num_features: int, spatial: bool) -> nn.Module:
@@ -271,19 +256,6 @@ class LSTMNet(_RecurrentNet):
         i, f, g, o = (gx + gh).chunk(4, dim=1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         return torch.sigmoid(o) * torch.tanh(self.norm_c(c)), c
-
-
-class TokenNorm(nn.Module):
-    """A norm plugin's flat module (``spatial=False``) applied to tokens: (N, T, D) is flattened
-    to (N * T, D), normalized, and reshaped back, so BatchNorm takes statistics over batch and
-    tokens and the per-example norms normalize each token."""
-
-    def __init__(self, dim: int, norm: NormFactory) -> None:
-        super().__init__()
-        self.norm = norm(dim, False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(x.reshape(-1, x.shape[-1])).view(x.shape)
 
 
 class PositionalEmbedding(nn.Module):

@@ -37,8 +37,7 @@ import torch
 from torch import nn
 
 from harness.errors import ConfigError
-
-NormFactory = Callable[[int, bool], nn.Module]
+from harness.normlayers import NormFactory, SpatialRMSNorm, TokenNorm
 
 #: the norm of a variant that keeps its model's own normalization layers (a model built by a
 #: factory, harness.models.own_model): what a user's pretrained weights were trained with
@@ -46,8 +45,6 @@ AS_BUILT = "as-built"
 
 
 def _norm_types() -> tuple[type[nn.Module], ...]:
-    from harness.models import SpatialRMSNorm, TokenNorm
-
     return (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.RMSNorm,
             nn.modules.instancenorm._InstanceNorm, SpatialRMSNorm, TokenNorm)
 
@@ -91,8 +88,6 @@ def slots(model: nn.Module, example: torch.Tensor) -> list[Slot]:
     ``example`` (a batch of at least two inputs, so BatchNorm in training mode could run; the model
     runs in eval mode and is left in the mode it was in). A ConfigError names a layer the pass
     does not reach or whose input has another layout."""
-    from harness.models import TokenNorm
-
     layers = norm_layers(model)
     if any(name == "" for name, _ in layers):
         raise ConfigError(f"the model is itself a normalization layer ({type(model).__name__})",
@@ -141,8 +136,6 @@ def slots(model: nn.Module, example: torch.Tensor) -> list[Slot]:
 
 
 def _build(slot: Slot, factory: NormFactory) -> nn.Module:
-    from harness.models import TokenNorm
-
     if slot.layout == "tokens":
         flat = factory(slot.features, False)
         # a per-token norm of the last dimension takes (N, T, D) as it is (and keeps its keys)

@@ -244,9 +244,9 @@ def test_hotflip_with_insertions_and_deletions_makes_the_best_first_order_edit()
         if len(real) < length:
             candidates += [("insert", real[:p] + [a] + real[p:]) for p in range(len(real) + 1) for a in ids]
 
-        def gain(edited: list[int]) -> float:
+        def gain(edited: list[int], here: torch.Tensor = e[i], grad: torch.Tensor = g) -> float:
             t = torch.tensor(edited + [0] * (length - len(edited))).view(1, -1)
-            return float(((model.embed(t)[0] - e[i]).detach() * g).sum())
+            return float(((model.embed(t)[0] - here).detach() * grad).sum())
         gains = [gain(c) for _, c in candidates]
         best = int(np.argmax(gains))
         got = [t for t in adv[i].tolist() if t]
