@@ -287,7 +287,7 @@ def _comparison_row(raw: PairedResult, p_adjusted: float, level: float) -> Compa
     low, high = (stats.probability_of_improvement_interval(raw.a, raw.b, spec.higher_is_better, level)
                  if len(raw.a) > 1 else (None, None))
     return ComparisonRow(raw.variant, raw.baseline, raw.condition, raw.metric, raw.comparison, p_adjusted, raw.seeds,
-                         spec.better, pi, low, high)
+                         spec.better, pi, low, high, tuple(map(float, raw.a)), tuple(map(float, raw.b)))
 
 
 def _adjusted(raw: list[PairedResult], seeds: tuple[int, ...], adjust: str, level: float

@@ -128,8 +128,13 @@ def resample(conditions: list[Condition], evals: Evals, names: list[str], seeds:
 def evaluation_estimates(conditions: list[Condition], resampled: Resamples, names: list[str], task: str,
                          level: float, interval: str) -> list[EstimateRow]:
     """An estimate per (condition, metric, variant) with resampled values (:func:`resample`), in that order."""
-    return [EstimateRow(v, cond, metric, stats.estimate(resampled[(v, cond.key, metric)][1], level,
-                                                        _boot_seed(metric), interval, metric_of(metric).bounds))
+    def row(v: str, cond: Condition, metric: str) -> EstimateRow:
+        have, r = resampled[(v, cond.key, metric)]
+        return EstimateRow(v, cond, metric, stats.estimate(r, level, _boot_seed(metric), interval,
+                                                           metric_of(metric).bounds),
+                           tuple(have), tuple(map(float, r.point)))
+
+    return [row(v, cond, metric)
             for cond in conditions for metric in task_of(task).metrics(cond) if metric_of(metric).level == "example"
             for v in names if (v, cond.key, metric) in resampled]
 
@@ -226,7 +231,7 @@ def per_seed(conditions: list[Condition], evals: Evals, names: list[str], seeds:
                     n = int(next(c.result.get("n_samples", 0) for c in cells.values()))
                     est = t_estimate(list(values[v].values()), level, n, metric_of(metric).bounds)
                     assert est is not None
-                    estimates.append(EstimateRow(v, cond, metric, est))
+                    estimates.append(EstimateRow(v, cond, metric, est, tuple(values[v]), tuple(values[v].values())))
             for v, base in pairs:
                 common = [s for s in seeds if s in values.get(v, {}) and s in values.get(base, {})]
                 if len(common) < 2 or metric not in compared:
@@ -306,5 +311,5 @@ def corruption_errors(conditions: list[Condition], resampled: Resamples, pairs: 
                 if np.isfinite(point).all() and np.isfinite(boot).all():
                     r = stats.Resampled(point=point, boot=boot, n_examples=n, binary=None)
                     est = stats.estimate(r, level, _boot_seed(metric), interval, metric_of(metric).bounds)
-                    out.append(EstimateRow(v, mean_shift(mode), metric, est))
+                    out.append(EstimateRow(v, mean_shift(mode), metric, est, tuple(seeds), tuple(map(float, point))))
     return out

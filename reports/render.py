@@ -36,7 +36,8 @@ SCHEMA_VERSION = 3  # 2: interval method, claims verdicts, caveats, power fields
 
 def _estimate_json(row: EstimateRow) -> dict[str, Any]:
     return {"variant": row.variant, "condition": row.condition.to_dict(), "metric": row.metric,
-            **row.estimate.to_dict()}
+            **row.estimate.to_dict(),
+            "per_seed": [{"seed": s, "value": v} for s, v in zip(row.seeds, row.values, strict=True)]}
 
 
 def _comparison_json(row: ComparisonRow, adjust: str) -> dict[str, Any]:
@@ -45,7 +46,9 @@ def _comparison_json(row: ComparisonRow, adjust: str) -> dict[str, Any]:
             "metric": row.metric, **row.comparison.to_dict(), "p_adjusted": row.p_adjusted,
             "p_adjustment": adjust, "seeds": list(row.seeds), "better": row.better,
             "prob_improvement": row.prob_improvement, "prob_improvement_low": row.prob_improvement_low,
-            "prob_improvement_high": row.prob_improvement_high}
+            "prob_improvement_high": row.prob_improvement_high,
+            "per_seed": [{"seed": s, "variant": a, "baseline": b, "difference": a - b}
+                         for s, a, b in zip(row.seeds, row.variant_values, row.baseline_values, strict=True)]}
 
 
 def to_json(report: Report) -> dict[str, Any]:

@@ -43,10 +43,16 @@ def metric_of(name: str) -> Metric:
 
 @dataclass(frozen=True)
 class EstimateRow:
+    """One variant's estimate of ``metric`` on ``condition``, with the per-seed values behind it:
+    ``values[i]`` is seed ``seeds[i]``'s value on its observed examples, in the metric's own units (a
+    fraction, seconds; the estimate's value is their mean)."""
+
     variant: str
     condition: Condition
     metric: str  # a registered metric's name (harness.registry.metrics: its direction, range and text)
     estimate: stats.Estimate
+    seeds: tuple[int, ...] = ()
+    values: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,6 +86,9 @@ class ComparisonRow:
     prob_improvement: float | None = None
     prob_improvement_low: float | None = None
     prob_improvement_high: float | None = None
+    # the per-seed values behind it, on ``seeds`` in order: the variant's and the baseline's (the metric's units)
+    variant_values: tuple[float, ...] = ()
+    baseline_values: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)

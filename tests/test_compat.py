@@ -140,15 +140,33 @@ def test_cells_deleted_from_an_earlier_run_are_redone_to_the_records_they_had(na
 
 
 def _rows(results: dict[str, Any]) -> dict[tuple[str, ...], dict[str, Any]]:
-    """Every estimate, comparison and training summary of a results.json, by what it is of."""
+    """Every estimate, comparison and training summary of a results.json, by what it is of. The per-seed
+    values that results.json carries since (``per_seed``) are checked against the number they are behind
+    (its mean over seeds) and left out, so rows compare with an earlier version's."""
     out: dict[tuple[str, ...], dict[str, Any]] = {}
     for e in results["estimates"]:
+        per_seed = e.pop("per_seed", None)
+        if per_seed and e["value"] is not None:
+            assert math.isclose(float(np.mean([p["value"] for p in per_seed])), e["value"], rel_tol=1e-9, abs_tol=1e-12)
         out[("estimate", e["variant"], json.dumps(e["condition"], sort_keys=True), e["metric"])] = e
     for c in results["comparisons"]:
+        per_seed = c.pop("per_seed", None)
+        if per_seed and c["diff"] is not None:
+            assert [p["seed"] for p in per_seed] == c["seeds"]
+            assert math.isclose(float(np.mean([p["difference"] for p in per_seed])), c["diff"], rel_tol=1e-9,
+                                abs_tol=1e-12)
         out[("comparison", c["variant"], c["baseline"], json.dumps(c["condition"], sort_keys=True), c["metric"])] = c
     for t in results["training_summary"]:
         out[("training", t["variant"])] = t
     return out
+
+
+def _without_new(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+    """``new`` without the fields ``old``'s version did not write, each of which must be empty here (another
+    task's training measurement, None for this one): a field added since is not a number that changed."""
+    added = {k: v for k, v in new.items() if k not in old}
+    assert all(v is None for v in added.values()), added
+    return {k: v for k, v in new.items() if k in old}
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -169,7 +187,7 @@ def test_an_earlier_run_rebuilds_to_the_numbers_its_version_reported(name: str, 
     new = to_json(build_report(_copy(name, tmp_path), n_resamples=old["n_resamples"]))
     old_rows, new_rows = _rows(old), _rows(new)
     assert new_rows.keys() == old_rows.keys()
-    differ = [k for k in old_rows if not _same(old_rows[k], new_rows[k])]
+    differ = [k for k in old_rows if not _same(old_rows[k], _without_new(new_rows[k], old_rows[k]))]
     assert not differ, differ[:3]
     for part in ("claims", "sweeps", "excluded", "reliability", "roc", "curves", "attacks"):
         assert _same(old[part], new[part]), part
@@ -186,3 +204,28 @@ def test_an_earlier_run_rebuilds_to_the_numbers_its_version_reported(name: str, 
             ("twice the steps of the attack raise the loss little", "n/a", "no records for this check")]
     else:
         assert _same(old["checks"], new["checks"])
+
+
+def test_results_carry_the_per_seed_values_read_from_the_records(tmp_path: Path) -> None:
+    """results.json's per-seed values behind an estimate are the seeds' own numbers, read here straight
+    from the store (each seed's mean of its clean records' `correct`), and a comparison's are the two
+    variants' on the same seeds, in the metric's own units (a fraction, not a percentage)."""
+    from harness.store import Store
+
+    run_dir = _copy("compat-classify", tmp_path)
+    results = to_json(build_report(run_dir, n_resamples=200))
+    with Store(run_dir, readonly=True) as store:
+        own = {(c.variant, c.seed): float(c.arrays["correct"].mean()) for c in store.cells("eval")
+               if c.status == "done" and c.condition and c.condition["kind"] == "clean" and "correct" in c.arrays}
+    clean = [e for e in results["estimates"] if e["condition"]["kind"] == "clean" and e["metric"] == "accuracy"]
+    assert clean
+    for e in clean:
+        got = {(e["variant"], p["seed"]): p["value"] for p in e["per_seed"]}
+        assert got == pytest.approx({k: v for k, v in own.items() if k[0] == e["variant"]}, abs=1e-12)
+    pairs = [c for c in results["comparisons"] if c["condition"].get("kind") == "clean" and c["metric"] == "accuracy"]
+    assert pairs
+    for c in pairs:
+        for p in c["per_seed"]:
+            assert p["variant"] == pytest.approx(own[(c["variant"], p["seed"])], abs=1e-12)
+            assert p["baseline"] == pytest.approx(own[(c["baseline"], p["seed"])], abs=1e-12)
+            assert p["difference"] == pytest.approx(p["variant"] - p["baseline"], abs=1e-15)

@@ -40,6 +40,16 @@ def _text(section: Any) -> str:
     return json.dumps(section, indent=1, allow_nan=False)
 
 
+def _known(got: Any, expected: Any) -> Any:
+    """``got`` restricted to the fields ``expected`` has: a field results.json gained since (the per-seed
+    values behind each estimate, another task's training measurements) is not a number that changed."""
+    if isinstance(got, dict) and isinstance(expected, dict):
+        return {k: _known(v, expected[k]) if k in expected else v for k, v in got.items() if k in expected}
+    if isinstance(got, list) and isinstance(expected, list) and len(got) == len(expected):
+        return [_known(g, e) for g, e in zip(got, expected, strict=True)]
+    return got
+
+
 def _sections(run_dir: Path) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for label, (interval, n_resamples) in BUILDS.items():
@@ -60,7 +70,7 @@ def test_a_rebuild_gives_the_numbers_it_gave_before_byte_for_byte(name: str, tmp
     got = _sections(_copy(name, tmp_path))
     assert got.keys() == expected.keys()
     differ = [(label, k) for label in expected for k in expected[label]
-              if _text(got[label][k]) != _text(expected[label][k])]
+              if _text(_known(got[label][k], expected[label][k])) != _text(expected[label][k])]
     assert not differ, differ
     assert len(got["auto 1000"]["estimates"]) > 10  # the file holds numbers, not empty sections
 
