@@ -22,7 +22,7 @@ from typing import Any
 from harness import metrics as m
 
 LEVELS = ("example", "seed")  # resampled over examples and seeds; or one value per seed (a t-interval over seeds)
-GROUPS = ("accuracy", "calibration", "ood", "corruption", "denoise", "samples", "training", "sweep")
+GROUPS = ("accuracy", "calibration", "ood", "corruption", "denoise", "samples", "training", "sweep", "language")
 
 
 @dataclass(frozen=True)
@@ -166,3 +166,11 @@ PEAK_MEMORY_BYTES = Metric("peak_memory_bytes", "peak memory", "peak memory of o
                            (0.0, INF), "training", "MiB", 2.0 ** -20, 2, level="seed", compared=False)
 FINAL_VAL_LOSS = Metric("final_val_loss", "final held-out loss", "held-out denoising loss at the end of training",
                         False, (0.0, INF), "training", "held-out denoising loss", level="seed", compared=False)
+
+# a language model's (harness.tasks.lm): per window of text, and its training's held-out curve
+BPC = Metric("bpc", "bits per character", "bits per character of the next-byte predictions of a window of text",
+             False, (0.0, INF), "language", "bits per character", per_example="bpc")
+FINAL_VAL_BPC = Metric("final_val_bpc", "final held-out bpc", "held-out bits per character at the end of training",
+                       False, (0.0, INF), "training", "bits per character", level="seed", compared=False)
+MEAN_VAL_BPC = Metric("mean_val_bpc", "mean held-out bpc", "mean held-out bits per character over the training "
+                      "budget", False, (0.0, INF), "training", "bits per character", level="seed")

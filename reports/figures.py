@@ -294,12 +294,13 @@ def training_figures(report: Report) -> list[Figure]:
     n = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"
     t_acc, t_loss = "Held-out accuracy during training", "Training loss"
     band = f"Mean over {n} finished seeds per variant; band: {100 * report.level:g}% t-interval over seeds."
-    if all("val_loss" in c for c in report.curves):  # denoisers: the held-out denoising loss
-        t_val = "Held-out denoising loss during training"
+    if all("val_loss" in c for c in report.curves):  # a held-out loss: the task's headline metric's
+        what = metric_of(task_of(report.suite.get("task", "classify")).style.headline).title
+        t_val = f"Held-out {what} during training"
         val = [_series(report, c["variant"], c["steps"], c["val_loss"], c["val_low"], c["val_high"])
                for c in report.curves]
         held_out = Figure("training-val-loss", t_val, band + " Lower is better.",
-                          line_chart(t_val, val, "step", "held-out denoising loss"), "training")
+                          line_chart(t_val, val, "step", f"held-out {what}"), "training")
     else:
         acc = [_series(report, c["variant"], c["steps"], [_pct(v) for v in c["val_accuracy"]],
                        [_pct(v) for v in c["val_low"]], [_pct(v) for v in c["val_high"]]) for c in report.curves]
@@ -335,8 +336,10 @@ def training_sweep_figures(report: Report) -> list[Figure]:
                                  tuple(100 * p.converged / p.n_seeds for p in w.points), None, None, color, dash))
         title = f"Seeds that converged, by {setting}"
         out.append(Figure(f"sweep-{setting}", title,
-                          f"Share of seeds whose run reached the {100 * report.suite['target_accuracy']:g}% target "
-                          f"without diverging, at each value of {setting} (higher is better)"
+                          "Share of seeds whose run reached the "
+                          + (f"{100 * report.suite['target_accuracy']:g}% " if "target_accuracy" in report.suite
+                             else "")  # a language model's target is a bits per character
+                          + f"target without diverging, at each value of {setting} (higher is better)"
                           + (f"; x is log10({setting})." if log else "."),
                           line_chart(title, series, f"log10 {setting}" if log else setting, "seeds converged %",
                                      y_range=(0, 100)), "training"))
@@ -377,7 +380,7 @@ def _sweep_figures(report: Report, kinds: tuple[str, ...], param: str, x_label: 
             series.append(_series(report, v, [p[0] for p in pts], [scale(p[1]) for p in pts],
                                   [scale(p[2]) for p in pts], [scale(p[3]) for p in pts]))
         extra = ", ".join(f"{k} {v}" for k, v in fam.params)
-        what = "accuracy" if metric == "accuracy" else "denoising loss"
+        what = "accuracy" if metric == "accuracy" else metric_of(metric).title
         title = f"{fam.name}{f' ({extra})' if extra else ''}: {what} against {param}"
         caption = (f"Mean {what} over seeds with its {100 * report.level:g}% interval (band)"
                    + (f"; {param} 0 is the clean test set" if base is not None else "")

@@ -131,11 +131,13 @@ class TrainingSummary:
     peak_memory_bytes: stats.Estimate | None = None
     final_val_loss: stats.Estimate | None = None
     mean_val_loss: stats.Estimate | None = None
+    final_val_bpc: stats.Estimate | None = None  # a language model's held-out bits per character (harness.tasks.lm)
+    mean_val_bpc: stats.Estimate | None = None
 
 
 TRAINING_SUMMARY_METRICS = ("steps_to_target", "epochs_to_target", "seconds_to_target", "seconds_per_step",
                             "final_val_accuracy", "aulc", "loss_roughness", "grad_norm_median", "grad_norm_max",
-                            "peak_memory_bytes", "final_val_loss", "mean_val_loss")
+                            "peak_memory_bytes", "final_val_loss", "mean_val_loss", "final_val_bpc", "mean_val_bpc")
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,10 @@ from harness.store import Cell
 TrainingCells = dict[tuple[str, int], Cell]
 
 # compared between paired variants over seeds; steps to target is capped at the budget, see below
-# (mean_val_loss: a denoiser's; aulc: a classifier's; a metric a run does not record is not compared)
-TRAINING_COMPARISONS = ("steps_to_target", "aulc", "loss_roughness", "seconds_per_step", "mean_val_loss")
+# (mean_val_loss: a denoiser's; mean_val_bpc: a language model's; aulc: a classifier's; a metric a run does not
+# record is not compared)
+TRAINING_COMPARISONS = ("steps_to_target", "aulc", "loss_roughness", "seconds_per_step", "mean_val_loss",
+                        "mean_val_bpc")
 
 
 def usable(cell: Cell | None) -> bool:

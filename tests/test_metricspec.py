@@ -112,13 +112,16 @@ def test_the_stored_per_example_array_averages_to_the_metric(name: str) -> None:
 N, SEEDS = 300, (0, 1, 2)
 
 
-def _eval_arrays(kind: str, rng: np.random.Generator, strength: float, denoise: bool) -> dict[str, np.ndarray]:
+def _eval_arrays(kind: str, rng: np.random.Generator, strength: float, denoise: bool,
+                 lm: bool = False) -> dict[str, np.ndarray]:
     """Per-example records of one condition, as the evaluation stores them. ``strength`` in [0, 1]
     moves them from a confident, mostly wrong classifier (Brier near 2) to a good one."""
     if kind == "ood":
         return {"score_in": rng.normal(strength, 1, N), "score_out": rng.normal(0, 1, N // 2)}
     if denoise:
         return {"denoise_loss": rng.gamma(2.0, 1.5 - strength, N)}
+    if lm:  # a language model's bits per character of each window
+        return {"bpc": rng.gamma(4.0, 2.0 - strength, N)}
     correct = rng.random(N) < strength
     confidence = np.clip(rng.normal(0.95, 0.04, N), 0.1, 1.0)
     p_true = np.where(correct, confidence, (1 - confidence) * rng.random(N))
@@ -132,7 +135,7 @@ def _write(run_dir: Path, suite: Suite) -> Path:
     """A run directory with records drawn per (variant, seed): the baseline (norm none) is a poor,
     confident classifier, the others good ones, so values sit near both ends of each range
     and differences reach beyond 1 (a Brier difference of about -1.5)."""
-    denoise = suite.task == "denoise"
+    denoise, lm = suite.task == "denoise", suite.task == "lm"
     with Store(run_dir) as store:
         store.put_meta("suite", suite.to_dict())
         store.put_meta("provenance", {"harness": "test", "git": "abc", "device": "cpu", "command": ["harness"]})
@@ -150,7 +153,7 @@ def _write(run_dir: Path, suite: Suite) -> Path:
                         continue
                     worse = strength * (0.5 if cond.kind == "shift" else 1.0)  # errors rise under corruption
                     store.put(Cell(key, "eval", v.name, seed, {}, {}, condition=cond.to_dict(),
-                                   arrays=_eval_arrays(cond.kind, rng, worse, denoise)))
+                                   arrays=_eval_arrays(cond.kind, rng, worse, denoise, lm)))
                 reached = v.norm != "none" or seed != 0  # censored runs: steps to target at its budget
                 result = {"n_steps": 200, "budget_steps": 200, "diverged": False, "diverged_at": None,
                           "steps_to_target": int(rng.integers(20, 190)) if reached else None,
@@ -160,6 +163,8 @@ def _write(run_dir: Path, suite: Suite) -> Path:
                           "grad_norm_max": float(rng.uniform(3, 30)), "peak_memory_bytes": float(rng.uniform(1e6, 9e6)),
                           **({"final_val_loss": float(rng.uniform(0.1, 0.3)),
                               "mean_val_loss": float(rng.uniform(0.2, 0.5))} if denoise else
+                             {"final_val_bpc": float(rng.uniform(2.0, 4.0)),
+                              "mean_val_bpc": float(rng.uniform(3.0, 6.0))} if lm else
                              {"final_val_accuracy": strength, "aulc": float(strength * rng.uniform(0.8, 1.0))})}
                 store.put(Cell(f"t-{v.name}-{seed}", "train", v.name, seed, {}, result))
     return run_dir
@@ -209,14 +214,25 @@ def _denoise() -> Suite:
                                      ood_scores=(), checks=False))
 
 
+def _lm() -> Suite:
+    from harness.tasks.lm import LMOptions
+
+    variants = (Variant("tf-none", "text-transformer", "none"),
+                Variant("tf-layer", "text-transformer", "layer", compare_to="tf-none"))
+    return Suite("lm", "0.1", "a language model's records", "moby-dick", variants, SEEDS, TrainSpec(), task="lm",
+                 task_options=LMOptions(), test_fraction=0.1, val_fraction=0.05,
+                 evaluation=EvalSpec(shifts=("typo-swap",), severities=(3,), natural_shifts=("sotu",),
+                                     ood_sets=("spam",), ood_scores=("perplexity",), checks=False))
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ...]:
     root = tmp_path_factory.mktemp("metricspec")
-    return _write(root / "classify", _classify()), _write(root / "denoise", _denoise())
+    return _write(root / "classify", _classify()), _write(root / "denoise", _denoise()), _write(root / "lm", _lm())
 
 
 @pytest.mark.parametrize("interval", [m for m in INTERVALS if m != "auto"] + ["auto"])
-def test_every_estimate_and_difference_of_every_metric_contains_its_own_value(runs: tuple[Path, Path],
+def test_every_estimate_and_difference_of_every_metric_contains_its_own_value(runs: tuple[Path, ...],
                                                                              interval: str) -> None:
     seen: set[str] = set()
     for run_dir in runs:
@@ -226,7 +242,7 @@ def test_every_estimate_and_difference_of_every_metric_contains_its_own_value(ru
     assert seen == set(METRICS)
 
 
-def test_brier_values_and_differences_beyond_one_keep_their_intervals(runs: tuple[Path, Path]) -> None:
+def test_brier_values_and_differences_beyond_one_keep_their_intervals(runs: tuple[Path, ...]) -> None:
     """The poor baseline's Brier scores are about 1.7, and the good variants' about 1.5 lower: the
     intervals reach past 1 (and past -1) instead of ending there."""
     report = build_report(runs[0], n_resamples=300)
