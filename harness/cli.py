@@ -146,12 +146,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON to stdout")
     _add_suite_path_option(p)
 
-    p = sub.add_parser("show", help="describe a suite: data, variants, seeds, battery",
+    p = sub.add_parser("show", help="describe a suite (data, variants, seeds, battery) or a plugin and its options",
                        description="Describe a registered suite: its data, variants, seeds, training recipe "
-                                   "and evaluation battery.")
-    p.add_argument("suite", help="suite name, e.g. quickstart")
+                                   "and evaluation battery. With a plugin kind and a name ('harness show model mlp', "
+                                   "'harness show attack pgd-linf'), describe a registered plugin instead: its "
+                                   "summary, where it comes from, how the harness calls it and its options with "
+                                   "their defaults (docs/reference.md lists them all).")
+    p.add_argument("suite", metavar="SUITE | KIND", help="suite name, e.g. quickstart; or a plugin kind, singular "
+                   "or plural (model, attack, ood-score, ...: see 'harness list'), followed by NAME")
+    p.add_argument("name", nargs="?", metavar="NAME", help="after KIND: the plugin's name, e.g. mlp or pgd-linf")
     p.add_argument("--size", default="full", help="describe the suite at this size, e.g. reduced (default full)")
-    p.add_argument("--json", action="store_true", help="print the suite specification as JSON")
+    p.add_argument("--json", action="store_true", help="print the suite specification (or the plugin) as JSON")
     _add_suite_path_option(p)
 
     p = sub.add_parser("run", help="train and evaluate a suite, then write its report",
@@ -333,6 +338,16 @@ def _count(n: int, noun: str) -> str:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    if args.name is not None:
+        return _show_plugin(args)
+    from harness.registry import REGISTRIES, suites
+
+    if args.suite not in suites and (args.suite in REGISTRIES or args.suite + "s" in REGISTRIES):  # a kind alone
+        kind = args.suite if args.suite in REGISTRIES else args.suite + "s"
+        raise ConfigError(f"'harness show {args.suite}' needs the name of one of the {kind}",
+                          hint=f"e.g. 'harness show {args.suite} NAME'; available: "
+                               f"{', '.join(REGISTRIES[kind].names()) or '(none registered)'}")
+    from harness.reports.training import sweep_families
     from harness.runner import load_suite
     from harness.tasks import task_of
 
@@ -352,7 +367,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         + ")" if all(v.weights is not None for v in suite.variants) else
         f"training:   {suite.train.optimizer} lr {suite.train.lr:g}, batch {suite.train.batch_size}, "
         f"{_count(suite.train.epochs, 'epoch')}, target {task['target']}"
-        + (f"; variants override {', '.join(sorted({k for v in suite.variants for k, _ in v.train}))} (a sweep)"
+        + (f"; variants override {', '.join(sorted({k for v in suite.variants for k, _ in v.train}))}"
+           + (" (a sweep)" if sweep_families(suite) else " (per variant, no sweep)")
            if any(v.train for v in suite.variants) else "")
         + ("; " + ", ".join(v.name for v in suite.variants if v.weights is not None) + " load weights instead"
            if any(v.weights is not None for v in suite.variants) else ""),
@@ -382,6 +398,25 @@ def cmd_show(args: argparse.Namespace) -> int:
                   f"            this suite differs: {ref.differences}",
                   *(f"            expects {e.text()}" for e in ref.expected)]
     print("\n".join(map(printable, lines)))  # one line each: a newline in a description is spelled out
+    return 0
+
+
+def _show_plugin(args: argparse.Namespace) -> int:
+    """``harness show KIND NAME``: one plugin's summary, origin, call and options (harness.reference)."""
+    from harness.reference import kind_of, plugin_doc
+
+    kind = kind_of(args.suite)
+    if kind == "suites":  # 'harness show suite NAME' is 'harness show NAME'
+        args.suite, args.name = args.name, None
+        return cmd_show(args)
+    if args.size != "full":
+        raise ConfigError("--size describes a suite at one of its sizes, not a plugin",
+                          hint=f"drop --size, or run 'harness show SUITE --size {args.size}'")
+    doc = plugin_doc(kind, args.name)
+    if args.json:
+        print(json.dumps(doc.to_dict(), indent=1))
+    else:
+        print("\n".join(map(printable, doc.lines())))  # a plugin's text is printed as the characters it is made of
     return 0
 
 

@@ -147,12 +147,12 @@ class TrainSpec:
     of its first step.
     """
 
-    epochs: int = 12
-    batch_size: int = 32
-    lr: float = 1e-3
-    optimizer: Literal["adam", "sgd"] = "adam"
-    momentum: float = 0.9
-    weight_decay: float = 0.0
+    epochs: int = 12  # passes over the training part
+    batch_size: int = 32  # training examples per step
+    lr: float = 1e-3  # the optimizer's learning rate
+    optimizer: Literal["adam", "sgd"] = "adam"  # torch's Adam, or SGD with momentum
+    momentum: float = 0.9  # SGD's momentum (Adam ignores it)
+    weight_decay: float = 0.0  # L2 penalty passed to the optimizer
     target_accuracy: float = 0.95
     eval_every: int = 10
     divergence_factor: float = 100.0
@@ -177,7 +177,7 @@ class AttackSpec:
     images, radii in [0, 1] input units (the image tasks check the range); for text, radii in units of a
     model's embedding scale or a number of character flips (harness.textattacks)."""
 
-    name: str
+    name: str  # a registered attack of the suite's task (harness list attacks, harness list text-attacks)
     eps: tuple[float, ...]
     params: tuple[Param, ...] = ()
 
@@ -206,15 +206,15 @@ class EvalSpec:
     passes and batch composition (see harness.reports.checks).
     """
 
-    shifts: tuple[str, ...] = ("gaussian-noise", "gaussian-blur", "contrast")
-    severities: tuple[int, ...] = SEVERITIES
-    ood_sets: tuple[str, ...] = ()
+    shifts: tuple[str, ...] = ("gaussian-noise", "gaussian-blur", "contrast")  # registered corruptions of the task
+    severities: tuple[int, ...] = SEVERITIES  # the severities (1-5) every corruption is scored at
+    ood_sets: tuple[str, ...] = ()  # datasets (or sources) scored as out-of-distribution against the test split
     natural_shifts: tuple[str, ...] = ()
     prerendered_dir: str | None = None
     prerendered_shifts: tuple[str, ...] = ()
-    ood_scores: tuple[str, ...] = ("msp",)
-    attacks: tuple[AttackSpec, ...] = ()
-    batch_size: int = 512
+    ood_scores: tuple[str, ...] = ("msp",)  # registered OOD scores, each applied to every OOD set
+    attacks: tuple[AttackSpec, ...] = ()  # each swept over its radii on the test split
+    batch_size: int = 512  # examples per forward pass when evaluating
     bn_modes: tuple[str, ...] = ("frozen",)
     checks: bool = True
     check_eps: float = 0.1
@@ -387,7 +387,7 @@ class Claim:
     ``("vit-layer", "vit-rms")``), empty for every variant. The report gives each claim a verdict.
     """
 
-    text: str
+    text: str  # the claim in words, as the report shows it beside its verdict
     metric: str
     direction: str
     condition: str = "training"
@@ -534,16 +534,16 @@ class Size:
     overrides fields of the suite's task options (a denoise suite's DiffusionSpec), e.g. ``(("samples", 64),)``.
     """
 
-    name: str
-    description: str = ""
-    seeds: tuple[int, ...] | None = None
-    variants: tuple[str, ...] | None = None
-    epochs: int | None = None
+    name: str  # what --size takes, e.g. "reduced"
+    description: str = ""  # shown by harness show
+    seeds: tuple[int, ...] | None = None  # replace the suite's seeds
+    variants: tuple[str, ...] | None = None  # names of the suite's variants to keep
+    epochs: int | None = None  # replaces the recipe's epochs
     max_train: int | None = None
     max_test: int | None = None
-    shifts: tuple[str, ...] | None = None
-    severities: tuple[int, ...] | None = None
-    ood_sets: tuple[str, ...] | None = None
+    shifts: tuple[str, ...] | None = None  # replace the battery's corruptions
+    severities: tuple[int, ...] | None = None  # replace the battery's severities
+    ood_sets: tuple[str, ...] | None = None  # replace the battery's OOD sets
     eps: tuple[float, ...] | None = None
     task_options: tuple[Param, ...] | None = None  # checked against the suite's task options in Suite.with_size
 
@@ -585,14 +585,14 @@ class Suite:
     ``baseline_norm`` is what every normalized variant is compared against.
     """
 
-    name: str
-    version: str
-    description: str
+    name: str  # what harness run, the run directory and reports call it
+    version: str  # part of every cell's key: a new version reuses none of an older one's cells
+    description: str  # one line, shown by harness list and harness show
     dataset: str
-    variants: tuple[Variant, ...]
-    seeds: tuple[int, ...]
-    train: TrainSpec = field(default_factory=TrainSpec)
-    evaluation: EvalSpec = field(default_factory=EvalSpec)
+    variants: tuple[Variant, ...]  # the fillings of the normalization slot, each trained with every seed
+    seeds: tuple[int, ...]  # training seeds, the unit of replication: each variant is trained once per seed
+    train: TrainSpec = field(default_factory=TrainSpec)  # the recipe every variant shares
+    evaluation: EvalSpec = field(default_factory=EvalSpec)  # the battery every trained model is scored on
     test_fraction: float = _DEFAULT_TEST_FRACTION  # with test_dataset it must stay at this default (it is not used)
     val_fraction: float = 0.1
     split_seed: int = 0
