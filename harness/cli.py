@@ -232,6 +232,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit status 1 when a row changed beyond its interval (wall-clock rows aside), a row is in "
                         "one run only, or a sanity check changed status (for CI)")
 
+    p = sub.add_parser("export", help="a run's results as tidy tables: CSV, JSON lines or Parquet",
+                       description="Write a run's results as tidy tables, one row per observation, for pandas, R, a "
+                                   "spreadsheet or SQL (harness.export: the same tables in Python, as DataFrames): "
+                                   "estimates, comparisons, per_seed (the values behind each estimate and "
+                                   "comparison), training (every run's measurements) and claims, from the report "
+                                   "built with the statistics below; with --examples also examples (every "
+                                   "evaluation cell's per-example records). Every number is in its metric's own "
+                                   "units (fractions, seconds, bytes). Each file is written whole or not at all; "
+                                   "files of the same names in the folder are replaced.")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run directory")
+    p.add_argument("--format", choices=("csv", "jsonl", "parquet"), default="csv",
+                   help="csv (the default), jsonl (one JSON object per line) or parquet")
+    p.add_argument("--out", type=Path, metavar="DIR", help="the folder to write into (default RUN_DIR/export)")
+    p.add_argument("--examples", action="store_true",
+                   help="also write examples: one row per variant, seed, condition and test example (large: the "
+                        "quick start's is 1.1 million rows)")
+    _add_statistics_options(p)
+    _add_cache_option(p)
+
     p = sub.add_parser("new", help="start a plugin: 'harness new suite NAME' writes an installable suite package",
                        description="Write a new plugin package to start from.")
     new = p.add_subparsers(dest="new_command", metavar="KIND", parser_class=_Parser, required=True)
@@ -513,6 +532,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 1 if args.fail_on_change and result.changed else 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from harness.export import examples, load, write
+
+    if not (args.run_dir / "store.sqlite").exists():
+        raise ConfigError(f"{args.run_dir} is not a run directory (no store.sqlite)",
+                          hint="pass the --run-dir of a 'harness run'")
+    tables = list(load(args.run_dir, **_statistics(args), use_cache=not args.no_cache).values())
+    if args.examples:
+        tables.append(examples(args.run_dir))
+    for path in write(tables, args.out or args.run_dir / "export", args.format):
+        print(path)
+    return 0
+
+
 def cmd_new(args: argparse.Namespace) -> int:
     from harness.scaffold import new_suite
 
@@ -557,7 +590,7 @@ def _writable_file(path: Path, example: str) -> Path:
 
 
 COMMANDS = {"list": cmd_list, "show": cmd_show, "run": cmd_run, "report": cmd_report, "compare": cmd_compare,
-            "new": cmd_new, "data": cmd_data}
+            "export": cmd_export, "new": cmd_new, "data": cmd_data}
 
 
 def cli_reference() -> str:
