@@ -60,6 +60,9 @@ class Variant:
     ``.safetensors`` or ``.pt``/``.pth`` state-dict file, ``torchvision:ARCH.WEIGHTS`` from the
     local torch hub cache, ``hf:REPO[#file=NAME]`` from the Hugging Face hub or its cache); the
     model is then evaluated on the whole battery like a trained one, with no training record.
+    ``trained_on`` names the dataset those weights were trained on (as the suite names its data, e.g.
+    ``mnist-train``): where it is the data the suite tests on, the report says the loaded model is
+    scored on data it was trained on (harness.reports.content.loaded_data_notes).
     """
 
     name: str
@@ -70,9 +73,15 @@ class Variant:
     train: tuple[Param, ...] = ()
     compare_to: str = ""
     weights: str | None = None
+    trained_on: str | None = None
 
     def __post_init__(self) -> None:
         _check_shown("variant name", self.name)
+        _check(self.trained_on is None or (self.weights is not None and isinstance(self.trained_on, str)
+                                            and bool(self.trained_on.strip())),
+               f"variant {self.name!r} says what it was trained on ({self.trained_on!r}) but loads no weights"
+               if self.weights is None else f"variant {self.name!r} names an empty trained_on",
+               "trained_on names the dataset a variant's loaded weights were trained on, e.g. 'mnist-train'")
         fields = {f.name for f in dataclasses.fields(TrainSpec)}
         for k, _ in self.train:
             _check(k in fields, f"variant {self.name!r} overrides unknown training setting {k!r}",
@@ -790,7 +799,7 @@ class Suite:
                 ev[k] = tuple(ev[k])
         variants = tuple(Variant(v["name"], v["model"], v["norm"], v.get("standardize", False),
                                  pairs(v.get("options", ())), pairs(v.get("train", ())), v.get("compare_to", ""),
-                                 v.get("weights"))
+                                 v.get("weights"), v.get("trained_on"))
                          for v in d["variants"])
         rest: dict[str, Any] = {k: d[k] for k in ("test_fraction", "val_fraction", "split_seed", "baseline_norm",
                                                   "max_train", "max_test", "size", "evaluate_unconverged", "task",

@@ -520,6 +520,33 @@ def incomplete_note(report: Report) -> list[Block]:
 # --- the documents --------------------------------------------------------------------------------
 
 
+def loaded_data_notes(report: Report) -> list[str]:
+    """One sentence per loaded variant (``Variant.weights``) that says what its weights were trained
+    on (``trained_on``), saying whether the suite scores it on that same data: the suite's test set
+    itself, or (one set split three ways) the set its test part is split off, whose examples the
+    weights may have seen. A loaded variant that says nothing is named as such: whether its test
+    numbers are on unseen data cannot be told."""
+    s = report.suite
+    test = s.get("test_dataset")
+    notes = []
+    for v in report.variants:
+        if v.get("weights") is None:
+            continue
+        on = v.get("trained_on")
+        if on is None:
+            notes.append(f"{v['name']} loads weights ({v['weights']}) without saying what they were trained on: "
+                         "whether its test examples are unseen cannot be told (set trained_on).")
+        elif on == test or (test is None and on == s["dataset"]):
+            where = f"the test set {test}" if test is not None else \
+                f"{on}, whose test part this suite splits off: the weights may have seen these test examples"
+            notes.append(f"{v['name']} is scored on data it was trained on ({where}): its numbers are not "
+                         "held-out estimates.")
+        else:
+            notes.append(f"{v['name']} loads weights trained on {on}, not on the data it is tested on "
+                         f"({test if test is not None else s['dataset'] + ' (its test part)'}).")
+    return notes
+
+
 def report_document(report: Report, figs: Sequence[figures.Figure]) -> Document:
     """The whole report; ``figs`` (harness.reports.figures.figures) go under their sections."""
     s = report.suite
@@ -534,6 +561,8 @@ def report_document(report: Report, figs: Sequence[figures.Figure]) -> Document:
                   f", {report.n_test} test examples; seeds {list(report.seeds)}; "
                   "variants ", *names, f". Every number is a mean over seeds with its {100 * report.level:g}% "
                   "interval in brackets; how intervals and tests are computed is under Methods.")]
+    if notes := loaded_data_notes(report):
+        out.append(paragraph(Bold("Loaded models"), ": " + " ".join(notes)))
     if report.excluded:
         out.append(paragraph(Bold("Excluded"), " (no usable model, or an evaluation that failed or never ran; each "
                              "comparison uses the seeds where both variants have a record): "

@@ -187,7 +187,7 @@ def test_a_suite_runs_a_users_model_trained_and_loaded(tmp_path: Path) -> None:
     spec = factory_name(make_user_net)
     suite = dataclasses.replace(
         base.with_overrides(seeds=(0, 1)), name="own-model", train=dataclasses.replace(base.train, epochs=10, lr=3e-3),
-        variants=(Variant("mine", spec, "as-built", weights=str(weights)),
+        variants=(Variant("mine", spec, "as-built", weights=str(weights), trained_on="digits"),
                   Variant("mine-layer", spec, "layer", compare_to="mine")),
         evaluation=dataclasses.replace(base.evaluation, shifts=("gaussian-noise",), severities=(3,),
                                        ood_sets=("faces",), attacks=base.evaluation.attacks[:1], checks=False),
@@ -210,3 +210,29 @@ def test_a_suite_runs_a_users_model_trained_and_loaded(tmp_path: Path) -> None:
 
     markdown = write_reports(report, tmp_path / "run")["report"].read_text()
     assert "| mine | 0 | loaded |" in markdown.replace("`", ""), markdown
+    # trained on the suite's own digits (the test part is split off them): the report says so
+    assert "mine is scored on data it was trained on (digits, whose test part this suite splits off" in markdown
+
+
+@pytest.mark.parametrize(("suite", "variant", "says"), [
+    ({"dataset": "mnist-train", "test_dataset": "mnist"}, {"trained_on": "mnist"},
+     "m is scored on data it was trained on (the test set mnist)"),
+    ({"dataset": "digits", "test_dataset": None}, {"trained_on": "digits"},
+     "m is scored on data it was trained on (digits, whose test part this suite splits off"),
+    ({"dataset": "mnist-train", "test_dataset": "mnist"}, {"trained_on": "mnist-train"},
+     "m loads weights trained on mnist-train, not on the data it is tested on (mnist)"),
+    ({"dataset": "digits", "test_dataset": None}, {},
+     "m loads weights (w.pt) without saying what they were trained on"),
+])
+def test_the_report_says_what_a_loaded_models_weights_were_trained_on(suite: dict[str, object],
+                                                                     variant: dict[str, object], says: str) -> None:
+    from types import SimpleNamespace
+
+    from harness.reports.content import loaded_data_notes
+
+    report = SimpleNamespace(suite=suite, variants=[{"name": "m", "weights": "w.pt", **variant},
+                                                    {"name": "trained", "weights": None}])
+    notes = loaded_data_notes(report)  # type: ignore[arg-type]
+    assert len(notes) == 1 and notes[0].startswith(says), notes
+    with pytest.raises(ConfigError, match="but loads no weights"):
+        Variant("v", "mlp", "none", trained_on="mnist")
