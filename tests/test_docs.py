@@ -48,3 +48,24 @@ def test_the_plugin_guides_suite_example_builds() -> None:
     suite = namespace["SUITE"]
     assert isinstance(suite, Suite) and suite.claims
     assert all(isinstance(c, Claim) for c in suite.claims)
+
+
+def test_every_relative_link_of_the_docs_resolves_and_every_page_is_reachable() -> None:
+    """The README is short and points at docs/ for the rest: every page there is linked from it, and
+    every relative link of the README and the pages names a file that exists (and, for an anchor within
+    a page of the docs, a heading of that page)."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    readme = pages[0].read_text()
+    for page in pages[1:]:
+        assert f"docs/{page.name}" in readme, f"{page.name} is not linked from the README"
+
+    def anchors(path: Path) -> set[str]:  # GitHub's heading ids: lower case, punctuation dropped, spaces to -
+        return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+                for h in re.findall(r"^#+ (.*)$", path.read_text(), re.M)}
+
+    for page in pages:
+        for target, anchor in re.findall(r"\]\((?!https?:)([^)#\s]*)(?:#([^)\s]*))?\)", page.read_text()):
+            path = (page.parent / target).resolve() if target else page
+            assert path.exists(), f"{page.name}: link to {target} that does not exist"
+            if anchor and path.suffix == ".md" and path.parent == ROOT / "docs":
+                assert anchor in anchors(path), f"{page.name}: no heading #{anchor} in {path.name}"
