@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -175,7 +176,10 @@ def test_show_plugin_imports_only_the_plugin() -> None:
             "with contextlib.redirect_stdout(io.StringIO()):\n"
             "    assert main(['show', 'model', 'mlp']) == 0\n"
             "print(*sorted(m for m in sys.modules if m.startswith(('harness', 'matplotlib', 'scipy'))))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    # a suite folder another test registered in this process is in $HARNESS_SUITE_PATH (registering a folder
+    # puts it there, for worker processes), and its suites would be imported: not what is measured here
+    env = {k: v for k, v in os.environ.items() if k != "HARNESS_SUITE_PATH"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60, env=env)
     assert proc.returncode == 0, proc.stderr
     loaded = proc.stdout.split()
     assert {"harness.reference", "harness.models"} <= set(loaded)
