@@ -27,6 +27,7 @@ from harness.reports.document import (
     table,
 )
 from harness.reports.methods import adjust_name, methods
+from harness.reports.plain import plain_summary
 from harness.reports.rows import PARTIAL_SEEDS, ComparisonRow, Report, mean_shift, metric_of
 from harness.reports.vocabulary import CAVEAT_MARK, condition_label, fmt, fmt_estimate, fmt_interval, fmt_p
 from harness.sequential import claimed_below
@@ -555,6 +556,8 @@ def report_document(report: Report, figs: Sequence[figures.Figure]) -> Document:
     out: list[Block] = [
         *incomplete_note(report),
         *claims_summary(report),  # the claims and their verdicts first, before the detail
+        # for readers who are not statisticians: compared, found, how sure, not tested
+        Heading("In plain words"), *(paragraph(p) for p in plain_summary(report)),
         paragraph(s["description"]),
         paragraph(*(("Dataset ", Code(s["dataset"])) if s.get("test_dataset") is None else
                     ("Trained on ", Code(s["dataset"]), ", tested on ", Code(s["test_dataset"]))),
