@@ -490,6 +490,21 @@ def _checks(report: Report) -> list[Block]:
             if report.checks else paragraph(_style(report).no_checks)]
 
 
+def _rmf(report: Report) -> list[Block]:
+    """The run's evidence per NIST AI RMF MEASURE subcategory it bears on (harness.reports.rmf), "not
+    assessed" where it holds none."""
+    from harness.reports.rmf import NOT_ASSESSED, rmf_view
+
+    view = rmf_view(report)
+    return [Heading("Risk framework view (NIST AI RMF 1.0, MEASURE)"),
+            paragraph("What this run's numbers say towards the framework's MEASURE subcategories it bears on. A "
+                      "benchmark of model variants is one input to such an assessment, not the assessment: no "
+                      "subcategory is marked as met."),
+            table(["subcategory", "asks", "evidence in this run"],
+                  [[v["id"], v["asks"], "; ".join(v["evidence"]) if v["assessed"] else NOT_ASSESSED] for v in view],
+                  label="rmf")]
+
+
 def _provenance(report: Report) -> list[Block]:
     p = report.provenance
     versions = ", ".join(f"{k} {v}" for k, v in (p.get("versions") or {}).items() if v)
@@ -575,6 +590,7 @@ def report_document(report: Report, figs: Sequence[figures.Figure]) -> Document:
     out += _training(report) + _sweep_section(report) + _figures(figs, "training")
     out += _evaluation(report, figs)
     out += _comparisons(report) + _checks(report)
+    out += _rmf(report)
     out += [Heading("Methods"), BulletList(tuple((Bold(k), f": {v}") for k, v in methods(report).items()))]
     out += _provenance(report)
     return Document(title(report), tuple(out))

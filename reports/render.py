@@ -23,6 +23,7 @@ from harness.errors import ConfigError
 from harness.reports import content, html, latex, markdown, terminal
 from harness.reports.figures import Figure, figures
 from harness.reports.methods import methods
+from harness.reports.rmf import rmf_view
 from harness.reports.rows import TRAINING_SUMMARY_METRICS, ComparisonRow, EstimateRow, Report
 from harness.reports.vocabulary import json_safe
 
@@ -85,6 +86,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "curves": list(report.curves),
         "roc": list(report.roc),
         "checks": [{"name": c.name, "status": c.status, "detail": c.detail} for c in report.checks],
+        "rmf": rmf_view(report),
         "excluded": list(report.excluded),
         "provenance": report.provenance,
         **({"judge": report.judge} if report.judge is not None else {}),
