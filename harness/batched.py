@@ -676,7 +676,7 @@ def _accuracies(stack: Stack, xv: torch.Tensor, yv: torch.Tensor) -> list[float]
     """Each model's held-out accuracy (eval mode), on the whole held-out set at once as the one-model path."""
     with torch.no_grad():
         logits = stack.forward(xv.expand(stack.m, *xv.shape), False, grad_params=False)
-        return [float(a) for a in (logits.argmax(-1) == yv).float().mean(1)]
+        return [float(a) for a in (logits.argmax(-1) == yv).double().mean(1)]  # as training._accuracy
 
 
 def _fit_many(stack: Stack, x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor, spec: TrainSpec,

@@ -639,7 +639,9 @@ def main(argv: list[str] | None = None) -> int:
 
                 for folder in args.suite_path:
                     add_suite_path(folder)
-            return COMMANDS[args.command](args)
+            code = COMMANDS[args.command](args)
+            sys.stdout.flush()  # here, not at exit: a reader that closed the pipe is caught below
+            return code
     except HarnessError as err:
         if args.debug:
             raise

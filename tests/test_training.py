@@ -324,3 +324,30 @@ def test_counted_memory_grows_with_the_batch_and_the_model(split: Split) -> None
     cnn = _train(split, TrainSpec(epochs=1, batch_size=128, eval_every=1000), model="cnn").peak_memory_bytes
     assert 0 < small < large
     assert cnn > large  # conv feature maps saved for backward outweigh the MLP's activations
+
+
+def test_held_out_accuracy_at_exactly_the_target_reaches_it() -> None:
+    """285 of 300 correct is 95%: a float32 mean reads it as 0.94999 and a 95% target is missed; the
+    accuracy is computed in float64 on both training paths."""
+    import torch
+    from torch import nn
+
+    from harness.batched import Stack, _accuracies
+    from harness.models import build_model
+    from harness.seeding import torch_generator
+    from harness.training import _accuracy
+
+    class Fixed(nn.Module):  # predicts class 0 for every input
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.zeros(len(x), 2).index_fill_(1, torch.tensor([0]), 1.0)
+
+    y = torch.zeros(300, dtype=torch.long)
+    y[:15] = 1
+    x = torch.zeros(300, 1, 8, 8)
+    assert _accuracy(Fixed(), x, y) >= 0.95
+    assert float((torch.zeros(300, dtype=torch.long) == y).float().mean()) < 0.95  # the float32 mean misses it
+    mlp = build_model("mlp", "none", (1, 8, 8), 2, {}, None, torch_generator(0, "init"))
+    with torch.no_grad():  # an MLP that predicts class 0 everywhere: its last layer's bias decides
+        mlp.net.head.weight.zero_()
+        mlp.net.head.bias.copy_(torch.tensor([1.0, 0.0]))
+    assert _accuracies(Stack([mlp.eval()]), x, y) == [_accuracy(mlp, x, y)] and _accuracy(mlp, x, y) >= 0.95
