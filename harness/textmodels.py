@@ -223,8 +223,10 @@ class _TextRecurrent(_RecurrentNet):
         h = e.new_zeros(n, self.hidden)
         c = e.new_zeros(n, self.hidden)
         steps = []
-        for t in range(length):
-            h_new, c_new = self.cell(gx[:, t], self.norm_h(self.hidden_proj(h)), h, c)
+        # unbind, not gx[:, t]: the backward of a slice writes a zero tensor the size of gx at every step
+        # (quadratic in the length: 20x slower at 128 bytes); unbind's stacks the steps' gradients once
+        for t, gx_t in enumerate(gx.unbind(1)):
+            h_new, c_new = self.cell(gx_t, self.norm_h(self.hidden_proj(h)), h, c)
             if padded:
                 keep = real[:, t, None]
                 h_new, c_new = torch.where(keep, h_new, h), torch.where(keep, c_new, c)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -223,6 +224,29 @@ def test_gradients_flow_to_the_embeddings_of_real_tokens_only(model: str, causal
     assert bool((per_token[0] > 0).all()) and bool((per_token[1, :5] > 0).all())
     if not causal:  # a classifier ignores padding entirely (an LM's padded positions are its own)
         assert bool((per_token[1, 5:] == 0).all())
+
+
+def _backward_nodes(out: torch.Tensor) -> Counter[str]:
+    """How many nodes of each kind the backward graph of ``out`` holds."""
+    seen, todo, kinds = set(), [out.grad_fn], Counter[str]()
+    while todo:
+        fn = todo.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        kinds[type(fn).__name__] += 1
+        todo.extend(f for f, _ in fn.next_functions)
+    return kinds
+
+
+@pytest.mark.parametrize("model", ["text-lstm", "text-gru"])
+@pytest.mark.parametrize("norm", ["none", "layer"])
+def test_recurrent_steps_read_the_input_gates_through_one_unbind(model: str, norm: str) -> None:
+    """A select per step (``gx[:, t]``) makes each step's backward write a zero tensor the size of every step's
+    gates, quadratic in the length (20x slower at 128 bytes, the cost of every attack on the recurrent nets)."""
+    net = _build(model, norm).eval()
+    kinds = _backward_nodes(net(_with_lengths(_tokens(2, 16), [16, 9])))
+    assert kinds["UnbindBackward0"] == 1 and kinds["SelectBackward0"] == 0, kinds
 
 
 # --- transformer options -------------------------------------------------------------------------
