@@ -87,6 +87,21 @@ class TrainResult:
                 "grad_norm": self.grad_norm}
 
 
+def loss_curve_measures(curve_steps: np.ndarray, curve_val_loss: np.ndarray, loss: np.ndarray, grad_norm: np.ndarray,
+                        budget_steps: int) -> tuple[float, dict[str, float]]:
+    """For a run whose held-out curve is a loss (a denoiser's, a language model's; lower is better): the
+    mean held-out loss over the planned budget (the area under the curve sampled at ``curve_steps``,
+    trapezoids between the samples, divided by the budget; the steps a diverged run did not take count at
+    the untrained model's, step 0, value; NaN for an empty budget), which rewards early progress, and
+    :func:`curve_measures` but for the accuracy area (loss roughness and the gradient statistics)."""
+    steps, vals = curve_steps.astype(np.float64), curve_val_loss.astype(np.float64)
+    area = float(np.sum(np.diff(steps) * (vals[1:] + vals[:-1]) / 2)) if len(steps) > 1 else 0.0
+    area += (budget_steps - steps[-1]) * vals[0]
+    measures = curve_measures(curve_steps, np.zeros(len(steps)), loss, grad_norm, budget_steps)
+    del measures["aulc"]  # an accuracy area
+    return (float(area / budget_steps) if budget_steps > 0 else float("nan")), measures
+
+
 def curve_measures(curve_steps: np.ndarray, curve_val_accuracy: np.ndarray, loss: np.ndarray,
                    grad_norm: np.ndarray, budget_steps: int) -> dict[str, float]:
     """Scalar summaries of one run's curves (shapes as in :class:`TrainResult`).

@@ -17,7 +17,7 @@ from harness.seeding import torch_generator
 from harness.specs import TrainSpec
 from harness.tasks.denoise.objective import denoising_loss
 from harness.tasks.denoise.schedule import NoiseSchedule
-from harness.training import curve_measures, fit, run_summary
+from harness.training import fit, loss_curve_measures, run_summary
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,19 +56,14 @@ class DenoiserTrainResult:
         lower is better): the mean held-out loss over training, which rewards early progress;
         the steps a diverged run did not take count at the untrained model's (step 0) loss.
         ``loss_roughness`` and the gradient statistics are those of
-        :func:`harness.training.curve_measures`."""
-        steps = self.curve_steps.astype(np.float64)
-        vals = self.curve_val_loss.astype(np.float64)
-        area = float(np.sum(np.diff(steps) * (vals[1:] + vals[:-1]) / 2)) if len(steps) > 1 else 0.0
-        area += (self.budget_steps - steps[-1]) * vals[0]
-        measures = curve_measures(self.curve_steps, np.zeros(len(steps)), self.loss, self.grad_norm,
-                                  self.budget_steps)
-        del measures["aulc"]  # an accuracy area; mean_val_loss is the denoiser's
+        :func:`harness.training.loss_curve_measures`."""
+        mean, measures = loss_curve_measures(self.curve_steps, self.curve_val_loss, self.loss, self.grad_norm,
+                                             self.budget_steps)
         return {
             **run_summary(self),
             "target_loss": self.target_loss,
             "final_val_loss": self.final_val_loss,
-            "mean_val_loss": float(area / self.budget_steps) if self.budget_steps > 0 else float("nan"),
+            "mean_val_loss": mean,
             **measures,
         }
 

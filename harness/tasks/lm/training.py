@@ -16,7 +16,7 @@ from torch import nn
 from harness.data import as_tensor
 from harness.specs import TrainSpec
 from harness.tasks.lm.evaluation import bits_per_char
-from harness.training import curve_measures, fit, run_summary
+from harness.training import fit, loss_curve_measures, run_summary
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,20 +55,15 @@ class LMTrainResult:
         character over the planned budget divided by the budget (trapezoids between the samples; lower
         is better): the mean held-out bpc over training, which rewards early progress; the steps a
         diverged run did not take count at the untrained model's (step 0) value. ``loss_roughness`` and
-        the gradient statistics are those of :func:`harness.training.curve_measures`."""
-        steps = self.curve_steps.astype(np.float64)
-        vals = self.curve_val_loss.astype(np.float64)
-        area = float(np.sum(np.diff(steps) * (vals[1:] + vals[:-1]) / 2)) if len(steps) > 1 else 0.0
-        area += (self.budget_steps - steps[-1]) * vals[0]
-        measures = curve_measures(self.curve_steps, np.zeros(len(steps)), self.loss, self.grad_norm,
-                                  self.budget_steps)
-        del measures["aulc"]  # an accuracy area; mean_val_bpc is the language model's
+        the gradient statistics are those of :func:`harness.training.loss_curve_measures`."""
+        mean, measures = loss_curve_measures(self.curve_steps, self.curve_val_loss, self.loss, self.grad_norm,
+                                             self.budget_steps)
         return {
             **run_summary(self),
             "target_bpc": self.target_bpc,
             "warmup_steps": self.warmup_steps,
             "final_val_bpc": self.final_val_bpc,
-            "mean_val_bpc": float(area / self.budget_steps) if self.budget_steps > 0 else float("nan"),
+            "mean_val_bpc": mean,
             **measures,
         }
 
