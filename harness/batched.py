@@ -87,7 +87,7 @@ from harness.errors import ConfigError
 from harness.models import CNN, MLP, BasicBlock, Classifier, ResNet, SpatialRMSNorm, Standardize
 from harness.seeding import torch_generator
 from harness.specs import Condition, TrainSpec, Variant
-from harness.training import Fit, TrainResult, fit
+from harness.training import Fit, RunCompute, TrainResult, fit
 
 #: the registered models whose every module has a batched form here (and whose equivalence
 #: tests/test_batched.py checks), and the norms that may fill their slot
@@ -106,12 +106,14 @@ _LEAVES = (nn.Identity, nn.ReLU, nn.Flatten, nn.Linear, nn.Conv2d, nn.MaxPool2d,
 # --- what can take the path -------------------------------------------------------------------
 
 
-def variant_reason(task: str, variant: Variant) -> str | None:
+def variant_reason(task: str, variant: Variant, membership_design: bool = False) -> str | None:
     """None when the models of ``variant`` (in a suite of task ``task``) take the batched path, else
     why they are trained one at a time. Decided from names alone, so a plan can key its cells
     before any model is built; :func:`supports` checks the built model."""
     if task != "classify":
         return f"a {task} task's models are trained one at a time"
+    if membership_design:
+        return "under the membership design each seed trains on its own half of the data, which one stack cannot"
     if variant.weights is not None:
         return "its weights are loaded, not trained"
     if variant.model not in MODELS:
@@ -539,6 +541,18 @@ class _Probe:
     steps: int
     peak_memory_bytes: int
     memory_method: str
+    cpu_per_second: float = 1.0  # the probe's CPU seconds per wall second of its steps
+    joules_per_second: float | None = None  # the energy counters' joules per wall second (None: no counter)
+    step_flops: int | None = None
+
+    def compute(self, steps: int, reached: int | None) -> RunCompute:
+        """What ``steps`` one-model steps cost (and those to the step ``reached``): CPU time and counted
+        energy scaled from the probe's per wall second to :meth:`seconds`, FLOPs from its counted step."""
+        to = None if reached is None else self.seconds(reached)
+        joules = self.joules_per_second
+        return RunCompute(self.cpu_per_second * self.seconds(steps), None if to is None else self.cpu_per_second * to,
+                          self.step_flops, steps, reached, None if joules is None else joules * self.seconds(steps),
+                          None if joules is None or to is None else joules * to)
 
     def seconds(self, steps: int) -> float:
         """The estimated one-model training seconds of ``steps`` steps: the probe's own for its steps
@@ -569,15 +583,18 @@ def _probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: TrainSpec, 
     if len(stamps) == probe.n_steps == n // spec.batch_size:
         stamps = stamps[:-1]
     later = np.diff(stamps)  # the seconds of steps 2, 3, ...
+    wall = max(probe.train_seconds, 1e-12)
+    rates: dict[str, Any] = {"cpu_per_second": probe.cpu_seconds / wall, "step_flops": probe.step_flops,
+                             "joules_per_second": None if probe.energy is None else probe.energy[0] / wall}
     if not len(later):
         per = probe.train_seconds / max(probe.n_steps, 1)
         return _Probe(tuple(per * (i + 1) for i in range(probe.n_steps)), per, probe.n_steps,
-                      probe.peak_memory_bytes, probe.memory_method)
+                      probe.peak_memory_bytes, probe.memory_method, **rates)
     steady = float(later[len(later) // 2:].mean())
     # the steps not timed between progress calls (the first; the last when left out) from fit's total
     first = max(probe.train_seconds - float(later.sum()) - (probe.n_steps - 1 - len(later)) * steady, 0.0)
     return _Probe(tuple(first + np.concatenate([[0.0], np.cumsum(later)])), steady, probe.n_steps,
-                  probe.peak_memory_bytes, probe.memory_method)
+                  probe.peak_memory_bytes, probe.memory_method, **rates)
 
 
 def _optimizer(params: list[torch.Tensor], spec: TrainSpec, fused: bool = True) -> torch.optim.Optimizer:
@@ -653,7 +670,8 @@ def train_many(models: Sequence[nn.Module], split: Split, spec: TrainSpec, seeds
         run = Fit(np.asarray(trace.steps, dtype=np.int64), np.asarray(trace.curve, dtype=np.float64),
                   losses[:n, m].copy(), norms[:n, m].copy(), n, per_epoch * spec.epochs, per_epoch, reached,
                   trace.diverged_at, probe.seconds(n), probe.peak_memory_bytes, probe.memory_method)
-        results.append(TrainResult(**run.result_fields(), curve_val_accuracy=run.curve,
+        results.append(TrainResult(**{**run.result_fields(), "compute": probe.compute(n, trace.reached)},
+                                   curve_val_accuracy=run.curve,
                                    final_val_accuracy=float("nan") if run.diverged else float(run.curve[-1])))
     timing = GroupTiming(len(models), wall / max(steps_run, 1) / len(models), min(p.steps for p in probes))
     return results, timing

@@ -190,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "models, the same results up to float rounding, time per step still measured on one "
                         "model. Its training cells are keyed apart from those of models trained one at a time, so "
                         "a run directory is resumed only as it was started")
+    p.add_argument("--power-watts", type=float, metavar="W",
+                   help="the power of one busy CPU core, in watts, that a training run's energy is estimated from "
+                        "(W x the run's CPU time) where the machine's energy counters cannot be read (default 8: "
+                        "a CPU's rated power divided by its cores is typically 4-12 W); every record says how its "
+                        "energy was obtained")
     p.add_argument("--until-settled", action="store_true",
                    help="add seeds one round at a time (one seed per round, the next integers above the largest) "
                         "until every claim of the suite is supported or contradicted, or --max-seeds is reached; "
@@ -474,7 +479,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     # the bars (on stderr, on a terminal) draw what the runner reports; closed before the lines below
     with contextlib.nullcontext(False) if args.no_progress or args.quiet else ProgressBars() as progress:
         options = {"device": args.device, "executor": args.executor, "workers": args.workers, "progress": progress,
-                   "argv": ["harness", *sys.argv[1:]], "on_start": started, "batch_seeds": args.batch_seeds}
+                   "argv": ["harness", *sys.argv[1:]], "on_start": started, "batch_seeds": args.batch_seeds,
+                   "power_watts": args.power_watts}
         if args.until_settled:
             summary = _run_until_settled(suite, run_dir, args, options)
         else:

@@ -125,6 +125,19 @@ class _Sorted:
         out_below = self.cum_out[np.arange(len(threshold)), np.searchsorted(self.sorted_out, threshold, side="left")]
         return (total_out - out_below) / total_out
 
+    def tpr_at_fpr(self, fpr: float) -> np.ndarray:
+        """(B,) the largest weighted fraction of ``s_in`` scores flagged at a false-positive rate of at most
+        ``fpr``: flag every score above c, where c is the lowest ``s_out`` score with a weight of ``s_out``
+        scores above it at most ``fpr`` of theirs. A tie group falls wholly on one side of c (a score equal to
+        c is not flagged), so this is the highest TPR of a ROC curve point with FPR <= ``fpr``; with m
+        ``s_out`` scores and ``fpr`` < 1/m, the fraction of ``s_in`` scores above every ``s_out`` score."""
+        total_out, total_in = self.cum_out[:, -1:], self.cum_in[:, -1]
+        # the weight above each sorted s_out score only falls along the order: the first that passes is c
+        passes = (total_out - self.out_below(self.sorted_out, True)) / total_out <= fpr
+        c = self.sorted_out[np.argmax(passes, axis=1)]  # the highest score always passes (nothing above it)
+        above = total_in - self.cum_in[np.arange(len(c)), np.searchsorted(self.sorted_in, c, side="right")]
+        return above / total_in
+
     def aupr_in(self) -> np.ndarray:
         # ID positive: at ID score s_i, every example with a score >= s_i is predicted positive
         tp = self.cum_in[:, -1:] - self.in_below(self.s_in, False)
@@ -145,20 +158,28 @@ def _average_precision(w_pos: np.ndarray, tp: np.ndarray, fp: np.ndarray) -> np.
     return (w_pos * precision).sum(axis=1) / w_pos.sum(axis=1)
 
 
-OOD_METRICS: dict[str, Callable[[_Sorted], np.ndarray]] = {
+# The one place that says which metrics are computed from two score arrays, ``score_in`` and ``score_out``
+# (an OOD condition's test against OOD scores; a membership condition's members against non-members): each
+# name's weighted form over one :class:`_Sorted`. harness.stats resamples them (both classes, stratified) and
+# the report builder estimates every such metric of a condition from one sort (harness.reports.estimates).
+TWO_SAMPLE_METRICS: dict[str, Callable[[_Sorted], np.ndarray]] = {
     "auroc": _Sorted.auroc,
     "fpr95": lambda s: s.fpr_at_tpr(0.95),
     "aupr_in": _Sorted.aupr_in,
     "aupr_out": _Sorted.aupr_out,
+    # membership inference (harness.membership): members are score_in, higher score = more likely a member
+    "membership_auroc": _Sorted.auroc,
+    "membership_tpr_1pct": lambda s: s.tpr_at_fpr(0.01),
+    "membership_tpr_01pct": lambda s: s.tpr_at_fpr(0.001),
 }
 
 
 def ood_metrics_weighted(score_in: ArrayLike, score_out: ArrayLike, w_in: ArrayLike, w_out: ArrayLike,
                          metrics: Sequence[str]) -> dict[str, np.ndarray]:
-    """Several OOD metrics (names in :data:`OOD_METRICS`) for each of B replicates at once:
+    """Several two-sample metrics (names in :data:`TWO_SAMPLE_METRICS`) for each of B replicates at once:
     (n,), (m,), (B, n), (B, m) -> {name: (B,)}, from one sort of each class."""
     sorted_ = _Sorted(*_prepare(score_in, score_out, w_in, w_out))
-    return {name: OOD_METRICS[name](sorted_) for name in metrics}
+    return {name: TWO_SAMPLE_METRICS[name](sorted_) for name in metrics}
 
 
 def auroc_weighted(score_in: ArrayLike, score_out: ArrayLike, w_in: ArrayLike, w_out: ArrayLike) -> np.ndarray:
@@ -201,6 +222,24 @@ def aupr_out_weighted(score_in: ArrayLike, score_out: ArrayLike, w_in: ArrayLike
     return _Sorted(*_prepare(score_in, score_out, w_in, w_out)).aupr_out()
 
 
+def tpr_at_fpr_weighted(
+    score_in: ArrayLike, score_out: ArrayLike, w_in: ArrayLike, w_out: ArrayLike, fpr: float = 0.01
+) -> np.ndarray:
+    """TPR at a false-positive rate of at most ``fpr`` for each of B replicates: (n,), (m,), (B, n), (B, m)
+    -> (B,); ``score_in`` are the positives (higher = more likely positive).
+
+    The threshold is set on the ``score_out`` scores alone, as the membership-inference literature does
+    (Carlini et al. 2022): the lowest c with the weight of ``score_out`` scores above c at most ``fpr`` of
+    theirs; the result is the weight of ``score_in`` scores above c. Ties: a score equal to c is not
+    flagged, so a tie group is flagged whole or not at all (the best point of sklearn's roc_curve with FPR
+    <= ``fpr``). With m ``score_out`` scores an FPR below 1/m flags nothing that ties or falls below the
+    highest of them: the result is then the fraction of ``score_in`` scores above every ``score_out`` score.
+    """
+    if not 0.0 < fpr < 1.0:
+        raise ValueError(f"fpr must be in (0, 1); got {fpr}")
+    return _Sorted(*_prepare(score_in, score_out, w_in, w_out)).tpr_at_fpr(fpr)
+
+
 def _unweighted(score_in: ArrayLike, score_out: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     s_in, s_out = _scores(score_in, score_out)
     return np.ones((1, s_in.size)), np.ones((1, s_out.size))
@@ -224,6 +263,12 @@ def aupr_in(score_in: ArrayLike, score_out: ArrayLike) -> float:
 def aupr_out(score_in: ArrayLike, score_out: ArrayLike) -> float:
     """AUPR-Out of (n,) ID vs (m,) OOD scores, OOD positive, scores negated; higher is better."""
     return float(aupr_out_weighted(score_in, score_out, *_unweighted(score_in, score_out))[0])
+
+
+def tpr_at_fpr(score_in: ArrayLike, score_out: ArrayLike, fpr: float = 0.01) -> float:
+    """Fraction of (n,) positive scores above the threshold that flags at most ``fpr`` of (m,) negative
+    scores (:func:`tpr_at_fpr_weighted`); in [0, 1]."""
+    return float(tpr_at_fpr_weighted(score_in, score_out, *_unweighted(score_in, score_out), fpr=fpr)[0])
 
 
 def _calibration_inputs(confidence: ArrayLike, correct: ArrayLike, n_bins: int) -> tuple[np.ndarray, np.ndarray]:

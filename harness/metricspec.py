@@ -22,7 +22,8 @@ from typing import Any
 from harness import metrics as m
 
 LEVELS = ("example", "seed")  # resampled over examples and seeds; or one value per seed (a t-interval over seeds)
-GROUPS = ("accuracy", "calibration", "ood", "corruption", "denoise", "samples", "training", "sweep", "language")
+GROUPS = ("accuracy", "calibration", "ood", "corruption", "denoise", "samples", "training", "sweep", "language",
+          "privacy", "cost")
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,22 @@ MEAN_VAL_LOSS = Metric("mean_val_loss", "mean held-out loss", "mean held-out den
 CONVERGED_FRACTION = Metric("converged_fraction", "converged", "share of the sweep's points at which a seed's run "
                             "reached the target without diverging, %", True, (0.0, 1.0), "sweep",
                             "percentage points", 100.0, 0, level="seed")
+# what the optimisation steps cost (harness.energy says how each is obtained), one value per seed; "to target"
+# counts a run that never reached it at its whole run, as steps to target counts it at its budget
+FLOPS_TO_TARGET = Metric("flops_to_target", "GFLOPs to target", "FLOPs of the training steps to the target (matrix "
+                         "products and convolutions, counted), GFLOPs, a run that never reached it counted at its "
+                         "budget", False, (0.0, INF), "training", "GFLOPs", 1e-9, 2, level="seed")
+ENERGY_TO_TARGET = Metric("energy_to_target", "energy to target", "energy of the training steps to the target, J "
+                          "(from the CPU's energy counters, or a declared power per core times the CPU time), a run "
+                          "that never reached it counted at its whole run", False, (0.0, INF), "training", "J", 1.0, 2,
+                          level="seed", wall_clock=True)
+TRAIN_FLOPS = Metric("train_flops", "training GFLOPs", "FLOPs of all the training steps (counted), GFLOPs", False,
+                     (0.0, INF), "training", "GFLOPs", 1e-9, 2, level="seed", compared=False)
+CPU_SECONDS = Metric("cpu_seconds", "CPU seconds", "CPU time of the training steps, seconds (all the process's "
+                     "threads)", False, (0.0, INF), "training", "seconds", 1.0, 2, level="seed", compared=False,
+                     wall_clock=True)
+ENERGY = Metric("energy", "energy", "energy of all the training steps, J", False, (0.0, INF), "training", "J", 1.0, 2,
+                level="seed", compared=False, wall_clock=True)
 # summarised per variant, not compared
 EPOCHS_TO_TARGET = Metric("epochs_to_target", "epochs to target", "epochs to target", False, (0.0, INF), "training",
                           "epochs", 1.0, 2, level="seed", compared=False)

@@ -54,7 +54,7 @@ def train_spec(suite: Suite, variant: Variant, seed: int, device: str, batched: 
     if batched:
         from harness.batched import variant_reason
 
-        if variant_reason(suite.task, variant) is None:
+        if variant_reason(suite.task, variant, suite.membership_design) is None:
             spec["batched"] = True
     if variant.weights is not None:
         from harness.weights import resolve

@@ -3,12 +3,15 @@ can say which code, versions and machine produced them."""
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from harness.energy import energy_counter
 
 
 def _git_hash() -> str | None:
@@ -22,6 +25,18 @@ def _git_hash() -> str | None:
     if out.returncode != 0:
         return None
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo's "model name"; elsewhere the platform's processor
+    string), what a timing measured on this machine was measured on."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name") and ":" in line:
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def provenance(device: str, argv: list[str] | None = None) -> dict[str, Any]:
@@ -48,6 +63,10 @@ def provenance(device: str, argv: list[str] | None = None) -> dict[str, Any]:
         "versions": {d: version(d) for d in ("torch", "numpy", "scipy", "scikit-learn", "scikit-image", "rich")},
         "device": device,
         "device_name": dev_name,
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        # how training energy is obtained on this machine (harness.energy): its counters, or a declared power
+        "energy_counters": energy_counter() is not None,
         "torch_threads": torch.get_num_threads(),
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "command": argv if argv is not None else sys.argv,

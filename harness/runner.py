@@ -31,11 +31,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from harness.energy import check_watts
 from harness.errors import ConfigError
 from harness.planning import Unit, eval_spec, plan, train_spec
 from harness.provenance import provenance
 from harness.runlock import check_unlocked, lock_run_dir
-from harness.specs import Condition, Suite, Variant, upgrade_suite_dict
+from harness.specs import Condition, EvalSpec, Suite, TrainSpec, Variant, upgrade_suite_dict
 from harness.store import (
     LOCK_FILE,
     STORE_FILE,
@@ -197,6 +198,10 @@ def check_resumable(store: Store, suite: Suite, device: str, batch_seeds: bool =
     # (the other sizes a suite declares do not change this run's results)
     defaults: dict[str, Any] = {f.name: json.loads(json.dumps(f.default)) for f in dataclasses.fields(Suite)
                                 if f.default is not dataclasses.MISSING}
+    for name, spec in (("train", TrainSpec), ("evaluation", EvalSpec)):  # and fields added to its recipe, battery
+        if isinstance(stored.get(name), dict):
+            stored = {**stored, name: {**{f.name: json.loads(json.dumps(f.default)) for f in dataclasses.fields(spec)
+                                          if f.default is not dataclasses.MISSING}, **stored[name]}}
     changed = sorted(k for k in new if k not in ("seeds", "variants", "sizes")
                      and new[k] != stored.get(k, defaults.get(k)))
     if changed:
@@ -249,7 +254,7 @@ def run(suite: str | Suite, run_dir: Path | str | None = None, device: str = "au
         executor: str = "process", workers: int | None = None,
         progress: bool | Callable[[RunProgress], None] = True, argv: list[str] | None = None,
         console: Any = None, on_start: Callable[[Path], None] | None = None,
-        batch_seeds: bool = False) -> RunSummary:
+        batch_seeds: bool = False, power_watts: float | None = None) -> RunSummary:
     """Run every missing cell of ``suite`` into ``run_dir`` (created if new, resumed if not): a new
     path, an empty folder or a harness run directory, never a link (:func:`check_run_dir`).
 
@@ -257,7 +262,9 @@ def run(suite: str | Suite, run_dir: Path | str | None = None, device: str = "au
     in their norm at most) as one batched computation where their variants can
     (harness.batched.variant_reason), the others one at a time; the training cells say so
     (harness.planning.train_spec), and a run directory is resumed only as it was started
-    (:func:`check_resumable`).
+    (:func:`check_resumable`). ``power_watts``: the declared power per busy core that a training run's
+    energy is estimated from where the machine's energy counters cannot be read (harness.energy; None:
+    its default), stored with each training record.
 
     Everything is checked first (plugin names, device, executor, every dataset the run reads):
     bad input raises a ConfigError before the run directory is created or changed. Then
@@ -276,6 +283,7 @@ def run(suite: str | Suite, run_dir: Path | str | None = None, device: str = "au
     suite = load_suite(suite)
     check_names(suite)
     device = resolve_device(device)
+    check_watts(power_watts)
     if workers is not None and workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers}", hint="use e.g. --workers 2")
     ex = executors.get(executor)(workers)  # an unknown or unavailable executor fails before anything is written
@@ -289,7 +297,7 @@ def run(suite: str | Suite, run_dir: Path | str | None = None, device: str = "au
             lock.enter_context(lock_run_dir(run_dir))
             _check_stored(run_dir, suite, device, True, batch_seeds)  # as it is now that no other run can change it
         # every dataset the run reads is loaded and checked before the run directory is created
-        prepared = prepare(suite, device, run_dir, batch_seeds)
+        prepared = prepare(suite, device, run_dir, batch_seeds, power_watts)
         if not run_dir.is_dir():  # ... or, for a new directory, as soon as it is made
             run_dir.mkdir(parents=True, exist_ok=True)
             lock.enter_context(lock_run_dir(run_dir))
@@ -431,7 +439,8 @@ def _run(suite: Suite, store: Store, ex: Any, prepared: Context, executor: str, 
         return RunSummary(run_dir, 0, 0, n_cells, 0)
     # once per run, before the workers that read it start (a denoise suite's judge classifier)
     task_of(suite).setup(prepared, store, [c for u in units for c, _, _ in u.evals])
-    ex.start(WorkerFactory(prepared), WorkerInit(suite, device, run_dir, batch_seeds=prepared.batch_seeds))
+    ex.start(WorkerFactory(prepared), WorkerInit(suite, device, run_dir, batch_seeds=prepared.batch_seeds,
+                                                 power_watts=prepared.power_watts))
     # torch_threads is this process's; each worker uses usable_cores() // workers
     store.put_meta("provenance", {**provenance(device, argv), "executor": executor, "workers": ex.workers})
     n_train = len(prepared.split.train.x)

@@ -16,7 +16,8 @@ from typing import Any, Literal
 from harness.errors import ConfigError, unknown_name, unprintable
 
 # "sweep" names a training sweep in report comparisons (harness.reports.training), never an evaluation cell
-ConditionKind = Literal["clean", "shift", "natural", "ood", "attack", "check", "sweep", "samples"]
+ConditionKind = Literal["clean", "shift", "natural", "ood", "attack", "check", "sweep", "samples", "membership",
+                        "cost"]
 Param = tuple[str, Any]
 
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -228,8 +229,15 @@ class EvalSpec:
     checks: bool = True
     check_eps: float = 0.1
     large_eps: float = 0.5
+    membership: bool = True  # the loss-threshold membership attack (training examples against held-out ones)
+    cost: bool = True  # inference cost: latency, throughput, peak memory, parameters and FLOPs (and folded BatchNorm)
+    cost_batch_size: int = 256  # the large batch of the inference-cost measurement (the other is batch 1)
+    cost_repeats: int = 20  # timed repeats of each inference-cost measurement (the interval is over them)
 
     def __post_init__(self) -> None:
+        _check(self.cost_batch_size >= 1 and self.cost_repeats >= 2,
+               f"cost_batch_size {self.cost_batch_size} and cost_repeats {self.cost_repeats} are too small",
+               "use cost_batch_size >= 1 and cost_repeats >= 2 (an interval needs two repeats)")
         for e in (self.check_eps, self.large_eps):
             _check(0 < e <= 1, f"check eps {e} is outside (0, 1]", "use e.g. check_eps=0.1, large_eps=0.5")
         for s in self.severities:
@@ -371,6 +379,18 @@ def attack(name: str, eps: float, params: tuple[Param, ...] = ()) -> Condition:
 def samples() -> Condition:
     """A denoise suite's sample-quality condition: generated images judged by the suite's classifier."""
     return Condition("samples")
+
+
+def membership(attack: str = "loss") -> Condition:
+    """A membership-inference condition: ``attack`` ("loss", the loss-threshold attack of Yeom et al. 2018)
+    scores the model's training examples against held-out ones."""
+    return Condition("membership", attack)
+
+
+def cost(fold: bool = False) -> Condition:
+    """The inference-cost condition: latency, throughput, peak memory, parameters and FLOPs of the model as
+    trained, or with ``fold`` its BatchNorm layers folded into the layer before them (where they can be)."""
+    return Condition("cost", "", (("fold", True),) if fold else ())
 
 
 def check(name: str, **params: Any) -> Condition:
@@ -624,6 +644,10 @@ class Suite:
     task_options: Any = None
     # the official test set (see the class docstring); None: the test part is split off ``dataset``
     test_dataset: str | None = None
+    # the membership design (harness.membership): each seed trains on a random half of the training part (the
+    # seed's own draw, the same for every variant), and the report runs LiRA across the seeds; needs the
+    # membership condition (evaluation.membership) and at least 2 seeds (one target, one shadow)
+    membership_design: bool = False
 
     def __post_init__(self) -> None:
         _check_shown("suite name", self.name)
@@ -650,6 +674,12 @@ class Suite:
                "drop test_fraction, and cap the test set with max_test if it is too large")
         if self.test_dataset is not None:
             _check_shown("test dataset", self.test_dataset)
+        _check(not self.membership_design or (self.evaluation.membership and len(self.seeds) >= 2
+                                              and self.task == "classify"),
+               f"suite {self.name!r} switches the membership design on with {len(self.seeds)} seed(s), task "
+               f"{self.task!r} and evaluation.membership={self.evaluation.membership}",
+               "the design is for classify suites with evaluation.membership on and at least 2 seeds (LiRA attacks "
+               "each seed's model with the others as shadows; the paper's 16 or more are better)")
         loaded = [v.name for v in self.variants if v.weights is not None]
         # a loaded model has no target to reach, so "evaluate converged runs only" would drop it
         _check(self.evaluate_unconverged or not loaded,
@@ -803,7 +833,7 @@ class Suite:
                          for v in d["variants"])
         rest: dict[str, Any] = {k: d[k] for k in ("test_fraction", "val_fraction", "split_seed", "baseline_norm",
                                                   "max_train", "max_test", "size", "evaluate_unconverged", "task",
-                                                  "test_dataset")
+                                                  "test_dataset", "membership_design")
                                 if k in d}
         if d.get("task_options") is not None:
             options_type = tasks.get(d.get("task", "classify")).options_type

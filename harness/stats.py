@@ -35,7 +35,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import bdtr, ndtr, ndtri, stdtrit
 
-from .metrics import OOD_METRICS, _as_binary, _as_float_array, calibration_bins, ood_metrics_weighted
+from .metrics import TWO_SAMPLE_METRICS, _as_binary, _as_float_array, calibration_bins, ood_metrics_weighted
 
 # Distinct streams: draws of different shapes from one default_rng(seed) would reuse the same
 # bits, correlating e.g. the seed draw of a replicate with its example draw.
@@ -243,8 +243,8 @@ def resample_ood_sets(score_in: ArrayLike, scores_out: Sequence[ArrayLike], metr
     model's one set of test scores against several OOD sets): the same numbers, with the ID scores
     sorted once per seed and their cumulative weights made once per block for every set."""
     for metric in metrics:
-        if metric not in OOD_METRICS:
-            raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(OOD_METRICS)}")
+        if metric not in TWO_SAMPLE_METRICS:
+            raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(TWO_SAMPLE_METRICS)}")
     s_in = _as_float_array(score_in, "score_in", 2, "an OOD metric needs at least one in-distribution score")
     s_outs = [_as_float_array(x, "score_out", 2, "an OOD metric needs at least one OOD score") for x in scores_out]
     for s_out in s_outs:
@@ -680,8 +680,11 @@ def estimate(r: Resampled, level: float = 0.95, seed: int = 0, method: str = "au
     """
     _check_level(level)
     low, high, name, caveat = _interval(r, level, seed, method)
+    value = float(r.point.mean())
+    if high - low <= 1e-12 * max(1.0, abs(value)):  # constant data (a count, say): only rounding error is left
+        low = high = value
     low, high = float(np.clip(low, *bounds)), float(np.clip(high, *bounds))
-    return Estimate(float(r.point.mean()), low, high, level, name, r.point.size, r.n_examples, caveat)
+    return Estimate(value, low, high, level, name, r.point.size, r.n_examples, caveat)
 
 
 def compare(a: Resampled, b: Resampled, level: float = 0.95, seed: int = 0, method: str = "auto",

@@ -17,6 +17,7 @@ for the backward pass of the first step).
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -29,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.data import as_tensor
+from harness.energy import energy_counter
 from harness.errors import ConfigError
 from harness.seeding import torch_generator
 from harness.specs import TrainSpec
@@ -38,9 +40,45 @@ RUN_FIELDS = ("n_steps", "budget_steps", "steps_to_target", "epochs_to_target", 
               "seconds_per_step", "train_seconds", "diverged", "diverged_at", "peak_memory_bytes", "memory_method")
 
 
+#: the keys of a training record measured in time or energy on the machine that ran it: they differ between
+#: any two runs of the same cell (everything else in a record is reproducible)
+TIMED_FIELDS = frozenset({"seconds_to_target", "seconds_per_step", "train_seconds", "cpu_seconds",
+                          "cpu_seconds_to_target", "energy", "energy_to_target", "energy_counted_joules",
+                          "energy_counted_to_target_joules", "batched_seconds_per_step"})
+
+
 def run_summary(result: object) -> dict[str, float | int | bool | str | None]:
-    """The :data:`RUN_FIELDS` of a training result, JSON-ready."""
-    return {k: getattr(result, k) for k in RUN_FIELDS}
+    """The :data:`RUN_FIELDS` of a training result and its compute (:class:`RunCompute`), JSON-ready."""
+    compute: RunCompute | None = getattr(result, "compute", None)
+    return {**{k: getattr(result, k) for k in RUN_FIELDS}, **(compute.summary() if compute is not None else {})}
+
+
+@dataclass(frozen=True)
+class RunCompute:
+    """What a training run's optimisation steps cost (harness.energy says how each is obtained):
+    ``cpu_seconds`` of the process over the timed steps, and up to the step the target was reached
+    (``cpu_seconds_to_target``, None where it never was); ``step_flops``, one step's counted FLOPs (None
+    where counting failed), times ``n_steps`` the run's and times ``steps_to_target`` the FLOPs to the
+    target; the CPU packages' energy counters over the steps, joules (``energy_counted_joules`` and
+    ``energy_counted_to_target_joules``), None where the machine has no readable counter (then
+    harness.energy.account applies the declared power when the record is stored)."""
+
+    cpu_seconds: float
+    cpu_seconds_to_target: float | None
+    step_flops: int | None
+    n_steps: int
+    steps_to_target: int | None
+    energy_counted_joules: float | None = None
+    energy_counted_to_target_joules: float | None = None
+
+    def summary(self) -> dict[str, float | int | None]:
+        flops = self.step_flops
+        return {"cpu_seconds": self.cpu_seconds, "cpu_seconds_to_target": self.cpu_seconds_to_target,
+                "step_flops": flops, "train_flops": None if flops is None else flops * self.n_steps,
+                "flops_to_target": None if flops is None or self.steps_to_target is None
+                else flops * self.steps_to_target,
+                "energy_counted_joules": self.energy_counted_joules,
+                "energy_counted_to_target_joules": self.energy_counted_to_target_joules}
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,7 +92,8 @@ class TrainResult:
     was never reached (a censored run, not a dropped one); ``budget_steps`` is the planned number
     of steps, which a diverged run does not finish. ``aulc``, ``loss_roughness`` and the gradient
     statistics are described in :func:`curve_measures`; ``peak_memory_bytes`` is one training
-    step's peak, measured as ``memory_method`` says ("cuda-peak" or "counted").
+    step's peak, measured as ``memory_method`` says ("cuda-peak" or "counted"); ``compute`` the CPU
+    time, FLOPs and counted energy of the steps (:class:`RunCompute`).
     """
 
     curve_steps: np.ndarray
@@ -73,6 +112,7 @@ class TrainResult:
     epochs_to_target: float | None
     peak_memory_bytes: int
     memory_method: str
+    compute: RunCompute | None = None
 
     def summary(self) -> dict[str, float | int | bool | str | None]:
         """The scalar results, JSON-ready."""
@@ -285,6 +325,10 @@ class Fit:
     train_seconds: float
     peak_memory_bytes: int
     memory_method: str
+    cpu_seconds: float = 0.0
+    cpu_to_target: float | None = None
+    step_flops: int | None = None
+    energy: tuple[float, float | None] | None = None  # counted joules: the run's and to the target
 
     @property
     def diverged(self) -> bool:
@@ -302,7 +346,15 @@ class Fit:
             "seconds_per_step": self.train_seconds / max(self.n_steps, 1), "train_seconds": self.train_seconds,
             "diverged": self.diverged, "diverged_at": self.diverged_at,
             "peak_memory_bytes": self.peak_memory_bytes, "memory_method": self.memory_method,
+            "compute": self.compute(),
         }
+
+    def compute(self) -> RunCompute:
+        """What the steps cost (:class:`RunCompute`)."""
+        reached = self.to_target
+        joules, joules_to_target = self.energy if self.energy is not None else (None, None)
+        return RunCompute(self.cpu_seconds, self.cpu_to_target, self.step_flops, self.n_steps,
+                          None if reached is None else reached[0], joules, joules_to_target)
 
 
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, spec: TrainSpec, seed: int, dev: torch.device,
@@ -331,8 +383,13 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, spec: TrainSp
     total = per_epoch * spec.epochs
     steps, curve = [0], [held_out(model)]
     losses: list[float] = []
-    step, train_seconds = 0, 0.0
+    step, train_seconds, cpu_seconds = 0, 0.0, 0.0
     to_target: tuple[int, float] | None = (0, 0.0) if reached(curve[0]) else None
+    cpu_to_target: float | None = 0.0 if to_target is not None else None
+    # the CPU packages' energy counters, read around each step outside its timer (None: none readable)
+    meter = energy_counter()
+    joules = 0.0
+    joules_to_target: float | None = 0.0 if to_target is not None else None
     diverged_at: int | None = None
     norms = _Gradients([p for p in model.parameters() if p.requires_grad], opt)
     peak_memory = 0
@@ -349,6 +406,8 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, spec: TrainSp
         perm = torch.randperm(len(x), generator=order).to(dev)
         for i in range(per_epoch):
             idx = perm[i * spec.batch_size:(i + 1) * spec.batch_size]
+            e0 = meter.joules() if meter is not None else 0.0
+            c0 = time.process_time()
             t0 = time.perf_counter()
             if step == 0 and counted:  # count what the first step holds (see _counted_peak)
                 with _SavedTensors() as saved:
@@ -367,6 +426,9 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, spec: TrainSp
             opt.step()
             value = loss.item()  # synchronises, so the timing covers the whole step
             train_seconds += time.perf_counter() - t0
+            cpu_seconds += time.process_time() - c0
+            if meter is not None:
+                joules += meter.joules() - e0
             if step == 0 and counted:
                 peak_memory = _counted_peak(model, opt, saved.tensors)
                 saved.tensors.clear()
@@ -382,6 +444,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, spec: TrainSp
                 norms.flush()  # outside the timed steps
                 if to_target is None and reached(curve[-1]):
                     to_target = (step, train_seconds)
+                    cpu_to_target, joules_to_target = cpu_seconds, joules
             if on_step is not None:
                 on_step(step, total)
         if diverged_at is not None:
@@ -389,10 +452,25 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, spec: TrainSp
     _sync(dev)
     if not counted:
         peak_memory = int(torch.cuda.max_memory_allocated(dev)) - data_bytes
+    # after the last step, so nothing the training draws (a denoiser's noise) is drawn for it first
+    flops = _step_flops(model, batch_loss, x[:spec.batch_size], None if y is None else y[:spec.batch_size])
     model.eval()
     return Fit(np.asarray(steps, dtype=np.int64), np.asarray(curve, dtype=np.float64),
                np.asarray(losses, dtype=np.float64), norms.values(), step, total, per_epoch, to_target, diverged_at,
-               train_seconds, peak_memory, "counted" if counted else "cuda-peak")
+               train_seconds, peak_memory, "counted" if counted else "cuda-peak", cpu_seconds, cpu_to_target, flops,
+               None if meter is None else (joules, joules_to_target))
+
+
+def _step_flops(model: nn.Module, batch_loss: Callable[[nn.Module, torch.Tensor, torch.Tensor | None], torch.Tensor],
+                x: torch.Tensor, y: torch.Tensor | None) -> int | None:
+    """One step's counted FLOPs (harness.energy.step_flops), None where the model cannot be counted (a
+    model that cannot be copied, or an operation the counter refuses): the run's other measurements stand."""
+    from harness.energy import step_flops
+
+    try:
+        return step_flops(model, batch_loss, x, y)
+    except (RuntimeError, TypeError, NotImplementedError, copy.Error):
+        return None
 
 
 def _cross_entropy(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor | None) -> torch.Tensor:

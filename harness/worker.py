@@ -51,6 +51,7 @@ class WorkerInit:
     run_dir: Path
     threads: int | None = None
     batch_seeds: bool = False
+    power_watts: float | None = None  # the declared power per busy core (harness.energy), None: the default
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,16 +66,18 @@ class Context:
     store_dir: Path
     natural: dict[str, Any] = field(default_factory=dict)  # condition key -> labelled inputs (TaskData)
     batch_seeds: bool = False
+    power_watts: float | None = None  # the declared power per busy core (harness.energy), None: the default
 
 
 # --- the data every unit shares -----------------------------------------------------------
 
 
-def prepare(suite: Suite, device: str, store_dir: Path, batch_seeds: bool = False) -> Context:
+def prepare(suite: Suite, device: str, store_dir: Path, batch_seeds: bool = False,
+            power_watts: float | None = None) -> Context:
     """Load the suite's data (its task's :meth:`~harness.tasks.Task.load_data`: the split, OOD sets and
     natural shifts) once for the whole run (once per worker)."""
     data = task_of(suite).load_data(suite)
-    return Context(suite, data.split, data.ood, device, store_dir, data.natural, batch_seeds)
+    return Context(suite, data.split, data.ood, device, store_dir, data.natural, batch_seeds, power_watts)
 
 
 # --- the worker ---------------------------------------------------------------------------
@@ -126,9 +129,10 @@ class WorkerFactory:
             torch.set_num_threads(init.threads)
         pre = self.prepared
         same = pre is not None and pre.suite == init.suite and pre.device == init.device \
-            and pre.store_dir == init.run_dir and pre.batch_seeds == init.batch_seeds
+            and pre.store_dir == init.run_dir and pre.batch_seeds == init.batch_seeds \
+            and pre.power_watts == init.power_watts
         return Worker(pre if same and pre is not None
-                      else prepare(init.suite, init.device, init.run_dir, init.batch_seeds))
+                      else prepare(init.suite, init.device, init.run_dir, init.batch_seeds, init.power_watts))
 
     def __reduce__(self) -> tuple[type[WorkerFactory], tuple[()]]:
         return WorkerFactory, ()
@@ -178,8 +182,18 @@ def train_unit(ctx: Context, unit: Unit, on_step: Callable[[int, int], None] | N
         return
     if not result.diverged:
         save_weights(ctx.store_dir, unit.train_key, model.state_dict())
-    yield Cell(unit.train_key, "train", v.name, unit.seed, unit.train_spec, result.summary(),
-               seconds=time.perf_counter() - t0, arrays=result.arrays())
+    yield Cell(unit.train_key, "train", v.name, unit.seed, unit.train_spec,
+               _with_energy(result.summary(), ctx.power_watts), seconds=time.perf_counter() - t0,
+               arrays=result.arrays())
+
+
+def _with_energy(summary: dict[str, Any], power_watts: float | None) -> dict[str, Any]:
+    """A training summary with its run's energy (harness.energy.account: counted, or the declared power per
+    busy core times the CPU time), so the record says how it was obtained."""
+    from harness.energy import account
+
+    energy = account(summary, power_watts)
+    return summary if energy is None else {**summary, **energy.summary()}
 
 
 def train_batched(ctx: Context, units: tuple[Unit, ...],
@@ -226,7 +240,8 @@ def train_batched(ctx: Context, units: tuple[Unit, ...],
         if not result.diverged:
             save_weights(ctx.store_dir, unit.train_key, model.state_dict())
         yield Cell(unit.train_key, "train", unit.variant.name, unit.seed, unit.train_spec,
-                   {**result.summary(), **timing.summary()}, seconds=seconds, arrays=result.arrays())
+                   _with_energy({**result.summary(), **timing.summary()}, ctx.power_watts), seconds=seconds,
+                   arrays=result.arrays())
 
 
 # what a user reads when a model's weights cannot be used: harness.runner trains such a model again

@@ -360,6 +360,8 @@ def build_report(run_dir: Path | str, level: float = 0.95, n_resamples: int = 20
     rows += estimates.corruption_errors(conditions, resampled, pairs, names, level, interval)
     raw = estimates.evaluation_comparisons(conditions, resampled, pairs, task, level, interval)
     sample_rows, sample_raw = estimates.per_seed(conditions, evals, names, seeds, pairs, task, level)
+    lira_rows, lira_raw = estimates.lira(conditions, evals, names, seeds, pairs, level)  # the membership design
+    sample_rows, sample_raw = sample_rows + lira_rows, sample_raw + lira_raw
     raw += sample_raw + training.training_comparisons(pairs, seeds, train_by, level)
     raw += training.sweep_comparisons(spec, train_by, level)
     comparisons = _adjusted(raw, seeds, adjust, level)

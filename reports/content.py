@@ -26,7 +26,7 @@ from harness.reports.document import (
     paragraph,
     table,
 )
-from harness.reports.methods import adjust_name, methods
+from harness.reports.methods import adjust_name, energy_method, methods
 from harness.reports.plain import plain_summary
 from harness.reports.rows import PARTIAL_SEEDS, ComparisonRow, Report, mean_shift, metric_of
 from harness.reports.vocabulary import CAVEAT_MARK, condition_label, fmt, fmt_estimate, fmt_interval, fmt_p
@@ -251,6 +251,116 @@ def _memory_method(report: Report) -> str:
     return "; ".join(text.get(m, m) for m in sorted(methods)) or "not recorded"
 
 
+def _compute(report: Report) -> list[Block]:
+    """What training cost per variant: FLOPs (counted), CPU time and energy, of the run and to the target."""
+    rows = [t for t in report.training_summary if t.train_flops is not None or t.cpu_seconds is not None]
+    if not rows:
+        return []
+    metrics = ("flops_to_target", "train_flops", "cpu_seconds", "energy_to_target", "energy")
+    return [
+        Heading("Training compute and energy", 3),
+        paragraph("FLOPs: one training step's forward and backward pass counted (matrix products and convolutions: "
+                  "normalization, activations and the optimizer's update are not counted), times the steps. CPU "
+                  "time: the process's, over the timed steps. " + energy_method(report) + " To target: up to the "
+                  "held-out evaluation that first reached the target (shown when every finished seed reached it). "
+                  "Measured on the machine that ran the run (" + _machine(report) + ")."),
+        table(["variant", *(metric_of(m).title + (" (J)" if m.startswith("energy") else "") for m in metrics)],
+              [[t.variant, *(fmt_estimate(getattr(t, m), m) for m in metrics)] for t in rows]),
+    ]
+
+
+def _machine(report: Report) -> str:
+    """The machine a run's timings were measured on, from its provenance: "CPU model, N cores" or the GPU."""
+    prov = report.provenance or {}
+    if str(prov.get("device", "cpu")).startswith("cuda"):
+        return str(prov.get("device_name") or "a CUDA device")
+    cores = prov.get("cpu_count")
+    name = prov.get("cpu_model") or prov.get("device_name") or "its CPU"
+    return f"{name}, {cores} cores" if cores else str(name)
+
+
+def _cost_cell(e: Any, metric: str) -> str:
+    """An inference-cost estimate: the value alone where every repeat and seed gave the same (a count), else
+    with its interval."""
+    if e is not None and e.ci_low == e.ci_high == e.value:
+        return fmt(e.value, metric)
+    return fmt_estimate(e, metric)
+
+
+def _inference_cost(report: Report) -> list[Block]:
+    """What each variant costs at inference (harness.inference): latency at batch 1 and at the large batch,
+    throughput, peak memory, parameters and FLOPs, with intervals over repeats and seeds; then, where BatchNorm
+    was folded (harness.folding), the folded model's numbers and what folding saves."""
+    from harness.inference import METRICS
+
+    est = {(r.variant, r.condition.key, r.metric): r.estimate for r in report.estimates if r.condition.kind == "cost"}
+    if not est:
+        return []
+    names = [v["name"] for v in report.variants]
+    metrics = [m for m in METRICS if any(k[2] == m for k in est)]
+    prov = report.provenance or {}
+    workers = prov.get("workers")
+    out: list[Block] = [
+        Heading("Inference cost"),
+        paragraph("Each trained model in eval mode, timed over repeated forward passes after a warm-up (intervals "
+                  "resample the repeats and the seeds; a count, the same on every repeat, is shown alone): "
+                  "latency of one example and of the large batch, throughput at the large batch, peak memory of "
+                  "one large-batch pass (" + _cost_memory(prov) + "), parameters and FLOPs per example (matrix "
+                  "products and convolutions, as torch's FlopCounterMode counts them: normalization and "
+                  "activations are not counted). The timings were measured on " + _machine(report)
+                  + f" (device {prov.get('device', 'cpu')}"
+                  + (f", {workers} workers of this run measuring and evaluating at the same time" if workers else "")
+                  + "): that machine and whatever else ran on it moved them, so they compare between the "
+                  "variants of this run, not with another machine's numbers."),
+        BulletList(tuple((f"{metric_of(m).title}: {metric_of(m).describe()}",) for m in metrics)),
+        table(["variant", *(metric_of(m).title for m in metrics)],
+              [[v, *(_cost_cell(est.get((v, "cost", m)), m) for m in metrics)] for v in names
+               if any((v, "cost", m) in est for m in metrics)])]
+    fold = "cost:fold=True"
+    folded = [v for v in names if (v, fold, "bn_folded") in est]
+    if not folded:
+        return out
+
+    def saving(v: str, m: str) -> str:
+        """Unfolded minus folded, in the metric's units and in % of the unfolded (point estimates)."""
+        a, b = est.get((v, "cost", m)), est.get((v, fold, m))
+        if a is None or b is None:
+            return "n/a"
+        pct = f" ({100 * (a.value - b.value) / a.value:+.1f}%)" if a.value else ""
+        return fmt(a.value - b.value, m, signed=True) + pct
+
+    rows: list[list[Span]] = []
+    for v in folded:
+        n = int(round(est[(v, fold, "bn_folded")].value))
+        if n == 0:
+            rows.append([v, "0", *(_cost_cell(est.get((v, fold, m)), m) for m in FOLD_COLUMNS),
+                         *(["nothing to fold"] * len(FOLD_COLUMNS))])
+            continue
+        rows.append([v, str(n), *(_cost_cell(est.get((v, fold, m)), m) for m in FOLD_COLUMNS),
+                     *(saving(v, m) for m in FOLD_COLUMNS)])
+    out += [paragraph("With BatchNorm folded into the convolution or linear layer before it (where nothing else "
+                      "reads that layer's output; LayerNorm, GroupNorm and RMSNorm use each input's own statistics "
+                      "and cannot fold), checked to give the same outputs within float tolerance. Saved: the "
+                      "unfolded model's value minus the folded one's (point estimates; positive = folding saves), "
+                      "and in % of the unfolded. A variant with no BatchNorm to fold shows 0 layers and is measured "
+                      "once, so it saves nothing."),
+            table(["variant", "BatchNorm folded", *(f"{metric_of(m).title}, folded" for m in FOLD_COLUMNS),
+                   *(f"{metric_of(m).title} saved" for m in FOLD_COLUMNS)], rows)]
+    return out
+
+
+def _cost_memory(prov: dict[str, Any]) -> str:
+    """How the inference cost's peak memory was measured on the run's device."""
+    if str(prov.get("device", "cpu")).startswith("cuda"):
+        return "the CUDA allocator's peak above what was allocated before the pass"
+    return ("counted: the bytes of the tensors the pass allocates while they live, parameters and inputs not "
+            "included")
+
+
+# the folded model's numbers and what folding saves (harness.inference's metrics)
+FOLD_COLUMNS = ("latency_b1", "latency_batch", "inference_memory", "parameters")
+
+
 def _training(report: Report) -> list[Block]:
     """Training: per variant over seeds, then per run."""
     style = _style(report)
@@ -410,6 +520,49 @@ def _judge_notes(report: Report) -> list[Block]:
         "generator would score at this number of samples.")]
 
 
+def _membership(report: Report) -> list[Block]:
+    """The loss-threshold membership attack per variant: AUROC and the TPR at 1% and 0.1% FPR side by side,
+    with what they rest on (harness.membership)."""
+    from harness.membership import LOSS_METRICS
+
+    rows_for = [r for r in report.estimates if r.condition.kind == "membership" and r.metric in LOSS_METRICS]
+    metrics = [m for m in LOSS_METRICS if any(r.metric == m for r in rows_for)]
+    cell = {(r.variant, r.condition, r.metric): fmt_estimate(r.estimate, r.metric) for r in rows_for}
+    conds = list(dict.fromkeys(r.condition for r in rows_for))
+    rows: list[list[Span]] = [[v["name"], *([condition_label(c)] if len(conds) > 1 else []),
+                               *(cell.get((v["name"], c, m), "n/a") for m in metrics)]
+                              for c in conds for v in report.variants]
+    return [paragraph("A fixed sample of each model's training examples (members, the same for every variant, and "
+                      "for every seed outside the membership design) against the test examples (non-members), "
+                      "each scored by the negative loss: the loss-threshold attack of Yeom et al. (2018). The TPR "
+                      "at a low FPR thresholds the non-members' scores (a score tied with the threshold is not "
+                      "flagged), as Carlini et al. (2022) recommend. Intervals resample members, non-members "
+                      "and seeds."),
+            BulletList(tuple((f"{metric_of(m).title}: {metric_of(m).describe()}",) for m in metrics)),
+            table(["variant", *(["condition"] if len(conds) > 1 else []), *(metric_of(m).title for m in metrics)],
+                  rows), *_lira(report)]
+
+
+def _lira(report: Report) -> list[Block]:
+    """LiRA's per-seed values per variant (the membership design; harness.membership), where the run has them."""
+    from harness.membership import LIRA_METRICS, SMALL
+
+    rows_for = [r for r in report.estimates if r.metric in LIRA_METRICS]
+    if not rows_for:
+        return []
+    metrics = [m for m in LIRA_METRICS if any(r.metric == m for r in rows_for)]
+    cell = {(r.variant, r.metric): fmt_estimate(r.estimate, r.metric) for r in rows_for}
+    return [paragraph("Membership design: each seed's models trained on a random half of the training part (the "
+                      "same half for every variant of the seed). The likelihood-ratio attack (LiRA, Carlini et al. "
+                      "2022) attacks each seed's model with the variant's other seeds' models as shadows, on the "
+                      "logit-scaled confidence in the true class: online compares Gaussians fitted to the shadows "
+                      "that trained on an example and to those that did not, offline tests against the latter "
+                      f"only; with fewer than {SMALL} shadows one variance is fitted for all examples, as the "
+                      "paper recommends. One value per seed: t-intervals over seeds."),
+            table(["variant", *(metric_of(m).title for m in metrics)],
+                  [[v["name"], *(cell.get((v["name"], m), "n/a") for m in metrics)] for v in report.variants])]
+
+
 # which estimates get a section, in order: (title, condition kind, metric)
 SECTIONS = (("In-distribution", "clean", "accuracy"),
             ("In-distribution: denoising loss", "clean", "denoising_loss"),
@@ -423,6 +576,7 @@ SECTIONS = (("In-distribution", "clean", "accuracy"),
             ("Out-of-distribution detection: FPR at 95% TPR", "ood", "fpr95"),
             ("Out-of-distribution detection: AUPR-in", "ood", "aupr_in"),
             ("Out-of-distribution detection: AUPR-out", "ood", "aupr_out"),
+            ("Membership inference (data leakage)", "membership", "membership_auroc"),
             ("Adversarial robustness", "attack", "accuracy"),
             ("Adversarial: PGD on the denoising loss", "attack", "denoising_loss"),
             ("Samples: feature distance", "samples", "sample_fid"),
@@ -436,7 +590,9 @@ def _evaluation(report: Report, figs: Sequence[figures.Figure]) -> list[Block]:
     placed = {"summary", "training"}
     for heading, kind, metric in SECTIONS:
         if any(r.condition.kind == kind and r.metric == metric for r in report.estimates):
-            out += [Heading(heading), paragraph(f"{metric_of(metric).describe()}."), _est_grid(report, kind, metric)]
+            out += [Heading(heading), *(_membership(report) if kind == "membership" else
+                                        [paragraph(f"{metric_of(metric).describe()}."),
+                                         _est_grid(report, kind, metric)])]
             out += [] if kind in placed else _figures(figs, kind)
             placed.add(kind)
             if kind == "attack":
@@ -587,8 +743,8 @@ def report_document(report: Report, figs: Sequence[figures.Figure]) -> Document:
                              + "; ".join(report.excluded)))
     out += [Heading("Summary"), headline(report), *caveat_legend(report), *_figures(figs, "summary")]
     out += claims_section(report) + references_section(report)
-    out += _training(report) + _sweep_section(report) + _figures(figs, "training")
-    out += _evaluation(report, figs)
+    out += _training(report) + _compute(report) + _sweep_section(report) + _figures(figs, "training")
+    out += _evaluation(report, figs) + _inference_cost(report)
     out += _comparisons(report) + _checks(report)
     out += _rmf(report)
     out += [Heading("Methods"), BulletList(tuple((Bold(k), f": {v}") for k, v in methods(report).items()))]

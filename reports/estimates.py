@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from harness import stats
+from harness.metrics import TWO_SAMPLE_METRICS
 from harness.reports.cache import Resamples  # (variant, condition key, metric) -> (seeds with a record, resampled)
 from harness.reports.checks import Evals
 from harness.reports.rows import EstimateRow, PairedResult, mean_shift, metric_of
@@ -35,24 +36,32 @@ def _resampled_ece(cells: list[Cell], metric: str, n_resamples: int, seed: int) 
                               np.stack([c.arrays["correct"] for c in cells]).astype(np.float64), n_resamples, seed)
 
 
+def _two_sample(task: str, cond: Condition) -> tuple[str, ...]:
+    """The metrics the task reports on ``cond`` that are computed from its cells' two score arrays,
+    ``score_in`` and ``score_out`` (harness.metrics.TWO_SAMPLE_METRICS: OOD detection, membership
+    inference), in the task's order."""
+    return tuple(m for m in task_of(task).metrics(cond) if m in TWO_SAMPLE_METRICS
+                 and metric_of(m).level == "example")
+
+
 def _resampled_ood(conditions: list[Condition], evals: Evals, names: list[str], seeds: tuple[int, ...], task: str,
                    n_resamples: int) -> dict[tuple[str, str], dict[str, stats.Resampled]]:
-    """(variant, OOD condition key) -> {metric: resampled} for every OOD condition with records. A
-    model's OOD conditions that hold the same seeds and the same ID scores (its one test set, scored
-    once: a classifier's maximum softmax probability against each OOD set) are resampled together,
-    so the ID side is sorted and summed once for all of them (harness.stats.resample_ood_sets); the
-    numbers are those of one call per condition."""
+    """(variant, condition key) -> {metric: resampled} for every condition with records whose metrics
+    are two-sample ones (:func:`_two_sample`: an OOD set's, a membership attack's). A model's
+    conditions that hold the same seeds and the same ``score_in`` (its one test set, scored once: a
+    classifier's maximum softmax probability against each OOD set) are resampled together, so that
+    side is sorted and summed once for all of them (harness.stats.resample_ood_sets); the numbers are
+    those of one call per condition."""
     out: dict[tuple[str, str], dict[str, stats.Resampled]] = {}
     for v in names:
         # (seeds, metrics) -> groups of conditions with identical (S, n) ID scores
         groups: dict[tuple[tuple[int, ...], tuple[str, ...]], list[tuple[np.ndarray, list[tuple[str, np.ndarray]]]]]
         groups = defaultdict(list)
         for cond in conditions:
-            ood = tuple(m for m in task_of(task).metrics(cond) if metric_of(m).level == "example"
-                        and metric_of(m).group == "ood")
+            ood = _two_sample(task, cond)
             by_seed = evals.get((v, cond.key), {})
             have = tuple(s for s in seeds if s in by_seed)
-            if cond.kind != "ood" or not ood or not have:
+            if not ood or not have:
                 continue
             score_in = np.stack([by_seed[s].arrays["score_in"] for s in have])
             score_out = np.stack([by_seed[s].arrays["score_out"] for s in have])
@@ -72,8 +81,9 @@ def _resampled_ood(conditions: list[Condition], evals: Evals, names: list[str], 
 def _boot_seed(metric: str) -> int:
     """One resampling seed per metric, shared by every variant (that is what pairs them) and every
     condition (so an attack at eps = 0 gets exactly the clean interval)."""
-    # OOD metrics share one set of draws (they come from one sort per seed and block)
-    return derive_seed(0, "ood" if metric_of(metric).group == "ood" else metric) % 2**32
+    # two-sample metrics share one set of draws (they come from one sort per seed and block); "ood" names
+    # it, as it did when OOD metrics were the only ones
+    return derive_seed(0, "ood" if metric in TWO_SAMPLE_METRICS else metric) % 2**32
 
 
 def _subset(r: stats.Resampled, idx: list[int]) -> stats.Resampled:
@@ -93,7 +103,7 @@ def resample(conditions: list[Condition], evals: Evals, names: list[str], seeds:
     ood_sets = _resampled_ood(conditions, evals, names, seeds, task, n_resamples)
     for cond in conditions:
         wanted = [m for m in task_of(task).metrics(cond) if metric_of(m).level == "example"]
-        ood = tuple(m for m in wanted if metric_of(m).group == "ood")
+        ood = _two_sample(task, cond)
         for metric in wanted:
             for v in names:
                 by_seed = evals.get((v, cond.key), {})
@@ -103,13 +113,13 @@ def resample(conditions: list[Condition], evals: Evals, names: list[str], seeds:
                     continue
                 key = (v, cond.key, metric)
                 array = metric_of(metric).per_example
-                if cond.kind != "ood" and array is not None:  # batched below, one product per metric
+                if metric not in ood and array is not None:  # batched below, one product per metric
                     if all(array in c.arrays for c in cells):
                         values = np.stack([c.arrays[array] for c in cells]).astype(np.float64)
                         means[metric].append((key, have, values))
                         order.append(key)
                     continue
-                if cond.kind == "ood":  # every OOD metric from one sort per seed and block (_resampled_ood)
+                if metric in ood:  # every two-sample metric from one sort per seed and block (_resampled_ood)
                     if metric == ood[0]:
                         resampled.update({(v, cond.key, m): (have, ood_sets[(v, cond.key)][m]) for m in ood})
                     order.append(key)
@@ -238,6 +248,43 @@ def per_seed(conditions: list[Condition], evals: Evals, names: list[str], seeds:
                     continue
                 a, b = (np.array([values[u][s] for s in common]) for u in (v, base))
                 raw.append(paired_seed_comparison(v, base, cond, metric, common, a, b, level))
+    return estimates, raw
+
+
+def lira(conditions: list[Condition], evals: Evals, names: list[str], seeds: tuple[int, ...],
+         pairs: list[tuple[str, str]], level: float) -> tuple[list[EstimateRow], list[PairedResult]]:
+    """LiRA (harness.membership.lira_metrics) on every membership condition whose cells hold the membership
+    design's ``phi`` and ``in_mask``: per variant, each seed's model attacked with the variant's other seeds
+    as shadows, one value per seed (level "seed", so a t-interval over seeds), and per (variant, baseline)
+    pair the per-seed differences on the seeds both have, with a sign-flip test. A variant needs two seeds
+    (a target and a shadow); its values depend on which seeds the run holds, as the shadows are those."""
+    from harness.membership import LIRA_METRICS, lira_metrics
+
+    estimates: list[EstimateRow] = []
+    raw: list[PairedResult] = []
+    for cond in (c for c in conditions if c.kind == "membership"):
+        values: dict[str, dict[str, dict[int, float]]] = {m: {} for m in LIRA_METRICS}
+        for v in names:
+            cells = evals.get((v, cond.key), {})
+            have = [s for s in seeds if s in cells and {"phi", "in_mask"} <= cells[s].arrays.keys()]
+            if len(have) < 2:
+                continue
+            got = lira_metrics(np.stack([cells[s].arrays["phi"] for s in have]),
+                               np.stack([cells[s].arrays["in_mask"] for s in have]))
+            n = int(cells[have[0]].arrays["in_mask"].size)
+            for metric in LIRA_METRICS:
+                values[metric][v] = {s: float(x) for s, x in zip(have, got[metric], strict=True) if np.isfinite(x)}
+                est = t_estimate(list(values[metric][v].values()), level, n, metric_of(metric).bounds)
+                if est is not None:
+                    estimates.append(EstimateRow(v, cond, metric, est, tuple(values[metric][v]),
+                                                 tuple(values[metric][v].values())))
+        for metric in LIRA_METRICS:
+            for v, base in pairs:
+                a_vals, b_vals = values[metric].get(v, {}), values[metric].get(base, {})
+                common = [s for s in seeds if s in a_vals and s in b_vals]
+                if len(common) >= 2:
+                    a, b = (np.array([d[s] for s in common]) for d in (a_vals, b_vals))
+                    raw.append(paired_seed_comparison(v, base, cond, metric, common, a, b, level))
     return estimates, raw
 
 

@@ -99,3 +99,21 @@ def power_note(n_seeds: int, n_comparisons: int) -> str:
                    "across them, however large the effect (the claims are adjusted only within their own family: "
                    "see Claims): there, an interval that excludes 0 shows a difference on these test examples and "
                    "seeds, not one established across training seeds. " + need)
+
+
+def energy_method(report: Report) -> str:
+    """How the run's training energy was obtained (harness.energy), from its records: one sentence, "" when
+    no record measured it."""
+    methods = {(str(t.result.get("energy_method")), t.result.get("declared_watts_per_core"))
+               for t in report.training if t.result.get("energy_method")}
+    if not methods:
+        return ""
+    text = []
+    for method, watts in sorted(methods, key=str):
+        if method == "rapl":
+            text.append("from the CPU packages' energy counters over the training steps (the whole package: other "
+                        "work on the machine at the time is counted too)")
+        else:
+            text.append(f"estimated as a declared {watts:g} W per busy core times the CPU time of the steps (not "
+                        "measured: on it, energy compares between variants as CPU time does)")
+    return "Energy: " + "; ".join(text) + "."

@@ -77,9 +77,17 @@ def plain_summary(report: Report) -> list[str]:
     kinds = {r.condition.kind for r in report.estimates}
     missing = [words for kind, words in KIND_WORDS.items() if kind not in kinds]
     failed = [c.name for c in report.checks if c.status == "fail"]
+    from harness.registry import metrics
+
+    groups = {metrics.get(r.metric).group for r in report.estimates}
+    unmeasured = [words for ok, words in (
+        ("privacy" in groups, "whether a model gives away which examples it was trained on"),
+        ("cost" in groups, "what a model costs to run"),
+        (any(t.energy is not None for t in report.training_summary), "the energy its training used"))
+        if not ok]
     gaps = ("What was not tested: other datasets, model sizes and training recipes than these"
-            + (f"; {_names(missing)}" if missing else "") + ". This version does not measure whether a model leaks "
-            "its training data, what it costs to run, or the energy it used.")
+            + (f"; {_names(missing)}" if missing else "") + "."
+            + (f" This run did not measure {_names(unmeasured)}." if unmeasured else ""))
     if failed:
         gaps += (f" Some checks of the attack results failed ({_names(failed)}): the robustness numbers may be "
                  "too optimistic.")

@@ -28,8 +28,9 @@ from harness.reports.rows import TRAINING_SUMMARY_METRICS, ComparisonRow, Estima
 from harness.reports.vocabulary import json_safe
 
 # the JSON Schema (draft 2020-12) that results.json follows; shipped in the wheel as package data
-SCHEMA_PATH = Path(__file__).with_name("schema") / "results-v3.schema.json"
-SCHEMA_VERSION = 3  # 2: interval method, claims verdicts, caveats, power fields; 3: training measurements, sweeps
+SCHEMA_PATH = Path(__file__).with_name("schema") / "results-v4.schema.json"
+SCHEMA_VERSION = 4  # 2: interval method, claims verdicts, caveats, power fields; 3: training measurements, sweeps;
+# 4: the membership and inference-cost conditions and metrics, LiRA, training compute and energy
 
 
 # --- JSON ----------------------------------------------------------------------------------

@@ -78,12 +78,42 @@ def _secure(report: Report) -> list[str]:
     return out
 
 
+def _privacy(report: Report) -> list[str]:
+    keys = sorted({r.condition.key for r in report.estimates if r.condition.kind == "membership"})
+    out = [s for k in keys for s in (
+        _span(report, k, "membership_auroc", "membership inference by the loss-threshold attack (AUROC, 0.5 is "
+                                             "chance)"),
+        _span(report, k, "lira_online_tpr_01pct", "members found by LiRA (online) at 0.1% false positives")) if s]
+    if out:
+        out.append("data leakage beyond membership (reconstruction, attribute inference) is not measured")
+    return out
+
+
 def _environment(report: Report) -> list[str]:
-    # the time itself is in the training summary (wall-clock, machine-dependent): named, not copied here
-    if not any(t.seconds_per_step is not None for t in report.training_summary):
+    # time and energy are in the training summary (machine-dependent): named, not copied here, so results.json
+    # stays the same between identical runs; FLOPs are counted, the same on every machine
+    from harness.reports.methods import energy_method
+    from harness.reports.vocabulary import fmt
+
+    summaries = report.training_summary
+    if not any(t.seconds_per_step is not None for t in summaries):
         return []
-    return ["training time per step is measured for every trained variant (the training summary, wall-clock on "
-            "the run's machine); energy and emissions are not measured"]
+    out = ["training time per step is measured for every trained variant (the training summary, wall-clock on "
+           "the run's machine)"]
+    flops = {t.variant: t.train_flops.value for t in summaries if t.train_flops is not None}
+    if flops:
+        lo, hi = min(flops, key=flops.__getitem__), max(flops, key=flops.__getitem__)
+        out.append(f"training compute is counted: from {fmt(flops[lo], 'train_flops')} GFLOPs ({lo}) to "
+                   f"{fmt(flops[hi], 'train_flops')} GFLOPs ({hi}) per run, matrix products and convolutions only")
+    if any(r.condition.kind == "cost" for r in report.estimates):
+        out.append("inference cost is measured per variant (latency, throughput, peak memory, FLOPs: the inference "
+                   "cost section, wall-clock on the run's machine)")
+    method = energy_method(report)
+    if method:
+        out.append("the energy of training is given per variant and to the target, paired across variants (the "
+                   "training compute and energy table); " + method[len("Energy: "):].rstrip(".")
+                   + "; emissions are not estimated")
+    return out
 
 
 def _tevv(report: Report) -> list[str]:
@@ -112,7 +142,7 @@ SUBCATEGORIES = (
     Subcategory("MEASURE 2.6", "the system is safe, and fails safely when it is used beyond its knowledge limits",
                 _safe),
     Subcategory("MEASURE 2.7", "security and resilience are evaluated and documented", _secure),
-    Subcategory("MEASURE 2.10", "privacy risk is examined and documented", lambda report: []),
+    Subcategory("MEASURE 2.10", "privacy risk is examined and documented", _privacy),
     Subcategory("MEASURE 2.12", "environmental impact and sustainability of training are assessed and documented",
                 _environment),
     Subcategory("MEASURE 2.13", "the effectiveness of the test, evaluation, verification and validation metrics "

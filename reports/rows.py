@@ -133,11 +133,18 @@ class TrainingSummary:
     mean_val_loss: stats.Estimate | None = None
     final_val_bpc: stats.Estimate | None = None  # a language model's held-out bits per character (harness.tasks.lm)
     mean_val_bpc: stats.Estimate | None = None
+    # what the steps cost (harness.energy): FLOPs, CPU seconds and energy, of the run and to the target
+    train_flops: stats.Estimate | None = None
+    flops_to_target: stats.Estimate | None = None
+    cpu_seconds: stats.Estimate | None = None
+    energy: stats.Estimate | None = None
+    energy_to_target: stats.Estimate | None = None
 
 
 TRAINING_SUMMARY_METRICS = ("steps_to_target", "epochs_to_target", "seconds_to_target", "seconds_per_step",
                             "final_val_accuracy", "aulc", "loss_roughness", "grad_norm_median", "grad_norm_max",
-                            "peak_memory_bytes", "final_val_loss", "mean_val_loss", "final_val_bpc", "mean_val_bpc")
+                            "peak_memory_bytes", "final_val_loss", "mean_val_loss", "final_val_bpc", "mean_val_bpc",
+                            "train_flops", "flops_to_target", "cpu_seconds", "energy", "energy_to_target")
 
 
 @dataclass(frozen=True)

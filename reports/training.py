@@ -32,7 +32,12 @@ TrainingCells = dict[tuple[str, int], Cell]
 # (mean_val_loss: a denoiser's; mean_val_bpc: a language model's; aulc: a classifier's; a metric a run does not
 # record is not compared)
 TRAINING_COMPARISONS = ("steps_to_target", "aulc", "loss_roughness", "seconds_per_step", "mean_val_loss",
-                        "mean_val_bpc")
+                        "mean_val_bpc", "flops_to_target", "energy_to_target")
+# a "to target" measurement -> what a run that never reached the target counts at (its whole budget's)
+_CAPS = {"steps_to_target": lambda r: r.get("budget_steps"),
+         "flops_to_target": lambda r: None if r.get("step_flops") is None or r.get("budget_steps") is None
+         else r["step_flops"] * r["budget_steps"],
+         "energy_to_target": lambda r: r.get("energy")}
 
 
 def usable(cell: Cell | None) -> bool:
@@ -64,18 +69,13 @@ def training_summary(v: str, seeds: tuple[int, ...], train_by: TrainingCells, le
     )
 
 
-def _capped_steps(cell: Cell) -> float | None:
-    """Steps to target, a run that never reached it counted at its budget (right-censored)."""
-    r = cell.result
-    if r["steps_to_target"] is not None:
-        return float(r["steps_to_target"])
-    budget = r.get("budget_steps")
-    return None if budget is None else float(budget)
-
-
 def _training_value(cell: Cell, metric: str) -> float | None:
-    """A training metric of one run (steps to target capped at the budget); None when not recorded."""
-    x = _capped_steps(cell) if metric == "steps_to_target" else cell.result.get(metric)
+    """A training metric of one run; None when not recorded. A "to target" measurement of a run that never
+    reached the target (right-censored) counts at its whole budget's: steps, FLOPs or energy (``_CAPS``)."""
+    r = cell.result
+    x = r.get(metric)
+    if metric in _CAPS and r.get("steps_to_target") is None:
+        x = _CAPS[metric](r)
     return None if x is None or not np.isfinite(x) else float(x)
 
 
@@ -98,7 +98,7 @@ def training_comparisons(pairs: list[tuple[str, str]], seeds: tuple[int, ...], t
             a, b = (np.array(x, dtype=np.float64) for x in zip(*vals, strict=True))
             censored = sum(train_by[(n, s)].result["steps_to_target"] is None for n in (v, base) for s in common)
             method = "t-interval over per-seed differences" + (
-                f"; {censored} censored run(s) counted at the budget" if metric == "steps_to_target" and censored
+                f"; {censored} censored run(s) counted at the budget" if metric in _CAPS and censored
                 else "")
             out.append(paired_seed_comparison(v, base, None, metric, common, a, b, level, method))
     return out

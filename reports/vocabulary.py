@@ -61,6 +61,10 @@ def condition_label(c: Condition | None) -> str:
         return f"OOD {c.name} ({c.param('score')})"
     if c.kind == "samples":
         return "samples"
+    if c.kind == "membership":
+        return f"membership ({c.name} attack)"
+    if c.kind == "cost":
+        return "inference cost, BatchNorm folded" if dict(c.params).get("fold") else "inference cost"
     extra = ", ".join(f"{k} {v}" for k, v in c.params if k != "eps")
     return f"{c.name} eps {c.param('eps'):g}" + (f" ({extra})" if extra else "")
 

@@ -1,10 +1,24 @@
 """Helpers for the tests that watch real ``harness`` processes write a run directory
-(tests/test_resume.py, tests/test_signals.py, tests/test_lock.py)."""
+(tests/test_resume.py, tests/test_signals.py, tests/test_lock.py), and for those that compare two runs'
+records (what may differ between them)."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
+
+from harness.inference import TIMED
+from harness.training import TIMED_FIELDS
+
+#: the keys of a record (a result's or an array's) measured in time or energy on the machine that ran it:
+#: they differ between any two runs of the same cell; everything else in a record is reproducible
+MACHINE_DEPENDENT = TIMED_FIELDS | TIMED
+
+
+def untimed(record: dict[str, Any]) -> dict[str, Any]:
+    """A cell's result or arrays without the :data:`MACHINE_DEPENDENT` keys."""
+    return {k: v for k, v in record.items() if k not in MACHINE_DEPENDENT}
 
 
 def stored_cells(run_dir: Path) -> int:

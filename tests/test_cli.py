@@ -221,11 +221,13 @@ def test_show_quickstart(capsys: pytest.CaptureFixture[str]) -> None:
         assert v in variants
     assert "seeds:      0, 1, 2, 3, 4, 5, 6, 7, 8, 9" in out
     assert "fgsm eps 0, 0.02, 0.05, 0.1, 0.2" in out
-    # 6 variants x 10 seeds; 1 clean + 15 shift + 3 ood + 15 attack conditions + 7 sanity checks
-    assert "cells:      60 training, 2460 evaluation" in out
+    # 6 variants x 10 seeds; 1 clean + 15 shift + 3 ood + 15 attack conditions + 7 sanity checks + membership:loss
+    # + cost and cost:fold=True (inference cost)
+    assert "cells:      60 training, 2640 evaluation" in out
     assert "checks:     gradients, repeat, batch-composition, noise, transfer, stronger, large-eps" in out
-    # the claims' family: 4 steps rows and 4 worst-case rows; Holm over 16 one-sided tests needs 9 seeds
-    assert ("settling:   8 comparisons in the claims' family; the sign-flip tests need at least 9 seeds to reach "
+    # the claims' family: 4 rows each of steps to target, worst case at eps 0.1, membership AUROC and energy to
+    # target; Holm over 32 one-sided tests needs 10 seeds (32 / 2**10 < 0.05 < 32 / 2**9)
+    assert ("settling:   16 comparisons in the claims' family; the sign-flip tests need at least 10 seeds to reach "
             "p < 0.05 after Holm's adjustment; this size runs 10: enough for a verdict") in out
 
 

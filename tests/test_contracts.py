@@ -388,7 +388,8 @@ def test_metric_contract(metric: str) -> None:
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, 40)
     probs = rng.dirichlet(np.ones(3), 40)
-    args = {"accuracy": (rng.random(40) < 0.7,), "ood": (rng.normal(1, 1, 40), rng.normal(0, 1, 30)),
+    two = (rng.normal(1, 1, 40), rng.normal(0, 1, 30))  # (score_in, score_out)
+    args = {"accuracy": (rng.random(40) < 0.7,), "ood": two, "privacy": two,
             "calibration": (probs.max(1), probs.argmax(1) == labels) if metric == "ece" else (probs, labels)}
     value = spec.fn(*args[spec.group])
     assert isinstance(value, float) and low <= value <= high

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from runs import untimed
 
 from harness.errors import ConfigError, RunError
 from harness.registry import executors, suites
@@ -28,9 +29,6 @@ from harness.runner import run
 from harness.specs import Suite
 from harness.store import Store
 from harness.worker import WorkerFactory, WorkerInit
-
-# results that are wall-clock measurements: they differ between any two runs
-TIMINGS = {"seconds_to_target", "seconds_per_step", "train_seconds"}
 
 # Older Ray (2.10, the extra's lower bound) leaves the log files of the processes it starts open
 # when it shuts down; warnings being errors, pytest would fail whichever test runs when they are
@@ -91,10 +89,9 @@ def test_every_executor_gives_the_serial_records_bit_for_bit(name: str, serial_d
         b = other[key]
         assert (b.kind, b.variant, b.seed, b.status, b.spec, b.condition) == \
             (a.kind, a.variant, a.seed, "done", a.spec, a.condition), key
-        untimed = {k: v for k, v in a.result.items() if k not in TIMINGS}
-        assert untimed == {k: v for k, v in b.result.items() if k not in TIMINGS}, key
+        assert untimed(a.result) == untimed(b.result), key
         assert a.arrays.keys() == b.arrays.keys(), key
-        for array, x in a.arrays.items():
+        for array, x in untimed(a.arrays).items():
             assert x.dtype == b.arrays[array].dtype and np.array_equal(x, b.arrays[array]), f"{key} {array}"
             compared += x.size
     # every training cell has its curves and every evaluation but a not-applicable check its

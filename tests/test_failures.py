@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from runs import untimed
 from safetensors.torch import save_file
 
 from harness.attacks import FGSM
@@ -47,8 +48,6 @@ from harness.worker import RETRAIN_HINT, evaluate_unit, load_model, nonfinite
 
 MLP_NONE = Variant("mlp-none", "mlp", "none")
 MLP_BATCH = Variant("mlp-batch", "mlp", "batch")
-# what a run measures about time: it differs between any two runs
-TIMING = frozenset({"seconds_per_step", "seconds_to_target", "train_seconds"})
 FGSM_KEY = "attack:fgsm:eps=0.1"
 NAN_LOGITS = ("ValueError: the model's logits hold NaN or inf for {n} of {n} inputs (NaN or inf weights or inputs, "
               "or an overflow)")
@@ -79,7 +78,8 @@ def _by_condition(run_dir: Path, variant: str) -> dict[str, Any]:
 
 
 def _same_arrays(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
-    return a.keys() == b.keys() and all(a[n].dtype == b[n].dtype and np.array_equal(a[n], b[n]) for n in a)
+    """The same arrays, bit for bit, but those measured in time (an inference cost's latencies)."""
+    return a.keys() == b.keys() and all(a[n].dtype == b[n].dtype and np.array_equal(a[n], b[n]) for n in untimed(a))
 
 
 def _no_done_cell_holds_nonfinite(run_dir: Path) -> None:
@@ -133,7 +133,7 @@ def test_nan_weights_fail_each_of_their_cells_and_the_other_variant_is_untouched
     assert kept.keys() == ref.keys() and all(c.status == "done" for c in kept.values())
     for key, cell in ref.items():
         assert _same_arrays(kept[key].arrays, cell.arrays), key
-        assert kept[key].result == cell.result, key
+        assert untimed(kept[key].result) == untimed(cell.result), key
     _no_done_cell_holds_nonfinite(tmp_path / "run")
 
     res = to_json(build_report(tmp_path / "run", n_resamples=100))  # the report builds and lists each failure
@@ -170,8 +170,12 @@ def test_outputs_that_overflow_fail_the_conditions_they_reach_and_no_other(alone
     for key, w in wrong.items():  # the loss of each example it gets wrong is inf
         assert cells[key].status == "failed", key
         assert _first_line(cells[key].error) == f"ValueError: the outcome holds NaN or inf: loss ({w} of {n})", key
-    ood = [k for k in cells if k not in wrong]
+    ood = [k for k in cells if k.startswith("ood:")]
     assert ood and all(cells[k].status == "done" and cells[k].result["auroc"] == 0.5 for k in ood)
+    # the membership attack's losses are float64, where these logits do not overflow; the cost never reads outputs
+    assert cells["membership:loss"].status == "done" and 0 <= cells["membership:loss"].result["membership_auroc"] <= 1
+    assert cells["cost"].status == "done"
+    assert set(cells) == {*wrong, *ood, "membership:loss", "cost"}
     assert len(summary.failures) == len(wrong)
     _no_done_cell_holds_nonfinite(tmp_path / "run")
 
@@ -230,7 +234,7 @@ def test_an_attack_that_fails_fails_alone_and_the_checks_that_reread_the_sweeps_
     assert {"check:stronger:eps=0.1", "check:large-eps:eps=0.5,restarts=1,steps=10"} <= ref.keys()
     for key, cell in ref.items():
         if key != FGSM_KEY:
-            assert _same_arrays(got[key].arrays, cell.arrays) and got[key].result == cell.result, key
+            assert _same_arrays(got[key].arrays, cell.arrays) and untimed(got[key].result) == untimed(cell.result), key
     assert not ref["check:stronger:eps=0.1"].result.get("not_applicable")
 
 
@@ -257,18 +261,20 @@ def test_the_command_line_exits_1_for_failed_cells_and_the_report_names_them(nan
                           capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 1, done.stderr
     failed = [line for line in done.stderr.splitlines() if line.startswith("failed: ")]
-    assert len(failed) == 4 and all(line.startswith("failed: eval mlp-nan seed 0 ") and "hold NaN or inf" in line
+    # every condition of its battery: clean, the shift, the OOD set, the attack, membership and inference cost
+    assert len(failed) == 6 and all(line.startswith("failed: eval mlp-nan seed 0 ") and "hold NaN or inf" in line
                                     for line in failed)
-    assert "Error: 4 cell(s) failed; the others were stored and reported" in done.stderr
+    assert "Error: 6 cell(s) failed; the others were stored and reported" in done.stderr
     assert "unexpected" not in done.stderr
     report = (run_dir / "report.md").read_text()
-    assert report.count("mlp-nan seed 0, ") == 4 and "evaluation failed" in report
+    assert report.count("mlp-nan seed 0, ") == 6 and "evaluation failed" in report
 
     (run_dir / "report.md").unlink()
     again = subprocess.run([*base, "report", str(run_dir)], capture_output=True, text=True, timeout=300, env=env)
     assert again.returncode == 0, again.stderr
     report = (run_dir / "report.md").read_text()
-    for key in ("clean", "shift:gaussian-noise:severity=3", "ood:faces:score=msp", "attack:fgsm:eps=0.1"):
+    for key in ("clean", "shift:gaussian-noise:severity=3", "ood:faces:score=msp", "attack:fgsm:eps=0.1",
+                "membership:loss", "cost"):
         assert f"mlp-nan seed 0, {key}: evaluation failed (ValueError: the model's logits hold NaN or inf" in report
 
 
@@ -285,9 +291,8 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _records(run_dir: Path) -> dict[str, tuple[Any, ...]]:
     """Every cell: its identity, status, result without timings, and arrays as bytes."""
-    return {k: (c.kind, c.variant, c.condition, c.spec, c.status, {n: v for n, v in c.result.items()
-                                                                   if n not in TIMING},
-                {n: (a.dtype.str, a.shape, a.tobytes()) for n, a in c.arrays.items()})
+    return {k: (c.kind, c.variant, c.condition, c.spec, c.status, untimed(c.result),
+                {n: (a.dtype.str, a.shape, a.tobytes()) for n, a in untimed(c.arrays).items()})
             for k, c in _cells(run_dir).items()}
 
 
@@ -331,7 +336,7 @@ def test_a_model_whose_weights_cannot_be_used_is_trained_again_bit_for_bit(finis
     shutil.copytree(finished, run_dir)
     _spoil(run_dir, how)
     gone = _forget_evaluations(run_dir, "mlp-none")
-    assert gone == len(_suite((MLP_NONE,)).conditions())
+    assert gone == len(_suite((MLP_NONE, MLP_BATCH)).conditions())  # the battery of the run's suite
     summary = _run(_suite((MLP_NONE, MLP_BATCH)), run_dir)
     assert summary.ok and (summary.trained, summary.evaluated) == (1, gone)
     assert _weights(run_dir) == _weights(finished)

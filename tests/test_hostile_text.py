@@ -199,7 +199,8 @@ SUITE = Suite(
     variants=(Variant("mlp-none", "mlp", "none"), Variant({VARIANTS[0]!r}, "mlp", "batch", compare_to="mlp-none"),
               Variant({VARIANTS[1]!r}, "mlp", "layer", compare_to="mlp-none")),
     seeds=(0,), train=TrainSpec(epochs=1, batch_size=64),
-    evaluation=EvalSpec(shifts=("contrast",), severities=(1,), ood_sets=(), attacks=(), checks=False),
+    evaluation=EvalSpec(shifts=("contrast",), severities=(1,), ood_sets=(), attacks=(), checks=False,
+                        membership=False, cost=False),
     claims=("mlp[bn] :smile: claims | **nothing**",),
 )
 """

@@ -37,7 +37,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_results_json_carries_the_promised_fields(run_dir: Path) -> None:
     res = json.loads((run_dir / "results.json").read_text())
-    assert res["schema_version"] == 3
+    assert res["schema_version"] == 4
     for run_record in res["training"]:  # the training measurements of schema 3, from a real run
         assert run_record["budget_steps"] == run_record["n_steps"] > 0 and 0 < run_record["aulc"] <= 1
         assert run_record["grad_norm_median"] > 0 and run_record["peak_memory_bytes"] > 0
@@ -46,7 +46,7 @@ def test_results_json_carries_the_promised_fields(run_dir: Path) -> None:
     assert res["seeds"] == [0, 1]
     assert [v["name"] for v in res["variants"]] == list(VARIANTS)
     kinds = {e["condition"]["kind"] for e in res["estimates"]}
-    assert kinds == {"clean", "shift", "ood", "attack"}
+    assert kinds == {"clean", "shift", "ood", "attack", "membership", "cost"}
     for e in res["estimates"]:
         assert {"variant", "condition", "metric", "value", "ci_low", "ci_high", "level", "n_seeds",
                 "n_examples"} <= e.keys()
@@ -73,8 +73,9 @@ def test_the_claims_rest_on_the_comparisons_the_suite_design_predicts(run_dir: P
 
     report = build_report(run_dir, n_resamples=300)
     design = claims_design(reduced())
-    assert design.per_claim == tuple(len(v.evidence) for v in report.claims) == (2, 2)
-    assert design.family == 4 and design.fewest_seeds == 8  # Holm over 4 rows: 2 * 4 / 2**S < 0.05 from S = 8
+    # the reduced run's two variants per claim: steps, worst case, membership AUROC, energy to target
+    assert design.per_claim == tuple(len(v.evidence) for v in report.claims) == (2, 2, 2, 2)
+    assert design.family == 8 and design.fewest_seeds == 9  # Holm over 8 rows: 2 * 8 / 2**S < 0.05 from S = 9
 
 
 def test_eps_zero_reproduces_clean_accuracy_exactly(run_dir: Path) -> None:

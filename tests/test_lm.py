@@ -151,7 +151,7 @@ def _suite(**change: object) -> Suite:
 def test_the_battery_and_per_variant_warm_up_of_a_language_model_suite() -> None:
     suite = _suite()
     assert [c.key for c in TASK.conditions(suite)] == ["clean", "shift:case-flip:severity=2", "natural:sotu",
-                                                      "ood:spam:score=perplexity"]
+                                                      "ood:spam:score=perplexity", "membership:loss", "cost"]  # no fold
     assert TASK.metrics(natural("sotu")) == ("bpc",) and TASK.metrics(ood("spam", "perplexity"))[0] == "auroc"
     none, layer = suite.variants
     assert (TASK.warmup(suite, none), TASK.warmup(suite, layer)) == (0, 5)
@@ -229,7 +229,11 @@ def test_the_reduced_moby_lm_suite_reports_bits_per_character_ood_sweeps_and_cla
         assert 0 <= est[(v, "ood:sotu:score=perplexity", "auroc")].value <= 1
         # the book's held-out windows are easier than a corrupted copy of them and than another register
         assert est[(v, "clean", "bpc")].value < est[(v, "shift:typo-swap:severity=3", "bpc")].value
-    assert {r.metric for r in report.estimates} == {"bpc", "auroc", "fpr95", "aupr_in", "aupr_out"}
+    # bits per character, OOD by perplexity, the membership attack on windows, the inference cost
+    assert {r.metric for r in report.estimates} == {
+        "bpc", "auroc", "fpr95", "aupr_in", "aupr_out", "membership_auroc", "membership_tpr_1pct",
+        "membership_tpr_01pct", "latency_b1", "latency_batch", "throughput", "inference_memory", "parameters",
+        "flops"}
     for t in report.training_summary:
         assert t.final_val_bpc is not None and t.mean_val_bpc is not None and t.aulc is None, t.variant
         assert t.seconds_per_step is not None and t.peak_memory_bytes is not None

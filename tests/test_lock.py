@@ -29,7 +29,8 @@ from harness.specs import EvalSpec, Suite, TrainSpec, Variant
 
 SUITE = Suite(name="tiny-lock", version="1", description="two small models", dataset="digits",
               variants=(Variant("mlp-none", "mlp", "none"), Variant("mlp-batch", "mlp", "batch")), seeds=(0,),
-              train=TrainSpec(epochs=1), evaluation=EvalSpec(shifts=("fog",), severities=(1, 2, 3)))
+              train=TrainSpec(epochs=1), evaluation=EvalSpec(shifts=("fog",), severities=(1, 2, 3), membership=False,
+                                                              cost=False))
 '''
 N_TRAIN, N_EVAL = 2, 8  # 2 variants x 1 seed; (clean + fog at 3 severities) each
 

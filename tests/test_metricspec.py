@@ -57,8 +57,9 @@ def _extremes(spec: Metric) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     """(best, worst) inputs for a metric's function, by the form of its arguments."""
     if spec.group == "accuracy":
         return (np.ones(8, dtype=bool),), (np.zeros(8, dtype=bool),)
-    if spec.group == "ood":  # every ID score above every OOD score, and the reverse
-        return (np.linspace(1, 2, 20), np.linspace(-2, -1, 10)), (np.linspace(-2, -1, 20), np.linspace(1, 2, 10))
+    if spec.group in ("ood", "privacy"):  # every ID (member) score above every OOD (non-member) score, and the reverse
+        apart = (np.linspace(1, 2, 20), np.linspace(-2, -1, 10)), (np.linspace(-2, -1, 20), np.linspace(1, 2, 10))
+        return apart[::-1] if spec.group == "privacy" else apart  # members found: the worst case
     if spec.name == "ece":  # sure and right; sure and wrong
         return (np.ones(8), np.ones(8, dtype=bool)), (np.ones(8), np.zeros(8, dtype=bool))
     labels = np.array([0, 1, 2, 0])
@@ -118,6 +119,18 @@ def _eval_arrays(kind: str, rng: np.random.Generator, strength: float, denoise: 
     moves them from a confident, mostly wrong classifier (Brier near 2) to a good one."""
     if kind == "ood":
         return {"score_in": rng.normal(strength, 1, N), "score_out": rng.normal(0, 1, N // 2)}
+    if kind == "membership":  # members' negative losses against the test examples'
+        out = {"score_in": -rng.gamma(2.0, 1.0 - 0.5 * strength, N // 2), "score_out": -rng.gamma(2.0, 1.0, N)}
+        if not (denoise or lm):  # and, as under the membership design, a pool's phi and this seed's half (LiRA)
+            in_mask = rng.permutation(N) < N // 2
+            out |= {"phi": rng.normal(0, 1, N) + 3 * strength * in_mask, "in_mask": in_mask}
+        return out
+    if kind == "cost":  # per repeat: seconds, examples per second, bytes; the counts repeated
+        r = 6
+        return {"latency_b1": rng.gamma(2.0, 1e-4 * (2 - strength), r), "latency_batch": rng.gamma(2.0, 1e-3, r),
+                "throughput": rng.gamma(2.0, 1e5, r), "peak_memory": np.full(r, 2.0 ** 20 * (1 + strength)),
+                "parameters": np.full(r, 1000.0), "flops": np.full(r, 5e4), "folded": np.zeros(r),
+                "threads": np.ones(1)}
     if denoise:
         return {"denoise_loss": rng.gamma(2.0, 1.5 - strength, N)}
     if lm:  # a language model's bits per character of each window
@@ -161,6 +174,11 @@ def _write(run_dir: Path, suite: Suite) -> Path:
                           "seconds_per_step": float(rng.uniform(1e-3, 5e-3)), "train_seconds": 1.0,
                           "loss_roughness": float(rng.uniform(0.01, 0.3)), "grad_norm_median": float(rng.uniform(0, 3)),
                           "grad_norm_max": float(rng.uniform(3, 30)), "peak_memory_bytes": float(rng.uniform(1e6, 9e6)),
+                          # what the steps cost (harness.energy): FLOPs counted, CPU time, a declared energy
+                          "step_flops": 10 ** 6, "train_flops": 200 * 10 ** 6, "cpu_seconds": float(rng.uniform(1, 2)),
+                          "energy": float(rng.uniform(8, 16)),
+                          **({"flops_to_target": 10 ** 6 * 100, "energy_to_target": float(rng.uniform(1, 8))}
+                             if reached else {"flops_to_target": None, "energy_to_target": None}),
                           **({"final_val_loss": float(rng.uniform(0.1, 0.3)),
                               "mean_val_loss": float(rng.uniform(0.2, 0.5))} if denoise else
                              {"final_val_bpc": float(rng.uniform(2.0, 4.0)),

@@ -56,7 +56,7 @@ def test_the_wheel_holds_one_top_level_name_harness_with_reports_and_suites_insi
     tops = {n.split("/")[0] for n in names}
     assert {t for t in tops if not t.endswith(".dist-info")} == {"harness"}
     assert "harness/reports/build.py" in names and "harness/suites/quickstart/__init__.py" in names
-    assert "harness/reports/schema/results-v3.schema.json" in names and "harness/py.typed" in names
+    assert "harness/reports/schema/results-v4.schema.json" in names and "harness/py.typed" in names
     shipped = {n.rpartition("/")[0] for n in names if n.endswith("/__init__.py")}
     assert shipped == {p.replace(".", "/") for p in SETUPTOOLS["packages"]}
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))

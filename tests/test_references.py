@@ -142,7 +142,7 @@ def test_results_json_and_the_report_carry_the_references(run) -> None:  # type:
     jsonschema = pytest.importorskip("jsonschema")
     report = build_report(run[0], n_resamples=300)
     out = to_json(report)
-    schema = json.loads((Path(__file__).parents[1] / "reports" / "schema" / "results-v3.schema.json").read_text())
+    schema = json.loads((Path(__file__).parents[1] / "reports" / "schema" / "results-v4.schema.json").read_text())
     jsonschema.validate(out, schema)
     refs = out["references"]
     assert [r["citation"] for r in refs] == [r.citation for r in REFERENCES]

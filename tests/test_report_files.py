@@ -33,6 +33,7 @@ from harness.reports.build import build_report
 from harness.reports.render import LOCK, MANIFEST, READY, finish_rebuild, to_json, write_reports
 from harness.specs import EvalSpec, Suite, TrainSpec, Variant
 from harness.store import Cell, Store
+from harness.suites.quickstart import SUITE as QUICKSTART
 
 CLEAN = {"kind": "clean", "name": "", "params": {}}
 ENV = {**os.environ, "NO_COLOR": "1", "COLUMNS": "2000"}
@@ -67,7 +68,7 @@ def toy(tmp_path: Path) -> Path:
     run_dir = tmp_path / "run"
     suite = Suite("toy", "0.1", "a toy suite", "digits", (Variant("mlp-none", "mlp", "none"),
                   Variant("mlp-batch", "mlp", "batch")), (0, 1, 2), TrainSpec(),
-                  EvalSpec(shifts=(), ood_sets=(), attacks=()))
+                  EvalSpec(shifts=(), ood_sets=(), attacks=(), membership=False, cost=False))
     with Store(run_dir) as store:
         store.put_meta("suite", suite.to_dict())
         store.put_meta("provenance", {"harness": "test", "command": ["pytest"]})
@@ -431,7 +432,7 @@ def test_a_run_killed_before_its_end_is_reported_as_incomplete(tmp_path: Path) -
         _, err = proc.communicate()
     assert proc.returncode == -signal.SIGKILL, f"the run ended before the kill: {err}"
     done = _done_cells(run_dir)
-    per_model = 1 + 41  # a training cell and the quickstart's 41 evaluation cells (`harness show quickstart`)
+    per_model = 1 + len(QUICKSTART.conditions())  # a training cell and the quickstart's evaluation cells
     report = _cli("report", str(run_dir), "--resamples", "200", "--quiet")
     assert report.returncode == 0, report.stderr
     incomplete = json.loads((run_dir / "results.json").read_text())["incomplete"]

@@ -17,19 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runs import live_in_group, stored_cells
+from runs import live_in_group, stored_cells, untimed
 
 from harness.store import Store
+from harness.suites.quickstart import SUITE as QUICKSTART
 
 pytestmark = [pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals"), pytest.mark.slow]
 
-# two models, 2 epochs each, on the quickstart's full battery: 2 training + 82 evaluation cells,
+# two models, 2 epochs each, on the quickstart's full battery (88 evaluation cells),
 # about 20 s uninterrupted on 2 cores
 ARGS = ["run", "quickstart", "--seeds", "0", "--variants", "mlp-none,mlp-batch", "--epochs", "2",
         "--no-progress", "--quiet"]
-N_CELLS = 84
-# what a cell measures about time: it differs between any two runs
-TIMING = frozenset({"seconds_per_step", "seconds_to_target", "train_seconds"})
+N_CELLS = 2 * (1 + len(QUICKSTART.conditions()))  # two models: a training cell and the whole battery each
 
 
 def _command(run_dir: Path, executor: str) -> list[str]:
@@ -83,8 +82,8 @@ def _records(run_dir: Path) -> dict[str, tuple[Any, ...]]:
     """Every cell: its identity, status, result without timings, and arrays as bytes."""
     with Store(run_dir, create=False) as store:
         return {c.key: (c.kind, c.variant, c.seed, c.condition, c.spec, c.status, c.error,
-                        {k: v for k, v in c.result.items() if k not in TIMING},
-                        {n: (a.dtype.str, a.shape, a.tobytes()) for n, a in c.arrays.items()})
+                        untimed(c.result),
+                        {n: (a.dtype.str, a.shape, a.tobytes()) for n, a in untimed(c.arrays).items()})
                 for c in store.cells()}
 
 

@@ -43,7 +43,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Doc:
     for key in ("estimates", "comparisons", "training", "training_summary", "attacks", "reliability", "curves", "roc",
                 "claims", "checks"):
         assert doc[key], f"the run should exercise {key}"
-    assert doc["schema_version"] == 3
+    assert doc["schema_version"] == 4
     assert doc["incomplete"] is None  # the run has every cell of its plan
     return doc
 
@@ -57,8 +57,8 @@ def validator() -> jsonschema.Draft202012Validator:
 
 def test_schema_is_versioned_draft_2020_12(validator: jsonschema.Draft202012Validator) -> None:
     assert validator.schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert validator.schema["$id"].endswith(":v3") and SCHEMA_PATH.name == "results-v3.schema.json"
-    assert validator.schema["properties"]["schema_version"] == {"const": 3}
+    assert validator.schema["$id"].endswith(":v4") and SCHEMA_PATH.name == "results-v4.schema.json"
+    assert validator.schema["properties"]["schema_version"] == {"const": 4}
     for obj in ("estimate_row", "estimate", "comparison"):
         assert validator.schema["$defs"][obj]["additionalProperties"] is False
 

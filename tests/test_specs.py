@@ -134,7 +134,7 @@ def test_a_denoise_suite_has_its_own_battery_and_of_the_check_conditions_twice_t
     keys = [c.key for c in _denoise().conditions()]
     assert keys == ["clean", "shift:contrast:severity=1", "shift:contrast:severity=2", "ood:faces:score=elbo",
                     "attack:pgd-linf:eps=0.0,steps=5", "attack:pgd-linf:eps=0.1,steps=5", "check:stronger:eps=0.1",
-                    "samples"]
+                    "samples", "membership:loss"]
     # at the sweep's largest eps; none where checks are off or no attack has a non-zero eps
     off = _denoise(evaluation=dataclasses.replace(_denoise().evaluation, checks=False))
     assert "check:stronger:eps=0.1" not in [c.key for c in off.conditions()]

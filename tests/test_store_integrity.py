@@ -26,7 +26,8 @@ from harness.store import STORE_FILE, Store, load_weights, weights_path
 
 TINY = Suite(name="tiny", version="1", description="two small models", dataset="digits",
              variants=(Variant("mlp-none", "mlp", "none"), Variant("mlp-batch", "mlp", "batch")),
-             seeds=(0,), train=TrainSpec(epochs=1), evaluation=EvalSpec(shifts=("fog",), severities=(1,)))
+             seeds=(0,), train=TrainSpec(epochs=1),
+             evaluation=EvalSpec(shifts=("fog",), severities=(1,), membership=False, cost=False))
 RESAMPLES = 200
 COMPAT = Path(__file__).parent / "data" / "compat" / "compat-classify"  # a schema-1 store (no checksums)
 

@@ -306,7 +306,8 @@ norms.register("sp-centred", centred_layer)
 
 SUITE = Suite(name="sp-run", version="0.1.0", description="a suite from a folder with its own norm", dataset="digits",
               variants=(Variant("mlp-none", "mlp", "none"), Variant("mlp-sp-centred", "mlp", "sp-centred")),
-              seeds=(0,), train=TrainSpec(epochs=1), evaluation=EvalSpec(shifts=()), max_train=300, max_test=200)
+              seeds=(0,), train=TrainSpec(epochs=1), evaluation=EvalSpec(shifts=(), membership=False, cost=False),
+              max_train=300, max_test=200)
 '''
 
 

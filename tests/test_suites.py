@@ -90,7 +90,8 @@ def test_a_suite_at_its_reduced_size_runs_reports_and_judges_every_claim(name: s
         assert [(c.name, c.status != "n/a") for c in report.checks[3:]] == [
             ("twice the steps of the attack raise the loss little", True)]
         assert {r.metric for r in report.estimates} == {"denoising_loss", "auroc", "fpr95", "aupr_in", "aupr_out",
-                                                        "sample_fid", "class_tv"}
+                                                        "sample_fid", "class_tv", "membership_auroc",
+                                                        "membership_tpr_1pct", "membership_tpr_01pct"}
     else:
         assert all(c.status in ("pass", "fail", "n/a") for c in report.checks)
         assert bool(report.checks) == bool(task_of(suite).checks), name  # every task with a battery runs it

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from runs import untimed
 from safetensors.torch import save_file
 
 from harness.errors import ConfigError
@@ -41,7 +42,7 @@ def _suite(variants: tuple[Variant, ...] = VARIANTS) -> Suite:
 
 def _records(run_dir: Path) -> dict[tuple[str, str], dict[str, np.ndarray]]:
     with Store(run_dir, create=False) as store:
-        return {(c.variant, json.dumps(c.condition, sort_keys=True)): c.arrays for c in store.cells("eval")}
+        return {(c.variant, json.dumps(c.condition, sort_keys=True)): untimed(c.arrays) for c in store.cells("eval")}
 
 
 @pytest.fixture(scope="module")

@@ -86,7 +86,8 @@ class Classify:
             r.attacks.entry(a.name)
 
     def conditions(self, suite: Suite) -> list[Condition]:
-        from harness.specs import attack, clean, natural, ood, shift
+        from harness.inference import conditions as cost_conditions
+        from harness.specs import attack, clean, membership, natural, ood, shift
 
         ev = suite.evaluation
         out = [clean()]
@@ -100,12 +101,20 @@ class Classify:
         out += [attack(a.name, e, a.params) for a in ev.attacks for e in sorted(a.eps)]
         if ev.attacks and ev.checks:
             out += suite.check_conditions()
+        if ev.membership:  # training examples against the test examples (harness.membership)
+            out.append(membership())
+        out += cost_conditions(suite)  # inference cost, as trained and with BatchNorm folded (harness.inference)
         return out
 
     def train_params(self, suite: Suite) -> dict[str, Any]:
-        return {}  # a classifier's training cell is the recipe alone
+        # a classifier's training cell is the recipe alone; the membership design trains on a half of it
+        return {"membership_design": True} if suite.membership_design else {}
 
     def eval_params(self, suite: Suite, cond: Condition) -> dict[str, Any]:
+        if cond.kind == "cost":  # the large batch and the repeats change the measurement
+            from harness.inference import eval_params
+
+            return eval_params(suite)
         return {}
 
     def build(self, suite: Suite, variant: Variant, split: Any, seed: int) -> nn.Module:
@@ -120,6 +129,12 @@ class Classify:
               on_step: Callable[[int, int], None] | None) -> Any:
         from harness.training import train
 
+        if suite.membership_design:  # the seed's half of the training part (harness.membership.half)
+            import dataclasses
+
+            from harness.membership import half
+
+            split = dataclasses.replace(split, train=split.train.subset(half(len(split.train.y), seed).nonzero()[0]))
         return train(model, split, variant.recipe(suite.train), seed, device, on_step)
 
     def setup(self, ctx: Any, store: Any, conditions: list[Condition]) -> None:
@@ -138,12 +153,22 @@ class Classify:
         return evaluate(run.model, run.split.test.x, run.split.test.y, run.ood, run.conditions, run.seed,
                         suite.split_seed, suite.evaluation.batch_size, run.device, transfer_source=source,
                         fit_data=(run.split.train.x, run.split.train.y), natural_sets=run.natural,
-                        adversarial=run.adversarial)
+                        adversarial=run.adversarial, cost=(suite.evaluation.cost_batch_size,
+                                                           suite.evaluation.cost_repeats),
+                        membership_design=suite.membership_design)
 
     def eval_summary(self, cond: Condition, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
         from harness.tasks.classify.evaluation import attack_settings
 
         out: dict[str, Any] = attack_settings(cond) if cond.kind == "attack" else {}
+        if cond.kind == "membership":
+            from harness.membership import summary
+
+            return summary(arrays)
+        if cond.kind == "cost":
+            from harness.inference import summary as cost_summary
+
+            return cost_summary(arrays)
         shared = shared_summary(arrays)
         if shared is not None:
             return {**out, **shared}
@@ -154,9 +179,21 @@ class Classify:
     def metrics(self, cond: Condition) -> tuple[str, ...]:
         if cond.kind == "ood":
             return OOD
+        if cond.kind == "membership":
+            from harness.membership import LOSS_METRICS
+
+            return LOSS_METRICS
+        if cond.kind == "cost":
+            from harness.inference import metrics
+
+            return metrics(cond)
         return ("accuracy", *CALIBRATION) if cond.kind in ("clean", "shift", "natural") else ("accuracy",)
 
     def compared(self, cond: Condition) -> tuple[str, ...]:
+        if cond.kind == "cost":
+            from harness.inference import compared
+
+            return compared(cond)
         # calibration is compared in-distribution only: under every shift it would triple the family
         return tuple(m for m in self.metrics(cond) if m not in CALIBRATION or cond.key == "clean")
 

@@ -14,7 +14,13 @@ Per-example outcomes per condition (all arrays of length N = test examples unles
   eps of the same sweep (worst case: that input lies in the larger ball too);
 * check: the evidence of one adversarial sanity check (see ``_check``);
 * ood: ``score_in`` (N,) on the test split and ``score_out`` (M,) on the OOD set, higher =
-  more in-distribution.
+  more in-distribution;
+* membership (the loss-threshold attack): ``score_in`` (k,) on members (training examples) and
+  ``score_out`` (N,) on the test split, the negative loss (higher = more likely a member), and
+  ``member_index`` (:func:`membership_scores`);
+* cost (``cost``, ``cost:fold=True``): the model's inference cost on the test images (harness.inference.cost_arrays:
+  per-repeat latency, throughput, peak memory, parameters and FLOPs, each (R,) for R repeats; ``folded`` and
+  ``threads`` (1,)).
 
 A model whose logits or features hold NaN or inf for any input raises a ValueError at that condition
 (:func:`finite`): nothing computed from them would mean anything, and the worker stores the failure
@@ -337,13 +343,44 @@ class OodScorer:
         return {"score_in": s_in.double().cpu().numpy(), "score_out": s_out.double().cpu().numpy()}
 
 
+def membership_scores(model: nn.Module, train: tuple[np.ndarray, np.ndarray], test_logits: torch.Tensor,
+                      y_test: torch.Tensor, split_seed: int, batch_size: int, dev: torch.device,
+                      design_seed: int | None = None) -> Outcome:
+    """The loss-threshold attack's arrays (harness.membership): ``score_in`` (k,) the negative cross-entropy
+    of the members (harness.membership.member_sample of the training examples ``train``, (x, y)),
+    ``score_out`` (N,) that of the test examples (their logits ``test_logits`` (N, K), labels ``y_test``),
+    and ``member_index`` (k,) which training examples the members are. The loss is computed in float64 from
+    the logits, so a model that fits its members almost perfectly still ranks them (float32 rounds such
+    losses to 0, which would tie them).
+
+    ``design_seed``: the model trained on that seed's half of ``train`` (the membership design), so the
+    members are drawn from the half, and every training example (the pool, P of them) is scored as well:
+    ``phi`` (P,) the logit-scaled confidence in the true class (harness.membership.logit_confidence) and
+    ``in_mask`` (P,) the half, what LiRA reads across seeds."""
+    from harness.membership import half, logit_confidence, member_sample
+
+    n_train = len(train[1])
+    pool = np.arange(n_train) if design_seed is None else half(n_train, design_seed).nonzero()[0]
+    idx = pool[member_sample(len(pool), len(y_test), split_seed)]
+    out: Outcome = {}
+    if design_seed is not None:
+        logits = predict(model, as_tensor(train[0], dev), batch_size)
+        out = {"phi": logit_confidence(logits.double().cpu().numpy(), train[1]), "in_mask": half(n_train, design_seed)}
+        in_logits = logits[torch.as_tensor(idx, device=logits.device)]
+    else:
+        in_logits = predict(model, as_tensor(train[0][idx], dev), batch_size)
+    loss_in = F.cross_entropy(in_logits.double(), as_tensor(train[1][idx], dev), reduction="none")
+    loss_out = F.cross_entropy(test_logits.double(), y_test, reduction="none")
+    return {"score_in": -loss_in.cpu().numpy(), "score_out": -loss_out.cpu().numpy(), "member_index": idx, **out}
+
+
 def evaluate(model: nn.Module, x_test: np.ndarray, y_test: np.ndarray, ood_sets: Mapping[str, np.ndarray],
              conditions: list[Condition], seed: int, condition_seed: int, batch_size: int = 512,
              device: str = "cpu", transfer_source: nn.Module | None = None,
              fit_data: tuple[np.ndarray, np.ndarray] | None = None,
              natural_sets: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
-             adversarial: Mapping[str, torch.Tensor] | None = None,
-             ) -> Iterator[tuple[Condition, Outcome]]:
+             adversarial: Mapping[str, torch.Tensor] | None = None, cost: tuple[int, int] = (256, 20),
+             membership_design: bool = False) -> Iterator[tuple[Condition, Outcome]]:
     """Yield (condition, per-example outcome) for each condition, in order.
 
     ``x_test`` (N, C, H, W) float32 in [0, 1], ``y_test`` (N,) int64; ``ood_sets`` maps a set
@@ -355,7 +392,9 @@ def evaluate(model: nn.Module, x_test: np.ndarray, y_test: np.ndarray, ood_sets:
     shape) and labels; ``adversarial`` maps an attack condition's key to its adversarial inputs
     (like ``x_test``) where they were computed for this model already (harness.batched.battery_many,
     which attacks the seeds of a variant as one computation, equal to this one up to float rounding),
-    so only the model's predictions of them are computed here.
+    so only the model's predictions of them are computed here; ``cost`` is the large batch and the timed
+    repeats of the cost conditions (EvalSpec.cost_batch_size, cost_repeats); ``membership_design``: the model
+    trained on its seed's half of ``fit_data`` (harness.membership.half), which its membership condition scores.
     """
     from harness.registry import shifts
 
@@ -365,6 +404,7 @@ def evaluate(model: nn.Module, x_test: np.ndarray, y_test: np.ndarray, ood_sets:
     clean_logits = predict(model, x, batch_size)
     sweeps = _Sweeps()
     scorer = OodScorer(model, x, clean_logits, fit_data, batch_size, dev)
+    measured: dict[str, Outcome] = {}  # the cost conditions' arrays (harness.inference.cost_outcome)
     for cond in conditions:
         if cond.kind == "clean":
             logits = clean_logits if cond.bn_mode == "frozen" else predict_bn(model, x, batch_size, cond.bn_mode)
@@ -394,5 +434,14 @@ def evaluate(model: nn.Module, x_test: np.ndarray, y_test: np.ndarray, ood_sets:
         elif cond.kind == "check":
             gen = torch_generator(seed, cond.key, device=dev.type)
             yield cond, _check(model, x, y, cond, gen, batch_size, clean_logits, transfer_source, sweeps)
+        elif cond.kind == "membership":
+            if fit_data is None:
+                raise ValueError("a membership condition scores training examples, and no training data was given")
+            yield cond, membership_scores(model, fit_data, clean_logits, y, condition_seed, batch_size, dev,
+                                          seed if membership_design else None)
+        elif cond.kind == "cost":
+            from harness.inference import cost_outcome
+
+            yield cond, cost_outcome(model, x, cond, cost, device, measured)
         else:  # pragma: no cover - Condition's type forbids it
             raise ValueError(f"unknown condition kind {cond.kind!r}")

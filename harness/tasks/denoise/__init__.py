@@ -113,7 +113,7 @@ class Denoise:
         r.norms.entry(suite.task_options.judge_norm)
 
     def conditions(self, suite: Suite) -> list[Condition]:
-        from harness.specs import attack, check, clean, ood, samples, shift
+        from harness.specs import attack, check, clean, membership, ood, samples, shift
 
         ev = suite.evaluation
         # the ELBO score is the OOD score; of the classifiers' check conditions only "stronger" applies,
@@ -122,7 +122,8 @@ class Denoise:
         return [clean(), *(shift(s, sev) for s in ev.shifts for sev in ev.severities),
                 *(ood(o, "elbo") for o in ev.ood_sets),
                 *(attack(a.name, e, a.params) for a in ev.attacks for e in sorted(a.eps)),
-                *([check("stronger", eps=top)] if ev.checks and top > 0 else []), samples()]
+                *([check("stronger", eps=top)] if ev.checks and top > 0 else []), samples(),
+                *([membership()] if ev.membership else [])]
 
     def train_params(self, suite: Suite) -> dict[str, Any]:
         assert suite.task_options is not None
@@ -172,12 +173,16 @@ class Denoise:
         judge = run.setup() if any(c.kind == "samples" for c in run.conditions) else None
         return evaluate_denoiser(run.model, NoiseSchedule(d.steps), run.split.test.x, run.split.test.y, run.ood,
                                  run.conditions, run.seed, suite.split_seed, suite.evaluation.batch_size, run.device,
-                                 d.n_t, judge, d.samples)
+                                 d.n_t, judge, d.samples, x_train=run.split.train.x)
 
     def eval_summary(self, cond: Condition, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
         from harness.tasks.denoise.attack import denoise_attack_settings
 
         out: dict[str, Any] = denoise_attack_settings(cond) if cond.kind == "attack" else {}
+        if cond.kind == "membership":
+            from harness.membership import summary
+
+            return summary(arrays)
         shared = shared_summary(arrays)
         if shared is not None:
             return {**out, **shared}
@@ -193,6 +198,10 @@ class Denoise:
             from harness.tasks.classify import OOD
 
             return OOD
+        if cond.kind == "membership":
+            from harness.membership import LOSS_METRICS
+
+            return LOSS_METRICS
         # a denoiser has a loss, no accuracy or calibration; its samples' metrics are one value per seed
         return SAMPLE_METRICS if cond.kind == "samples" else ("denoising_loss",)
 

@@ -51,7 +51,7 @@ def _stronger(model: nn.Module, schedule: NoiseSchedule, x: torch.Tensor, eps: f
 def evaluate_denoiser(model: nn.Module, schedule: NoiseSchedule, x_test: np.ndarray, y_test: np.ndarray,
                       ood_sets: dict[str, np.ndarray], conditions: list[Any], seed: int, condition_seed: int,
                       batch_size: int = 512, device: str = "cpu", n_t: int = 10, judge: Judge | None = None,
-                      n_samples: int = 256) -> Any:
+                      n_samples: int = 256, x_train: np.ndarray | None = None) -> Any:
     """Yield (condition, per-example outcome) for each condition of a denoise suite, in order.
 
     * clean, shift: ``denoise_loss`` (N,), :func:`negative_elbo` of the (shifted) test images,
@@ -68,7 +68,13 @@ def evaluate_denoiser(model: nn.Module, schedule: NoiseSchedule, x_test: np.ndar
       what a smaller eps broke);
     * check ``stronger``: :func:`_stronger`, after the sweeps it reads;
     * samples: :func:`sample_quality` with ``n_samples`` samples from the seed's
-      ``torch_generator(seed, "samples")`` (every variant of a seed starts from the same noise).
+      ``torch_generator(seed, "samples")`` (every variant of a seed starts from the same noise);
+    * membership (the loss-threshold attack, harness.membership): ``score_in`` (k,) the negative
+      :func:`negative_elbo` of k training images ``x_train`` (harness.membership.member_sample, seeded by
+      ``condition_seed``), ``score_out`` (N,) the test images', and ``member_index`` (k,). The loss is a
+      Monte Carlo estimate, and every call draws the same noise per position: with k = N (members as
+      many as test images, the usual case) member i and test image i get the same timesteps and noise, so
+      the draws cancel out of the comparison.
 
     ``seed`` is the training seed; ``n_t`` the ELBO's timesteps; the model is used in eval mode.
     """
@@ -122,5 +128,14 @@ def evaluate_denoiser(model: nn.Module, schedule: NoiseSchedule, x_test: np.ndar
                                   hint="pass judge= to evaluate_denoiser (the runner trains it once per run)")
             gen = torch_generator(seed, "samples", device=dev.type)
             yield cond, sample_quality(model, schedule, judge, np.asarray(y_test), n_samples, gen, batch_size)
+        elif cond.kind == "membership":
+            if x_train is None:
+                raise ValueError("a membership condition scores training images, and none were given")
+            from harness.membership import member_sample
+
+            idx = member_sample(len(x_train), len(x), condition_seed)
+            clean_loss = loss_of(x) if clean_loss is None else clean_loss
+            yield cond, {"score_in": -loss_of(as_tensor(x_train[idx], dev)), "score_out": -clean_loss,
+                         "member_index": idx}
         else:
             raise ValueError(f"a denoise suite has no condition kind {cond.kind!r}")

@@ -17,7 +17,7 @@ from harness.seeding import torch_generator
 from harness.specs import TrainSpec
 from harness.tasks.denoise.objective import denoising_loss
 from harness.tasks.denoise.schedule import NoiseSchedule
-from harness.training import fit, loss_curve_measures, run_summary
+from harness.training import RunCompute, fit, loss_curve_measures, run_summary
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,6 +49,7 @@ class DenoiserTrainResult:
     final_val_loss: float
     peak_memory_bytes: int
     memory_method: str
+    compute: RunCompute | None = None  # CPU time, FLOPs and counted energy of the steps
 
     def summary(self) -> dict[str, float | int | bool | str | None]:
         """The scalar results, JSON-ready. ``mean_val_loss`` is the area under the held-out loss

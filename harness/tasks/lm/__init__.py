@@ -14,7 +14,9 @@ A suite's battery (harness.tasks.lm.evaluation), per example (a window of the bo
 * ``natural``: of another text set (``sotu``, the State of the Union passages: another register and era;
   ``spam``: mail);
 * ``ood`` with score ``perplexity``: the test windows against another set's, scored by the negative bits
-  per character (higher = more in-distribution), as AUROC, FPR at 95% TPR and AUPR.
+  per character (higher = more in-distribution), as AUROC, FPR at 95% TPR and AUPR;
+* ``membership:loss``: the loss-threshold membership attack (harness.membership), training windows
+  against the test windows, scored by the negative bits per character.
 
 No attacks: a language model's battery has none (so no adversarial sanity check applies). A variant's
 ``options`` are its model's keyword arguments, except ``warmup_steps``, which overrides the suite's warm-up
@@ -148,17 +150,21 @@ class LanguageModel:
             r.text_shifts.entry(name)
 
     def conditions(self, suite: Suite) -> list[Condition]:
-        from harness.specs import clean, natural, ood, shift
+        from harness.inference import conditions as cost_conditions
+        from harness.specs import clean, membership, natural, ood, shift
 
         ev = suite.evaluation
         return ([clean()] + [shift(s, sev) for s in ev.shifts for sev in ev.severities]
-                + [natural(n) for n in ev.natural_shifts] + [ood(o, sc) for o in ev.ood_sets for sc in ev.ood_scores])
+                + [natural(n) for n in ev.natural_shifts] + [ood(o, sc) for o in ev.ood_sets for sc in ev.ood_scores]
+                + ([membership()] if ev.membership else []) + cost_conditions(suite))
 
     def train_params(self, suite: Suite) -> dict[str, Any]:
         return {"lm": dataclasses.asdict(self._options(suite))}
 
     def eval_params(self, suite: Suite, cond: Condition) -> dict[str, Any]:
-        return {"lm": dataclasses.asdict(self._options(suite))}
+        from harness.inference import eval_params as cost_params
+
+        return {"lm": dataclasses.asdict(self._options(suite)), **(cost_params(suite) if cond.kind == "cost" else {})}
 
     def build(self, suite: Suite, variant: Variant, split: Any, seed: int) -> nn.Module:
         from harness.corpora import VOCAB
@@ -190,18 +196,39 @@ class LanguageModel:
 
         other = {**run.ood, **{c.name: run.natural[c.key] for c in run.conditions if c.kind == "natural"}}
         return evaluate(run.model, run.split, other, run.conditions, run.suite.split_seed,
-                        run.suite.evaluation.batch_size, run.device)
+                        run.suite.evaluation.batch_size, run.device,
+                        (run.suite.evaluation.cost_batch_size, run.suite.evaluation.cost_repeats))
 
     def eval_summary(self, cond: Condition, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+        if cond.kind == "membership":
+            from harness.membership import summary
+
+            return summary(arrays)
+        if cond.kind == "cost":
+            from harness.inference import summary as cost_summary
+
+            return cost_summary(arrays)
         shared = shared_summary(arrays)
         if shared is not None:
             return shared
         return {"bpc": float(arrays["bpc"].mean())}
 
     def metrics(self, cond: Condition) -> tuple[str, ...]:
+        if cond.kind == "membership":
+            from harness.membership import LOSS_METRICS
+
+            return LOSS_METRICS
+        if cond.kind == "cost":
+            from harness.inference import metrics
+
+            return metrics(cond)
         return OOD if cond.kind == "ood" else ("bpc",)
 
     def compared(self, cond: Condition) -> tuple[str, ...]:
+        if cond.kind == "cost":
+            from harness.inference import compared
+
+            return compared(cond)
         return self.metrics(cond)
 
     def worst_case(self, stacked: np.ndarray) -> np.ndarray:

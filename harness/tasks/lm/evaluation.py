@@ -61,7 +61,8 @@ def corrupt(texts: tuple[str, ...], name: str, severity: int, seed: int) -> list
 
 
 def evaluate(model: Any, split: Any, other: Mapping[str, Any], conditions: list[Condition], condition_seed: int,
-             batch_size: int = 256, device: str = "cpu") -> Iterator[tuple[Condition, dict[str, np.ndarray]]]:
+             batch_size: int = 256, device: str = "cpu", cost: tuple[int, int] = (256, 20),
+             ) -> Iterator[tuple[Condition, dict[str, np.ndarray]]]:
     """Yield (condition, per-example arrays) for each condition, in order; ``split`` is a
     harness.tasks.lm.data.BookSplit (its test windows scored), ``other`` maps a text set's name to its
     harness.tasks.lm.data.Windows.
@@ -73,7 +74,12 @@ def evaluate(model: Any, split: Any, other: Mapping[str, Any], conditions: list[
     * natural: ``bpc`` of each window of the named set;
     * ood (score ``perplexity``): ``score_in`` (N,) and ``score_out`` (M,), the negative bits per
       character of the test windows and of the set's (higher = more in-distribution: the log of the
-      perplexity, negated, in bits).
+      perplexity, negated, in bits);
+    * membership (the loss-threshold attack, harness.membership): ``score_in`` (k,) the negative bits per
+      character of k training windows (harness.membership.member_sample, seeded by ``condition_seed``, the
+      suite's split seed), ``score_out`` (N,) the test windows', and ``member_index`` (k,);
+    * cost (``cost``, ``cost:fold=True``): the model's inference cost on the test windows
+      (harness.inference.cost_outcome; ``cost`` is the large batch and the timed repeats).
     """
     import torch
 
@@ -87,6 +93,7 @@ def evaluate(model: Any, split: Any, other: Mapping[str, Any], conditions: list[
     size = test.x.shape[1]
     clean = bits_per_char(model, as_tensor(test.x, dev), batch_size)
     scored: dict[str, np.ndarray] = {}  # a set's bits per character, scored once for natural and OOD
+    measured: dict[str, dict[str, np.ndarray]] = {}  # the cost conditions' arrays (harness.inference)
 
     def of(name: str) -> np.ndarray:
         if name not in other:
@@ -105,5 +112,15 @@ def evaluate(model: Any, split: Any, other: Mapping[str, Any], conditions: list[
             yield cond, {"bpc": of(cond.name)}
         elif cond.kind == "ood":
             yield cond, {"score_in": -clean, "score_out": -of(cond.name)}
+        elif cond.kind == "membership":  # a fixed sample of the training windows against the test windows
+            from harness.membership import member_sample
+
+            idx = member_sample(len(split.train.x), len(test.x), condition_seed)
+            members = bits_per_char(model, as_tensor(split.train.x[idx], dev), batch_size)
+            yield cond, {"score_in": -members, "score_out": -clean, "member_index": idx}
+        elif cond.kind == "cost":
+            from harness.inference import cost_outcome
+
+            yield cond, cost_outcome(model, as_tensor(test.x, dev), cond, cost, device, measured)
         else:
             raise ValueError(f"a language-model suite has no {cond.kind!r} conditions")

@@ -16,7 +16,7 @@ from torch import nn
 from harness.data import as_tensor
 from harness.specs import TrainSpec
 from harness.tasks.lm.evaluation import bits_per_char
-from harness.training import fit, loss_curve_measures, run_summary
+from harness.training import RunCompute, fit, loss_curve_measures, run_summary
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,6 +49,7 @@ class LMTrainResult:
     final_val_bpc: float
     peak_memory_bytes: int
     memory_method: str
+    compute: RunCompute | None = None  # CPU time, FLOPs and counted energy of the steps
 
     def summary(self) -> dict[str, float | int | bool | str | None]:
         """The scalar results, JSON-ready. ``mean_val_bpc`` is the area under the held-out bits per

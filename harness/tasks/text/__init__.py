@@ -119,19 +119,21 @@ class Text(Classify):
                 r.registry(self.attack_kind).get(a.name)(eps=e, **dict(a.params))
 
     def conditions(self, suite: Suite) -> list[Condition]:
-        from harness.specs import attack, clean, natural, ood, shift
+        from harness.inference import conditions as cost_conditions
+        from harness.specs import attack, clean, membership, natural, ood, shift
 
         ev = suite.evaluation
         # ascending eps: a sweep keeps what smaller radii broke (harness.tasks.text.evaluation)
         return ([clean()] + [shift(s, sev) for s in ev.shifts for sev in ev.severities]
                 + [natural(n) for n in ev.natural_shifts] + [ood(o, sc) for o in ev.ood_sets for sc in ev.ood_scores]
-                + [attack(a.name, e, a.params) for a in ev.attacks for e in sorted(a.eps)])
+                + [attack(a.name, e, a.params) for a in ev.attacks for e in sorted(a.eps)]
+                + ([membership()] if ev.membership else []) + cost_conditions(suite))
 
     def train_params(self, suite: Suite) -> dict[str, Any]:
         return {"text": dataclasses.asdict(self._options(suite))}
 
     def eval_params(self, suite: Suite, cond: Condition) -> dict[str, Any]:
-        return {"text": dataclasses.asdict(self._options(suite))}
+        return {"text": dataclasses.asdict(self._options(suite)), **super().eval_params(suite, cond)}
 
     def build(self, suite: Suite, variant: Variant, split: Any, seed: int) -> nn.Module:
         from harness.corpora import VOCAB
@@ -155,11 +157,20 @@ class Text(Classify):
         from harness.tasks.text.evaluation import evaluate
 
         return evaluate(run.model, run.split, run.ood, run.natural, run.conditions, run.seed, run.suite.split_seed,
-                        self._options(run.suite).length, run.suite.evaluation.batch_size, run.device)
+                        self._options(run.suite).length, run.suite.evaluation.batch_size, run.device,
+                        (run.suite.evaluation.cost_batch_size, run.suite.evaluation.cost_repeats))
 
     def eval_summary(self, cond: Condition, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
         from harness.tasks.text.evaluation import attack_settings
 
+        if cond.kind == "membership":
+            from harness.membership import summary
+
+            return summary(arrays)
+        if cond.kind == "cost":
+            from harness.inference import summary as cost_summary
+
+            return cost_summary(arrays)
         shared = shared_summary(arrays)
         if shared is not None:
             return shared

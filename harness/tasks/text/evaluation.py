@@ -6,8 +6,9 @@ corrupted texts for every model, as the image shifts are), then re-encodes it to
 text is cut again there). Natural shifts are other labelled mail; OOD sets are scored against the clean test
 texts with the image classifiers' scores (harness.tasks.classify.evaluation.OodScorer); attacks are
 harness.textattacks'. Each condition's arrays are the image classifier's (``pred``, ``correct``,
-``confidence``, ``loss``, ``brier``, ``label``; ``score_in`` / ``score_out`` for OOD; an attack adds the
-budget each example used), so every report metric applies unchanged.
+``confidence``, ``loss``, ``brier``, ``label``; ``score_in`` / ``score_out`` for OOD and for the membership
+attack, whose members are training texts; an attack adds the budget each example used), so every report
+metric applies unchanged.
 """
 
 from __future__ import annotations
@@ -111,18 +112,21 @@ def _attacked(model: Any, cond: Condition, x: Any, y: Any, sweep: _Sweep, seed: 
 
 def evaluate(model: Any, split: Any, ood_sets: Mapping[str, Any], natural_sets: Mapping[str, Any],
              conditions: list[Condition], seed: int, condition_seed: int, length: int, batch_size: int = 512,
-             device: str = "cpu") -> Iterator[tuple[Condition, dict[str, np.ndarray]]]:
+             device: str = "cpu", cost: tuple[int, int] = (256, 20),
+             ) -> Iterator[tuple[Condition, dict[str, np.ndarray]]]:
     """Yield (condition, per-example arrays) for each condition, in order. ``split`` is a
     harness.tasks.text.data.TextSplit (its test part scored, its training part fitting feature-based OOD
     scores); ``ood_sets`` maps an OOD set's name to its TextSet, ``natural_sets`` a natural shift's
     condition key to its (labelled) TextSet. ``seed`` (the training seed) seeds the attacks' random starts
-    and flips; an attack's conditions come in ascending eps, each sweep keeping what smaller eps broke."""
+    and flips; an attack's conditions come in ascending eps, each sweep keeping what smaller eps broke; ``cost`` is
+    the large batch and the timed repeats of the cost conditions (on the test texts' tokens)."""
     import torch
 
     from harness.corpora import encode
     from harness.data import as_tensor
+    from harness.inference import cost_outcome
     from harness.seeding import derive_seed
-    from harness.tasks.classify.evaluation import OodScorer, outcomes, predict
+    from harness.tasks.classify.evaluation import OodScorer, membership_scores, outcomes, predict
 
     dev = torch.device(device)
     model.to(dev).eval()
@@ -131,6 +135,7 @@ def evaluate(model: Any, split: Any, ood_sets: Mapping[str, Any], natural_sets: 
     clean_logits = predict(model, x, batch_size)
     scorer = OodScorer(model, x, clean_logits, (split.train.x, split.train.y), batch_size, dev)
     sweeps: dict[tuple[str, tuple[Any, ...]], _Sweep] = {}  # (attack, its parameters but eps) -> what it broke
+    measured: dict[str, dict[str, np.ndarray]] = {}  # the cost conditions' arrays (harness.inference)
     for cond in conditions:
         if cond.kind == "clean":
             yield cond, outcomes(clean_logits, y)
@@ -147,5 +152,10 @@ def evaluate(model: Any, split: Any, ood_sets: Mapping[str, Any], natural_sets: 
         elif cond.kind == "attack":
             sweep = sweeps.setdefault((cond.name, tuple(p for p in cond.params if p[0] != "eps")), _Sweep())
             yield cond, _attacked(model, cond, x, y, sweep, seed, batch_size)
+        elif cond.kind == "membership":  # members: training texts; non-members: the test texts
+            yield cond, membership_scores(model, (split.train.x, split.train.y), clean_logits, y, condition_seed,
+                                          batch_size, dev)
+        elif cond.kind == "cost":
+            yield cond, cost_outcome(model, x, cond, cost, device, measured)
         else:
             raise ValueError(f"a text suite has no {cond.kind!r} conditions")
