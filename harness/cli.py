@@ -361,6 +361,11 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
+def _params(params: tuple[tuple[str, Any], ...]) -> str:
+    """An attack's settings beside eps as ``show`` prints them: " (steps=10, restarts=1)", "" for none."""
+    return f" ({', '.join(f'{k}={v}' for k, v in params)})" if params else ""
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     if args.name is not None:
         return _show_plugin(args)
@@ -406,7 +411,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"batchnorm:  test-time statistics {', '.join(ev.bn_modes)}",
         f"natural:    {', '.join(ev.natural_shifts) or '-'}",
         f"ood:        {', '.join(ev.ood_sets) or '-'} scored by {task['ood']}",
-        "attacks:    " + ("; ".join(f"{a.name} eps {', '.join(f'{e:g}' for e in a.eps)}" for a in ev.attacks)
+        "attacks:    " + ("; ".join(f"{a.name}{_params(a.params)} eps {', '.join(f'{e:g}' for e in a.eps)}"
+                              for a in ev.attacks)
                           or "-"),
         f"checks:     {task['checks']}",
         f"cells:      {len(suite.variants) * len(suite.seeds)} training, "

@@ -11,6 +11,7 @@ batch composition. Thresholds are constants below, stated in every detail line.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -171,23 +172,28 @@ FLIPS_MARGIN = 0.005  # HotFlip's mean accuracy may exceed random flips' by half
 
 def flips_beat_random(r: Records) -> Check:
     """A guided attack that cannot beat random edits of its budget is not searching: HotFlip's mean accuracy
-    at each number of flips is at most random flips' (plus :data:`FLIPS_MARGIN`), per variant."""
-    by_name = {a["name"]: a for a in r.attacks}
-    if "hotflip" not in by_name or "random-flip" not in by_name:
-        return Check(FLIPS_RANDOM, "n/a", "the suite does not run both hotflip and random-flip")
-    hot, rnd = by_name["hotflip"], by_name["random-flip"]
+    at each number of edits is at most random edits' (plus :data:`FLIPS_MARGIN`), per variant, for each HotFlip
+    sweep against the random sweep of the same kind of edits (flips only, or flips, insertions and deletions:
+    the same parameters)."""
+    hots = [a for a in r.attacks if a["name"] == "hotflip"]
+    rnds = {json.dumps(a["params"], sort_keys=True): a for a in r.attacks if a["name"] == "random-flip"}
+    pairs = [(h, rnds[k]) for h in hots if (k := json.dumps(h["params"], sort_keys=True)) in rnds]
+    if not pairs:
+        return Check(FLIPS_RANDOM, "n/a", "the suite does not run hotflip and random-flip with the same edits")
     bad, n = [], 0
-    for v in r.variants:
-        for e in sorted(set(hot["eps"]) & set(rnd["eps"]) - {0}):
-            h = r.mean(v, attack("hotflip", e, tuple(tuple(p) for p in hot["params"])))
-            m = r.mean(v, attack("random-flip", e, tuple(tuple(p) for p in rnd["params"])))
-            if h is None or m is None:
-                continue
-            n += 1
-            if h > m + FLIPS_MARGIN:
-                bad.append(f"{v} {e:g} flips: HotFlip {_pct(h)} vs random {_pct(m)}")
+    for hot, rnd in pairs:
+        edits = " with insertions and deletions" if dict(map(tuple, hot["params"])).get("insert_delete") else ""
+        for v in r.variants:
+            for e in sorted(set(hot["eps"]) & set(rnd["eps"]) - {0}):
+                h = r.mean(v, attack("hotflip", e, tuple(tuple(p) for p in hot["params"])))
+                m = r.mean(v, attack("random-flip", e, tuple(tuple(p) for p in rnd["params"])))
+                if h is None or m is None:
+                    continue
+                n += 1
+                if h > m + FLIPS_MARGIN:
+                    bad.append(f"{v} {e:g} edits{edits}: HotFlip {_pct(h)} vs random {_pct(m)}")
     return _verdict(FLIPS_RANDOM, bad, n, f"in all {n} (variant, budget) pairs HotFlip's accuracy is within "
-                                          f"{_pct(FLIPS_MARGIN)} of random flips' or lower")
+                                          f"{_pct(FLIPS_MARGIN)} of random edits' of the same kind or lower")
 
 
 def _chance(r: Records, v: str) -> float | None:

@@ -126,8 +126,10 @@ def test_a_tiny_text_suite_runs_every_condition_and_stores_its_texts_outcomes(te
     from harness.reports.build import build_report
     from harness.runner import run
 
+    edits = (("insert_delete", True),)  # flips, insertions and deletions: a second sweep of each discrete attack
     attacks = (AttackSpec("fgsm", (0.0, 0.5, 1.0)), AttackSpec("pgd-linf", (0.0, 0.5, 1.0), (("steps", 3),)),
-               AttackSpec("hotflip", (0, 1, 2)), AttackSpec("random-flip", (0, 1, 2)))
+               AttackSpec("hotflip", (0, 1, 2)), AttackSpec("random-flip", (0, 1, 2)),
+               AttackSpec("hotflip", (0, 1, 2), edits), AttackSpec("random-flip", (0, 1, 2), edits))
     suite = _tiny(evaluation=dataclasses.replace(_tiny().evaluation, attacks=attacks))
     summary = run(suite, tmp_path / "run", device="cpu", executor="serial", progress=False)
     assert summary.ok, summary.failures
@@ -146,6 +148,9 @@ def test_a_tiny_text_suite_runs_every_condition_and_stores_its_texts_outcomes(te
     assert status["accuracy never rises with eps"] == "pass"
     assert {c.name for c in report.checks} >= {"PGD is at least as strong as FGSM, on average and per example",
                                                "HotFlip is at least as strong as random flips of the same budget"}
+    # each HotFlip sweep against the random sweep of its own kind of edits: 2 variants x 2 budgets x 2 kinds
+    flips = next(c for c in report.checks if c.name.startswith("HotFlip"))
+    assert flips.status == "pass" and "in all 8 (variant, budget) pairs" in flips.detail, flips
     worst = {r.condition.key for r in report.estimates if r.condition.name == "worst-case"}
     assert {"attack:worst-case:eps=2.0,norm=edits", "attack:worst-case:eps=1.0,norm=linf"} <= worst, worst
     assert task_of(suite).describe(suite)["target"].endswith("(32-byte inputs, warm-up 2 steps)")

@@ -16,8 +16,10 @@ substitution and swap, case flips, whitespace, header noise); the later collecti
 ``easy-ham-2`` and ``spam-2``) and the hard ham as natural shifts; State of the Union paragraphs and
 Moby-Dick passages as OOD text, scored by maximum softmax probability, energy and Mahalanobis distance on
 the pooled features. Attacks (harness.textattacks): FGSM and PGD-10 on the byte embeddings at eps 0.05,
-0.1 and 0.2 of each model's embedding scale (L-inf), and 1, 2 and 4 character flips chosen by HotFlip and at
-random (its baseline), with the sanity checks that read them.
+0.1 and 0.2 of each model's embedding scale (L-inf), and 1, 2 and 4 character edits chosen by HotFlip and at
+random (its baseline), twice: flips only, and flips, insertions and deletions (``insert_delete``, the edits
+counted as the Levenshtein distance); with the sanity checks that read them (HotFlip against random edits of
+the same kind).
 
 ``harness run spam --size reduced`` is what CI runs.
 
@@ -65,7 +67,8 @@ TEXT_SHIFTS = ("typo-insert", "typo-delete", "typo-substitute", "typo-swap", "ca
                "header-noise")
 RNN = (("embed_dim", 32), ("hidden", 128))
 EMBED_EPS = (0.0, 0.05, 0.1, 0.2)  # in units of each model's embedding scale (harness.textattacks)
-FLIPS = (0, 1, 2, 4)  # characters flipped
+FLIPS = (0, 1, 2, 4)  # characters edited
+EDITS = (("insert_delete", True),)  # flips, insertions and deletions (without it: flips only)
 
 # Per-family learning rates (training pilots: the transformers reach 95% at 2e-3, the recurrent nets at 1e-2, and
 # 5e-3 suits neither). Every comparison is within a family, so both sides of a pair train with the same recipe; a
@@ -99,7 +102,8 @@ SUITE = Suite(
     evaluation=EvalSpec(shifts=TEXT_SHIFTS, natural_shifts=("spam-later", "hard-ham"),
                         ood_sets=("sotu", "moby-dick"), ood_scores=("msp", "energy", "mahalanobis"), checks=False,
                         attacks=(AttackSpec("fgsm", EMBED_EPS), AttackSpec("pgd-linf", EMBED_EPS, (("steps", 10),)),
-                                 AttackSpec("hotflip", FLIPS), AttackSpec("random-flip", FLIPS))),
+                                 AttackSpec("hotflip", FLIPS), AttackSpec("random-flip", FLIPS),
+                                 AttackSpec("hotflip", FLIPS, EDITS), AttackSpec("random-flip", FLIPS, EDITS))),
     test_fraction=0.25,
     val_fraction=0.1,
     max_test=500,
